@@ -1,0 +1,289 @@
+/**
+ * The error catalogue. Every error keyhole raises is a {@link KeyholeError} with a stable string
+ * `code`, an HTTP `statusCode` and, where the protocol asks for one, `headers` (RFC 6750's
+ * `WWW-Authenticate`). Fastify and Express both read `statusCode` and `headers`, so one class
+ * serves both adapters. Messages are generic: they never carry a token, a claim value or a
+ * database DETAIL. The underlying library's error is kept as `cause` (non-enumerable, so it is
+ * not serialised into a response or a log line by accident).
+ */
+
+/** RFC 6750 §3.1 error codes carried in `WWW-Authenticate`. */
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope'
+
+interface CatalogueEntry {
+  readonly statusCode: number
+  readonly message: string
+  /** The RFC 6750 `error` attribute, when the response carries `WWW-Authenticate`. */
+  readonly bearer?: BearerErrorCode | null
+}
+
+/**
+ * Every code keyhole can raise, with its status and generic message. The README's error table is
+ * this table; `test/errors.test.ts` walks it.
+ */
+export const errorCatalogue = {
+  // Configuration and API misuse: thrown at registration or build time, never per request.
+  KH_INVALID_OPTIONS: { statusCode: 500, message: 'Invalid keyhole options' },
+  KH_INVALID_IDENTIFIER: { statusCode: 500, message: 'Invalid SQL identifier' },
+  KH_NO_POLICY: { statusCode: 500, message: 'No policy allows this operation on this table' },
+  KH_INSECURE_DATABASE: { statusCode: 500, message: 'The database configuration is insecure' },
+
+  // 401: the request did not carry a usable token.
+  KH_TOKEN_MISSING: { statusCode: 401, message: 'Authorization required', bearer: null },
+  KH_TOKEN_MALFORMED: {
+    statusCode: 401,
+    message: 'The access token is malformed',
+    bearer: 'invalid_token',
+  },
+  KH_TOKEN_AMBIGUOUS: {
+    statusCode: 401,
+    message: 'The request carries more than one access token',
+    bearer: 'invalid_request',
+  },
+  KH_TOKEN_TOO_LARGE: {
+    statusCode: 401,
+    message: 'The access token is too large',
+    bearer: 'invalid_token',
+  },
+  KH_TOKEN_ALGORITHM: {
+    statusCode: 401,
+    message: 'The access token algorithm is not allowed',
+    bearer: 'invalid_token',
+  },
+  KH_TOKEN_SIGNATURE: {
+    statusCode: 401,
+    message: 'The access token signature is invalid',
+    bearer: 'invalid_token',
+  },
+  KH_TOKEN_KEY_UNKNOWN: {
+    statusCode: 401,
+    message: 'No key matches the access token',
+    bearer: 'invalid_token',
+  },
+  KH_TOKEN_EXPIRED: { statusCode: 401, message: 'The access token expired', bearer: 'invalid_token' },
+  KH_TOKEN_CLAIM: {
+    statusCode: 401,
+    message: 'The access token claims are invalid',
+    bearer: 'invalid_token',
+  },
+  KH_TOKEN_PERMISSIONS: {
+    statusCode: 401,
+    message: 'The access token permissions are invalid',
+    bearer: 'invalid_token',
+  },
+  KH_TOKEN_REVOKED: { statusCode: 401, message: 'The access token was revoked', bearer: 'invalid_token' },
+
+  // 503: keyhole cannot decide right now, so it refuses.
+  KH_KEYS_UNAVAILABLE: { statusCode: 503, message: 'The token signing keys are unavailable' },
+  KH_UNAVAILABLE: { statusCode: 503, message: 'Service unavailable' },
+
+  // 4xx: authenticated, but refused.
+  KH_FORBIDDEN: { statusCode: 403, message: 'Insufficient role', bearer: 'insufficient_scope' },
+  KH_CAPABILITY_DENIED: { statusCode: 403, message: 'The capability does not allow this operation' },
+  KH_NOT_FOUND: { statusCode: 404, message: 'Not found' },
+  KH_CONFLICT: { statusCode: 409, message: 'Conflict with an existing row' },
+  KH_BAD_REQUEST: { statusCode: 400, message: 'Bad request' },
+} as const satisfies Record<string, CatalogueEntry>
+
+export type KeyholeErrorCode = keyof typeof errorCatalogue
+
+const statusText: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+}
+
+export interface KeyholeErrorOptions {
+  /** Replaces the catalogue's generic message. Never put a token or claim value here. */
+  message?: string
+  cause?: unknown
+}
+
+/** The base class of every error keyhole raises. */
+export class KeyholeError extends Error {
+  readonly code: KeyholeErrorCode
+  readonly statusCode: number
+  /** The HTTP reason phrase for `statusCode`, as Fastify puts in `error`. */
+  readonly error: string
+
+  constructor(code: KeyholeErrorCode, options: KeyholeErrorOptions = {}) {
+    const entry: CatalogueEntry = errorCatalogue[code]
+    super(options.message ?? entry.message)
+    this.code = code
+    this.statusCode = entry.statusCode
+    this.error = statusText[entry.statusCode] ?? 'Error'
+    if (options.cause !== undefined) {
+      Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false })
+    }
+  }
+
+  override get name(): string {
+    return this.constructor.name
+  }
+
+  /** Response headers that go with this error; empty unless the protocol asks for some. */
+  get headers(): Record<string, string> {
+    return {}
+  }
+
+  /** The Fastify-style response body: `{ statusCode, error, message, code }`. */
+  toJSON(): { statusCode: number; error: string; message: string; code: KeyholeErrorCode } {
+    return { statusCode: this.statusCode, error: this.error, message: this.message, code: this.code }
+  }
+}
+
+function quote(value: string): string {
+  // RFC 6750 auth-param values are quoted strings; keyhole's own values never hold quotes, but a
+  // configured realm might, so escape rather than trust.
+  return `"${value.replace(/["\\]/g, '\\$&')}"`
+}
+
+/** A bearer-token failure: 401 (or 503 for unavailable keys) with `WWW-Authenticate`. */
+export class TokenError extends KeyholeError {
+  /** The realm named in `WWW-Authenticate`; the adapters set it from their options. */
+  realm: string
+
+  constructor(
+    code: Extract<
+      KeyholeErrorCode,
+      `KH_TOKEN_${string}` | 'KH_KEYS_UNAVAILABLE'
+    >,
+    options: KeyholeErrorOptions & { realm?: string } = {},
+  ) {
+    super(code, options)
+    this.realm = options.realm ?? 'keyhole'
+  }
+
+  override get headers(): Record<string, string> {
+    const entry: CatalogueEntry = errorCatalogue[this.code]
+    if (entry.statusCode !== 401) return {}
+    let value = `Bearer realm=${quote(this.realm)}`
+    if (entry.bearer) {
+      value += `, error=${quote(entry.bearer)}, error_description=${quote(entry.message)}`
+    }
+    return { 'www-authenticate': value }
+  }
+}
+
+/** `requireRole` refused: the holder lacks the role (in that group). 403, `insufficient_scope`. */
+export class Forbidden extends KeyholeError {
+  realm: string
+  constructor(options: KeyholeErrorOptions & { realm?: string } = {}) {
+    super('KH_FORBIDDEN', options)
+    this.realm = options.realm ?? 'keyhole'
+  }
+
+  override get headers(): Record<string, string> {
+    return {
+      'www-authenticate': `Bearer realm=${quote(this.realm)}, error="insufficient_scope", error_description=${quote(this.message)}`,
+    }
+  }
+}
+
+export type GuardedOperation = 'select' | 'insert' | 'update' | 'delete'
+
+/**
+ * A guarded statement was stopped by its guard. `visible` says whether the target row is visible to
+ * the holder under the table's read guard, so an API can answer 403 (visible) or 404 (not visible,
+ * or absent) without leaking existence. `statusCode` already follows that rule.
+ */
+export class CapabilityDenied extends KeyholeError {
+  readonly table: string
+  readonly operation: GuardedOperation
+  readonly visible: boolean
+
+  constructor(details: {
+    table: string
+    operation: GuardedOperation
+    visible: boolean
+    cause?: unknown
+  }) {
+    super('KH_CAPABILITY_DENIED', {
+      message: `The capability does not allow ${details.operation} on ${details.table}`,
+      cause: details.cause,
+    })
+    this.table = details.table
+    this.operation = details.operation
+    this.visible = details.visible
+    if (!details.visible) {
+      // The caller cannot see the row: answer exactly as for a row that does not exist.
+      Object.defineProperty(this, 'statusCode', { value: 404 })
+      Object.defineProperty(this, 'error', { value: 'Not Found' })
+      Object.defineProperty(this, 'message', { value: errorCatalogue.KH_NOT_FOUND.message })
+    }
+  }
+
+  override toJSON() {
+    // A denial on an invisible row must be indistinguishable from KH_NOT_FOUND on the wire.
+    if (!this.visible) return new NotFound().toJSON()
+    return super.toJSON()
+  }
+}
+
+/** 404: the row does not exist, or the holder may not see it. */
+export class NotFound extends KeyholeError {
+  constructor(options: KeyholeErrorOptions = {}) {
+    super('KH_NOT_FOUND', options)
+  }
+}
+
+/** 409: a unique or foreign-key constraint refused the write. DETAIL is never echoed. */
+export class Conflict extends KeyholeError {
+  constructor(options: KeyholeErrorOptions = {}) {
+    super('KH_CONFLICT', options)
+  }
+}
+
+/** 400: the request's own input is malformed (never used for a bad token). */
+export class BadRequest extends KeyholeError {
+  constructor(options: KeyholeErrorOptions = {}) {
+    super('KH_BAD_REQUEST', options)
+  }
+}
+
+/** 503: keyhole refuses because it cannot decide safely right now (e.g. the monitor's finding). */
+export class ServiceUnavailable extends KeyholeError {
+  constructor(options: KeyholeErrorOptions = {}) {
+    super('KH_UNAVAILABLE', options)
+  }
+}
+
+/** API misuse at registration or build time: a bad option, identifier or missing policy. */
+export class ConfigurationError extends KeyholeError {
+  constructor(
+    code: 'KH_INVALID_OPTIONS' | 'KH_INVALID_IDENTIFIER' | 'KH_NO_POLICY',
+    message: string,
+    cause?: unknown,
+  ) {
+    super(code, { message, cause })
+  }
+}
+
+/** One finding of the database checks: a stable code and how to fix it. */
+export interface DatabaseFinding {
+  readonly code: string
+  readonly message: string
+  readonly fix: string
+}
+
+/** The start-up checks found the database insecure; the report lists every finding. */
+export class InsecureDatabase extends KeyholeError {
+  readonly findings: readonly DatabaseFinding[]
+
+  constructor(findings: readonly DatabaseFinding[]) {
+    const report = findings.map((f) => `  - ${f.code}: ${f.message}\n    fix: ${f.fix}`).join('\n')
+    super('KH_INSECURE_DATABASE', {
+      message: `keyhole refuses to start: the database configuration is insecure (${findings.length} finding${findings.length === 1 ? '' : 's'})\n${report}`,
+    })
+    this.findings = Object.freeze([...findings])
+  }
+}
+
+/** True for any error keyhole raised. */
+export function isKeyholeError(error: unknown): error is KeyholeError {
+  return error instanceof KeyholeError
+}

@@ -1,0 +1,75 @@
+/**
+ * Each test file gets its own database on the server that `npm test` started (or on the one that
+ * DATABASE_URL names). Roles are cluster-wide, so tests that create roles must name them with
+ * {@link TestDatabase.prefix}.
+ */
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+
+export interface TestDatabase {
+  /** The database's name, also a safe prefix for cluster-wide names such as roles. */
+  readonly name: string
+  readonly prefix: string
+  /** A superuser URL for this database. */
+  readonly url: string
+  /** A superuser pool on this database (bypasses RLS: use it to arrange and inspect). */
+  readonly pool: pg.Pool
+  /** A URL for this database as another role. */
+  urlAs(user: string, password: string): string
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+export function serverUrl(): string {
+  const url = process.env.DATABASE_URL
+  if (!url) {
+    throw new Error('DATABASE_URL is not set: run the tests with `npm test`, which starts PostgreSQL')
+  }
+  return url
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url)
+  u.pathname = `/${database}`
+  return u.toString()
+}
+
+/** Creates a fresh database for one test file and drops it (and the file's roles) at teardown. */
+export async function createTestDatabase(t: Teardown): Promise<TestDatabase> {
+  const admin = serverUrl()
+  const name = `kh_${randomBytes(5).toString('hex')}`
+  const root = new pg.Client({ connectionString: admin })
+  await root.connect()
+  await root.query(`CREATE DATABASE ${name}`)
+  await root.end()
+  const url = withDatabase(admin, name)
+  const pool = new pg.Pool({ connectionString: url, max: 4 })
+  t.teardown(async () => {
+    await pool.end()
+    const c = new pg.Client({ connectionString: admin })
+    await c.connect()
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    const roles = await c.query<{ rolname: string }>(
+      `SELECT rolname FROM pg_roles WHERE rolname LIKE $1`,
+      [`${name}%`],
+    )
+    for (const { rolname } of roles.rows) {
+      await c.query(`DROP ROLE IF EXISTS ${pg.Client.prototype.escapeIdentifier(rolname)}`)
+    }
+    await c.end()
+  })
+  return {
+    name,
+    prefix: name,
+    url,
+    pool,
+    urlAs(user, password) {
+      const u = new URL(url)
+      u.username = encodeURIComponent(user)
+      u.password = encodeURIComponent(password)
+      return u.toString()
+    },
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * `npm test`: starts one embedded PostgreSQL for the whole run (unless DATABASE_URL names a
+ * server), runs tap with DATABASE_URL pointing at it, stops the server and prints a last line
+ * `tests: N passed, M failed` for CI.
+ */
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
+
+let server: RunningPostgres | undefined
+if (!process.env.DATABASE_URL) {
+  server = await startEmbeddedPostgres()
+  process.env.DATABASE_URL = server.url
+  console.log('# embedded PostgreSQL started on', new URL(server.url).host)
+} else {
+  console.log('# using the PostgreSQL server named by DATABASE_URL')
+}
+
+const tapBin = fileURLToPath(new URL('../node_modules/tap/dist/esm/run.mjs', import.meta.url))
+const args = process.argv.slice(2)
+let passed = 0
+let failed = 0
+let code = 1
+try {
+  code = await new Promise<number>((resolve) => {
+    const child = spawn(process.execPath, [tapBin, ...args], {
+      stdio: ['inherit', 'pipe', 'inherit'],
+      env: process.env,
+    })
+    child.stdout.on('data', (chunk: Buffer) => {
+      process.stdout.write(chunk)
+      // tap's base reporter closes with "# { total: N, pass: P, fail: F, ... }".
+      const text = chunk.toString()
+      for (const m of text.matchAll(/# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?/g)) {
+        passed = Number(m[2])
+        failed = Number(m[3] ?? 0)
+      }
+    })
+    child.on('close', (c) => resolve(c ?? 1))
+  })
+} finally {
+  await server?.stop()
+}
+if (code !== 0 && failed === 0) failed = 1
+console.log(`tests: ${passed} passed, ${failed} failed`)
+process.exit(code)
