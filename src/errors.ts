@@ -60,7 +60,11 @@ export const errorCatalogue = {
     message: 'No key matches the access token',
     bearer: 'invalid_token',
   },
-  KH_TOKEN_EXPIRED: { statusCode: 401, message: 'The access token expired', bearer: 'invalid_token' },
+  KH_TOKEN_EXPIRED: {
+    statusCode: 401,
+    message: 'The access token expired',
+    bearer: 'invalid_token',
+  },
   KH_TOKEN_CLAIM: {
     statusCode: 401,
     message: 'The access token claims are invalid',
@@ -71,7 +75,11 @@ export const errorCatalogue = {
     message: 'The access token permissions are invalid',
     bearer: 'invalid_token',
   },
-  KH_TOKEN_REVOKED: { statusCode: 401, message: 'The access token was revoked', bearer: 'invalid_token' },
+  KH_TOKEN_REVOKED: {
+    statusCode: 401,
+    message: 'The access token was revoked',
+    bearer: 'invalid_token',
+  },
 
   // 503: keyhole cannot decide right now, so it refuses.
   KH_KEYS_UNAVAILABLE: { statusCode: 503, message: 'The token signing keys are unavailable' },
@@ -79,7 +87,10 @@ export const errorCatalogue = {
 
   // 4xx: authenticated, but refused.
   KH_FORBIDDEN: { statusCode: 403, message: 'Insufficient role', bearer: 'insufficient_scope' },
-  KH_CAPABILITY_DENIED: { statusCode: 403, message: 'The capability does not allow this operation' },
+  KH_CAPABILITY_DENIED: {
+    statusCode: 403,
+    message: 'The capability does not allow this operation',
+  },
   KH_NOT_FOUND: { statusCode: 404, message: 'Not found' },
   KH_CONFLICT: { statusCode: 409, message: 'Conflict with an existing row' },
   KH_BAD_REQUEST: { statusCode: 400, message: 'Bad request' },
@@ -132,7 +143,12 @@ export class KeyholeError extends Error {
 
   /** The Fastify-style response body: `{ statusCode, error, message, code }`. */
   toJSON(): { statusCode: number; error: string; message: string; code: KeyholeErrorCode } {
-    return { statusCode: this.statusCode, error: this.error, message: this.message, code: this.code }
+    return {
+      statusCode: this.statusCode,
+      error: this.error,
+      message: this.message,
+      code: this.code,
+    }
   }
 }
 
@@ -148,10 +164,7 @@ export class TokenError extends KeyholeError {
   realm: string
 
   constructor(
-    code: Extract<
-      KeyholeErrorCode,
-      `KH_TOKEN_${string}` | 'KH_KEYS_UNAVAILABLE'
-    >,
+    code: Extract<KeyholeErrorCode, `KH_TOKEN_${string}` | 'KH_KEYS_UNAVAILABLE'>,
     options: KeyholeErrorOptions & { realm?: string } = {},
   ) {
     super(code, options)

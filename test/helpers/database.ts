@@ -25,7 +25,9 @@ interface Teardown {
 export function serverUrl(): string {
   const url = process.env.DATABASE_URL
   if (!url) {
-    throw new Error('DATABASE_URL is not set: run the tests with `npm test`, which starts PostgreSQL')
+    throw new Error(
+      'DATABASE_URL is not set: run the tests with `npm test`, which starts PostgreSQL',
+    )
   }
   return url
 }
