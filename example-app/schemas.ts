@@ -1,0 +1,174 @@
+/**
+ * The JSON schemas of the forum's HTTP contract. The same objects validate requests (Fastify/Ajv)
+ * and describe the API at /docs (@fastify/swagger), so the documentation cannot drift from what is
+ * enforced. Every body refuses unknown fields; every path ID must be a UUID.
+ */
+
+const uuid = { type: 'string', format: 'uuid' } as const
+
+/** `{ statusCode, error, message, code }`: every error the forum answers with. */
+export const errorSchema = {
+  $id: 'Error',
+  type: 'object',
+  properties: {
+    statusCode: { type: 'integer' },
+    error: { type: 'string' },
+    message: { type: 'string' },
+    code: { type: 'string' },
+  },
+  required: ['statusCode', 'error', 'message', 'code'],
+} as const
+
+export const groupSchema = {
+  $id: 'Group',
+  type: 'object',
+  properties: { id: uuid, name: { type: 'string' } },
+  required: ['id', 'name'],
+} as const
+
+export const threadSchema = {
+  $id: 'Thread',
+  type: 'object',
+  properties: {
+    id: uuid,
+    title: { type: 'string' },
+    group_id: uuid,
+    created_by: { type: 'string' },
+    created_at: { type: 'string', format: 'date-time' },
+  },
+  required: ['id', 'title', 'group_id', 'created_by', 'created_at'],
+} as const
+
+export const postSchema = {
+  $id: 'Post',
+  type: 'object',
+  properties: {
+    id: uuid,
+    content: { type: 'string' },
+    thread_id: uuid,
+    author: { type: 'string' },
+    created_at: { type: 'string', format: 'date-time' },
+  },
+  required: ['id', 'content', 'thread_id', 'author', 'created_at'],
+} as const
+
+/** Shared schemas, registered with `fastify.addSchema` and referenced as `Name#`. */
+export const sharedSchemas = [errorSchema, groupSchema, threadSchema, postSchema] as const
+
+function body<K extends string>(field: K, maxLength: number) {
+  return {
+    type: 'object',
+    properties: { [field]: { type: 'string', minLength: 1, maxLength } } as Record<
+      K,
+      { type: 'string'; minLength: 1; maxLength: number }
+    >,
+    required: [field],
+    additionalProperties: false,
+  } as const
+}
+
+function params<K extends string>(name: K) {
+  return {
+    type: 'object',
+    properties: { [name]: uuid } as Record<K, typeof uuid>,
+    required: [name],
+    additionalProperties: false,
+  } as const
+}
+
+const ref = (name: string) => ({ $ref: `${name}#` })
+
+/** The error responses a route documents, by status. */
+function errors(...statuses: number[]) {
+  return Object.fromEntries(statuses.map((status) => [status, ref('Error')]))
+}
+
+const bearer = [{ bearerAuth: [] }]
+
+export const createGroup = {
+  tags: ['groups'],
+  summary: 'Create a group (admin)',
+  security: bearer,
+  body: body('name', 100),
+  response: { 201: ref('Group'), ...errors(400, 401, 403) },
+} as const
+
+export const listThreads = {
+  tags: ['threads'],
+  summary: "List a group's threads, newest first (member or higher of the group, admin)",
+  security: bearer,
+  params: params('groupId'),
+  response: { 200: { type: 'array', items: ref('Thread') }, ...errors(400, 401, 403) },
+} as const
+
+export const createThread = {
+  tags: ['threads'],
+  summary: 'Start a thread in a group (member or higher of the group, admin)',
+  security: bearer,
+  params: params('groupId'),
+  body: body('title', 200),
+  response: { 201: ref('Thread'), ...errors(400, 401, 403, 404) },
+} as const
+
+export const getThread = {
+  tags: ['threads'],
+  summary: 'Read a thread (member or higher of its group, admin)',
+  security: bearer,
+  params: params('threadId'),
+  response: { 200: ref('Thread'), ...errors(400, 401, 404) },
+} as const
+
+export const updateThread = {
+  tags: ['threads'],
+  summary: "Rename a thread (its author while a member, its group's moderators, admin)",
+  security: bearer,
+  params: params('threadId'),
+  body: body('title', 200),
+  response: { 200: ref('Thread'), ...errors(400, 401, 403, 404) },
+} as const
+
+export const deleteThread = {
+  tags: ['threads'],
+  summary: "Delete a thread and its posts (its group's moderators, admin)",
+  security: bearer,
+  params: params('threadId'),
+  response: { 204: { type: 'null' }, ...errors(400, 401, 403, 404) },
+} as const
+
+export const listPosts = {
+  tags: ['posts'],
+  summary: "List a thread's posts, oldest first (member or higher of its group, admin)",
+  security: bearer,
+  params: params('threadId'),
+  response: { 200: { type: 'array', items: ref('Post') }, ...errors(400, 401, 404) },
+} as const
+
+export const createPost = {
+  tags: ['posts'],
+  summary: 'Post in a thread (member or higher of its group, admin)',
+  security: bearer,
+  params: params('threadId'),
+  body: body('content', 10_000),
+  response: { 201: ref('Post'), ...errors(400, 401, 404) },
+} as const
+
+export const deletePost = {
+  tags: ['posts'],
+  summary: "Delete a post (its thread's group's moderators, admin)",
+  security: bearer,
+  params: params('postId'),
+  response: { 204: { type: 'null' }, ...errors(400, 401, 403, 404) },
+} as const
+
+export const health = {
+  tags: ['health'],
+  summary: 'Liveness and database-security status (public)',
+  response: {
+    200: {
+      type: 'object',
+      properties: { status: { type: 'string', enum: ['ok'] } },
+      required: ['status'],
+    },
+    503: ref('Error'),
+  },
+} as const
