@@ -1,0 +1,86 @@
+import t from 'tap'
+import { ConfigError, parseConfig } from '../../example-app/config.ts'
+
+const secret = 'x'.repeat(32)
+
+t.test(
+  'defaults: port 3000 on 127.0.0.1, issuer keyhole-example, audience forum, 60 s monitor',
+  (t) => {
+    const config = parseConfig({ JWT_SECRET: secret })
+    t.match(config, {
+      port: 3000,
+      host: '127.0.0.1',
+      databaseUrl: undefined,
+      jwtSecretGenerated: false,
+      jwtIssuer: 'keyhole-example',
+      jwtAudience: 'forum',
+      monitorIntervalMs: 60_000,
+    })
+    t.equal(config.jwtSecret, secret)
+    t.ok(Object.isFrozen(config))
+    t.end()
+  },
+)
+
+t.test('every variable is read', (t) => {
+  const config = parseConfig({
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    DATABASE_URL: 'postgres://u:p@db.example:5432/forum',
+    JWT_SECRET: secret,
+    JWT_ISSUER: 'https://auth.example',
+    JWT_AUDIENCE: 'api',
+    MONITOR_INTERVAL_MS: '5000',
+  })
+  t.match(config, {
+    port: 8080,
+    host: '0.0.0.0',
+    databaseUrl: 'postgres://u:p@db.example:5432/forum',
+    jwtIssuer: 'https://auth.example',
+    jwtAudience: 'api',
+    monitorIntervalMs: 5000,
+  })
+  t.end()
+})
+
+t.test('empty variables count as unset', (t) => {
+  const config = parseConfig({ PORT: '', DATABASE_URL: '', JWT_SECRET: '' })
+  t.equal(config.port, 3000)
+  t.equal(config.databaseUrl, undefined)
+  t.equal(config.jwtSecretGenerated, true)
+  t.end()
+})
+
+t.test('without JWT_SECRET a random 32-byte secret is generated, never serialised', (t) => {
+  const a = parseConfig({})
+  const b = parseConfig({})
+  t.equal(a.jwtSecretGenerated, true)
+  t.ok(Buffer.byteLength(a.jwtSecret) >= 32)
+  t.not(a.jwtSecret, b.jwtSecret, 'a new secret per run')
+  t.notMatch(JSON.stringify(a), a.jwtSecret)
+  t.notMatch(JSON.stringify(parseConfig({ JWT_SECRET: secret })), secret)
+  t.end()
+})
+
+const bad: [string, Record<string, string>, RegExp][] = [
+  ['PORT not a number', { PORT: 'http' }, /^invalid configuration: PORT must be a whole number$/],
+  ['PORT negative', { PORT: '-1' }, /PORT must be a whole number/],
+  ['PORT out of range', { PORT: '70000' }, /PORT must be between 0 and 65535/],
+  ['PORT fractional', { PORT: '80.5' }, /PORT must be a whole number/],
+  ['DATABASE_URL not a URL', { DATABASE_URL: 'localhost' }, /DATABASE_URL must be a postgres/],
+  ['DATABASE_URL of another scheme', { DATABASE_URL: 'mysql://h/db' }, /DATABASE_URL must be/],
+  ['JWT_SECRET too short', { JWT_SECRET: 'short' }, /JWT_SECRET must be at least 32 bytes/],
+  ['MONITOR_INTERVAL_MS not a number', { MONITOR_INTERVAL_MS: '1m' }, /MONITOR_INTERVAL_MS must/],
+  ['MONITOR_INTERVAL_MS too small', { MONITOR_INTERVAL_MS: '7' }, /between 1000 and 86400000/],
+]
+
+t.test('a bad value is one line naming the variable, never echoing the value', (t) => {
+  for (const [name, env, message] of bad) {
+    t.throws(() => parseConfig(env), ConfigError, name)
+    const error = t.throws(() => parseConfig(env), { message }, name)
+    const text = error instanceof Error ? error.message : ''
+    t.notMatch(text, '\n', `${name}: one line`)
+    for (const value of Object.values(env)) t.notOk(text.includes(value), `${name}: no value`)
+  }
+  t.end()
+})
