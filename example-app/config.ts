@@ -3,6 +3,7 @@
  * one line naming the variable (never its value: it may be a secret) and the process exits 1.
  */
 import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 
 export interface ExampleConfig {
@@ -17,6 +18,8 @@ export interface ExampleConfig {
   readonly jwtIssuer: string
   readonly jwtAudience: string
   readonly monitorIntervalMs: number
+  /** Where the embedded PostgreSQL keeps its data; default example-app/.data/. */
+  readonly dataDir: string
 }
 
 /** A configuration error: its message is the one line printed before exiting 1. */
@@ -51,6 +54,7 @@ const envSchema = z.object({
   JWT_ISSUER: nonEmpty('JWT_ISSUER').default('keyhole-example'),
   JWT_AUDIENCE: nonEmpty('JWT_AUDIENCE').default('forum'),
   MONITOR_INTERVAL_MS: decimal('MONITOR_INTERVAL_MS', 1000, 86_400_000).default(60_000),
+  DATA_DIR: z.string().default(fileURLToPath(new URL('./.data/', import.meta.url))),
 })
 
 /**
@@ -79,6 +83,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     jwtIssuer: v.JWT_ISSUER,
     jwtAudience: v.JWT_AUDIENCE,
     monitorIntervalMs: v.MONITOR_INTERVAL_MS,
+    dataDir: v.DATA_DIR,
   }
   Object.defineProperty(config, 'jwtSecret', {
     value: v.JWT_SECRET ?? randomBytes(32).toString('base64url'),

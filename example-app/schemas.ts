@@ -4,7 +4,13 @@
  * enforced. Every body refuses unknown fields; every path ID must be a UUID.
  */
 
-const uuid = { type: 'string', format: 'uuid' } as const
+// Canonical lower-case UUIDs only: Ajv's `uuid` format alone also admits `urn:uuid:` prefixes and
+// upper case, which PostgreSQL would refuse or the token's canonical group IDs would not match.
+const uuid = {
+  type: 'string',
+  format: 'uuid',
+  pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+} as const
 
 /** `{ statusCode, error, message, code }`: every error the forum answers with. */
 export const errorSchema = {

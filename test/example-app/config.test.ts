@@ -31,6 +31,7 @@ t.test('every variable is read', (t) => {
     JWT_ISSUER: 'https://auth.example',
     JWT_AUDIENCE: 'api',
     MONITOR_INTERVAL_MS: '5000',
+    DATA_DIR: '/var/lib/forum',
   })
   t.match(config, {
     port: 8080,
@@ -39,6 +40,7 @@ t.test('every variable is read', (t) => {
     jwtIssuer: 'https://auth.example',
     jwtAudience: 'api',
     monitorIntervalMs: 5000,
+    dataDir: '/var/lib/forum',
   })
   t.end()
 })

@@ -1,0 +1,127 @@
+/**
+ * The forum as a Fastify instance: `build(options)` prepares the database (keyhole's setup and the
+ * forum's migrations, as the migration role), connects as the restricted runtime role, registers
+ * keyhole (token verification, start-up checks, the monitor, the policy-bound `request.db`) and the
+ * routes. `main.ts` serves it; the tests drive it through `inject`.
+ */
+import { STATUS_CODES } from 'node:http'
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { capabilities } from '../plugins/fastify.ts'
+import { isKeyholeError } from '../src/errors.ts'
+import { prepareDatabase, type RoleNames } from './database.ts'
+import { policies } from './policies.ts'
+import { groupRoutes } from './routes/groups.ts'
+import { healthRoutes } from './routes/health.ts'
+import { postRoutes } from './routes/posts.ts'
+import { threadRoutes } from './routes/threads.ts'
+import { sharedSchemas } from './schemas.ts'
+import type { TokenSettings } from './tokens.ts'
+
+export interface BuildOptions extends TokenSettings {
+  /** A role allowed to create roles (e.g. a superuser): used for setup and migrations only. */
+  readonly databaseUrl: string
+  /** Role names for the migration and runtime roles; default `forum_migrator` and `forum_app`. */
+  readonly roles?: Partial<RoleNames>
+  /** How often the monitor re-runs the database checks; default 60 s. */
+  readonly monitorIntervalMs?: number
+  readonly logger?: FastifyServerOptions['logger']
+}
+
+/** Builds the forum; close it with `app.close()`, which also stops the monitor and ends the pool. */
+export async function build(options: BuildOptions): Promise<FastifyInstance> {
+  const database = await prepareDatabase(options.databaseUrl, options.roles)
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // Fastify's defaults would silently drop unknown fields and turn `42` into `"42"`: refuse both.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  })
+  app.addHook('onClose', () => database.pool.end())
+
+  try {
+    for (const schema of sharedSchemas) app.addSchema(schema)
+    app.setErrorHandler(errorHandler)
+
+    await app.register(swagger, {
+      openapi: {
+        info: {
+          title: 'keyhole example forum',
+          description: 'Groups, discussion threads and posts, guarded by capability tokens.',
+          version: '1.0.0',
+        },
+        components: {
+          securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        },
+      },
+    })
+    await app.register(swaggerUi, { routePrefix: '/docs' })
+
+    await app.register(capabilities, {
+      secret: options.jwtSecret,
+      algorithms: ['HS256'],
+      issuer: options.jwtIssuer,
+      audience: options.jwtAudience,
+      public: ['/health', '/docs'],
+      database: {
+        pool: database.pool,
+        policies,
+        signingKey: database.signingKey,
+      },
+      checks: true,
+      monitor: { intervalMs: options.monitorIntervalMs ?? 60_000 },
+    })
+
+    await app.register(healthRoutes)
+    await app.register(groupRoutes)
+    await app.register(threadRoutes)
+    await app.register(postRoutes)
+    await app.ready()
+  } catch (error) {
+    await app.close()
+    throw error
+  }
+  return app
+}
+
+/**
+ * One error shape, `{ statusCode, error, message, code }`, for keyhole's errors and Fastify's own.
+ * Every malformed request (schema validation, broken or empty JSON) answers 400 with the code
+ * `KH_BAD_REQUEST`; the message names the field, never its value. Other client errors Fastify
+ * raises (413, 415) keep their status and Fastify's code.
+ */
+function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (isKeyholeError(error)) {
+    return reply.code(error.statusCode).headers(error.headers).send(error.toJSON())
+  }
+  const status = error.statusCode ?? 500
+  if (status === 400) {
+    return reply.code(400).send({
+      statusCode: 400,
+      error: 'Bad Request',
+      message: error.validation ? error.message : 'Bad request: the body is not valid JSON',
+      code: 'KH_BAD_REQUEST',
+    })
+  }
+  if (status > 400 && status < 500) {
+    return reply.code(status).send({
+      statusCode: status,
+      error: STATUS_CODES[status] ?? 'Error',
+      message: error.message,
+      code: error.code,
+    })
+  }
+  request.log.error({ err: error }, 'request failed')
+  return reply.code(500).send({
+    statusCode: 500,
+    error: 'Internal Server Error',
+    message: 'Internal server error',
+    code: 'INTERNAL',
+  })
+}

@@ -1,0 +1,83 @@
+/**
+ * `npm run example`: the forum, runnable with one command.
+ *
+ * With no DATABASE_URL it starts an embedded PostgreSQL whose data lives in example-app/.data/
+ * (git-ignored; DATA_DIR moves it; `--fresh` deletes it first). Either way `build()` runs keyhole's setup and the
+ * migrations as the migration role and serves as the restricted runtime role, start-up checks on.
+ * SIGTERM/SIGINT stop accepting, let in-flight requests finish, close the pool, stop the embedded
+ * server and exit 0.
+ */
+import { rm } from 'node:fs/promises'
+import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
+import { build } from './app.ts'
+import { parseConfig, type ConfigError } from './config.ts'
+import { devAdminToken } from './tokens.ts'
+
+/** How long a graceful shutdown may take before the process gives up and exits 1. */
+const SHUTDOWN_TIMEOUT_MS = 10_000
+
+function fail(message: string): never {
+  process.stderr.write(`keyhole example: ${message}\n`)
+  process.exit(1)
+}
+
+let config
+try {
+  config = parseConfig(process.env)
+} catch (error) {
+  // parseConfig throws only ConfigError, whose message names the variable and never its value.
+  fail((error as ConfigError).message)
+}
+
+let embedded: RunningPostgres | undefined
+let databaseUrl = config.databaseUrl
+if (databaseUrl === undefined) {
+  if (process.argv.includes('--fresh')) await rm(config.dataDir, { recursive: true, force: true })
+  embedded = await startEmbeddedPostgres({ dataDir: config.dataDir })
+  databaseUrl = embedded.url
+}
+
+let app
+try {
+  app = await build({
+    databaseUrl,
+    jwtSecret: config.jwtSecret,
+    jwtIssuer: config.jwtIssuer,
+    jwtAudience: config.jwtAudience,
+    monitorIntervalMs: config.monitorIntervalMs,
+    logger: true,
+  })
+  await app.listen({ port: config.port, host: config.host })
+} catch (error) {
+  await embedded?.stop()
+  // A start-up refusal (an insecure database, an unreachable server) is reported by its message:
+  // keyhole's messages never carry secrets, and a stack would bury the report.
+  fail(`could not start: ${(error as Error).message}`)
+}
+
+if (config.jwtSecretGenerated) {
+  // The one deliberate exception to "tokens never reach a log": JWT_SECRET was not set, so nobody
+  // else could mint a token for this run's random secret.
+  const token = await devAdminToken(config)
+  process.stdout.write(
+    `\nJWT_SECRET is not set: this run signs tokens with a random secret.\n` +
+      `An admin token for trying the forum out (valid 12 hours, this run only):\n\n` +
+      `  export TOKEN=${token}\n\n`,
+  )
+}
+
+let stopping = false
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return
+  stopping = true
+  app.log.info({ signal }, 'shutting down')
+  const timer = setTimeout(() => fail('shutdown took too long'), SHUTDOWN_TIMEOUT_MS)
+  timer.unref()
+  // close(): stop accepting, wait for in-flight requests, then the onClose hooks (monitor, pool).
+  await app.close()
+  await embedded?.stop()
+  clearTimeout(timer)
+  process.exit(0)
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM'))
+process.once('SIGINT', () => void shutdown('SIGINT'))

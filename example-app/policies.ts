@@ -1,0 +1,32 @@
+/**
+ * The forum's access policy, written once. The handlers' guarded statements and the database's RLS
+ * policies are both generated from these definitions, so the two lines of defence cannot drift.
+ *
+ * 1. Any user can create a thread in a group they belong to.
+ * 2. Any user can post in a thread in a group they belong to.
+ * 3. Moderators can do the above and delete threads (and posts) in groups they moderate.
+ * 4. Admins can do all of the above in any group (every guard admits admins).
+ */
+import { adminOnly, and, definePolicies, inGroup, isSubject, or, viaParent } from '../src/index.ts'
+
+const member = inGroup('group_id', 'member')
+const moderator = inGroup('group_id', 'moderator')
+
+export const policies = definePolicies({
+  groups: {
+    read: inGroup('id', 'member'),
+    insert: adminOnly(),
+  },
+  discussion_threads: {
+    read: member,
+    insert: member,
+    // The author may rename a thread while still a member of its group; moderators always may.
+    update: or(and(isSubject('created_by'), member), moderator),
+    delete: moderator,
+  },
+  posts: {
+    read: viaParent('thread_id', 'discussion_threads', 'id', member),
+    insert: viaParent('thread_id', 'discussion_threads', 'id', member),
+    delete: viaParent('thread_id', 'discussion_threads', 'id', moderator),
+  },
+})

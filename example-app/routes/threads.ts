@@ -1,0 +1,83 @@
+import type { FastifyInstance } from 'fastify'
+import { requireRole } from '../../plugins/fastify.ts'
+import { NotFound } from '../../src/errors.ts'
+import { createThread, deleteThread, getThread, listThreads, updateThread } from '../schemas.ts'
+
+interface GroupParams {
+  Params: { groupId: string }
+}
+interface ThreadParams {
+  Params: { threadId: string }
+}
+interface TitleBody {
+  Body: { title: string }
+}
+
+const inGroupFromPath = (request: { params: unknown }) =>
+  (request.params as GroupParams['Params']).groupId
+
+/**
+ * Thread routes. Group-scoped routes answer 403 through `requireRole` before any database work;
+ * thread routes leave the decision to the guarded statements, which answer 404 for a thread the
+ * caller cannot read and 403 for one it can read but not change.
+ */
+export async function threadRoutes(app: FastifyInstance): Promise<void> {
+  const member = requireRole('member', { group: inGroupFromPath })
+
+  app.get<GroupParams>(
+    '/groups/:groupId/threads',
+    { schema: listThreads, preHandler: member },
+    async (request) => {
+      return request.db.select(
+        'discussion_threads',
+        { group_id: request.params.groupId },
+        {
+          orderBy: [
+            ['created_at', 'desc'],
+            ['id', 'desc'],
+          ],
+        },
+      )
+    },
+  )
+
+  app.post<GroupParams & TitleBody>(
+    '/groups/:groupId/threads',
+    { schema: createThread, preHandler: member },
+    async (request, reply) => {
+      const thread = await request.db.insert('discussion_threads', {
+        group_id: request.params.groupId,
+        title: request.body.title,
+        created_by: request.capability.subject,
+      })
+      return reply.code(201).send(thread)
+    },
+  )
+
+  app.get<ThreadParams>('/threads/:threadId', { schema: getThread }, async (request) => {
+    const [thread] = await request.db.select('discussion_threads', { id: request.params.threadId })
+    if (thread === undefined) throw new NotFound()
+    return thread
+  })
+
+  app.patch<ThreadParams & TitleBody>(
+    '/threads/:threadId',
+    { schema: updateThread },
+    async (request) => {
+      return request.db.update(
+        'discussion_threads',
+        { id: request.params.threadId },
+        { title: request.body.title },
+      )
+    },
+  )
+
+  app.delete<ThreadParams>(
+    '/threads/:threadId',
+    { schema: deleteThread },
+    async (request, reply) => {
+      await request.db.delete('discussion_threads', { id: request.params.threadId })
+      return reply.code(204).send()
+    },
+  )
+}

@@ -1,0 +1,131 @@
+/**
+ * `npm run example` as a process: it starts on a free port (embedded PostgreSQL when DATABASE_URL
+ * is unset), answers /health and an authenticated request, and exits 0 on SIGTERM or SIGINT. A bad
+ * setting or an unreachable database is one line on stderr and exit status 1.
+ */
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from '../../dev/embedded-postgres.ts'
+import { signToken } from '../../example-app/tokens.ts'
+
+const root = new URL('../../', import.meta.url)
+
+interface Running {
+  child: ChildProcess
+  output(): { stdout: string; stderr: string }
+  exited: Promise<number | null>
+}
+
+function start(env: Record<string, string>, args: string[] = []): Running {
+  const base = { ...process.env }
+  delete base.DATABASE_URL
+  delete base.JWT_SECRET
+  delete base.PORT
+  const child = spawn('npm', ['run', '--silent', 'example', '--', ...args], {
+    cwd: root,
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return { child, output: () => ({ stdout, stderr }), exited }
+}
+
+/** Polls /health until it answers 200, or the process exits (then the test fails on its status). */
+async function healthy(port: number, running: Running): Promise<boolean> {
+  let exited = false
+  void running.exited.then(() => (exited = true))
+  for (let attempt = 0; attempt < 600 && !exited; attempt++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/health`).then(
+      (r) => r.status === 200,
+      () => false,
+    )
+    if (ok) return true
+    await sleep(200)
+  }
+  return false
+}
+
+async function dataDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'keyhole-example-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+t.test('no DATABASE_URL: embedded PostgreSQL, serves, exits 0 on SIGTERM', async (t) => {
+  const port = await freePort()
+  const secret = 'a-test-secret-of-at-least-32-bytes!'
+  const running = start({ PORT: String(port), JWT_SECRET: secret, DATA_DIR: await dataDir(t) }, [
+    '--fresh',
+  ])
+  t.teardown(() => running.child.kill('SIGKILL'))
+  t.ok(await healthy(port, running), 'GET /health answers 200')
+
+  const token = await signToken(
+    { jwtSecret: secret, jwtIssuer: 'keyhole-example', jwtAudience: 'forum' },
+    { sub: 'ops', permissions: [{ group: '00000000-0000-4000-8000-000000000000', role: 'admin' }] },
+  )
+  const created = await fetch(`http://127.0.0.1:${port}/groups`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'from the process test' }),
+  })
+  t.equal(created.status, 201, 'an authenticated request succeeds')
+  t.match(await created.json(), { name: 'from the process test' })
+
+  running.child.kill('SIGTERM')
+  t.equal(await running.exited, 0, 'exit status 0 after SIGTERM')
+  const { stdout, stderr } = running.output()
+  t.notOk(stdout.includes(token) || stderr.includes(token), 'the token never reaches the log')
+  t.notOk(stdout.includes(secret) || stderr.includes(secret), 'nor does the secret')
+  t.notMatch(stdout, /export TOKEN=/, 'no development token when JWT_SECRET is set')
+})
+
+t.test('no JWT_SECRET: prints a working admin token; exits 0 on SIGINT', async (t) => {
+  const port = await freePort()
+  const running = start({ PORT: String(port), DATA_DIR: await dataDir(t) })
+  t.teardown(() => running.child.kill('SIGKILL'))
+  t.ok(await healthy(port, running), 'GET /health answers 200')
+  const token = /export TOKEN=(\S+)/.exec(running.output().stdout)?.[1]
+  t.ok(token, 'a development admin token is printed')
+  const created = await fetch(`http://127.0.0.1:${port}/groups`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'with the printed token' }),
+  })
+  t.equal(created.status, 201, 'the printed token is an admin token')
+  running.child.kill('SIGINT')
+  t.equal(await running.exited, 0, 'exit status 0 after SIGINT')
+})
+
+t.test('a bad setting: one line on stderr, exit status 1', async (t) => {
+  const running = start({ PORT: 'eighty', JWT_SECRET: 'short' })
+  t.equal(await running.exited, 1)
+  const { stderr } = running.output()
+  t.match(
+    stderr,
+    /^keyhole example: invalid configuration: PORT must be a whole number; JWT_SECRET/,
+  )
+  t.equal(stderr.trim().split('\n').length, 1, 'one line, no stack')
+  t.notOk(stderr.includes('short'), 'the value is not echoed')
+})
+
+t.test('an unreachable database: one line on stderr, exit status 1', async (t) => {
+  const port = await freePort()
+  const running = start({
+    PORT: String(await freePort()),
+    JWT_SECRET: 'a-test-secret-of-at-least-32-bytes!',
+    DATABASE_URL: `postgres://nobody:secret-password@127.0.0.1:${port}/forum`,
+  })
+  t.equal(await running.exited, 1)
+  const { stderr } = running.output()
+  t.match(stderr, /^keyhole example: could not start: /)
+  t.notOk(stderr.includes('secret-password'), 'the database password is not echoed')
+})
