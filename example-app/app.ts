@@ -50,6 +50,8 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
     app.setErrorHandler(errorHandler)
 
     await app.register(swagger, {
+      // Name the shared schemas (Thread, Post, …) after their $id in the description.
+      refResolver: { buildLocalReference: (json) => String(json.$id) },
       openapi: {
         info: {
           title: 'keyhole example forum',

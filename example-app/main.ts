@@ -10,7 +10,8 @@
 import { rm } from 'node:fs/promises'
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
 import { build } from './app.ts'
-import { parseConfig, type ConfigError } from './config.ts'
+import type { FastifyInstance } from 'fastify'
+import { parseConfig, type ConfigError, type ExampleConfig } from './config.ts'
 import { devAdminToken } from './tokens.ts'
 
 /** How long a graceful shutdown may take before the process gives up and exits 1. */
@@ -21,7 +22,7 @@ function fail(message: string): never {
   process.exit(1)
 }
 
-let config
+let config: ExampleConfig
 try {
   config = parseConfig(process.env)
 } catch (error) {
@@ -37,7 +38,7 @@ if (databaseUrl === undefined) {
   databaseUrl = embedded.url
 }
 
-let app
+let app: FastifyInstance
 try {
   app = await build({
     databaseUrl,

@@ -11,6 +11,13 @@ import { adminOnly, and, definePolicies, inGroup, isSubject, or, viaParent } fro
 
 const member = inGroup('group_id', 'member')
 const moderator = inGroup('group_id', 'moderator')
+// Posts have no group column: they reach their group through their thread.
+const thread = {
+  table: 'discussion_threads',
+  key: 'id',
+  column: 'thread_id',
+  groupColumn: 'group_id',
+}
 
 export const policies = definePolicies({
   groups: {
@@ -25,8 +32,8 @@ export const policies = definePolicies({
     delete: moderator,
   },
   posts: {
-    read: viaParent('thread_id', 'discussion_threads', 'id', member),
-    insert: viaParent('thread_id', 'discussion_threads', 'id', member),
-    delete: viaParent('thread_id', 'discussion_threads', 'id', moderator),
+    read: viaParent(thread, 'member'),
+    insert: viaParent(thread, 'member'),
+    delete: viaParent(thread, 'moderator'),
   },
 })

@@ -4,6 +4,7 @@
  * database), two groups arranged directly with the superuser pool, and a token per cast member.
  */
 import { randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { build } from '../../../example-app/app.ts'
 import { signToken, type Permission, type TokenSettings } from '../../../example-app/tokens.ts'
@@ -107,14 +108,9 @@ export async function startForum(t: Teardown, extra: { monitorIntervalMs?: numbe
   return forum
 }
 
-interface Asserts {
-  equal(found: unknown, wanted: unknown, message?: string): boolean
-  same(found: unknown, wanted: unknown, message?: string): boolean
-}
-
 /** Asserts an error response: its status and the body `{ statusCode, error, message, code }`. */
 export function assertError(
-  t: Asserts,
+  t: Test,
   response: LightMyRequestResponse,
   statusCode: number,
   code: string,
