@@ -1,0 +1,124 @@
+/**
+ * `guardedUpdate`: change only rows whose guard holds both as they are and as they will be, so an
+ * update can never move a row into a group the holder does not control.
+ */
+import type { Capability } from '../capability/capability.ts'
+import { BadRequest, ConfigurationError } from '../errors.ts'
+import {
+  cachedStatement,
+  capabilityKey,
+  StatementParams,
+  type CompiledStatement,
+} from './compile.ts'
+import { isGuard, type Guard } from './guard.ts'
+import { quoteIdentifier, quoteTable } from './identifier.ts'
+import type { Queryable, Row, StatementOptions } from './queryable.ts'
+import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
+import { returningSql, runStatement, type Returning } from './run-statement.ts'
+import { renderWhere, whereShape, type Where } from './where.ts'
+import { writeOutcome, writeWithOutcome, type WriteResult } from './write-outcome.ts'
+
+export interface GuardedUpdateOptions extends StatementOptions {
+  /** The table, optionally schema-qualified. */
+  readonly table: string
+  /** Which rows: column → value equalities (`null` → `IS NULL`) and guard fragments. */
+  readonly where: Where
+  /** The new values, column → value. */
+  readonly set: Row
+  /** The write guard, checked on the row before and after the change. */
+  readonly guard: Guard
+  /** The table's read guard: decides 403 (visible) or 404 when the update is refused. */
+  readonly readGuard?: Guard | undefined
+  /** @default '*' */
+  readonly returning?: Returning | undefined
+}
+
+function bigintAsString(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value
+}
+
+function compileUpdate(
+  options: GuardedUpdateOptions,
+  columns: readonly string[],
+  capability: Capability,
+): CompiledStatement {
+  const table = quoteTable(options.table)
+  const params = new StatementParams(capability.isAdmin, capability.groupIdType)
+  const json = params.input(0)
+  const set = new Set(columns.map((c) => quoteIdentifier(c, 'column')))
+  const old = columnsOf('"t"')
+  const next: RowScope = (column) => (set.has(column) ? `"n".${column}` : `"t".${column}`)
+  const where = renderWhere(options.where, old, params, 1)
+  const before = renderGuard(options.guard.node, old, params)
+  const after = renderGuard(options.guard.node, next, params)
+  // When the guard reads no column being set, the row "as it will be" is the row as it is.
+  const guard = andSql(before === after ? [before] : [before, after])
+  const read = options.readGuard ? renderGuard(options.readGuard.node, old, params) : undefined
+  const returning = returningSql(options.returning ?? '*')
+  const write =
+    `UPDATE ${table.sql} AS "t" SET ${[...set].map((c) => `${c} = "n".${c}`).join(', ')} ` +
+    `FROM jsonb_populate_record(NULL::${table.sql}, ${json}::jsonb) AS "n" ` +
+    `WHERE ${sqlText(andSql([...where, guard]))}`
+  return params.compile(writeWithOutcome(write, returning, table, where, read))
+}
+
+/**
+ * Sets `set` on the rows that match `where` and pass `guard` before and after the change. The new
+ * values travel as one `jsonb` parameter typed by the table's row type (see guardedInsert).
+ *
+ * The generated SQL (for `inGroup('group_id', 'member')`, setting `title` and `group_id`):
+ * ```sql
+ * WITH "changed" AS (
+ *   UPDATE "discussion_threads" AS "t" SET "title" = "n"."title", "group_id" = "n"."group_id"
+ *   FROM jsonb_populate_record(NULL::"discussion_threads", $1::jsonb) AS "n"
+ *   WHERE ("t"."id" = $2 AND "t"."group_id" = ANY ($3::uuid[]) AND "n"."group_id" = ANY ($3::uuid[]))
+ *   RETURNING "t".*)
+ * SELECT … -- affected, and (only if 0) found / visible: see writeWithOutcome
+ * ```
+ * @throws NotFound when no row matches `where`; CapabilityDenied when rows match but none may be
+ * changed (403 if the holder can read one, else 404); database errors mapped by mapDatabaseError.
+ * @example
+ * const { rows: [thread] } = await guardedUpdate(pool, capability, {
+ *   table: 'discussion_threads',
+ *   where: { id: threadId },
+ *   set: { title: 'Renamed' },
+ *   guard: inGroup('group_id', 'moderator'),
+ *   readGuard: inGroup('group_id', 'member'),
+ * })
+ */
+export async function guardedUpdate<R = Row>(
+  db: Queryable,
+  capability: Capability,
+  options: GuardedUpdateOptions,
+): Promise<WriteResult<R>> {
+  if (!isGuard(options.guard)) {
+    throw new ConfigurationError('KH_INVALID_OPTIONS', 'guardedUpdate needs a guard')
+  }
+  quoteTable(options.table) // checked on every call: the cache key must not be forgeable
+  const set = options.set
+  if (
+    set === null ||
+    typeof set !== 'object' ||
+    Array.isArray(set) ||
+    Object.keys(set).length === 0
+  ) {
+    throw new BadRequest({ message: 'Nothing to update: set must name at least one column' })
+  }
+  const columns = Object.keys(set)
+  for (const column of columns) quoteIdentifier(column, 'column')
+  const inputs: unknown[] = [JSON.stringify(set, bigintAsString)]
+  const shape = whereShape(options.where, inputs, true)
+  const returning = options.returning ?? '*'
+  const key =
+    `update|${options.table}|${columns.join(',')}|${shape}|${JSON.stringify(returning)}|` +
+    `${options.guard.id}|${options.readGuard?.id ?? ''}|${capabilityKey(capability)}`
+  const statement = cachedStatement(key, () => compileUpdate(options, columns, capability))
+  const context = { table: options.table, operation: 'update' } as const
+  const rows = await runStatement(db, statement, capability, inputs, options.prepared, context)
+  return writeOutcome(
+    rows,
+    returning === '*' || returning.length > 0,
+    options.table,
+    'update',
+  ) as WriteResult<R>
+}

@@ -1,0 +1,93 @@
+/**
+ * Renders a guard's tree to SQL for one target: a statement (admin flag known at compile time,
+ * capability values as parameters) or an RLS policy (capability values from the `keyhole`
+ * functions). Constant branches fold away, so an admin statement carries no `OR $admin` and a
+ * generic plan keeps the group index.
+ */
+import type { GuardNode } from './guard.ts'
+
+/** Rendered SQL, or a constant that folded at compile time. */
+export type Sql = string | boolean
+
+/** Where the capability's values come from. */
+export interface GuardTarget {
+  /** `true`/`false` when compiling a statement; an SQL expression in a policy. */
+  readonly admin: boolean | string
+  /** SQL for the holder's group-ID array for `role`, already cast (`$4::uuid[]`). */
+  groups(role: string): string
+  /** SQL for the holder's subject. */
+  subject(): string
+  /** Records a role whose group check folded away (admin), so that it is still validated. */
+  noteRole(role: string): void
+  /** Policies compare `column::text` with the text-typed `keyhole.subject()`. */
+  readonly castSubjectColumn: boolean
+}
+
+/** Maps one of the row's (quoted) columns to the SQL that stands for its value. */
+export type RowScope = (column: string) => string
+
+/** A row scope over a table alias or relation name: `"t"."group_id"`. */
+export function columnsOf(qualifier: string): RowScope {
+  return (column) => `${qualifier}.${column}`
+}
+
+/** Folds `AND`: any `false` is `false`; `true`s drop out. */
+export function andSql(parts: readonly Sql[]): Sql {
+  const kept: string[] = []
+  for (const part of parts) {
+    if (part === false) return false
+    if (part !== true) kept.push(part)
+  }
+  if (kept.length === 0) return true
+  return kept.length === 1 ? (kept[0] as string) : `(${kept.join(' AND ')})`
+}
+
+/** Folds `OR`: any `true` is `true`; `false`s drop out. */
+export function orSql(parts: readonly Sql[]): Sql {
+  const kept: string[] = []
+  for (const part of parts) {
+    if (part === true) return true
+    if (part !== false) kept.push(part)
+  }
+  if (kept.length === 0) return false
+  return kept.length === 1 ? (kept[0] as string) : `(${kept.join(' OR ')})`
+}
+
+/** The SQL text of a rendered condition. */
+export function sqlText(sql: Sql): string {
+  return sql === true ? 'TRUE' : sql === false ? 'FALSE' : sql
+}
+
+/**
+ * Renders `node` for the row that `scope` describes. `depth` numbers the parent aliases (`"p1"`,
+ * `"p2"`…) so that each level of a parent chain has its own.
+ */
+export function renderGuard(node: GuardNode, scope: RowScope, target: GuardTarget, depth = 0): Sql {
+  switch (node.kind) {
+    case 'inGroup':
+      if (target.admin === true) {
+        // Folded: no group parameter, but the role must still exist in the hierarchy.
+        target.noteRole(node.role)
+        return true
+      }
+      return orSql([`${scope(node.column)} = ANY (${target.groups(node.role)})`, target.admin])
+    case 'isSubject': {
+      const column = scope(node.column)
+      return `${target.castSubjectColumn ? `${column}::text` : column} = ${target.subject()}`
+    }
+    case 'adminOnly':
+      return target.admin
+    case 'and':
+    case 'or': {
+      const parts = node.guards.map((g) => renderGuard(g, scope, target, depth))
+      return node.kind === 'and' ? andSql(parts) : orSql(parts)
+    }
+    case 'viaParent': {
+      const alias = `"p${depth + 1}"`
+      const parent = renderGuard(node.parent, columnsOf(alias), target, depth + 1)
+      const where = andSql([`${alias}.${node.key} = ${scope(node.column)}`, parent])
+      if (where === false) return false
+      return `EXISTS (SELECT 1 FROM ${node.table.sql} AS ${alias} WHERE ${sqlText(where)})`
+    }
+  }
+}

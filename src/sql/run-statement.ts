@@ -1,0 +1,51 @@
+/** Runs a compiled statement and maps its database errors. */
+import { ConfigurationError } from '../errors.ts'
+import type { Capability } from '../capability/capability.ts'
+import { bindParameters, type CompiledStatement } from './compile.ts'
+import { quoteIdentifier } from './identifier.ts'
+import { mapDatabaseError, type DatabaseErrorContext } from './map-database-error.ts'
+import type { Queryable, Row } from './queryable.ts'
+
+/** Binds the capability and inputs, runs (as a named prepared statement unless told not to). */
+export async function runStatement(
+  db: Queryable,
+  statement: CompiledStatement,
+  capability: Capability,
+  inputs: readonly unknown[],
+  prepared: boolean | undefined,
+  context: DatabaseErrorContext,
+): Promise<Row[]> {
+  const values = bindParameters(statement, capability, inputs)
+  const config =
+    prepared === false
+      ? { text: statement.text, values }
+      : { name: statement.name, text: statement.text, values }
+  try {
+    const result = await db.query(config)
+    return result.rows as Row[]
+  } catch (error) {
+    throw mapDatabaseError(error, context)
+  }
+}
+
+/** The row without keyhole's bookkeeping columns (`__keyhole_*`). */
+export function withoutBookkeeping(row: Row): Row {
+  const out: Row = {}
+  for (const key in row) if (!key.startsWith('__keyhole_')) out[key] = row[key]
+  return out
+}
+
+/** The value of `returning` when the caller gives none: every column of the written row. */
+export type Returning = '*' | readonly string[]
+
+/**
+ * The `RETURNING` list on the target aliased `"t"`: `"t".*` or `"t"."id", "t"."title"`; `''` for
+ * an empty list (return nothing).
+ */
+export function returningSql(returning: Returning): string {
+  if (returning === '*') return '"t".*'
+  if (!Array.isArray(returning)) {
+    throw new ConfigurationError('KH_INVALID_OPTIONS', "returning must be '*' or a list of columns")
+  }
+  return returning.map((c) => `"t".${quoteIdentifier(c, 'column')}`).join(', ')
+}
