@@ -1,0 +1,229 @@
+/**
+ * Policies, declared once per table: which guard each operation needs. The same declaration drives
+ * the request-bound handle ({@link bindPolicies}) and the RLS policies ({@link renderPolicySql}),
+ * so the application's guard and the database's cannot drift apart.
+ */
+import type { Capability } from '../capability/capability.ts'
+import { ConfigurationError } from '../errors.ts'
+import { isGuard, type Guard, type GuardNode } from './guard.ts'
+import { describeInput, quoteTable } from './identifier.ts'
+import { guardedDelete } from './guarded-delete.ts'
+import { guardedInsert, type InsertResult } from './guarded-insert.ts'
+import { guardedSelect, type OrderBy } from './guarded-select.ts'
+import { guardedUpdate } from './guarded-update.ts'
+import type { Queryable, Row, StatementOptions } from './queryable.ts'
+import type { Returning } from './run-statement.ts'
+import type { Where } from './where.ts'
+import type { WriteResult } from './write-outcome.ts'
+
+export { renderPolicySql, type RenderPolicyOptions } from './render-policy-sql.ts'
+
+/** The operations a policy can allow. */
+export type PolicyOperation = 'read' | 'insert' | 'update' | 'delete'
+
+const OPERATIONS: readonly PolicyOperation[] = ['read', 'insert', 'update', 'delete']
+
+/** One table's guards; an operation left out is refused (deny by default). */
+export type TablePolicy = { readonly [operation in PolicyOperation]?: Guard }
+
+/** Frozen, validated policies from {@link definePolicies}. */
+export interface Policies {
+  /** Table name (as declared) → its guards. */
+  readonly tables: { readonly [table: string]: TablePolicy }
+  /** Every role the guards name. */
+  readonly roles: readonly string[]
+}
+
+function collectRoles(node: GuardNode, roles: Set<string>): void {
+  if (node.kind === 'inGroup') roles.add(node.role)
+  else if (node.kind === 'viaParent') collectRoles(node.parent, roles)
+  else if (node.kind === 'and' || node.kind === 'or') {
+    for (const guard of node.guards) collectRoles(guard, roles)
+  }
+}
+
+/**
+ * Declares the guard of each operation per table. Table names and operations are checked here;
+ * roles are checked against the capability's hierarchy when the policies are bound.
+ * @throws ConfigurationError `KH_INVALID_IDENTIFIER` for a bad table name, `KH_INVALID_OPTIONS`
+ * for an unknown operation, a value that is not a guard, or a table without any operation.
+ * @example
+ * const policies = definePolicies({
+ *   discussion_threads: {
+ *     read: inGroup('group_id', 'member'),
+ *     insert: inGroup('group_id', 'member'),
+ *     delete: inGroup('group_id', 'moderator'),
+ *   },
+ * })
+ */
+export function definePolicies(definitions: { readonly [table: string]: TablePolicy }): Policies {
+  if (definitions === null || typeof definitions !== 'object') {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      'definePolicies needs { table: { read, insert, update, delete } }',
+    )
+  }
+  const tables: Record<string, TablePolicy> = Object.create(null)
+  const roles = new Set<string>()
+  for (const [table, policy] of Object.entries(definitions)) {
+    quoteTable(table)
+    if (policy === null || typeof policy !== 'object' || Object.keys(policy).length === 0) {
+      throw new ConfigurationError(
+        'KH_INVALID_OPTIONS',
+        `The policy of table ${table} must name at least one operation`,
+      )
+    }
+    const copy: Record<string, Guard> = {}
+    for (const [operation, guard] of Object.entries(policy)) {
+      if (!OPERATIONS.includes(operation as PolicyOperation)) {
+        throw new ConfigurationError(
+          'KH_INVALID_OPTIONS',
+          `Unknown operation ${describeInput(operation)} in the policy of table ${table}: expected read, insert, update or delete`,
+        )
+      }
+      if (!isGuard(guard)) {
+        throw new ConfigurationError(
+          'KH_INVALID_OPTIONS',
+          `The ${operation} policy of table ${table} is not a guard`,
+        )
+      }
+      collectRoles(guard.node, roles)
+      copy[operation] = guard
+    }
+    tables[table] = Object.freeze(copy)
+  }
+  return Object.freeze({ tables: Object.freeze(tables), roles: Object.freeze([...roles]) })
+}
+
+/** Options of {@link bindPolicies}. */
+export type BindOptions = StatementOptions
+
+/** The request-bound handle: every statement guarded by the table's policy and the capability. */
+export interface PolicyHandle {
+  /** One row → the inserted row; several → which were inserted and which refused. */
+  insert<R = Row>(table: string, values: Row, options?: InsertOptions): Promise<R>
+  insert<R = Row>(
+    table: string,
+    values: readonly Row[],
+    options?: InsertOptions,
+  ): Promise<InsertResult<R>>
+  select<R = Row>(table: string, where?: Where, options?: SelectOptions): Promise<R[]>
+  update<R = Row>(
+    table: string,
+    where: Where,
+    set: Row,
+    options?: WriteOptions,
+  ): Promise<WriteResult<R>>
+  delete<R = Row>(table: string, where: Where, options?: WriteOptions): Promise<WriteResult<R>>
+}
+
+export interface InsertOptions {
+  readonly returning?: Returning
+  readonly atomic?: boolean
+}
+export interface SelectOptions {
+  readonly columns?: '*' | readonly string[]
+  readonly orderBy?: OrderBy
+  readonly limit?: number
+}
+export interface WriteOptions {
+  readonly returning?: Returning
+}
+
+const checkedHierarchies = new WeakMap<Policies, readonly string[]>()
+
+function checkRoles(policies: Policies, capability: Capability): void {
+  if (checkedHierarchies.get(policies) === capability.roles) return
+  for (const role of policies.roles) {
+    if (!capability.roles.includes(role)) {
+      throw new ConfigurationError(
+        'KH_INVALID_OPTIONS',
+        `The policies name the role ${describeInput(role)}, which is not in the role hierarchy`,
+      )
+    }
+  }
+  checkedHierarchies.set(policies, capability.roles)
+}
+
+function guardFor(policies: Policies, table: string, operation: PolicyOperation): Guard {
+  const guard = Object.hasOwn(policies.tables, table)
+    ? policies.tables[table]?.[operation]
+    : undefined
+  if (guard === undefined) {
+    throw new ConfigurationError(
+      'KH_NO_POLICY',
+      `No ${operation} policy for table ${describeInput(table)}`,
+    )
+  }
+  return guard
+}
+
+/**
+ * Binds the policies to one database handle and one capability (one request). Each call looks the
+ * guard up and runs the guarded statement; a table or operation without a policy is refused.
+ * Denials carry visibility from the table's read policy (403 when readable, else 404).
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` when a policy names a role outside the
+ * capability's hierarchy; `KH_NO_POLICY` (from the handle) for an undeclared table or operation.
+ * @example
+ * const db = bindPolicies(policies, client, request.capability)
+ * const thread = await db.insert('discussion_threads', { title, group_id, created_by })
+ * const threads = await db.select('discussion_threads', { group_id }, { orderBy: [['created_at', 'desc']] })
+ * await db.delete('discussion_threads', { id })
+ */
+export function bindPolicies(
+  policies: Policies,
+  queryable: Queryable,
+  capability: Capability,
+  options: BindOptions = {},
+): PolicyHandle {
+  checkRoles(policies, capability)
+  const prepared = options.prepared
+  const read = (table: string) =>
+    Object.hasOwn(policies.tables, table) ? policies.tables[table]?.read : undefined
+  return {
+    insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
+      const guard = guardFor(policies, table, 'insert')
+      return guardedInsert(queryable, capability, {
+        into: table,
+        values: values as Row,
+        guard,
+        readGuard: read(table),
+        returning: opts.returning,
+        atomic: opts.atomic,
+        prepared,
+      })
+    },
+    select(table, where, opts = {}) {
+      return guardedSelect(queryable, capability, {
+        from: table,
+        where,
+        guard: guardFor(policies, table, 'read'),
+        columns: opts.columns,
+        orderBy: opts.orderBy,
+        limit: opts.limit,
+        prepared,
+      })
+    },
+    update(table, where, set, opts = {}) {
+      return guardedUpdate(queryable, capability, {
+        table,
+        where,
+        set,
+        guard: guardFor(policies, table, 'update'),
+        readGuard: read(table),
+        returning: opts.returning,
+        prepared,
+      })
+    },
+    delete(table, where, opts = {}) {
+      return guardedDelete(queryable, capability, {
+        from: table,
+        where,
+        guard: guardFor(policies, table, 'delete'),
+        readGuard: read(table),
+        returning: opts.returning,
+        prepared,
+      })
+    },
+  } as PolicyHandle
+}
