@@ -1,0 +1,52 @@
+import type { DatabaseFinding } from '../../errors.ts'
+import { finding, type Check } from './context.ts'
+
+/**
+ * Check 3: each guarded table exists, is not owned by the runtime role, and has row-level security
+ * enabled and forced (`pg_class.relrowsecurity`, `relforcerowsecurity`, `relowner`, read in the
+ * context's second query). FORCE matters even though the runtime role is not the owner: it keeps
+ * the policies on for the owner and its members too.
+ */
+export const checkGuardedTables: Check = ({ runtime, tables }) => {
+  const findings: DatabaseFinding[] = []
+  for (const t of tables) {
+    if (t.oid === undefined) {
+      findings.push(
+        finding(
+          'KH_DB_GUARDED_TABLE_MISSING',
+          `the guarded table ${t.name} does not exist (or is not a table) in this database`,
+          'run the migrations, or correct the table name in the guarded tables',
+        ),
+      )
+      continue
+    }
+    if (t.owned) {
+      findings.push(
+        finding(
+          'KH_DB_OWNS_GUARDED_TABLE',
+          `the runtime role ${runtime.name} owns the guarded table ${t.name}: it can disable row-level security and alter its policies`,
+          `ALTER TABLE ${t.name} OWNER TO <migration role>; then grant the runtime role SELECT, INSERT, UPDATE, DELETE again`,
+        ),
+      )
+    }
+    if (!t.rowSecurity) {
+      findings.push(
+        finding(
+          'KH_DB_RLS_DISABLED',
+          `row-level security is disabled on the guarded table ${t.name}: its policies do not apply`,
+          `ALTER TABLE ${t.name} ENABLE ROW LEVEL SECURITY;`,
+        ),
+      )
+    }
+    if (!t.forceRowSecurity) {
+      findings.push(
+        finding(
+          'KH_DB_RLS_NOT_FORCED',
+          `row-level security is not forced on the guarded table ${t.name}: its owner ${t.owner} and that role's members bypass the policies`,
+          `ALTER TABLE ${t.name} FORCE ROW LEVEL SECURITY;`,
+        ),
+      )
+    }
+  }
+  return findings
+}

@@ -1,0 +1,139 @@
+/**
+ * The options of {@link checkDatabase}: which tables keyhole guards and what it does to them, and
+ * what keyhole's own objects are expected to look like. Validated once with zod and frozen.
+ */
+import { z } from 'zod'
+import { ConfigurationError, type GuardedOperation } from '../../errors.ts'
+
+/** A guarded table and the operations keyhole performs on it (each needs a policy). */
+export interface GuardedTable {
+  /** Schema-qualified, as in SQL: `public.posts`, `app."Posts"`. */
+  readonly table: string
+  readonly operations: readonly GuardedOperation[]
+}
+
+/** One of keyhole's own SECURITY DEFINER functions, as installed by `keyhole setup`. */
+export interface KeyholeFunctionExpectation {
+  /** `schema.name(argument types)`, as `to_regprocedure` reads it: `keyhole.group_ids(text)`. */
+  readonly signature: string
+  /** The SHA-256 (hex) of the function's body (`pg_proc.prosrc`) as installed; unchecked if absent. */
+  readonly sourceSha256?: string | undefined
+}
+
+export interface CheckDatabaseOptions {
+  /** Every table keyhole guards, with the operations it performs on each. */
+  readonly guardedTables: readonly GuardedTable[]
+  /**
+   * The role that owns the schema and runs migrations. When set, the runtime role must not be it
+   * or a member of it, and keyhole's functions must be owned by it.
+   */
+  readonly migrationRole?: string | undefined
+  /**
+   * The schemas whose tables the runtime role must not reach without row-level security.
+   * @default the schemas of the runtime role's search_path
+   */
+  readonly applicationSchemas?: readonly string[] | undefined
+  /** Tables (schema-qualified) the runtime role may read or write without RLS, on purpose. */
+  readonly unguardedTables?: readonly string[] | undefined
+  /** @default 'keyhole.capability' */
+  readonly capabilitySetting?: string | undefined
+  /**
+   * keyhole's own SECURITY DEFINER functions: the only ones the runtime role may execute.
+   * @default keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject()
+   */
+  readonly keyholeFunctions?: readonly (string | KeyholeFunctionExpectation)[] | undefined
+  /** The table holding the capability-signing key, or `false` to skip. @default 'keyhole.signing_key' */
+  readonly signingKeyTable?: string | false | undefined
+  /** `server_version_num` below which keyhole refuses. @default 140000 (PostgreSQL 14) */
+  readonly minimumServerVersion?: number | undefined
+}
+
+export interface ResolvedCheckOptions {
+  readonly guardedTables: readonly GuardedTable[]
+  readonly migrationRole: string | undefined
+  readonly applicationSchemas: readonly string[] | undefined
+  readonly unguardedTables: readonly string[]
+  readonly capabilitySetting: string
+  readonly keyholeFunctions: readonly KeyholeFunctionExpectation[]
+  readonly signingKeyTable: string | false
+  readonly minimumServerVersion: number
+}
+
+export const defaultKeyholeFunctions: readonly KeyholeFunctionExpectation[] = Object.freeze([
+  Object.freeze({ signature: 'keyhole.group_ids(text)' }),
+  Object.freeze({ signature: 'keyhole.is_admin()' }),
+  Object.freeze({ signature: 'keyhole.subject()' }),
+])
+
+// A plain or double-quoted SQL identifier; qualified names have exactly two of them.
+const part = String.raw`(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"\u0000]|"")+")`
+const qualifiedName = z
+  .string()
+  .regex(new RegExp(`^${part}\\.${part}$`), 'must be a schema-qualified name such as public.posts')
+const signature = z
+  .string()
+  .regex(
+    new RegExp(String.raw`^${part}\.${part}\([A-Za-z0-9_ ,."\[\]]*\)$`),
+    'must be a signature such as keyhole.group_ids(text)',
+  )
+
+const optionsSchema = z.strictObject({
+  guardedTables: z.array(
+    z.strictObject({
+      table: qualifiedName,
+      operations: z.array(z.enum(['select', 'insert', 'update', 'delete'])).min(1),
+    }),
+  ),
+  migrationRole: z.string().min(1).optional(),
+  applicationSchemas: z.array(z.string().min(1)).optional(),
+  unguardedTables: z.array(qualifiedName).optional(),
+  capabilitySetting: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_.]*$/, 'must be a custom setting name')
+    .optional(),
+  keyholeFunctions: z
+    .array(
+      z.union([
+        signature,
+        z.strictObject({
+          signature,
+          sourceSha256: z
+            .string()
+            .regex(/^[0-9a-f]{64}$/, 'must be a lower-case hex SHA-256')
+            .optional(),
+        }),
+      ]),
+    )
+    .optional(),
+  signingKeyTable: z.union([qualifiedName, z.literal(false)]).optional(),
+  minimumServerVersion: z.number().int().min(90000).optional(),
+})
+
+/** Validates and freezes the options; throws `KH_INVALID_OPTIONS` naming the bad option. */
+export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedCheckOptions {
+  const parsed = optionsSchema.safeParse(options)
+  if (!parsed.success) {
+    // zod reports at least one issue on failure; the first names the option.
+    const [issue] = parsed.error.issues as [z.core.$ZodIssue]
+    const path = ['checkDatabase', ...issue.path.map(String)].join('.')
+    throw new ConfigurationError('KH_INVALID_OPTIONS', `Invalid option ${path}: ${issue.message}`)
+  }
+  const o = parsed.data
+  const functions = (o.keyholeFunctions ?? defaultKeyholeFunctions).map((f) =>
+    Object.freeze(typeof f === 'string' ? { signature: f } : f),
+  )
+  return Object.freeze({
+    guardedTables: Object.freeze(
+      o.guardedTables.map((g) =>
+        Object.freeze({ table: g.table, operations: Object.freeze([...new Set(g.operations)]) }),
+      ),
+    ),
+    migrationRole: o.migrationRole,
+    applicationSchemas: o.applicationSchemas && Object.freeze([...o.applicationSchemas]),
+    unguardedTables: Object.freeze([...(o.unguardedTables ?? [])]),
+    capabilitySetting: o.capabilitySetting ?? 'keyhole.capability',
+    keyholeFunctions: Object.freeze(functions),
+    signingKeyTable: o.signingKeyTable ?? 'keyhole.signing_key',
+    minimumServerVersion: o.minimumServerVersion ?? 140000,
+  })
+}

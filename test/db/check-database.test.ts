@@ -1,0 +1,560 @@
+/**
+ * Every start-up finding, the same way: from the correct baseline, break one thing as the
+ * superuser, see checkDatabase (connected as the runtime role) report exactly that code, fix it,
+ * see the check pass. Where one break necessarily causes another finding too, `expect` lists both
+ * and says why.
+ */
+import t from 'tap'
+import pg from 'pg'
+import { checkDatabase, type CheckDatabaseOptions } from '../../src/db/check-database.ts'
+import { createTestDatabase } from '../helpers/database.ts'
+import { createBaseline, guard, policySql } from '../helpers/roles.ts'
+
+const db = await createTestDatabase(t)
+const base = await createBaseline(db)
+const r = `"${base.runtime.name}"`
+const m = `"${base.migrator.name}"`
+const P = db.prefix
+
+/** Runs checkDatabase on a fresh runtime session (after `session` statements, if any). */
+async function check(options: CheckDatabaseOptions = base.options, session = '') {
+  const client = new pg.Client({ connectionString: base.runtimeUrl })
+  await client.connect()
+  try {
+    if (session) await client.query(session)
+    return await checkDatabase(client, options)
+  } finally {
+    await client.end()
+  }
+}
+
+const codes = (findings: readonly { code: string }[]) =>
+  [...new Set(findings.map((f) => f.code))].sort()
+
+interface Case {
+  name: string
+  break: string
+  fix: string
+  expect?: string[]
+  /** Options for the broken and the fixed state (default: the baseline's). */
+  options?: CheckDatabaseOptions
+  fixOptions?: CheckDatabaseOptions
+  session?: string
+  /** Drops what the break added, once the fix has been seen to pass. */
+  cleanup?: string
+}
+
+const withOptions = (extra: Partial<CheckDatabaseOptions>): CheckDatabaseOptions => ({
+  ...base.options,
+  ...extra,
+})
+
+const cases: Record<string, Case[]> = {
+  KH_DB_SUPERUSER: [
+    { name: 'SUPERUSER', break: `ALTER ROLE ${r} SUPERUSER`, fix: `ALTER ROLE ${r} NOSUPERUSER` },
+  ],
+  KH_DB_BYPASSRLS: [
+    { name: 'BYPASSRLS', break: `ALTER ROLE ${r} BYPASSRLS`, fix: `ALTER ROLE ${r} NOBYPASSRLS` },
+  ],
+  KH_DB_CREATEROLE: [
+    {
+      name: 'CREATEROLE',
+      break: `ALTER ROLE ${r} CREATEROLE`,
+      fix: `ALTER ROLE ${r} NOCREATEROLE`,
+    },
+  ],
+  KH_DB_CREATEDB: [
+    { name: 'CREATEDB', break: `ALTER ROLE ${r} CREATEDB`, fix: `ALTER ROLE ${r} NOCREATEDB` },
+  ],
+  KH_DB_REPLICATION: [
+    {
+      name: 'REPLICATION',
+      break: `ALTER ROLE ${r} REPLICATION`,
+      fix: `ALTER ROLE ${r} NOREPLICATION`,
+    },
+  ],
+  KH_DB_POWERFUL_MEMBERSHIP: [
+    {
+      name: 'member of a CREATEDB role, through another role',
+      break: `CREATE ROLE ${P}_inner NOLOGIN CREATEDB; CREATE ROLE ${P}_outer NOLOGIN;
+              GRANT ${P}_inner TO ${P}_outer; GRANT ${P}_outer TO ${r}`,
+      fix: `REVOKE ${P}_outer FROM ${r}`,
+      cleanup: `DROP ROLE ${P}_outer; DROP ROLE ${P}_inner`,
+    },
+    {
+      name: 'member of pg_read_all_data',
+      break: `GRANT pg_read_all_data TO ${r}`,
+      fix: `REVOKE pg_read_all_data FROM ${r}`,
+      // pg_read_all_data reads every table: the signing key too.
+      expect: ['KH_DB_POWERFUL_MEMBERSHIP', 'KH_DB_SIGNING_KEY_READABLE'],
+    },
+  ],
+  KH_DB_MEMBER_OF_OWNER: [
+    {
+      name: 'member of the migration role, inheriting its privileges',
+      break: `GRANT ${m} TO ${r}`,
+      fix: `REVOKE ${m} FROM ${r}`,
+      // Inheriting the owner's privileges also means CREATE in its schemas and the signing key.
+      expect: ['KH_DB_MEMBER_OF_OWNER', 'KH_DB_SCHEMA_CREATE', 'KH_DB_SIGNING_KEY_READABLE'],
+    },
+    {
+      name: 'member of the migration role without INHERIT (SET ROLE still works)',
+      break: `GRANT ${m} TO ${r} WITH INHERIT FALSE`,
+      fix: `REVOKE ${m} FROM ${r}`,
+    },
+    {
+      name: 'member of the owner of a guarded table that is not the migration role',
+      break: `CREATE ROLE ${P}_owner NOLOGIN; ALTER TABLE app.comments OWNER TO ${P}_owner;
+              GRANT ${P}_owner TO ${r} WITH INHERIT FALSE`,
+      fix: `REVOKE ${P}_owner FROM ${r}; ALTER TABLE app.comments OWNER TO ${m};
+            GRANT SELECT, INSERT ON app.comments TO ${r}`,
+      cleanup: `DROP ROLE ${P}_owner`,
+    },
+  ],
+  KH_DB_GUARDED_TABLE_MISSING: [
+    {
+      name: 'a guarded table was renamed',
+      break: `ALTER TABLE app.comments RENAME TO comments_old`,
+      fix: `ALTER TABLE app.comments_old RENAME TO comments`,
+    },
+    {
+      name: 'a guarded "table" is a view',
+      break: `CREATE VIEW app.v WITH (security_invoker) AS SELECT 1 AS x`,
+      fix: '',
+      options: withOptions({
+        guardedTables: [...base.options.guardedTables, { table: 'app.v', operations: ['select'] }],
+      }),
+      fixOptions: base.options,
+      cleanup: 'DROP VIEW app.v',
+    },
+  ],
+  KH_DB_OWNS_GUARDED_TABLE: [
+    {
+      name: 'the runtime role owns a guarded table',
+      break: `ALTER TABLE app.posts OWNER TO ${r}`,
+      fix: `ALTER TABLE app.posts OWNER TO ${m}; GRANT SELECT, INSERT, UPDATE, DELETE ON app.posts TO ${r};
+            GRANT USAGE, SELECT ON SEQUENCE app.posts_id_seq TO ${r}`,
+    },
+  ],
+  KH_DB_RLS_DISABLED: [
+    {
+      name: 'RLS disabled',
+      break: 'ALTER TABLE app.posts DISABLE ROW LEVEL SECURITY',
+      fix: 'ALTER TABLE app.posts ENABLE ROW LEVEL SECURITY',
+    },
+  ],
+  KH_DB_RLS_NOT_FORCED: [
+    {
+      name: 'RLS not forced',
+      break: 'ALTER TABLE app.comments NO FORCE ROW LEVEL SECURITY',
+      fix: 'ALTER TABLE app.comments FORCE ROW LEVEL SECURITY',
+    },
+  ],
+  KH_DB_TABLE_PRIVILEGE: [
+    {
+      name: 'TRUNCATE',
+      break: `GRANT TRUNCATE ON app.posts TO ${r}`,
+      fix: `REVOKE TRUNCATE ON app.posts FROM ${r}`,
+    },
+    {
+      name: 'REFERENCES',
+      break: `GRANT REFERENCES ON app.posts TO ${r}`,
+      fix: `REVOKE REFERENCES ON app.posts FROM ${r}`,
+    },
+    {
+      name: 'REFERENCES on one column',
+      break: `GRANT REFERENCES (id) ON app.comments TO ${r}`,
+      fix: `REVOKE REFERENCES (id) ON app.comments FROM ${r}`,
+    },
+    {
+      name: 'TRIGGER',
+      break: `GRANT TRIGGER ON app.posts TO ${r}`,
+      fix: `REVOKE TRIGGER ON app.posts FROM ${r}`,
+    },
+  ],
+  KH_DB_GRANT_OPTION: [
+    {
+      name: 'SELECT WITH GRANT OPTION',
+      break: `GRANT SELECT ON app.posts TO ${r} WITH GRANT OPTION`,
+      fix: `REVOKE GRANT OPTION FOR SELECT ON app.posts FROM ${r}`,
+    },
+    {
+      name: 'UPDATE on one column WITH GRANT OPTION',
+      break: `GRANT UPDATE (title) ON app.posts TO ${r} WITH GRANT OPTION`,
+      fix: `REVOKE GRANT OPTION FOR UPDATE (title) ON app.posts FROM ${r}`,
+    },
+    {
+      name: 'DELETE WITH GRANT OPTION',
+      break: `GRANT DELETE ON app.posts TO ${r} WITH GRANT OPTION`,
+      fix: `REVOKE GRANT OPTION FOR DELETE ON app.posts FROM ${r}`,
+    },
+  ],
+  KH_DB_SCHEMA_CREATE: [
+    {
+      name: 'CREATE on an application schema',
+      break: `GRANT CREATE ON SCHEMA app TO ${r}`,
+      fix: `REVOKE CREATE ON SCHEMA app FROM ${r}`,
+    },
+    {
+      name: 'CREATE on public (search_path)',
+      break: `GRANT CREATE ON SCHEMA public TO PUBLIC`,
+      fix: `REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+    },
+    {
+      name: 'CREATE on keyhole',
+      break: `GRANT CREATE ON SCHEMA keyhole TO ${r}`,
+      fix: `REVOKE CREATE ON SCHEMA keyhole FROM ${r}`,
+    },
+  ],
+  KH_DB_DATABASE_CREATE: [
+    {
+      name: 'CREATE on the database',
+      break: `GRANT CREATE ON DATABASE ${db.name} TO ${r}`,
+      fix: `REVOKE CREATE ON DATABASE ${db.name} FROM ${r}`,
+    },
+  ],
+  KH_DB_POLICY_MISSING: [
+    {
+      name: 'no DELETE policy',
+      break: 'DROP POLICY keyhole_delete ON app.posts',
+      fix: policySql('app.posts', 'delete', base.runtime.name),
+    },
+    {
+      name: 'the only SELECT policy is for another role',
+      break: `DROP POLICY keyhole_select ON app.comments;
+              CREATE POLICY keyhole_select ON app.comments FOR SELECT TO ${m} USING ${guard('member')}`,
+      fix: `DROP POLICY keyhole_select ON app.comments; ${policySql('app.comments', 'select', base.runtime.name)}`,
+    },
+    {
+      name: 'a SELECT policy without USING grants nothing',
+      break: `DROP POLICY keyhole_select ON app.posts; CREATE POLICY keyhole_select ON app.posts FOR SELECT TO ${r}`,
+      fix: `DROP POLICY keyhole_select ON app.posts; ${policySql('app.posts', 'select', base.runtime.name)}`,
+    },
+    {
+      name: 'an INSERT policy without WITH CHECK grants nothing',
+      break: `DROP POLICY keyhole_insert ON app.posts; CREATE POLICY keyhole_insert ON app.posts FOR INSERT TO ${r}`,
+      fix: `DROP POLICY keyhole_insert ON app.posts; ${policySql('app.posts', 'insert', base.runtime.name)}`,
+    },
+    {
+      name: 'a restrictive policy does not grant',
+      break: `DROP POLICY keyhole_insert ON app.comments;
+              CREATE POLICY keyhole_insert ON app.comments AS RESTRICTIVE FOR INSERT TO ${r} WITH CHECK ${guard('member')}`,
+      fix: `DROP POLICY keyhole_insert ON app.comments; ${policySql('app.comments', 'insert', base.runtime.name)}`,
+    },
+  ],
+  KH_DB_POLICY_ALWAYS_TRUE: [
+    {
+      name: 'USING (true)',
+      break: `CREATE POLICY open ON app.posts FOR SELECT TO ${r} USING (true)`,
+      fix: 'DROP POLICY open ON app.posts',
+    },
+    {
+      name: 'true OR the guard',
+      break: `CREATE POLICY open ON app.posts FOR SELECT TO ${r} USING (true OR (SELECT keyhole.is_admin()))`,
+      fix: 'DROP POLICY open ON app.posts',
+    },
+    {
+      name: 'the guard OR 1 = 1, on a command keyhole does not perform',
+      break: `CREATE POLICY open ON app.comments FOR DELETE TO ${r} USING (${guard('member')} OR 1 = 1)`,
+      fix: 'DROP POLICY open ON app.comments',
+    },
+    {
+      name: 'WITH CHECK on a column only',
+      break: `CREATE POLICY open ON app.posts FOR INSERT TO ${r} WITH CHECK (title <> '')`,
+      fix: 'DROP POLICY open ON app.posts',
+    },
+    {
+      name: 'an ALL policy without WITH CHECK whose USING is true',
+      break: `CREATE POLICY open ON app.comments TO ${r} USING (true)`,
+      fix: 'DROP POLICY open ON app.comments',
+    },
+    {
+      name: "a look-alike is_admin() that is not keyhole's",
+      break: `CREATE FUNCTION public.is_admin() RETURNS boolean LANGUAGE sql AS 'SELECT true';
+              CREATE POLICY open ON app.posts FOR SELECT TO ${r} USING ((SELECT public.is_admin()))`,
+      fix: 'DROP POLICY open ON app.posts; DROP FUNCTION public.is_admin()',
+    },
+    {
+      name: 'UPDATE checks new rows with true',
+      break: `CREATE POLICY open ON app.posts FOR UPDATE TO ${r} USING ${guard('member')} WITH CHECK (true)`,
+      fix: 'DROP POLICY open ON app.posts',
+      // A WITH CHECK of true is also weaker than the USING.
+      expect: ['KH_DB_POLICY_ALWAYS_TRUE', 'KH_DB_POLICY_WEAK_CHECK'],
+    },
+  ],
+  KH_DB_POLICY_PUBLIC: [
+    {
+      name: 'a permissive policy TO PUBLIC',
+      break: `CREATE POLICY everyone ON app.posts FOR SELECT TO PUBLIC USING ${guard('member')}`,
+      fix: 'DROP POLICY everyone ON app.posts',
+    },
+  ],
+  KH_DB_POLICY_WEAK_CHECK: [
+    {
+      name: 'UPDATE checks new rows against a lower role than old rows',
+      break: `DROP POLICY keyhole_update ON app.posts;
+              CREATE POLICY keyhole_update ON app.posts FOR UPDATE TO ${r}
+                USING ${guard('moderator')} WITH CHECK ${guard('member')}`,
+      fix: `DROP POLICY keyhole_update ON app.posts; ${policySql('app.posts', 'update', base.runtime.name)}`,
+    },
+    {
+      name: 'an ALL policy whose WITH CHECK drops a term of its USING',
+      break: `CREATE POLICY extra ON app.posts TO ${r}
+                USING (${guard('member')} AND title <> '') WITH CHECK ${guard('admin')}`,
+      fix: 'DROP POLICY extra ON app.posts',
+    },
+  ],
+  KH_DB_VIEW_OWNER_RIGHTS: [
+    {
+      name: "a view over a guarded table with its owner's rights",
+      break: `CREATE VIEW app.posts_view AS SELECT * FROM app.posts; ALTER VIEW app.posts_view OWNER TO ${m};
+              GRANT SELECT ON app.posts_view TO ${r}`,
+      fix: 'ALTER VIEW app.posts_view SET (security_invoker = on)',
+      cleanup: 'DROP VIEW app.posts_view',
+    },
+    {
+      name: 'a view over an invoker view over a guarded table',
+      break: `CREATE VIEW app.inner_view WITH (security_invoker) AS SELECT * FROM app.posts;
+              CREATE VIEW app.outer_view AS SELECT * FROM app.inner_view;
+              GRANT SELECT ON app.outer_view TO ${r}`,
+      fix: `REVOKE SELECT ON app.outer_view FROM ${r}`,
+      cleanup: 'DROP VIEW app.outer_view; DROP VIEW app.inner_view',
+    },
+    {
+      name: 'a materialized view of a guarded table',
+      break: `CREATE MATERIALIZED VIEW app.posts_copy AS SELECT * FROM app.posts;
+              GRANT SELECT ON app.posts_copy TO ${r}`,
+      fix: `REVOKE SELECT ON app.posts_copy FROM ${r}`,
+      cleanup: 'DROP MATERIALIZED VIEW app.posts_copy',
+    },
+  ],
+  KH_DB_SECURITY_DEFINER: [
+    {
+      name: 'a SECURITY DEFINER function anyone may execute',
+      break: `CREATE FUNCTION public.peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS 'SELECT count(*) FROM app.posts'`,
+      fix: 'REVOKE EXECUTE ON FUNCTION public.peek() FROM PUBLIC',
+      cleanup: 'DROP FUNCTION public.peek()',
+    },
+    {
+      name: "a SECURITY DEFINER function in keyhole's schema that is not keyhole's",
+      break: `CREATE FUNCTION keyhole.extra() RETURNS int LANGUAGE sql SECURITY DEFINER
+                SET search_path = pg_catalog, pg_temp AS 'SELECT 1';
+              ALTER FUNCTION keyhole.extra() OWNER TO ${m}`,
+      fix: 'DROP FUNCTION keyhole.extra()',
+    },
+  ],
+  KH_DB_KEYHOLE_FUNCTION_ALTERED: [
+    {
+      name: 'SECURITY INVOKER',
+      break: 'ALTER FUNCTION keyhole.is_admin() SECURITY INVOKER',
+      fix: 'ALTER FUNCTION keyhole.is_admin() SECURITY DEFINER',
+    },
+    {
+      name: 'search_path reset',
+      break: 'ALTER FUNCTION keyhole.subject() RESET search_path',
+      fix: 'ALTER FUNCTION keyhole.subject() SET search_path = pg_catalog, pg_temp',
+    },
+    {
+      name: 'search_path with public first',
+      break: 'ALTER FUNCTION keyhole.group_ids(text) SET search_path = public, pg_catalog, pg_temp',
+      fix: 'ALTER FUNCTION keyhole.group_ids(text) SET search_path = pg_catalog, pg_temp',
+    },
+    {
+      name: 'another setting added',
+      break: `ALTER FUNCTION keyhole.is_admin() SET row_security = off`,
+      fix: 'ALTER FUNCTION keyhole.is_admin() RESET row_security',
+    },
+    {
+      name: 'owned by the runtime role',
+      break: `ALTER FUNCTION keyhole.is_admin() OWNER TO ${r}`,
+      fix: `ALTER FUNCTION keyhole.is_admin() OWNER TO ${m}`,
+    },
+    {
+      name: 'owned by a superuser',
+      break: 'ALTER FUNCTION keyhole.is_admin() OWNER TO CURRENT_USER',
+      fix: `ALTER FUNCTION keyhole.is_admin() OWNER TO ${m}`,
+    },
+    {
+      name: 'owned by a role other than the migration role',
+      break: `CREATE ROLE ${P}_other NOLOGIN; ALTER FUNCTION keyhole.subject() OWNER TO ${P}_other`,
+      fix: `ALTER FUNCTION keyhole.subject() OWNER TO ${m}`,
+      cleanup: `DROP ROLE ${P}_other`,
+    },
+    {
+      name: 'missing',
+      break: '',
+      fix: '',
+      options: withOptions({
+        keyholeFunctions: [
+          'keyhole.group_ids(text)',
+          'keyhole.is_admin()',
+          'keyhole.subject()',
+          'keyhole.verify(text)',
+        ],
+      }),
+    },
+  ],
+  KH_DB_LEAKPROOF: [
+    {
+      name: 'a user-defined LEAKPROOF function',
+      break: `CREATE FUNCTION public.positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE LEAKPROOF AS 'SELECT $1 > 0'`,
+      fix: 'ALTER FUNCTION public.positive(int) NOT LEAKPROOF',
+      cleanup: 'DROP FUNCTION public.positive(int)',
+    },
+  ],
+  KH_DB_SETTING_PRESET: [
+    {
+      name: 'a role default',
+      break: `ALTER ROLE ${r} SET keyhole.capability = 'forged'`,
+      fix: `ALTER ROLE ${r} RESET keyhole.capability`,
+    },
+    {
+      name: 'a database default',
+      break: `ALTER DATABASE ${db.name} SET keyhole.capability = 'forged'`,
+      fix: `ALTER DATABASE ${db.name} RESET keyhole.capability`,
+    },
+    {
+      name: 'a default for the role in this database',
+      break: `ALTER ROLE ${r} IN DATABASE ${db.name} SET "Keyhole.Capability" = 'forged'`,
+      fix: `ALTER ROLE ${r} IN DATABASE ${db.name} RESET "Keyhole.Capability"`,
+    },
+    {
+      name: 'set at session level',
+      break: '',
+      fix: '',
+      session: `SET keyhole.capability = 'forged'`,
+    },
+    {
+      name: 'a custom setting name',
+      break: `ALTER ROLE ${r} SET app.capability = 'forged'`,
+      fix: `ALTER ROLE ${r} RESET app.capability`,
+      options: withOptions({ capabilitySetting: 'app.capability' }),
+    },
+  ],
+  KH_DB_ROW_SECURITY_OFF: [
+    {
+      name: 'a role default (seen as a default and in the session)',
+      break: `ALTER ROLE ${r} SET row_security = off`,
+      fix: `ALTER ROLE ${r} RESET row_security`,
+    },
+    { name: 'off in the session', break: '', fix: '', session: 'SET row_security = off' },
+  ],
+  KH_DB_SERVER_VERSION: [
+    {
+      name: 'below the minimum',
+      break: '',
+      fix: '',
+      options: withOptions({ minimumServerVersion: 9990000 }),
+    },
+  ],
+  KH_DB_UNGUARDED_TABLE: [
+    {
+      name: 'a readable table without RLS in an application schema',
+      break: `CREATE TABLE app.notes (id int); GRANT SELECT ON app.notes TO ${r}`,
+      fix: 'ALTER TABLE app.notes ENABLE ROW LEVEL SECURITY',
+      cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'a table shared on purpose',
+      break: `CREATE TABLE app.countries (code text); GRANT UPDATE (code) ON app.countries TO ${r}`,
+      fix: '',
+      fixOptions: withOptions({ unguardedTables: ['app.countries'] }),
+      cleanup: 'DROP TABLE app.countries',
+    },
+    {
+      name: 'a table in the search_path, the default application schemas',
+      break: `CREATE TABLE public.notes (id int); GRANT DELETE ON public.notes TO ${r}`,
+      fix: `REVOKE DELETE ON public.notes FROM ${r}`,
+      options: {
+        guardedTables: base.options.guardedTables,
+        migrationRole: base.options.migrationRole,
+      },
+      cleanup: 'DROP TABLE public.notes',
+    },
+  ],
+  KH_DB_CHILD_TABLE: [
+    {
+      name: 'an inheritance child',
+      break: `CREATE TABLE app.posts_old () INHERITS (app.posts); ALTER TABLE app.posts_old OWNER TO ${m};
+              GRANT SELECT ON app.posts_old TO ${r}`,
+      fix: `REVOKE ALL ON app.posts_old FROM ${r}`,
+      cleanup: 'DROP TABLE app.posts_old',
+    },
+    {
+      name: 'a partition two levels down',
+      break: `CREATE TABLE app.events (group_id uuid NOT NULL, at int NOT NULL) PARTITION BY RANGE (at);
+              ALTER TABLE app.events ENABLE ROW LEVEL SECURITY; ALTER TABLE app.events FORCE ROW LEVEL SECURITY;
+              ${policySql('app.events', 'select', base.runtime.name)}
+              CREATE TABLE app.events_a PARTITION OF app.events FOR VALUES FROM (0) TO (10) PARTITION BY RANGE (at);
+              CREATE TABLE app.events_a1 PARTITION OF app.events_a FOR VALUES FROM (0) TO (5);
+              GRANT SELECT ON app.events, app.events_a1 TO ${r}`,
+      fix: `REVOKE ALL ON app.events_a1 FROM ${r}`,
+      options: withOptions({
+        guardedTables: [
+          ...base.options.guardedTables,
+          { table: 'app.events', operations: ['select'] },
+        ],
+      }),
+      cleanup: 'DROP TABLE app.events',
+    },
+  ],
+  KH_DB_SIGNING_KEY_READABLE: [
+    {
+      name: 'SELECT',
+      break: `GRANT SELECT ON keyhole.signing_key TO ${r}`,
+      fix: `REVOKE SELECT ON keyhole.signing_key FROM ${r}`,
+    },
+    {
+      name: 'SELECT on the key column',
+      break: `GRANT SELECT (key) ON keyhole.signing_key TO ${r}`,
+      fix: `REVOKE SELECT (key) ON keyhole.signing_key FROM ${r}`,
+    },
+    {
+      name: 'UPDATE through PUBLIC',
+      break: 'GRANT UPDATE ON keyhole.signing_key TO PUBLIC',
+      fix: 'REVOKE UPDATE ON keyhole.signing_key FROM PUBLIC',
+    },
+  ],
+  KH_DB_SIGNING_KEY_MISSING: [
+    {
+      name: 'no such table',
+      break: '',
+      fix: '',
+      options: withOptions({ signingKeyTable: 'keyhole.signing_keys' }),
+    },
+  ],
+  KH_DB_RUNTIME_IS_MIGRATION_ROLE: [
+    {
+      name: 'the runtime role is named as the migration role',
+      break: '',
+      fix: '',
+      options: withOptions({ migrationRole: base.runtime.name }),
+      // keyhole's functions are then "owned by another role than the migration role" too.
+      expect: ['KH_DB_KEYHOLE_FUNCTION_ALTERED', 'KH_DB_RUNTIME_IS_MIGRATION_ROLE'],
+    },
+  ],
+}
+
+t.test('the baseline is secure: no finding', async (t) => {
+  t.same(await check(), [])
+  t.same(await check({ guardedTables: base.options.guardedTables }), [], 'with the defaults too')
+})
+
+for (const [code, list] of Object.entries(cases)) {
+  for (const c of list) {
+    t.test(`${code}: ${c.name}: break → detect → fix`, async (t) => {
+      if (c.break) await base.sql(c.break)
+      const broken = await check(c.options, c.session)
+      t.same(codes(broken), (c.expect ?? [code]).sort(), 'the check reports exactly this')
+      for (const f of broken) {
+        t.type(f.message, 'string')
+        t.ok(f.fix.length > 0, `${f.code} says how to fix it`)
+      }
+      if (c.fix) await base.sql(c.fix)
+      const fixedOptions = c.fixOptions ?? (c.break ? c.options : undefined)
+      t.same(await check(fixedOptions), [], 'fixed: no finding')
+      if (c.cleanup) await base.sql(c.cleanup)
+      t.same(await check(), [], 'back to the baseline')
+    })
+  }
+}
