@@ -27,58 +27,68 @@ export interface CompiledStatement {
  * Numbers a statement's parameters and renders the capability's side of its guards. The group
  * array of each role is one parameter, cast to the configured type so that PostgreSQL never has to
  * guess (`$2::uuid[]`); the admin flag is not a parameter at all.
+ *
+ * Rendering first emits placeholders; {@link StatementParams.compile} numbers them in order of
+ * appearance in the final text, so a branch that folded away (an admin's `OR`) leaves no unused
+ * parameter behind, which PostgreSQL would refuse to type.
  */
 export class StatementParams implements GuardTarget {
-  readonly sources: ParamSource[] = []
-  readonly roles: string[] = []
   readonly castSubjectColumn = false
   readonly admin: boolean
+  /** How many request inputs the statement has taken so far. */
+  inputs = 0
   readonly #groupIdType: GroupIdType
-  readonly #groups = new Map<string, string>()
-  #subject: string | undefined
+  readonly #roles = new Set<string>()
 
   constructor(admin: boolean, groupIdType: GroupIdType) {
     this.admin = admin
     this.#groupIdType = groupIdType
   }
 
-  #add(source: ParamSource): string {
-    this.sources.push(source)
-    return `$${this.sources.length}`
-  }
-
   groups(role: string): string {
-    let sql = this.#groups.get(role)
-    if (sql === undefined) {
-      sql = `${this.#add({ kind: 'groups', role })}::${this.#groupIdType}[]`
-      this.#groups.set(role, sql)
-      this.roles.push(role)
-    }
-    return sql
+    this.#roles.add(role)
+    return `\u0001g${role}\u0001::${this.#groupIdType}[]`
   }
 
   subject(): string {
-    this.#subject ??= this.#add({ kind: 'subject' })
-    return this.#subject
+    return '\u0001s\u0001'
   }
 
   /** The parameter for the request's `index`th input value. */
   input(index: number): string {
-    return this.#add({ kind: 'input', index })
+    this.inputs = Math.max(this.inputs, index + 1)
+    return `\u0001i${index}\u0001`
   }
 
   /** Notes a role that folded away (admin) so the capability still validates it. */
   noteRole(role: string): void {
-    if (!this.roles.includes(role)) this.roles.push(role)
+    this.#roles.add(role)
   }
 
-  compile(text: string): CompiledStatement {
+  compile(template: string): CompiledStatement {
+    const numbers = new Map<string, string>()
+    const sources: ParamSource[] = []
+    const text = template.replace(/\u0001([^\u0001]+)\u0001/g, (_, token: string) => {
+      let n = numbers.get(token)
+      if (n === undefined) {
+        sources.push(
+          token[0] === 'g'
+            ? { kind: 'groups', role: token.slice(1) }
+            : token[0] === 's'
+              ? { kind: 'subject' }
+              : { kind: 'input', index: Number(token.slice(1)) },
+        )
+        n = `$${sources.length}`
+        numbers.set(token, n)
+      }
+      return n
+    })
     const name = `keyhole_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`
     return Object.freeze({
       text,
       name,
-      sources: Object.freeze([...this.sources]),
-      roles: Object.freeze([...this.roles]),
+      sources: Object.freeze(sources),
+      roles: Object.freeze([...this.#roles]),
     })
   }
 }

@@ -71,7 +71,7 @@ function compileSelect(options: GuardedSelectOptions, capability: Capability): C
   if (options.orderBy !== undefined) text += ` ORDER BY ${orderBySql(options.orderBy)}`
   if (options.limit !== undefined) {
     // The limit is the last input, after the where values.
-    text += ` LIMIT ${params.input(params.sources.filter((s) => s.kind === 'input').length)}`
+    text += ` LIMIT ${params.input(params.inputs)}`
   }
   return params.compile(text)
 }
