@@ -47,7 +47,7 @@ export async function postRoutes(app: FastifyInstance): Promise<void> {
   )
 
   app.delete<PostParams>('/posts/:postId', { schema: deletePost }, async (request, reply) => {
-    await request.db.delete('posts', { id: request.params.postId })
+    await request.db.delete('posts', { id: request.params.postId }, { returning: [] })
     return reply.code(204).send()
   })
 }

@@ -64,11 +64,12 @@ export async function threadRoutes(app: FastifyInstance): Promise<void> {
     '/threads/:threadId',
     { schema: updateThread },
     async (request) => {
-      return request.db.update(
+      const { rows } = await request.db.update(
         'discussion_threads',
         { id: request.params.threadId },
         { title: request.body.title },
       )
+      return rows[0]
     },
   )
 
@@ -76,7 +77,11 @@ export async function threadRoutes(app: FastifyInstance): Promise<void> {
     '/threads/:threadId',
     { schema: deleteThread },
     async (request, reply) => {
-      await request.db.delete('discussion_threads', { id: request.params.threadId })
+      await request.db.delete(
+        'discussion_threads',
+        { id: request.params.threadId },
+        { returning: [] },
+      )
       return reply.code(204).send()
     },
   )
