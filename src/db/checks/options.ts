@@ -115,7 +115,9 @@ export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedChec
   if (!parsed.success) {
     // zod reports at least one issue on failure; the first names the option.
     const [issue] = parsed.error.issues as [z.core.$ZodIssue]
-    const path = ['checkDatabase', ...issue.path.map(String)].join('.')
+    // An unknown key is named by the issue, not by its path.
+    const unknown = issue.code === 'unrecognized_keys' ? issue.keys.slice(0, 1) : []
+    const path = ['checkDatabase', ...issue.path.map(String), ...unknown].join('.')
     throw new ConfigurationError('KH_INVALID_OPTIONS', `Invalid option ${path}: ${issue.message}`)
   }
   const o = parsed.data

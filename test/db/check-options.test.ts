@@ -1,0 +1,116 @@
+import t from 'tap'
+import { resolveCheckOptions, type CheckDatabaseOptions } from '../../src/db/checks/options.ts'
+import { functionNameOf, schemaOf } from '../../src/db/checks/names.ts'
+import { ident } from '../../src/db/checks/context.ts'
+import { resetStatement } from '../../src/db/checks/settings.ts'
+
+const table = { table: 'public.posts', operations: ['select'] } as const
+
+t.test('defaults are filled and the result is frozen; the input is not touched', async (t) => {
+  const input: CheckDatabaseOptions = {
+    guardedTables: [{ table: 'public.posts', operations: ['select', 'select', 'update'] }],
+  }
+  const copy = structuredClone(input)
+  const resolved = resolveCheckOptions(input)
+  t.same(input, copy)
+  t.same(resolved, {
+    guardedTables: [{ table: 'public.posts', operations: ['select', 'update'] }],
+    migrationRole: undefined,
+    applicationSchemas: undefined,
+    unguardedTables: [],
+    capabilitySetting: 'keyhole.capability',
+    keyholeFunctions: [
+      { signature: 'keyhole.group_ids(text)' },
+      { signature: 'keyhole.is_admin()' },
+      { signature: 'keyhole.subject()' },
+    ],
+    signingKeyTable: 'keyhole.signing_key',
+    minimumServerVersion: 140000,
+  })
+  t.ok(Object.isFrozen(resolved))
+  t.ok(Object.isFrozen(resolved.guardedTables[0]?.operations))
+  const custom = resolveCheckOptions({
+    guardedTables: [table],
+    applicationSchemas: ['app'],
+    keyholeFunctions: [
+      'keyhole.f(text)',
+      { signature: 'keyhole.g()', sourceSha256: 'a'.repeat(64) },
+    ],
+    signingKeyTable: false,
+  })
+  t.same(custom.keyholeFunctions, [
+    { signature: 'keyhole.f(text)' },
+    { signature: 'keyhole.g()', sourceSha256: 'a'.repeat(64) },
+  ])
+  t.equal(custom.signingKeyTable, false)
+  t.same(custom.applicationSchemas, ['app'])
+})
+
+t.test('bad options: KH_INVALID_OPTIONS naming the option', async (t) => {
+  const bad: [string, unknown][] = [
+    ['guardedTables', {}],
+    ['guardedTables.0.table', { guardedTables: [{ table: 'posts', operations: ['select'] }] }],
+    ['guardedTables.0.table', { guardedTables: [{ table: 'a.b.c', operations: ['select'] }] }],
+    ['guardedTables.0.table', { guardedTables: [{ table: 'a.b;drop', operations: ['select'] }] }],
+    ['guardedTables.0.operations', { guardedTables: [{ table: 'a.b', operations: [] }] }],
+    [
+      'guardedTables.0.operations.0',
+      { guardedTables: [{ table: 'a.b', operations: ['truncate'] }] },
+    ],
+    ['guardedTables.0.extra', { guardedTables: [{ ...table, extra: 1 }] }],
+    ['surprise', { guardedTables: [], surprise: true }],
+    ['migrationRole', { guardedTables: [], migrationRole: '' }],
+    ['applicationSchemas.0', { guardedTables: [], applicationSchemas: [''] }],
+    ['unguardedTables.0', { guardedTables: [], unguardedTables: ['notes'] }],
+    ['capabilitySetting', { guardedTables: [], capabilitySetting: 'nodot' }],
+    ['keyholeFunctions.0', { guardedTables: [], keyholeFunctions: ['keyhole.f'] }],
+    ['keyholeFunctions.0', { guardedTables: [], keyholeFunctions: ['f(); drop'] }],
+    [
+      'keyholeFunctions.0.sourceSha256',
+      { guardedTables: [], keyholeFunctions: [{ signature: 'a.b()', sourceSha256: 'ABC' }] },
+    ],
+    ['signingKeyTable', { guardedTables: [], signingKeyTable: true }],
+    ['minimumServerVersion', { guardedTables: [], minimumServerVersion: 14.5 }],
+  ]
+  for (const [option, options] of bad) {
+    t.throws(
+      () => resolveCheckOptions(options as CheckDatabaseOptions),
+      {
+        code: 'KH_INVALID_OPTIONS',
+        statusCode: 500,
+        message: new RegExp(`^Invalid option checkDatabase\\.${option.replace(/\./g, '\\.')}[: ]`),
+      },
+      option,
+    )
+  }
+})
+
+t.test('qualified names split as the catalogs store them', async (t) => {
+  t.equal(schemaOf('keyhole.signing_key'), 'keyhole')
+  t.equal(schemaOf('App.Posts'), 'app', 'plain names fold to lower case')
+  t.equal(schemaOf('"My ""App""".posts'), 'My "App"', 'quoted names keep case and unescape')
+  t.equal(functionNameOf('keyhole.group_ids(text)'), 'group_ids')
+  t.equal(functionNameOf('keyhole."Is Admin"()'), 'Is Admin')
+  t.equal(ident('runtime_1'), 'runtime_1')
+  t.equal(ident('Run"time'), '"Run""time"')
+})
+
+t.test('the statement that removes a role or database default', async (t) => {
+  const name = 'keyhole.capability'
+  t.equal(
+    resetStatement({ database: null, all_roles: false, name }, 'rt'),
+    `ALTER ROLE rt RESET ${name};`,
+  )
+  t.equal(
+    resetStatement({ database: 'db', all_roles: false, name }, 'rt'),
+    `ALTER ROLE rt IN DATABASE db RESET ${name};`,
+  )
+  t.equal(
+    resetStatement({ database: 'db', all_roles: true, name }, 'rt'),
+    `ALTER ROLE ALL IN DATABASE db RESET ${name};`,
+  )
+  t.equal(
+    resetStatement({ database: null, all_roles: true, name }, 'rt'),
+    `ALTER ROLE ALL RESET ${name};`,
+  )
+})
