@@ -1,0 +1,82 @@
+import t from 'tap'
+import type pg from 'pg'
+import { guardedDelete } from '../../src/sql/guarded-delete.ts'
+import { guardedSelect } from '../../src/sql/guarded-select.ts'
+import type { Queryable, QueryConfig } from '../../src/sql/queryable.ts'
+import { makeCapability } from '../helpers/sql-capability.ts'
+import { createForum, member, moderator } from '../helpers/sql-forum.ts'
+
+t.test('guarded SELECT and DELETE keep the group index under a generic plan', async (t) => {
+  const forum = await createForum(t)
+  const { pool } = forum
+  await pool.query(`
+    INSERT INTO groups (id, name) SELECT ('00000000-0000-4000-9000-' || lpad(g::text, 12, '0'))::uuid, 'g' || g
+      FROM generate_series(1, 200) g;
+    INSERT INTO discussion_threads (group_id, title, created_by)
+      SELECT ('00000000-0000-4000-9000-' || lpad((1 + i % 200)::text, 12, '0'))::uuid, 't' || i, 'u' || (i % 7)
+      FROM generate_series(1, 20000) i;
+    ANALYZE`)
+  const groups = ['00000000-0000-4000-9000-000000000001', '00000000-0000-4000-9000-000000000002']
+  const cap = makeCapability({ groups: { moderator: groups } })
+  const client = await pool.connect()
+  t.teardown(() => client.release())
+  await client.query('SET plan_cache_mode = force_generic_plan')
+  const texts: string[] = []
+  const recorder: Queryable = {
+    query: (config: QueryConfig) => {
+      texts.push(config.text)
+      return client.query(config as pg.QueryConfig)
+    },
+  }
+  for (let i = 0; i < 12; i++) {
+    const rows = await guardedSelect(recorder, cap, {
+      from: 'discussion_threads',
+      where: { created_by: 'u1' },
+      guard: member,
+    })
+    t.ok(rows.length > 0)
+  }
+  await client.query('BEGIN')
+  for (let i = 0; i < 12; i++) {
+    await guardedDelete(recorder, cap, {
+      from: 'discussion_threads',
+      where: { created_by: `u${i % 7}` },
+      guard: moderator,
+    }).catch((e: { code: string }) => t.match(e.code, /^KH_(NOT_FOUND|CAPABILITY_DENIED)$/))
+  }
+  await client.query('ROLLBACK')
+  const [select, del] = [texts[0]!, texts.at(-1)!]
+  for (const [name, text] of [
+    ['select', select],
+    ['delete', del],
+  ] as const) {
+    await client.query(`PREPARE kh_${name} AS ${text}`)
+    const args =
+      text.indexOf('$2') < 0
+        ? "('u1')"
+        : text.indexOf('$1::uuid[]') >= 0
+          ? `('{${groups}}', 'u1')`
+          : `('u1', '{${groups}}')`
+    await client.query('BEGIN')
+    for (let i = 0; i < 12; i++) await client.query(`EXECUTE kh_${name} ${args}`)
+    const plan = (await client.query(`EXPLAIN EXECUTE kh_${name} ${args}`)).rows
+      .map((r) => r['QUERY PLAN'])
+      .join('\n')
+    await client.query('ROLLBACK')
+    t.match(plan, /\$\d/, `${name}: the plan is generic (parameters, not values)`)
+    t.match(
+      plan,
+      /Index (Only )?Scan.*discussion_threads_group_id_idx|Bitmap Index Scan on discussion_threads_group_id_idx/,
+      `${name} uses the group index`,
+    )
+    // The only sequential scan allowed is the failure-path count, under a one-time filter.
+    const scans = plan.split('\n').filter((l) => /Seq Scan on discussion_threads/.test(l))
+    t.ok(
+      scans.length <= (name === 'delete' ? 1 : 0),
+      `${name}: no sequential scan on the guarded access`,
+    )
+    if (name === 'delete')
+      t.match(plan, /One-Time Filter: \(\(?\$?\w*\.?affected\)? = 0\)|One-Time Filter/)
+    t.comment(plan)
+  }
+})
