@@ -178,10 +178,10 @@ export function bindPolicies(
 ): PolicyHandle {
   checkRoles(policies, capability)
   const prepared = options.prepared
-  const read = (table: string) =>
-    Object.hasOwn(policies.tables, table) ? policies.tables[table]?.read : undefined
+  // Only called after guardFor found the table's policy.
+  const read = (table: string) => (policies.tables[table] as TablePolicy).read
   return {
-    insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
+    async insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
       const guard = guardFor(policies, table, 'insert')
       return guardedInsert(queryable, capability, {
         into: table,
@@ -193,7 +193,7 @@ export function bindPolicies(
         prepared,
       })
     },
-    select(table, where, opts = {}) {
+    async select(table, where, opts = {}) {
       return guardedSelect(queryable, capability, {
         from: table,
         where,
@@ -204,7 +204,7 @@ export function bindPolicies(
         prepared,
       })
     },
-    update(table, where, set, opts = {}) {
+    async update(table, where, set, opts = {}) {
       return guardedUpdate(queryable, capability, {
         table,
         where,
@@ -215,7 +215,7 @@ export function bindPolicies(
         prepared,
       })
     },
-    delete(table, where, opts = {}) {
+    async delete(table, where, opts = {}) {
       return guardedDelete(queryable, capability, {
         from: table,
         where,
