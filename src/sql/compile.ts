@@ -7,9 +7,27 @@ import { createHash } from 'node:crypto'
 import type { Capability, GroupIdType } from '../capability/capability.ts'
 import type { GuardTarget } from './render-guard.ts'
 
+/**
+ * What a statement knows about the value of one of its row expressions: it equals the request's
+ * `index`th input (a `where` equality), or the `key` field of the row or rows passed as the
+ * `index`th fact (the values being inserted, or an update's new values).
+ */
+export type Fact =
+  | { readonly kind: 'input'; readonly index: number }
+  | { readonly kind: 'field'; readonly index: number; readonly key: string }
+
 /** Where one parameter's value comes from when the statement is bound. */
 export type ParamSource =
-  | { readonly kind: 'groups'; readonly role: string }
+  | {
+      readonly kind: 'groups'
+      readonly role: string
+      /**
+       * Present when every comparison with this group array is on a row expression whose value
+       * the request supplies: the array can then be narrowed to those values (see
+       * {@link narrowGroups}).
+       */
+      readonly narrow?: readonly Fact[]
+    }
   | { readonly kind: 'subject' }
   | { readonly kind: 'input'; readonly index: number }
 
@@ -39,14 +57,20 @@ export class StatementParams implements GuardTarget {
   inputs = 0
   readonly #groupIdType: GroupIdType
   readonly #roles = new Set<string>()
+  /** Role → the row expression each use of its group array compares (undefined: unknown). */
+  readonly #uses = new Map<string, (string | undefined)[]>()
+  readonly #facts = new Map<string, Fact>()
 
   constructor(admin: boolean, groupIdType: GroupIdType) {
     this.admin = admin
     this.#groupIdType = groupIdType
   }
 
-  groups(role: string): string {
+  groups(role: string, column?: string): string {
     this.#roles.add(role)
+    const uses = this.#uses.get(role)
+    if (uses === undefined) this.#uses.set(role, [column])
+    else uses.push(column)
     return `\u0001g${role}\u0001::${this.#groupIdType}[]`
   }
 
@@ -60,6 +84,25 @@ export class StatementParams implements GuardTarget {
     return `\u0001i${index}\u0001`
   }
 
+  /**
+   * Records that, everywhere in the statement, the row expression `column` (e.g. `"t"."group_id"`)
+   * equals the value `fact` names: true of a `where` equality ANDed at the top of the statement
+   * and of the values an INSERT writes. Only then may a group array compared with it be narrowed.
+   */
+  know(column: string, fact: Fact): void {
+    this.#facts.set(column, fact)
+  }
+
+  #narrowing(role: string): Fact[] | undefined {
+    const facts: Fact[] = []
+    for (const column of this.#uses.get(role) as (string | undefined)[]) {
+      const fact = column === undefined ? undefined : this.#facts.get(column)
+      if (fact === undefined) return undefined
+      if (!facts.includes(fact)) facts.push(fact)
+    }
+    return facts
+  }
+
   /** Notes a role that folded away (admin) so the capability still validates it. */
   noteRole(role: string): void {
     this.#roles.add(role)
@@ -71,9 +114,12 @@ export class StatementParams implements GuardTarget {
     const text = template.replace(/\u0001([^\u0001]+)\u0001/g, (_, token: string) => {
       let n = numbers.get(token)
       if (n === undefined) {
+        let narrow: Fact[] | undefined
         sources.push(
           token[0] === 'g'
-            ? { kind: 'groups', role: token.slice(1) }
+            ? (narrow = this.#narrowing(token.slice(1))) === undefined
+              ? { kind: 'groups', role: token.slice(1) }
+              : { kind: 'groups', role: token.slice(1), narrow: Object.freeze(narrow) }
             : token[0] === 's'
               ? { kind: 'subject' }
               : { kind: 'input', index: Number(token.slice(1)) },
@@ -115,21 +161,97 @@ export function capabilityKey(capability: Capability): string {
   return `${capability.isAdmin ? 'A' : 'U'}:${capability.groupIdType}`
 }
 
-/** The parameter values for one request, in the statement's order. */
+/**
+ * The parameter values for one request, in the statement's order. `facts` are the rows the
+ * statement's {@link Fact}s of kind `field` refer to.
+ */
 export function bindParameters(
   statement: CompiledStatement,
   capability: Capability,
   inputs: readonly unknown[],
+  facts: readonly unknown[] = [],
 ): unknown[] {
   // binding() throws for a role outside the hierarchy: a typo in a guard must fail, never grant.
   for (const role of statement.roles) capability.binding(role)
-  return statement.sources.map((source) =>
-    source.kind === 'groups'
-      ? arrayLiteral(capability.binding(source.role).groups, capability.groupIdType)
-      : source.kind === 'subject'
-        ? capability.subject
-        : inputs[source.index],
-  )
+  return statement.sources.map((source) => {
+    if (source.kind === 'subject') return capability.subject
+    if (source.kind === 'input') return inputs[source.index]
+    const groups = capability.binding(source.role).groups
+    const narrowed =
+      source.narrow === undefined
+        ? undefined
+        : narrowGroups(groups, factValues(source.narrow, inputs, facts), capability.groupIdType)
+    return arrayLiteral(narrowed ?? groups, capability.groupIdType)
+  })
+}
+
+function factValues(
+  narrow: readonly Fact[],
+  inputs: readonly unknown[],
+  facts: readonly unknown[],
+): unknown[] {
+  const values: unknown[] = []
+  for (const fact of narrow) {
+    if (fact.kind === 'input') values.push(inputs[fact.index])
+    else {
+      const rows = facts[fact.index]
+      for (const row of Array.isArray(rows) ? rows : [rows]) {
+        values.push((row as Record<string, unknown>)[fact.key])
+      }
+    }
+  }
+  return values
+}
+
+const memberSets = new WeakMap<readonly string[], ReadonlySet<string>>()
+
+function memberSet(groups: readonly string[]): ReadonlySet<string> {
+  let set = memberSets.get(groups)
+  if (set === undefined) {
+    set = new Set(groups)
+    if (Object.isFrozen(groups)) memberSets.set(groups, set)
+  }
+  return set
+}
+
+/** The canonical group-ID string of a value, when it has an obvious one; else undefined. */
+function canonicalId(value: unknown, type: GroupIdType): string | undefined {
+  if (typeof value === 'string') return type === 'uuid' ? value.toLowerCase() : value
+  if (typeof value === 'bigint') return value.toString()
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)
+  return undefined
+}
+
+/**
+ * The holder's groups narrowed to the `values` the statement's row expressions are known to hold,
+ * or undefined (bind every group) when any value is not, as written, one of the holder's groups.
+ *
+ * Why: measured on PostgreSQL 18, binding the whole array costs in proportion to its size on every
+ * statement (sent, parsed by `array_in` element by element, scanned): an INSERT ran at 0.75× plain
+ * with 100 groups, 0.40× with 1 000 and 0.05× with 10 000. When the statement's target group is
+ * known (the values of an INSERT, a `where` on the group column) only those groups can match, so a
+ * one-element array gives the same answer at the cost of one group.
+ *
+ * The database still decides, on the narrowed array, and the answer cannot change: the narrowed
+ * array is a subset of the full one, so it never grants more; and it is used only when every known
+ * value is, as a string, one of the holder's group IDs, so `value = ANY (narrowed)` is true exactly
+ * where `value = ANY (full)` is. Anything else (an upper-case UUID in a bigint column, `'007'`, a
+ * value the holder lacks, NULL) binds the full array, and PostgreSQL decides as before.
+ */
+export function narrowGroups(
+  groups: readonly string[],
+  values: readonly unknown[],
+  type: GroupIdType,
+): string[] | undefined {
+  if (values.length === 0) return undefined
+  const members = memberSet(groups)
+  const narrowed = new Set<string>()
+  for (const value of values) {
+    const id = canonicalId(value, type)
+    if (id === undefined || !members.has(id)) return undefined
+    narrowed.add(id)
+  }
+  return [...narrowed]
 }
 
 const SAFE_ELEMENT = /^-?[0-9A-Za-z-]+$/

@@ -76,6 +76,13 @@ function checkRows(values: unknown): { rows: readonly Row[]; columns: string[] }
   return { rows: rows as Row[], columns }
 }
 
+/** `"r"."group_id"` is the `group_id` field of the row (or of every row) being inserted. */
+function knowValues(params: StatementParams, columns: readonly string[]): void {
+  for (const key of columns) {
+    params.know(`"r".${quoteIdentifier(key, 'column')}`, { kind: 'field', index: 0, key })
+  }
+}
+
 function compileInsert(
   options: GuardedInsertOptions,
   columns: readonly string[],
@@ -84,6 +91,7 @@ function compileInsert(
   const table = quoteTable(options.into)
   const params = new StatementParams(capability.isAdmin, capability.groupIdType)
   const json = params.input(0)
+  knowValues(params, columns)
   const scope = columnsOf('"r"')
   const allowed = sqlText(renderGuard(options.guard.node, scope, params))
   const visible = options.readGuard
@@ -131,6 +139,7 @@ function compileSingleInsert(
   const table = quoteTable(options.into)
   const params = new StatementParams(capability.isAdmin, capability.groupIdType)
   const json = params.input(0)
+  knowValues(params, columns)
   const allowed = renderGuard(options.guard.node, columnsOf('"r"'), params)
   const quoted = columns.map((c) => quoteIdentifier(c, 'column'))
   const text =
@@ -151,6 +160,7 @@ function compileVisibility(
   const table = quoteTable(options.into)
   const params = new StatementParams(capability.isAdmin, capability.groupIdType)
   const json = params.input(0)
+  knowValues(params, Object.keys(options.values))
   const visible = sqlText(renderGuard(readGuard.node, columnsOf('"r"'), params))
   return params.compile(
     `SELECT COALESCE(${visible}, FALSE) AS "visible" FROM jsonb_populate_record(NULL::${table.sql}, ${json}::jsonb) AS "r"`,
@@ -167,7 +177,16 @@ async function insertOne(
   const statement = cachedStatement(key, () => compileSingleInsert(options, columns, capability))
   const context = { table: options.into, operation: 'insert' } as const
   const inputs = [JSON.stringify(options.values, bigintAsString)]
-  const rows = await runStatement(db, statement, capability, inputs, options.prepared, context)
+  const facts = [options.values]
+  const rows = await runStatement(
+    db,
+    statement,
+    capability,
+    inputs,
+    options.prepared,
+    context,
+    facts,
+  )
   if (rows.length > 0) return rows[0] as Row
   let visible = false
   const readGuard = options.readGuard
@@ -175,7 +194,15 @@ async function insertOne(
     const check = cachedStatement(`${key}|visible`, () =>
       compileVisibility(options, readGuard, capability),
     )
-    const [row] = await runStatement(db, check, capability, inputs, options.prepared, context)
+    const [row] = await runStatement(
+      db,
+      check,
+      capability,
+      inputs,
+      options.prepared,
+      context,
+      facts,
+    )
     visible = (row as { visible: boolean }).visible
   }
   throw new CapabilityDenied({ table: options.into, operation: 'insert', visible })
@@ -254,6 +281,7 @@ export async function guardedInsert(
     [JSON.stringify(rows, bigintAsString)],
     options.prepared,
     { table: options.into, operation: 'insert' },
+    [rows],
   )
   const summary = result[0] as { __keyhole_refused: number[]; __keyhole_visible: boolean }
   const refused = summary.__keyhole_refused

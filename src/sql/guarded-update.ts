@@ -48,6 +48,9 @@ function compileUpdate(
   const set = new Set(columns.map((c) => quoteIdentifier(c, 'column')))
   const old = columnsOf('"t"')
   const next: RowScope = (column) => (set.has(column) ? `"n".${column}` : `"t".${column}`)
+  for (const key of columns) {
+    params.know(`"n".${quoteIdentifier(key, 'column')}`, { kind: 'field', index: 0, key })
+  }
   const where = renderWhere(options.where, old, params, 1)
   const before = renderGuard(options.guard.node, old, params)
   const after = renderGuard(options.guard.node, next, params)
@@ -114,7 +117,9 @@ export async function guardedUpdate<R = Row>(
     `${options.guard.id}|${options.readGuard?.id ?? ''}|${capabilityKey(capability)}`
   const statement = cachedStatement(key, () => compileUpdate(options, columns, capability))
   const context = { table: options.table, operation: 'update' } as const
-  const rows = await runStatement(db, statement, capability, inputs, options.prepared, context)
+  const rows = await runStatement(db, statement, capability, inputs, options.prepared, context, [
+    set,
+  ])
   return writeOutcome(
     rows,
     returning === '*' || returning.length > 0,

@@ -13,8 +13,11 @@ export type Sql = string | boolean
 export interface GuardTarget {
   /** `true`/`false` when compiling a statement; an SQL expression in a policy. */
   readonly admin: boolean | string
-  /** SQL for the holder's group-ID array for `role`, already cast (`$4::uuid[]`). */
-  groups(role: string): string
+  /**
+   * SQL for the holder's group-ID array for `role`, already cast (`$4::uuid[]`); `column` is the
+   * row expression it is compared with (a statement may narrow the array when it knows its value).
+   */
+  groups(role: string, column: string): string
   /** SQL for the holder's subject. */
   subject(): string
   /** Records a role whose group check folded away (admin), so that it is still validated. */
@@ -64,13 +67,15 @@ export function sqlText(sql: Sql): string {
  */
 export function renderGuard(node: GuardNode, scope: RowScope, target: GuardTarget, depth = 0): Sql {
   switch (node.kind) {
-    case 'inGroup':
+    case 'inGroup': {
       if (target.admin === true) {
         // Folded: no group parameter, but the role must still exist in the hierarchy.
         target.noteRole(node.role)
         return true
       }
-      return orSql([`${scope(node.column)} = ANY (${target.groups(node.role)})`, target.admin])
+      const column = scope(node.column)
+      return orSql([`${column} = ANY (${target.groups(node.role, column)})`, target.admin])
+    }
     case 'isSubject': {
       const column = scope(node.column)
       return `${target.castSubjectColumn ? `${column}::text` : column} = ${target.subject()}`

@@ -6,7 +6,8 @@ import { quoteIdentifier } from './identifier.ts'
 import { mapDatabaseError, type DatabaseErrorContext } from './map-database-error.ts'
 import type { Queryable, Row } from './queryable.ts'
 
-/** Binds the capability and inputs, runs (as a named prepared statement unless told not to). */
+/**
+ * Binds the capability, inputs and facts (the rows the statement's `field` facts read), runs (as a named prepared statement unless told not to). */
 export async function runStatement(
   db: Queryable,
   statement: CompiledStatement,
@@ -14,8 +15,9 @@ export async function runStatement(
   inputs: readonly unknown[],
   prepared: boolean | undefined,
   context: DatabaseErrorContext,
+  facts?: readonly unknown[],
 ): Promise<Row[]> {
-  const values = bindParameters(statement, capability, inputs)
+  const values = bindParameters(statement, capability, inputs, facts)
   const config =
     prepared === false
       ? { text: statement.text, values }

@@ -60,6 +60,8 @@ export function whereShape(where: Where | undefined, inputs: unknown[], required
 
 /**
  * The conditions of `where` on the row in `scope`; parameters take inputs from `firstInput` on.
+ * The caller ANDs them at the top of its statement, so each equality is also recorded as a fact
+ * ({@link StatementParams.know}) that lets a group array compared with that column be narrowed.
  * ```sql
  * "t"."id" = $1 AND "t"."deleted_at" IS NULL
  * ```
@@ -78,7 +80,12 @@ export function renderWhere(
     if (isGuard(value)) parts.push(renderGuard(value.node, scope, params))
     else {
       const column = scope(quoteIdentifier(key, 'column'))
-      parts.push(value === null ? `${column} IS NULL` : `${column} = ${params.input(index++)}`)
+      if (value === null) parts.push(`${column} IS NULL`)
+      else {
+        // ANDed at the top of every statement that takes a `where`: the column equals the input.
+        params.know(column, { kind: 'input', index })
+        parts.push(`${column} = ${params.input(index++)}`)
+      }
     }
   }
   return parts
