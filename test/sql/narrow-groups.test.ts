@@ -72,14 +72,27 @@ t.test('a group array is narrowable only when every comparison is on a known val
   )
 })
 
+/** Decodes a binary uuid[] parameter (one dimension) to its text literal. */
+function uuidArrayLiteral(buffer: Buffer): string {
+  const ids: string[] = []
+  const count = buffer.readInt32BE(0) === 0 ? 0 : buffer.readInt32BE(12)
+  for (let i = 0; i < count; i++) {
+    const hex = buffer.toString('hex', 24 + i * 20, 40 + i * 20)
+    ids.push(
+      `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
+    )
+  }
+  return `{${ids.join(',')}}`
+}
+
 /** A Queryable that records each statement's parameters before running it on the pool. */
 function recording(db: Queryable) {
   const seen: unknown[][] = []
   return {
     seen,
-    /** The group arrays the last statement bound. */
+    /** The group arrays the last statement bound (sent in binary), as literals. */
     get arrays() {
-      return (seen.at(-1) ?? []).filter((v) => typeof v === 'string' && /^\{[^"]/.test(v))
+      return (seen.at(-1) ?? []).filter((v) => Buffer.isBuffer(v)).map(uuidArrayLiteral)
     },
     /** How many groups the last statement bound, per group array. */
     get sizes() {
@@ -163,7 +176,8 @@ t.test('a where on the group column narrows SELECT, UPDATE and DELETE', async (t
     guard: member,
   })
   t.ok(rows.some((r) => r.id === thread))
-  t.same(db.seen.at(-1), [G2, `{${G2}}`], 'the where value, then one group')
+  t.equal(db.seen.at(-1)?.[0], G2, 'the where value…')
+  t.same(db.arrays, [`{${G2}}`], '…then one group')
   t.same(
     await guardedSelect(db, alice, {
       from: 'discussion_threads',
