@@ -1,0 +1,60 @@
+/**
+ * `keyhole migrate`: keyhole's own SQL, then the application's numbered SQL migrations, then the
+ * RLS policies generated from the application's policies, all as the MIGRATION role.
+ */
+import pg from 'pg'
+import type { GroupIdType } from '../capability/capability.ts'
+import type { Policies } from '../sql/policies.ts'
+import { applySqlDirectory, KEYHOLE_VERSION_TABLE, keyholeSqlDirectory } from './keyhole-sql.ts'
+import { applyPolicies } from './policy-sql.ts'
+
+/** Where the application's schema versions are recorded: in `keyhole`, out of the runtime role's reach. */
+export const APPLICATION_VERSION_TABLE = 'keyhole.app_schemaversion'
+
+export interface MigrateOptions {
+  /** The application's postgrator folder (`000001.do.create-posts.sql`, …). */
+  readonly migrationsDir?: string | undefined
+  /** The application's policies: their RLS SQL is applied after the migrations. */
+  readonly policies?: Policies | undefined
+  /** The runtime role the policies apply to; required with `policies`. */
+  readonly runtimeRole?: string | undefined
+  /** @default 'uuid' */
+  readonly groupIdType?: GroupIdType | undefined
+}
+
+export interface MigrateResult {
+  /** The versions of keyhole's SQL applied now (empty when up to date). */
+  readonly keyhole: readonly number[]
+  /** The versions of the application's migrations applied now. */
+  readonly application: readonly number[]
+  /** Whether the policies were (re)applied. */
+  readonly policies: boolean
+}
+
+/**
+ * Migrates the database `url` names, connecting as the migration role (run `setup` first).
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` for policies without a runtime role; postgrator's
+ * or pg's error when a migration fails (the failing file is rolled back; earlier ones stay).
+ * @example
+ * await migrate(process.env.MIGRATION_URL, { migrationsDir: './migrations', policies, runtimeRole: 'app_runtime' })
+ */
+export async function migrate(url: string, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const keyhole = await applySqlDirectory(client, keyholeSqlDirectory(), KEYHOLE_VERSION_TABLE)
+    const application =
+      options.migrationsDir === undefined
+        ? []
+        : await applySqlDirectory(client, options.migrationsDir, APPLICATION_VERSION_TABLE)
+    if (options.policies !== undefined) {
+      await applyPolicies(client, options.policies, {
+        runtimeRole: options.runtimeRole as string,
+        groupIdType: options.groupIdType,
+      })
+    }
+    return { keyhole, application, policies: options.policies !== undefined }
+  } finally {
+    await client.end()
+  }
+}

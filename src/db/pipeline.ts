@@ -1,0 +1,167 @@
+/**
+ * Several extended-protocol statements written before ONE Sync: one round trip. Outside an explicit
+ * transaction they run in one implicit transaction that ends at the Sync (PostgreSQL protocol
+ * §55.2.4), so a transaction-local setting made by the first is seen by the next and gone after.
+ *
+ * This is node-postgres's documented submittable interface (an object with `submit(connection)`
+ * handed to `client.query`), built as pg-cursor builds it, on pg's own `Result` and `prepareValue`.
+ */
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+
+interface PgResult {
+  command: string | null
+  rowCount: number | null
+  rows: unknown[]
+  fields: unknown[]
+  addFields(fields: unknown[]): void
+  addCommandComplete(message: unknown): void
+  parseRow(fields: unknown[]): unknown
+  addRow(row: unknown): void
+}
+
+// pg-cursor reaches pg's own row parser and value serialiser the same way.
+const Result = require('pg/lib/result.js') as new (rowMode?: string, types?: unknown) => PgResult
+const { prepareValue } = require('pg/lib/utils.js') as { prepareValue(value: unknown): unknown }
+
+/** One statement of a pipeline. A `name` makes it a prepared statement, parsed once per connection. */
+export interface PipelineStatement {
+  readonly text: string
+  readonly values?: readonly unknown[] | undefined
+  readonly name?: string | undefined
+}
+
+/** What a pipeline resolves to, per statement: pg's result shape. */
+export interface PipelineResult {
+  readonly command: string | null
+  readonly rowCount: number | null
+  readonly rows: unknown[]
+  readonly fields: unknown[]
+}
+
+/** The part of pg's `Connection` a submittable writes to (see pg/lib/connection.js). */
+export interface PgConnection {
+  parsedStatements: Record<string, string>
+  submittedNamedStatements: Record<string, string>
+  stream: { cork?(): void; uncork?(): void }
+  parse(message: { text: string; name?: string | undefined }): void
+  bind(message: { statement?: string | undefined; values: unknown[] }): void
+  describe(message: { type: 'P'; name: string }): void
+  execute(message: { portal: string }): void
+  sync(): void
+  sendCopyFail(message: string): void
+}
+
+type Callback = (error: unknown, results?: PipelineResult[]) => void
+
+/**
+ * Submittable for `client.query(new Pipeline([...]))`; await `pipeline.done`. On an error the
+ * statements after the failing one are skipped by the server and the implicit transaction rolls
+ * back. After an error the caller must destroy the connection (`release(err)`): which named
+ * statements the server parsed before the error is not tracked.
+ */
+export class Pipeline {
+  readonly done: Promise<PipelineResult[]>
+  callback: Callback | undefined
+  readonly #statements: readonly PipelineStatement[]
+  readonly #results: PgResult[]
+  /** How many statements completed (also after an error: those before it). */
+  #index = 0
+  #finished = false
+  #rowError: unknown = undefined
+
+  constructor(statements: readonly PipelineStatement[]) {
+    this.#statements = statements
+    this.#results = statements.map(() => new Result())
+    this.done = new Promise((resolve, reject) => {
+      this.callback = (error, results) => (error ? reject(error) : resolve(results!))
+    })
+  }
+
+  /** The results of the statements that completed, in order (fewer than asked after an error). */
+  get completed(): readonly PipelineResult[] {
+    return this.#results.slice(0, this.#index)
+  }
+
+  submit(connection: PgConnection): Error | null {
+    let values: unknown[][]
+    try {
+      // Serialise every value before writing anything: a bad value must not leave half a pipeline.
+      values = this.#statements.map((s) => (s.values ?? []).map((v) => prepareValue(v)))
+    } catch (error) {
+      return error as Error
+    }
+    connection.stream.cork?.()
+    try {
+      this.#statements.forEach((s, i) => {
+        const parsed =
+          s.name !== undefined &&
+          (connection.parsedStatements[s.name] ?? connection.submittedNamedStatements[s.name])
+        if (parsed === false || parsed === undefined) {
+          connection.parse({ text: s.text, name: s.name })
+          if (s.name !== undefined) connection.submittedNamedStatements[s.name] = s.text
+        }
+        connection.bind({ statement: s.name, values: values[i]! })
+        connection.describe({ type: 'P', name: '' })
+        connection.execute({ portal: '' })
+      })
+      connection.sync()
+    } finally {
+      connection.stream.uncork?.()
+    }
+    return null
+  }
+
+  handleRowDescription(message: { fields: unknown[] }): void {
+    this.#results[this.#index]!.addFields(message.fields)
+  }
+
+  handleDataRow(message: { fields: unknown[] }): void {
+    const result = this.#results[this.#index]!
+    try {
+      result.addRow(result.parseRow(message.fields))
+    } catch (error) {
+      // A custom type parser threw: report it once the server is ready again.
+      this.#rowError ??= error
+    }
+  }
+
+  handleCommandComplete(message: unknown): void {
+    this.#results[this.#index]!.addCommandComplete(message)
+    this.#index++
+  }
+
+  handleEmptyQuery(): void {
+    this.#index++
+  }
+
+  handleError(error: unknown): void {
+    this.#finish(error)
+  }
+
+  handleReadyForQuery(connection: PgConnection): void {
+    if (this.#rowError === undefined) {
+      for (const s of this.#statements) {
+        if (s.name === undefined) continue
+        connection.parsedStatements[s.name] = s.text
+        delete connection.submittedNamedStatements[s.name]
+      }
+    }
+    this.#finish(this.#rowError, this.#results)
+  }
+
+  handleCopyInResponse(connection: PgConnection): void {
+    connection.sendCopyFail('keyhole does not run COPY FROM STDIN')
+  }
+
+  handleCopyData(): void {}
+
+  handlePortalSuspended(): void {}
+
+  #finish(error: unknown, results?: PipelineResult[]): void {
+    if (this.#finished) return
+    this.#finished = true
+    this.callback!(error, results)
+  }
+}

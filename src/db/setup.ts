@@ -1,0 +1,204 @@
+/**
+ * `keyhole setup`: the roles, privileges, `keyhole` schema and signing key, applied idempotently
+ * over a connection of a role allowed to create roles (a superuser on a developer machine).
+ */
+import pg from 'pg'
+import { ConfigurationError } from '../errors.ts'
+import { isIdentifier } from '../sql/identifier.ts'
+import {
+  applySqlDirectory,
+  KEYHOLE_FUNCTIONS,
+  KEYHOLE_VERSION_TABLE,
+  keyholeSqlDirectory,
+} from './keyhole-sql.ts'
+import { scramVerifier } from './scram.ts'
+import { generateSigningKey, hmacPads, parseSigningKey } from './signing-key.ts'
+
+/** A role `setup` creates or updates. The password never reaches a log, a message or SQL text. */
+export interface RoleCredentials {
+  readonly name: string
+  readonly password: string
+}
+
+export interface SetupOptions {
+  /** Owns the application's schemas and `keyhole`; runs migrations; never serves requests. */
+  readonly migrationRole: RoleCredentials
+  /** The role the application serves with: owns nothing, bypasses nothing. */
+  readonly runtimeRole: RoleCredentials
+  /** The application's schemas (created when missing, owned by the migration role). @default ['public'] */
+  readonly schemas?: readonly string[] | undefined
+  /**
+   * The capability-signing key stored for keyhole's functions (at least 32 bytes, or their
+   * base64url text); `false` leaves the stored key as it is.
+   * @default a new random key, returned by setup
+   */
+  readonly signingKey?: Uint8Array | string | false | undefined
+}
+
+/** What setup returns. `signingKey` is not enumerable: logging the result does not print it. */
+export interface SetupResult<Key = string> {
+  /** The key now stored (base64url); undefined when `signingKey: false` left it as it was. */
+  readonly signingKey: Key
+}
+
+const q = (name: string) => pg.Client.prototype.escapeIdentifier(name)
+const literal = (value: string) => pg.Client.prototype.escapeLiteral(value)
+
+function checkName(name: unknown, option: string): string {
+  if (!isIdentifier(name) || name.startsWith('pg_')) {
+    throw new ConfigurationError(
+      'KH_INVALID_IDENTIFIER',
+      `Invalid ${option}: expected letters, digits and underscores (at most 63, not starting with a digit or pg_)`,
+    )
+  }
+  return name
+}
+
+function checkOptions(options: SetupOptions) {
+  const migration = checkName(options.migrationRole?.name, 'migration role name')
+  const runtime = checkName(options.runtimeRole?.name, 'runtime role name')
+  if (migration === runtime) {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      'The migration role and the runtime role must be different roles',
+    )
+  }
+  for (const [role, option] of [
+    [options.migrationRole, 'migration'],
+    [options.runtimeRole, 'runtime'],
+  ] as const) {
+    if (typeof role.password !== 'string' || role.password.length < 12) {
+      throw new ConfigurationError(
+        'KH_INVALID_OPTIONS',
+        `Invalid ${option} role password: expected at least 12 characters`,
+      )
+    }
+  }
+  const schemas = (options.schemas ?? ['public']).map((s) => checkName(s, 'schema name'))
+  if (schemas.length === 0 || schemas.includes('keyhole')) {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      'Invalid schemas: name at least one application schema, and not keyhole',
+    )
+  }
+  const key =
+    options.signingKey === false
+      ? undefined
+      : parseSigningKey(options.signingKey ?? generateSigningKey())
+  return { migration, runtime, schemas, key }
+}
+
+/** `CREATE ROLE` or `ALTER ROLE` to exactly these attributes; the password as a SCRAM verifier. */
+async function ensureRole(client: pg.Client, role: RoleCredentials, attributes: string) {
+  const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name])
+  const verb = rows.length === 0 ? 'CREATE' : 'ALTER'
+  await client.query(
+    `${verb} ROLE ${q(role.name)} WITH ${attributes} PASSWORD ${literal(scramVerifier(role.password))}`,
+  )
+}
+
+/**
+ * Creates or updates, idempotently:
+ * - the migration role (LOGIN, NOSUPERUSER, NOBYPASSRLS, NOCREATEDB, NOCREATEROLE, NOREPLICATION)
+ *   owning the application's schemas and `keyhole`;
+ * - the runtime role (the same, and NOINHERIT from nothing: setup revokes its memberships) with
+ *   USAGE on the schemas, SELECT/INSERT/UPDATE/DELETE on their tables and USAGE/SELECT on their
+ *   sequences, now and by default for what the migration role creates later; never TRUNCATE,
+ *   REFERENCES, TRIGGER or GRANT OPTION;
+ * - `REVOKE CREATE ON SCHEMA public FROM PUBLIC`, `REVOKE CREATE, TEMPORARY ON DATABASE … FROM PUBLIC`;
+ * - keyhole's SQL (`sql/`, as the migration role), EXECUTE on its four functions for the runtime
+ *   role only, and the signing key's HMAC pads (a new key unless `signingKey` is given or false).
+ *
+ * ```sql
+ * CREATE ROLE "app_runtime" WITH LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION
+ *   PASSWORD 'SCRAM-SHA-256$4096:…';
+ * ALTER DEFAULT PRIVILEGES FOR ROLE "app_migrator" IN SCHEMA "public"
+ *   GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "app_runtime";
+ * …
+ * ```
+ * @param url a URL of a role allowed to create roles and schemas (CREATEROLE, or a superuser)
+ * @throws ConfigurationError for bad names, short passwords or keys; pg's error when the
+ * connecting role lacks a privilege.
+ */
+export async function setup(
+  url: string,
+  options: SetupOptions & { signingKey: false },
+): Promise<SetupResult<undefined>>
+export async function setup(url: string, options: SetupOptions): Promise<SetupResult>
+export async function setup(
+  url: string,
+  options: SetupOptions,
+): Promise<SetupResult<string | undefined>> {
+  const { migration, runtime, schemas, key } = checkOptions(options)
+  const m = q(migration)
+  const r = q(runtime)
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query('BEGIN')
+    const roleAttributes = 'LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION'
+    await ensureRole(client, options.migrationRole, roleAttributes)
+    await ensureRole(client, options.runtimeRole, roleAttributes)
+    // The runtime role is a member of nothing: a membership could carry ownership or BYPASSRLS.
+    const { rows: memberships } = await client.query<{ role: string }>(
+      `SELECT g.rolname AS role FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid
+       WHERE a.member = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+      [runtime],
+    )
+    for (const { role } of memberships) await client.query(`REVOKE ${q(role)} FROM ${r}`)
+    const { rows: db } = await client.query<{ name: string }>('SELECT current_database() AS name')
+    const database = q(db[0]!.name)
+    await client.query(`
+      REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+      REVOKE CREATE, TEMPORARY ON DATABASE ${database} FROM PUBLIC, ${r};
+      GRANT CONNECT ON DATABASE ${database} TO ${m}, ${r};
+      CREATE SCHEMA IF NOT EXISTS keyhole AUTHORIZATION ${m};
+      ALTER SCHEMA keyhole OWNER TO ${m};
+      REVOKE ALL ON SCHEMA keyhole FROM PUBLIC;
+      GRANT USAGE ON SCHEMA keyhole TO ${r};`)
+    for (const schema of schemas) {
+      const s = q(schema)
+      await client.query(`
+        CREATE SCHEMA IF NOT EXISTS ${s} AUTHORIZATION ${m};
+        ALTER SCHEMA ${s} OWNER TO ${m};
+        REVOKE CREATE ON SCHEMA ${s} FROM PUBLIC, ${r};
+        GRANT USAGE ON SCHEMA ${s} TO ${r};
+        REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM ${r};
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${s} TO ${r};
+        REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${s} FROM ${r};
+        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA ${s} TO ${r};
+        ALTER DEFAULT PRIVILEGES FOR ROLE ${m} IN SCHEMA ${s} REVOKE ALL ON TABLES FROM ${r};
+        ALTER DEFAULT PRIVILEGES FOR ROLE ${m} IN SCHEMA ${s}
+          GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ${r};
+        ALTER DEFAULT PRIVILEGES FOR ROLE ${m} IN SCHEMA ${s} REVOKE ALL ON SEQUENCES FROM ${r};
+        ALTER DEFAULT PRIVILEGES FOR ROLE ${m} IN SCHEMA ${s} GRANT USAGE, SELECT ON SEQUENCES TO ${r};`)
+    }
+    await client.query('COMMIT')
+    // keyhole's own SQL, owned by the migration role: run it as that role on this session.
+    await client.query(`SET ROLE ${m}`)
+    await applySqlDirectory(client, keyholeSqlDirectory(), KEYHOLE_VERSION_TABLE)
+    await client.query('RESET ROLE')
+    await client.query('BEGIN')
+    await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA keyhole FROM PUBLIC, ${r}`)
+    await client.query(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA keyhole FROM PUBLIC, ${r}`)
+    await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_FUNCTIONS.join(', ')} TO ${r}`)
+    if (key !== undefined) {
+      const { innerPad, outerPad } = hmacPads(key)
+      await client.query(
+        `INSERT INTO keyhole.signing_key (id, inner_pad, outer_pad) VALUES (true, $1, $2)
+         ON CONFLICT (id) DO UPDATE SET inner_pad = excluded.inner_pad, outer_pad = excluded.outer_pad`,
+        [innerPad, outerPad],
+      )
+    }
+    await client.query('COMMIT')
+    const result = {}
+    Object.defineProperty(result, 'signingKey', {
+      value: key?.toString('base64url'),
+      enumerable: false,
+    })
+    return result as SetupResult<string | undefined>
+  } finally {
+    // The session may hold SET ROLE or an open transaction: never pooled, ended here.
+    await client.end()
+  }
+}
