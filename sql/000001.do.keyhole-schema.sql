@@ -74,14 +74,14 @@ BEGIN
   payload := pg_catalog.substr(setting, 65);
   IF pg_catalog.encode(keyhole.hmac_sha256(pg_catalog.convert_to(
        't.' || pg_catalog.pg_backend_pid() || '.'
-         || pg_catalog.extract(epoch FROM pg_catalog.transaction_timestamp()) || '.' || payload,
+         || EXTRACT(epoch FROM pg_catalog.transaction_timestamp()) || '.' || payload,
        'UTF8'), key.inner_pad, key.outer_pad), 'hex')
      IS DISTINCT FROM pg_catalog.substr(setting, 1, 64) THEN
     RETURN NULL;
   END IF;
   claims := payload::jsonb;
   IF pg_catalog.jsonb_typeof(claims -> 'e') = 'number'
-     AND (claims ->> 'e')::numeric <= pg_catalog.extract(epoch FROM pg_catalog.statement_timestamp()) THEN
+     AND (claims ->> 'e')::numeric <= EXTRACT(epoch FROM pg_catalog.statement_timestamp()) THEN
     RETURN NULL;
   END IF;
   RETURN claims;
@@ -101,7 +101,7 @@ DECLARE
   key record;
   payload text;
   claims jsonb;
-  now_ms numeric := pg_catalog.extract(epoch FROM pg_catalog.clock_timestamp()) * 1000;
+  now_ms numeric := EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000;
 BEGIN
   PERFORM pg_catalog.set_config('keyhole.capability', '', true);
   IF signed IS NULL OR signed !~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$' THEN
@@ -138,7 +138,7 @@ BEGIN
   PERFORM pg_catalog.set_config('keyhole.capability',
     pg_catalog.encode(keyhole.hmac_sha256(pg_catalog.convert_to(
       't.' || pg_catalog.pg_backend_pid() || '.'
-        || pg_catalog.extract(epoch FROM pg_catalog.transaction_timestamp()) || '.' || payload,
+        || EXTRACT(epoch FROM pg_catalog.transaction_timestamp()) || '.' || payload,
       'UTF8'), key.inner_pad, key.outer_pad), 'hex') || payload,
     true);
   RETURN true;

@@ -54,6 +54,13 @@ export async function applySqlDirectory(
   })
   await client.query(`SELECT pg_advisory_lock(hashtext('keyhole migrate'))`)
   try {
+    // postgrator would run `CREATE SCHEMA IF NOT EXISTS`, which needs CREATE on the database even
+    // when the schema exists; the migration role only owns its schemas. Create its table (the
+    // same columns) ourselves, in the schema setup made.
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${versionTable} (version bigint PRIMARY KEY, name text, md5 text, run_at timestamptz);
+       INSERT INTO ${versionTable} (version) VALUES (0) ON CONFLICT (version) DO NOTHING`,
+    )
     const applied = await postgrator.migrate()
     return applied.map((m) => m.version)
   } finally {
