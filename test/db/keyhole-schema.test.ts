@@ -43,6 +43,11 @@ t.test('a valid signed capability opens exactly its groups', async (t) => {
   const [rows, fns] = await inTransaction(signer.sign(alice), ...probe.slice(0, 2))
   t.same(rows, [{ body: 'a' }])
   t.same(fns, [{ groups: [k.groupA], admin: false, subject: 'alice' }])
+  t.same(
+    (await runtime.query(`SELECT current_setting('keyhole.capability', true) AS s`)).rows,
+    [{ s: '' }],
+    "after ROLLBACK the setting reads back as ''",
+  )
 })
 
 t.test(
