@@ -1,0 +1,59 @@
+import pg from 'pg'
+import { checkDatabase } from '../db/check-database.ts'
+import { KEYHOLE_FUNCTIONS } from '../db/keyhole-sql.ts'
+import type { GuardedOperation } from '../errors.ts'
+import { parse, required, type Command } from './io.ts'
+import { loadPolicies } from './load-policies.ts'
+
+const operations: Record<string, GuardedOperation> = {
+  read: 'select',
+  insert: 'insert',
+  update: 'update',
+  delete: 'delete',
+}
+
+export const checkCommand: Command = {
+  name: 'check',
+  summary: 'run the start-up checks as the runtime role and print a report (exit 1 on findings)',
+  usage: `keyhole check --policies MODULE [--migration-role NAME] [--schema NAME]...
+
+Connects as the RUNTIME role with KEYHOLE_RUNTIME_URL (or --database-url).
+Tables without a schema in the policies are checked as public.<table>.`,
+  async run(args, io) {
+    const flags = parse(args, {
+      'database-url': { type: 'string' },
+      policies: { type: 'string' },
+      'migration-role': { type: 'string' },
+      schema: { type: 'string', multiple: true },
+    })
+    if (flags.help) return (io.out(this.usage), 0)
+    const url = required(
+      flags['database-url'] ?? io.env.KEYHOLE_RUNTIME_URL,
+      'KEYHOLE_RUNTIME_URL (or --database-url)',
+    )
+    const policies = await loadPolicies(required(flags.policies, '--policies'))
+    const guardedTables = Object.entries(policies.tables).map(([table, policy]) => ({
+      table: table.includes('.') ? table : `public.${table}`,
+      operations: Object.keys(policy).map((op) => operations[op]!),
+    }))
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      const findings = await checkDatabase(client, {
+        guardedTables,
+        migrationRole: flags['migration-role'],
+        applicationSchemas: flags.schema,
+        keyholeFunctions: [...KEYHOLE_FUNCTIONS],
+      })
+      if (findings.length === 0) {
+        io.out(`keyhole check: no findings (${guardedTables.length} guarded table(s))`)
+        return 0
+      }
+      io.out(`keyhole check: ${findings.length} finding(s)`)
+      for (const f of findings) io.out(`  - ${f.code}: ${f.message}\n    fix: ${f.fix}`)
+      return 1
+    } finally {
+      await client.end()
+    }
+  },
+}

@@ -1,0 +1,44 @@
+/**
+ * What a command needs from its process, so the commands run in tests as in the shell: output
+ * streams and the environment (where secrets come from: never from flags that `ps` shows).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+
+export interface CliIo {
+  readonly env: Readonly<Record<string, string | undefined>>
+  out(line: string): void
+  err(line: string): void
+}
+
+/** A user mistake: printed as one line, no stack, exit status 1. */
+export class UsageError extends Error {}
+
+export interface Command {
+  readonly name: string
+  readonly summary: string
+  readonly usage: string
+  run(args: string[], io: CliIo): Promise<number>
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+/** `parseArgs` with `--help`, strict, no positionals; its errors become one-line usage errors. */
+export function parse<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }).values
+  } catch (error) {
+    // node's message names the bad flag; keep its first line only.
+    throw new UsageError((error as Error).message.split('\n')[0])
+  }
+}
+
+/** The value of a required flag or environment variable. */
+export function required(value: string | undefined, what: string): string {
+  if (value === undefined || value === '') throw new UsageError(`missing ${what}`)
+  return value
+}

@@ -1,0 +1,53 @@
+import type { GroupIdType } from '../capability/capability.ts'
+import { migrate } from '../db/migrate.ts'
+import { parse, required, UsageError, type Command } from './io.ts'
+import { loadPolicies } from './load-policies.ts'
+
+export const groupIdTypes: readonly GroupIdType[] = ['uuid', 'bigint', 'integer', 'text']
+
+export function groupIdType(value: string | undefined): GroupIdType {
+  if (value === undefined) return 'uuid'
+  if (!groupIdTypes.includes(value as GroupIdType)) {
+    throw new UsageError(`--group-id-type must be one of ${groupIdTypes.join(', ')}`)
+  }
+  return value as GroupIdType
+}
+
+export const migrateCommand: Command = {
+  name: 'migrate',
+  summary: "apply keyhole's SQL, the application's migrations and the RLS policies",
+  usage: `keyhole migrate [--migrations DIR] [--policies MODULE --runtime-role NAME [--group-id-type uuid]]
+
+Connects as the migration role with KEYHOLE_MIGRATION_URL (or --database-url).
+DIR holds postgrator files: 000001.do.name.sql, 000002.do.name.sql, …`,
+  async run(args, io) {
+    const flags = parse(args, {
+      'database-url': { type: 'string' },
+      migrations: { type: 'string' },
+      policies: { type: 'string' },
+      'runtime-role': { type: 'string' },
+      'group-id-type': { type: 'string' },
+    })
+    if (flags.help) return (io.out(this.usage), 0)
+    const url = required(
+      flags['database-url'] ?? io.env.KEYHOLE_MIGRATION_URL,
+      'KEYHOLE_MIGRATION_URL (or --database-url)',
+    )
+    const type = groupIdType(flags['group-id-type'])
+    const policies = flags.policies === undefined ? undefined : await loadPolicies(flags.policies)
+    const runtimeRole =
+      policies === undefined
+        ? undefined
+        : required(flags['runtime-role'], '--runtime-role (with --policies)')
+    const result = await migrate(url, {
+      migrationsDir: flags.migrations,
+      policies,
+      runtimeRole,
+      groupIdType: type,
+    })
+    io.out(
+      `keyhole: ${result.keyhole.length} keyhole and ${result.application.length} application migration(s) applied${result.policies ? '; policies applied' : ''}`,
+    )
+    return 0
+  },
+}
