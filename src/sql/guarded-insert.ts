@@ -122,10 +122,12 @@ function compileInsert(
  * One row with a RETURNING list takes a leaner statement (no bookkeeping CTE): the happy path is
  * one plain `INSERT … SELECT … WHERE <guard>`; only a refused row costs a second, read-only
  * statement, to tell 403 from 404. With one input row the planner also keeps a parent guard as an
- * index lookup (a jsonb array is estimated at 100 rows and may get a hashed subplan).
+ * index lookup (a jsonb array is estimated at 100 rows and may get a hashed subplan). The row
+ * travels as `json`, not `jsonb`: one object read once needs no binary tree (measured on
+ * PostgreSQL 18: 0.93× plain INSERT with `json` against 0.91× with `jsonb`, interleaved).
  * ```sql
  * INSERT INTO "posts" AS "t" ("thread_id", "content")
- * SELECT "r"."thread_id", "r"."content" FROM jsonb_populate_record(NULL::"posts", $1::jsonb) AS "r"
+ * SELECT "r"."thread_id", "r"."content" FROM json_populate_record(NULL::"posts", $1::json) AS "r"
  * WHERE EXISTS (SELECT 1 FROM "discussion_threads" AS "p1"
  *               WHERE ("p1"."id" = "r"."thread_id" AND "p1"."group_id" = ANY ($2::uuid[])))
  * RETURNING "t".*
@@ -145,7 +147,7 @@ function compileSingleInsert(
   const text =
     `INSERT INTO ${table.sql} AS "t" (${quoted.join(', ')}) ` +
     `SELECT ${quoted.map((c) => `"r".${c}`).join(', ')} ` +
-    `FROM jsonb_populate_record(NULL::${table.sql}, ${json}::jsonb) AS "r"` +
+    `FROM json_populate_record(NULL::${table.sql}, ${json}::json) AS "r"` +
     (allowed === true ? '' : ` WHERE ${sqlText(allowed)}`) +
     ` RETURNING ${returningSql(options.returning ?? '*')}`
   return params.compile(text)
@@ -163,7 +165,7 @@ function compileVisibility(
   knowValues(params, Object.keys(options.values))
   const visible = sqlText(renderGuard(readGuard.node, columnsOf('"r"'), params))
   return params.compile(
-    `SELECT COALESCE(${visible}, FALSE) AS "visible" FROM jsonb_populate_record(NULL::${table.sql}, ${json}::jsonb) AS "r"`,
+    `SELECT COALESCE(${visible}, FALSE) AS "visible" FROM json_populate_record(NULL::${table.sql}, ${json}::json) AS "r"`,
   )
 }
 
