@@ -1,0 +1,135 @@
+/**
+ * `npm run bench [-- --quick]`: every benchmark in one process, against one embedded PostgreSQL
+ * (or the server DATABASE_URL names, in a fresh `keyhole_bench` database). Prints a table per
+ * part and writes bench/results/latest.json, latest.md and scaling.svg.
+ *
+ * A part is a module exporting `run(context): Promise<BenchSection>` (bench/lib/types.ts). A part
+ * whose module has not landed yet is listed as pending, never faked.
+ */
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { cpus } from 'node:os'
+import pg from 'pg'
+import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
+import { markdown, scalingSvg, textTable, type RunInfo } from './lib/report.ts'
+import type { BenchContext, BenchModule, BenchSection } from './lib/types.ts'
+
+const quick = process.argv.includes('--quick')
+const results = new URL('./results/', import.meta.url)
+
+interface Part {
+  readonly title: string
+  /** Relative to bench/. */
+  readonly module: string
+  /** Who writes the module, for the pending note. */
+  readonly owner: string
+}
+
+const PARTS: readonly Part[] = [
+  {
+    title: 'Token → capability (verify + derive)',
+    module: './verify.bench.ts',
+    owner: 'engineer A',
+  },
+  { title: 'Capability derivation', module: './derive.bench.ts', owner: 'bench' },
+  { title: 'Token size', module: './token-size.bench.ts', owner: 'bench' },
+  { title: 'SQL guard cost', module: './sql.bench.ts', owner: 'bench' },
+  {
+    title: 'RLS mode (signed capability + policies)',
+    module: './rls.bench.ts',
+    owner: 'engineer D1',
+  },
+  { title: 'HTTP', module: './http.bench.ts', owner: 'bench' },
+]
+
+/** Loads a part's module only when it exists and exports `run` (so a script is never executed). */
+async function loadPart(part: Part): Promise<BenchModule | string> {
+  const url = new URL(part.module, import.meta.url)
+  const source = await readFile(url, 'utf8').catch(() => undefined)
+  if (source === undefined)
+    return `bench/${part.module.slice(2)} (${part.owner}) has not landed yet`
+  if (!/export\s+(async\s+)?function\s+run\s*\(/.test(source)) {
+    return `bench/${part.module.slice(2)} (${part.owner}) does not export run(context) yet`
+  }
+  return (await import(url.href)) as BenchModule
+}
+
+async function benchDatabase(serverUrl: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  try {
+    await admin.query('DROP DATABASE IF EXISTS keyhole_bench WITH (FORCE)')
+    await admin.query('CREATE DATABASE keyhole_bench')
+  } finally {
+    await admin.end()
+  }
+  const url = new URL(serverUrl)
+  url.pathname = '/keyhole_bench'
+  return url.toString()
+}
+
+const started = Date.now()
+let server: RunningPostgres | undefined
+let serverUrl = process.env.DATABASE_URL
+if (!serverUrl) {
+  server = await startEmbeddedPostgres()
+  serverUrl = server.url
+}
+const sections: BenchSection[] = []
+let postgres = ''
+try {
+  const databaseUrl = await benchDatabase(serverUrl)
+  const probe = new pg.Client({ connectionString: databaseUrl })
+  await probe.connect()
+  postgres = (await probe.query('SHOW server_version')).rows[0].server_version as string
+  await probe.end()
+  const context: BenchContext = {
+    quick,
+    databaseUrl,
+    log: (line) => process.stderr.write(`  ${line}\n`),
+  }
+  for (const part of PARTS) {
+    const t0 = Date.now()
+    process.stderr.write(`# ${part.title}\n`)
+    let section: BenchSection
+    const loaded = await loadPart(part)
+    if (typeof loaded === 'string') section = { title: part.title, rows: [], pending: loaded }
+    else {
+      try {
+        section = await loaded.run(context)
+      } catch (error) {
+        section = { title: part.title, rows: [], pending: `failed: ${(error as Error).message}` }
+      }
+    }
+    sections.push(section)
+    console.log(textTable(section))
+    console.log(`(${((Date.now() - t0) / 1000).toFixed(0)} s)\n`)
+  }
+} finally {
+  await server?.stop()
+}
+
+const info: RunInfo = {
+  date: new Date().toISOString(),
+  mode: quick ? 'quick' : 'full',
+  command: quick ? 'npm run bench -- --quick' : 'npm run bench',
+  node: process.version,
+  postgres,
+  cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}`,
+  seconds: (Date.now() - started) / 1000,
+}
+await mkdir(results, { recursive: true })
+const scaling = sections.flatMap((s) => s.scaling ?? [])
+const chart = 'scaling.svg'
+await writeFile(
+  new URL(chart, results),
+  scalingSvg(scaling, 'Guarded statement ÷ plain statement, 10⁵-row table'),
+)
+await writeFile(
+  new URL('latest.json', results),
+  JSON.stringify({ ...info, sections }, null, 2) + '\n',
+)
+await writeFile(new URL('latest.md', results), markdown(info, sections, chart))
+console.log(
+  `wrote bench/results/latest.json, latest.md and ${chart} (${info.seconds.toFixed(0)} s)`,
+)
+await access(new URL('latest.md', results))
