@@ -1,12 +1,13 @@
 /**
  * `npm run bench [-- --quick]`: every benchmark in one process, against one embedded PostgreSQL
  * (or the server DATABASE_URL names, in a fresh `keyhole_bench` database). Prints a table per
- * part and writes bench/results/latest.json, latest.md and scaling.svg.
+ * part and writes bench/results/latest.json, latest.md and scaling.svg (the last run), and
+ * quick.* or full.* (the last run of that mode).
  *
  * A part is a module exporting `run(context): Promise<BenchSection>` (bench/lib/types.ts). A part
  * whose module has not landed yet is listed as pending, never faked.
  */
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import pg from 'pg'
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
@@ -119,17 +120,17 @@ const info: RunInfo = {
 }
 await mkdir(results, { recursive: true })
 const scaling = sections.flatMap((s) => s.scaling ?? [])
-const chart = 'scaling.svg'
-await writeFile(
-  new URL(chart, results),
-  scalingSvg(scaling, 'Guarded statement ÷ plain statement, 10⁵-row table'),
-)
-await writeFile(
-  new URL('latest.json', results),
-  JSON.stringify({ ...info, sections }, null, 2) + '\n',
-)
-await writeFile(new URL('latest.md', results), markdown(info, sections, chart))
+const svg = scalingSvg(scaling, 'Guarded statement ÷ plain statement, 10⁵-row table')
+const json = JSON.stringify({ ...info, sections }, null, 2) + '\n'
+// latest.* is the last run of either mode; <mode>.* keeps the last run of each.
+for (const [name, chart] of [
+  ['latest', 'scaling.svg'],
+  [info.mode, `scaling-${info.mode}.svg`],
+] as const) {
+  await writeFile(new URL(chart, results), svg)
+  await writeFile(new URL(`${name}.json`, results), json)
+  await writeFile(new URL(`${name}.md`, results), markdown(info, sections, chart))
+}
 console.log(
-  `wrote bench/results/latest.json, latest.md and ${chart} (${info.seconds.toFixed(0)} s)`,
+  `wrote bench/results/latest.{json,md}, scaling.svg and ${info.mode}.* (${info.seconds.toFixed(0)} s)`,
 )
-await access(new URL('latest.md', results))
