@@ -153,6 +153,9 @@ export class Pipeline {
 
   handleCopyInResponse(connection: PgConnection): void {
     connection.sendCopyFail('keyhole does not run COPY FROM STDIN')
+    // The server ignores a Sync received in copy-in mode (ours went before), then discards until
+    // the next one: send it, or the connection waits forever.
+    connection.sync()
   }
 
   handleCopyData(): void {}

@@ -1,0 +1,93 @@
+/**
+ * The one-round-trip pipeline on a plain pg client: results per statement, one implicit
+ * transaction, and the protocol's corners (a failing type parser, COPY, an empty statement).
+ */
+import pg from 'pg'
+import t from 'tap'
+import { Pipeline } from '../../src/db/pipeline.ts'
+import { createTestDatabase } from '../helpers/database.ts'
+
+const db = await createTestDatabase(t)
+const client = new pg.Client({ connectionString: db.url })
+await client.connect()
+t.teardown(() => client.end())
+
+async function send(p: Pipeline) {
+  client.query(p as never)
+  return p.done
+}
+
+t.test('statements before one Sync share one implicit transaction', async (t) => {
+  const results = await send(
+    new Pipeline([
+      { text: `SELECT set_config('x.y', $1, true) AS set`, values: ['1'] },
+      { text: `SELECT current_setting('x.y') AS seen, txid_current() AS a` },
+      { text: 'SELECT txid_current() AS b' },
+    ]),
+  )
+  t.same(
+    results.map((r) => r.command),
+    ['SELECT', 'SELECT', 'SELECT'],
+  )
+  t.equal(results[1]!.rows[0].seen as string, '1')
+  t.equal(results[1]!.rows[0].a, results[2]!.rows[0].b, 'one transaction')
+  t.same(
+    (await client.query(`SELECT current_setting('x.y', true) AS s`)).rows,
+    [{ s: '' }],
+    'gone after it',
+  )
+})
+
+t.test('named statements are parsed once and recorded as pg records them', async (t) => {
+  const named = { name: 'pipeline_named', text: 'SELECT $1::int + 1 AS n' }
+  for (const v of [1, 2]) {
+    const [r] = await send(new Pipeline([{ ...named, values: [v] }]))
+    t.same(r!.rows, [{ n: v + 1 }])
+  }
+  t.same((await client.query({ ...named, values: [10] })).rows, [{ n: 11 }], 'pg reuses it')
+})
+
+t.test(
+  'errors: the first error rejects, the rest is skipped, the transaction rolls back',
+  async (t) => {
+    await client.query('CREATE TABLE t (id int)')
+    const p = new Pipeline([
+      { text: 'INSERT INTO t VALUES (1)' },
+      { text: 'SELECT 1/0' },
+      { text: 'INSERT INTO t VALUES (2)' },
+    ])
+    await t.rejects(send(p), { code: '22012' })
+    t.equal(p.completed.length, 1)
+    t.same((await client.query('SELECT count(*)::int AS n FROM t')).rows, [{ n: 0 }])
+  },
+)
+
+t.test('a failing type parser is reported after the server is ready', async (t) => {
+  const types = {
+    getTypeParser: () => () => {
+      throw new Error('parser failed')
+    },
+  }
+  const p = new Pipeline([{ text: `SELECT 'x' AS a` }])
+  // pg's Result reads the global type parsers: swap in a throwing one for this statement.
+  const originalParse = pg.types.getTypeParser
+  pg.types.getTypeParser = types.getTypeParser as never
+  try {
+    await t.rejects(send(p), { message: 'parser failed' })
+  } finally {
+    pg.types.getTypeParser = originalParse
+  }
+  t.same((await client.query('SELECT 1 AS ok')).rows, [{ ok: 1 }], 'the client still works')
+})
+
+t.test('COPY FROM STDIN is refused, an empty statement counts', async (t) => {
+  await t.rejects(send(new Pipeline([{ text: 'COPY t FROM STDIN' }])), {
+    message: /keyhole does not run COPY/,
+  })
+  const results = await send(new Pipeline([{ text: '' }, { text: 'SELECT 2 AS two' }]))
+  t.same(results[1]!.rows, [{ two: 2 }])
+  const p = new Pipeline([{ text: 'SELECT 1' }])
+  p.handleCopyData()
+  p.handlePortalSuspended()
+  t.pass('no-op handlers')
+})

@@ -1,0 +1,76 @@
+/**
+ * The signed capability value: its format, its key rules, and the HMAC pads the database uses.
+ */
+import { createHmac } from 'node:crypto'
+import t from 'tap'
+import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
+import { generateSigningKey, hmacPads, parseSigningKey } from '../../src/db/signing-key.ts'
+import { capability } from './helpers/keyhole.ts'
+
+const key = Buffer.alloc(32, 3)
+
+t.test('the value: base64url(payload).base64url(HMAC-SHA-256(key, "a." + payload))', async (t) => {
+  const signer = createCapabilitySigner(key)
+  const holder = capability({
+    subject: 'alice',
+    groups: { member: ['g1', 'g2'], moderator: ['g2'], admin: [] },
+    expiresAt: 2000000000,
+  })
+  const value = signer.sign(holder, 1700000000000.7)
+  const [payload, mac] = value.split('.') as [string, string]
+  t.equal(mac, createHmac('sha256', key).update(`a.${payload}`).digest('base64url'))
+  t.same(JSON.parse(Buffer.from(payload, 'base64url').toString()), {
+    v: 1,
+    i: 1700000000000,
+    s: 'alice',
+    a: false,
+    r: ['member', 'moderator', 'admin'],
+    g: [['g1'], ['g2'], []],
+    e: 2000000000,
+  })
+  t.equal(signer.sign(holder, 1700000000000), value, 'deterministic for one capability and time')
+  const noExp = JSON.parse(
+    Buffer.from(signer.sign(capability(), 1).split('.')[0]!, 'base64url').toString(),
+  )
+  t.equal(noExp.e, null)
+  t.match(signer.sign(capability()), /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/, 'defaults to now')
+  t.same(Object.keys(signer), ['sign'], 'the key is not a property')
+})
+
+t.test('keys: at least 32 bytes, as bytes or base64/base64url text', async (t) => {
+  t.equal(parseSigningKey(key.toString('base64url')).length, 32)
+  t.equal(parseSigningKey(key.toString('base64')).length, 32)
+  t.equal(parseSigningKey(new Uint8Array(40)).length, 40)
+  t.equal(parseSigningKey(generateSigningKey()).length, 32)
+  const bad: [string, unknown][] = [
+    ['31 bytes', Buffer.alloc(31)],
+    ['short text', 'c2hvcnQ'],
+    ['not base64', 'this is not base64 but long enough to be a key!!'],
+    ['a number', 42],
+    ['missing', undefined],
+  ]
+  for (const [name, value] of bad) {
+    t.throws(
+      () => createCapabilitySigner(value as string),
+      { code: 'KH_INVALID_OPTIONS', message: /signingKey/ },
+      name,
+    )
+  }
+  t.throws(() => parseSigningKey('short', 'KEYHOLE_SIGNING_KEY'), {
+    message: /KEYHOLE_SIGNING_KEY/,
+  })
+})
+
+t.test('HMAC pads: sha256(outer || sha256(inner || m)) equals HMAC-SHA-256', async (t) => {
+  const { createHash } = await import('node:crypto')
+  for (const k of [key, Buffer.alloc(64, 1), Buffer.alloc(100, 2)]) {
+    const { innerPad, outerPad } = hmacPads(k)
+    const inner = createHash('sha256')
+      .update(Buffer.concat([innerPad, Buffer.from('message')]))
+      .digest()
+    const outer = createHash('sha256')
+      .update(Buffer.concat([outerPad, inner]))
+      .digest()
+    t.same(outer, createHmac('sha256', k).update('message').digest(), `${k.length}-byte key`)
+  }
+})
