@@ -98,7 +98,9 @@ export const errorCatalogue = {
 
 export type KeyholeErrorCode = keyof typeof errorCatalogue
 
-const statusText: Record<number, string> = {
+// Typed by the catalogue's statuses: a new status without its reason phrase fails to compile, so no
+// runtime fallback (which no test could reach) is needed.
+const statusText: Record<(typeof errorCatalogue)[KeyholeErrorCode]['statusCode'], string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
@@ -126,7 +128,7 @@ export class KeyholeError extends Error {
     super(options.message ?? entry.message)
     this.code = code
     this.statusCode = entry.statusCode
-    this.error = statusText[entry.statusCode] ?? 'Error'
+    this.error = statusText[errorCatalogue[code].statusCode]
     if (options.cause !== undefined) {
       Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false })
     }
