@@ -1,0 +1,115 @@
+/**
+ * RLS mode vs guard-only on single-row inserts, runs interleaved (A B A B…):
+ *   - guard-only: the guarded INSERT alone, on a table without RLS, one round trip;
+ *   - RLS mode: the same guarded INSERT on a table with RLS forced and keyhole's policies, as the
+ *     runtime role, with the signed capability set by `runOne` (set_capability + the statement
+ *     before one Sync: one round trip).
+ * Both through a pg Pool of the runtime role (max 1), so checkout costs the same. Prints the
+ * RLS/guard-only throughput ratio (target ≥ 0.7).
+ *
+ *   node --import tsx bench/rls.bench.ts          (DATABASE_URL of a superuser, or an embedded PostgreSQL)
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import pg from 'pg'
+import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
+import type { Capability } from '../src/capability/capability.ts'
+import { createSessionFactory } from '../src/db/session.ts'
+import { setup } from '../src/db/setup.ts'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
+const PER_ROUND = Number(process.env.BENCH_OPS ?? 400)
+
+let server: RunningPostgres | undefined
+let url = process.env.DATABASE_URL
+if (!url) {
+  server = await startEmbeddedPostgres()
+  url = server.url
+}
+const database = `kh_bench_${randomBytes(4).toString('hex')}`
+const root = new pg.Client({ connectionString: url })
+await root.connect()
+await root.query(`CREATE DATABASE ${database}`)
+const dbUrl = new URL(url)
+dbUrl.pathname = `/${database}`
+const as = (role: { name: string; password: string }) => {
+  const u = new URL(dbUrl)
+  u.username = role.name
+  u.password = role.password
+  return u.toString()
+}
+const migrator = { name: `${database}_migrator`, password: randomBytes(18).toString('base64url') }
+const runtime = { name: `${database}_runtime`, password: randomBytes(18).toString('base64url') }
+const pools: pg.Pool[] = []
+try {
+  const { signingKey } = await setup(dbUrl.toString(), {
+    migrationRole: migrator,
+    runtimeRole: runtime,
+  })
+  const m = new pg.Client({ connectionString: as(migrator) })
+  await m.connect()
+  const guard = `(group_id = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin()))`
+  await m.query(`
+    CREATE TABLE plain_posts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), group_id uuid NOT NULL, body text NOT NULL);
+    CREATE TABLE rls_posts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), group_id uuid NOT NULL, body text NOT NULL);
+    ALTER TABLE rls_posts ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE rls_posts FORCE ROW LEVEL SECURITY;
+    CREATE POLICY keyhole_select ON rls_posts FOR SELECT TO "${runtime.name}" USING ${guard};
+    CREATE POLICY keyhole_insert ON rls_posts FOR INSERT TO "${runtime.name}" WITH CHECK ${guard};`)
+  await m.end()
+
+  const group = randomUUID()
+  const binding = Object.freeze({ groups: Object.freeze([group]), isAdmin: false })
+  const capability: Capability = Object.freeze({
+    subject: 'bench',
+    isAdmin: false,
+    roles: Object.freeze(['member', 'moderator', 'admin']),
+    groupIdType: 'uuid',
+    expiresAt: Math.floor(Date.now() / 1000) + 3600,
+    groups: () => binding.groups,
+    has: () => true,
+    binding: () => binding,
+  })
+  const guarded = (table: string) => ({
+    name: `bench_insert_${table}`,
+    text: `INSERT INTO ${table} (group_id, body) SELECT $1, $2 WHERE $1 = ANY ($3::uuid[]) OR $4`,
+  })
+  const values = () => [group, 'hello', binding.groups, false]
+
+  const plainPool = new pg.Pool({ connectionString: as(runtime), max: 1 })
+  const rlsPool = new pg.Pool({ connectionString: as(runtime), max: 1 })
+  pools.push(plainPool, rlsPool)
+  const sessions = createSessionFactory({ pool: rlsPool, signingKey })
+  const guardOnly = () => plainPool.query({ ...guarded('plain_posts'), values: values() })
+  const rlsMode = () => sessions.runOne(capability, { ...guarded('rls_posts'), values: values() })
+
+  async function time(op: () => Promise<unknown>): Promise<number> {
+    const start = process.hrtime.bigint()
+    for (let i = 0; i < PER_ROUND; i++) await op()
+    return Number(process.hrtime.bigint() - start) / 1e6
+  }
+  // Warm up both (connections, prepared statements, caches).
+  await time(guardOnly)
+  await time(rlsMode)
+  const totals = { guard: 0, rls: 0 }
+  for (let round = 0; round < ROUNDS; round++) {
+    totals.guard += await time(guardOnly)
+    totals.rls += await time(rlsMode)
+  }
+  const ops = ROUNDS * PER_ROUND
+  const rate = (ms: number) => Math.round((ops / ms) * 1000)
+  const check = await rlsPool.query('SELECT count(*)::int AS n FROM plain_posts')
+  console.log(`single-row insert, ${ROUNDS} interleaved rounds × ${PER_ROUND}`)
+  console.log(`  guard-only : ${rate(totals.guard)} ops/s`)
+  console.log(
+    `  RLS mode   : ${rate(totals.rls)} ops/s (signed capability + policy, one round trip)`,
+  )
+  console.log(`  ratio RLS/guard-only: ${(totals.guard / totals.rls).toFixed(2)}× (target ≥ 0.70×)`)
+  if (check.rows[0].n !== ops + PER_ROUND)
+    throw new Error('the guard-only inserts did not all land')
+} finally {
+  for (const p of pools) await p.end()
+  await root.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+  await root.query(`DROP ROLE IF EXISTS "${migrator.name}", "${runtime.name}"`)
+  await root.end()
+  await server?.stop()
+}
