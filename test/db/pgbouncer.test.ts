@@ -9,7 +9,10 @@ import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
 import { findPgbouncer, startPgbouncer } from './helpers/pgbouncer.ts'
 
 if (findPgbouncer() === undefined) {
-  t.skip('pgbouncer is not on PATH: the PgBouncer tests need it (apt-get install pgbouncer)')
+  t.skip(
+    'pgbouncer is not on PATH: the PgBouncer tests need it (apt-get install pgbouncer)',
+    async () => {},
+  )
 } else {
   const k = await createKeyholeDatabase(t)
   const url = (await startPgbouncer(t, k.db.url, k.runtime))!

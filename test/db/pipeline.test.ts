@@ -14,7 +14,7 @@ t.teardown(() => client.end())
 
 async function send(p: Pipeline) {
   client.query(p as never)
-  return p.done
+  return (await p.done) as { command: string | null; rows: Record<string, unknown>[] }[]
 }
 
 t.test('statements before one Sync share one implicit transaction', async (t) => {
@@ -29,8 +29,8 @@ t.test('statements before one Sync share one implicit transaction', async (t) =>
     results.map((r) => r.command),
     ['SELECT', 'SELECT', 'SELECT'],
   )
-  t.equal(results[1]!.rows[0].seen as string, '1')
-  t.equal(results[1]!.rows[0].a, results[2]!.rows[0].b, 'one transaction')
+  t.equal(results[1]!.rows[0]!.seen as string, '1')
+  t.equal(results[1]!.rows[0]!.a, results[2]!.rows[0]!.b, 'one transaction')
   t.same(
     (await client.query(`SELECT current_setting('x.y', true) AS s`)).rows,
     [{ s: '' }],
@@ -70,12 +70,13 @@ t.test('a failing type parser is reported after the server is ready', async (t) 
   }
   const p = new Pipeline([{ text: `SELECT 'x' AS a` }])
   // pg's Result reads the global type parsers: swap in a throwing one for this statement.
-  const originalParse = pg.types.getTypeParser
-  pg.types.getTypeParser = types.getTypeParser as never
+  const parsers = pg.types as { getTypeParser: unknown }
+  const originalParse = parsers.getTypeParser
+  parsers.getTypeParser = types.getTypeParser
   try {
     await t.rejects(send(p), { message: 'parser failed' })
   } finally {
-    pg.types.getTypeParser = originalParse
+    parsers.getTypeParser = originalParse
   }
   t.same((await client.query('SELECT 1 AS ok')).rows, [{ ok: 1 }], 'the client still works')
 })

@@ -79,9 +79,9 @@ t.test('after COMMIT or ROLLBACK the setting is gone on the same connection', as
   const sessions = createSessionFactory({ pool, signingKey: k.signingKey })
   const read = `SELECT current_setting('keyhole.capability', true) AS setting, pg_backend_pid() AS pid,
     (SELECT count(*)::int FROM notes) AS visible`
-  const inside = await sessions.withCapability(alice, async (db) => (await db.query(read)).rows[0])
+  const inside = await sessions.withCapability(alice, async (db) => (await db.query(read)).rows[0]!)
   t.equal(inside.visible, 1)
-  const afterCommit = (await pool.query(read)).rows[0]
+  const afterCommit = (await pool.query(read)).rows[0]!
   t.same(afterCommit, { setting: '', pid: inside.pid, visible: 0 }, 'after COMMIT')
   await t.rejects(
     sessions.withCapability(alice, async (db) => {
@@ -90,16 +90,16 @@ t.test('after COMMIT or ROLLBACK the setting is gone on the same connection', as
     }),
     { message: 'handler failed' },
   )
-  const afterRollback = (await pool.query(read)).rows[0]
+  const afterRollback = (await pool.query(read)).rows[0]!
   // The failed connection was destroyed: the next one is fresh, the setting never set (NULL).
   t.same([afterRollback.setting, afterRollback.visible], [null, 0], 'after ROLLBACK')
   t.not(afterRollback.pid, inside.pid, 'the failed connection was destroyed, not reused')
   const one = await sessions.runOne(alice, read)
-  t.equal(one.rows[0].visible, 1)
-  const afterOne = (await pool.query(read)).rows[0]
+  t.equal(one.rows[0]!.visible, 1)
+  const afterOne = (await pool.query(read)).rows[0]!
   t.same(
     [afterOne.setting, afterOne.visible, afterOne.pid],
-    ['', 0, one.rows[0].pid],
+    ['', 0, one.rows[0]!.pid],
     'after runOne',
   )
 })

@@ -63,7 +63,6 @@ t.test('bad options are refused before anything is sent', async (t) => {
   }
 })
 
-
 t.test('setup returns the key it stored, not enumerable', async (t) => {
   t.match(first.signingKey, /^[A-Za-z0-9_-]{43}$/)
   t.same(Object.keys(first), [])
@@ -103,7 +102,6 @@ t.test('both roles log in with their passwords', async (t) => {
     await c.end()
   }
 })
-
 
 t.test('migrate: keyhole first, then the application, then the policies', async (t) => {
   const result = await migrate(migratorUrl, {
