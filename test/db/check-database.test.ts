@@ -386,6 +386,7 @@ const cases: Record<string, Case[]> = {
       fix: '',
       options: withOptions({
         keyholeFunctions: [
+          'keyhole.set_capability(text)',
           'keyhole.group_ids(text)',
           'keyhole.is_admin()',
           'keyhole.subject()',

@@ -20,6 +20,7 @@ t.test('defaults are filled and the result is frozen; the input is not touched',
     unguardedTables: [],
     capabilitySetting: 'keyhole.capability',
     keyholeFunctions: [
+      { signature: 'keyhole.set_capability(text)' },
       { signature: 'keyhole.group_ids(text)' },
       { signature: 'keyhole.is_admin()' },
       { signature: 'keyhole.subject()' },

@@ -86,10 +86,11 @@ export async function createBaseline(db: TestDatabase): Promise<Baseline> {
       SET ROLE ${m};
       CREATE TABLE keyhole.signing_key (id int PRIMARY KEY, key bytea NOT NULL);
       ${fn('group_ids(role text)', 'text[]', `SELECT '{}'::text[] FROM keyhole.signing_key LIMIT 0`)}
+      ${fn('set_capability(value text)', 'void', 'SELECT NULL::void')}
       ${fn('is_admin()', 'boolean', 'SELECT false')}
       ${fn('subject()', 'text', 'SELECT NULL::text')}
-      REVOKE ALL ON FUNCTION keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject() FROM PUBLIC;
-      GRANT EXECUTE ON FUNCTION keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject() TO ${r};
+      REVOKE ALL ON FUNCTION keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject() FROM PUBLIC;
+      GRANT EXECUTE ON FUNCTION keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject() TO ${r};
       GRANT USAGE ON SCHEMA keyhole, app TO ${r};
       CREATE TABLE app.posts (id serial PRIMARY KEY, group_id uuid NOT NULL, title text NOT NULL);
       CREATE TABLE app.comments (id serial PRIMARY KEY, post_id int NOT NULL REFERENCES app.posts,

@@ -39,7 +39,7 @@ export interface CheckDatabaseOptions {
   readonly capabilitySetting?: string | undefined
   /**
    * keyhole's own SECURITY DEFINER functions: the only ones the runtime role may execute.
-   * @default keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject()
+   * @default keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject()
    */
   readonly keyholeFunctions?: readonly (string | KeyholeFunctionExpectation)[] | undefined
   /** The table holding the capability-signing key, or `false` to skip. @default 'keyhole.signing_key' */
@@ -60,6 +60,7 @@ export interface ResolvedCheckOptions {
 }
 
 export const defaultKeyholeFunctions: readonly KeyholeFunctionExpectation[] = Object.freeze([
+  Object.freeze({ signature: 'keyhole.set_capability(text)' }),
   Object.freeze({ signature: 'keyhole.group_ids(text)' }),
   Object.freeze({ signature: 'keyhole.is_admin()' }),
   Object.freeze({ signature: 'keyhole.subject()' }),
