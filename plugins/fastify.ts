@@ -1,0 +1,293 @@
+/**
+ * keyhole for Fastify: `fastify.register(capabilities, options)` verifies the bearer token of every
+ * non-public request in `onRequest` and sets `request.capability`; `requireRole` guards routes;
+ * with the `database` option, `request.db` is the policy-bound handle, the start-up checks run in
+ * `onReady` and a monitor re-runs them. Built with fastify-plugin, so the hooks apply to every
+ * route registered after it, in sibling and child plugins too.
+ */
+import type {
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  preHandlerAsyncHookHandler,
+  RouteOptions,
+} from 'fastify'
+import fp from 'fastify-plugin'
+import type { Capability } from '../src/capability/capability.ts'
+import { resolveCapabilityOptions } from '../src/capability/derive.ts'
+import { assertRoleKnown, checkRole } from '../src/capability/require-role.ts'
+import { assertDatabaseSecure, checkDatabase } from '../src/db/check-database.ts'
+import { startMonitor, type DatabaseMonitor } from '../src/db/monitor.ts'
+import { createSessionFactory } from '../src/db/session.ts'
+import {
+  BadRequest,
+  ConfigurationError,
+  errorCatalogue,
+  isKeyholeError,
+  ServiceUnavailable,
+  TokenError,
+  type KeyholeError,
+} from '../src/errors.ts'
+import { resolveAdapterOptions, type AdapterOptions } from '../src/http/adapter-options.ts'
+import { errorResponse } from '../src/http/error-response.ts'
+import { logDenial } from '../src/http/log-denial.ts'
+import { publicRouteMatcher } from '../src/http/public-routes.ts'
+import { requestTransaction, type RequestTransaction } from '../src/http/request-database.ts'
+import { tokenSource } from '../src/http/token-source.ts'
+import type { KeyholeOptions } from '../src/options.ts'
+import { bindPolicies, type PolicyHandle } from '../src/sql/policies.ts'
+import { createAuthenticator } from '../src/token/authenticate.ts'
+
+/** The token options (see `KeyholeOptions`) plus the adapter's own. */
+export interface FastifyKeyholeOptions extends KeyholeOptions, AdapterOptions {}
+
+/** `fastify.keyhole`: what routes may ask of keyhole. */
+export interface KeyholeDecoration {
+  /** The realm of `WWW-Authenticate`. */
+  readonly realm: string
+  /** The role hierarchy, lowest first. */
+  readonly roles: readonly string[]
+  /** False while the monitor reports a finding on the database. */
+  readonly healthy: boolean
+  /** Throws 503 `KH_UNAVAILABLE` while the monitor reports a finding (for a health route). */
+  assertHealthy(): void
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified, frozen capability; `null` on public routes and CORS preflights. */
+    capability: Capability
+    /** The policy-bound handle (with the `database` option); throws 401 without a capability. */
+    db: PolicyHandle
+  }
+  interface FastifyContextConfig {
+    keyhole?: { public?: boolean }
+  }
+  interface FastifyInstance {
+    keyhole: KeyholeDecoration
+  }
+}
+
+const kRole = Symbol('keyhole.requireRole')
+const kLogDenials = Symbol('keyhole.logDenials')
+
+function invalid(message: string): ConfigurationError {
+  return new ConfigurationError('KH_INVALID_OPTIONS', message)
+}
+
+function report(request: FastifyRequest, error: KeyholeError): void {
+  const keyhole = request.server.keyhole as KeyholeDecoration & { [kLogDenials]?: boolean }
+  if (keyhole?.[kLogDenials] === true) {
+    logDenial(request.log, error, request.routeOptions.url, request.capability)
+  }
+}
+
+/** A CORS preflight carries no credentials (Fetch standard): never authenticated, no data. */
+const isPreflight = (request: FastifyRequest) =>
+  request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined
+
+const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, options) => {
+  const {
+    public: publicRoutes,
+    logDenials,
+    database,
+    checks,
+    monitor: monitorOptions,
+    ...tokenOptions
+  } = options
+  const adapter = resolveAdapterOptions({
+    public: publicRoutes,
+    logDenials,
+    database,
+    checks,
+    monitor: monitorOptions,
+  })
+  const authenticator = await createAuthenticator(tokenOptions)
+  const { realm, cookieName } = authenticator
+  const roles = resolveCapabilityOptions(tokenOptions.capability).hierarchy.roles
+  const isPublic = publicRouteMatcher(adapter.publicRoutes)
+  let monitor: DatabaseMonitor | undefined
+
+  const decoration: KeyholeDecoration = {
+    realm,
+    roles,
+    get healthy() {
+      return monitor?.healthy ?? true
+    },
+    assertHealthy() {
+      if (!decoration.healthy) throw new ServiceUnavailable()
+    },
+  }
+  Object.defineProperty(decoration, kLogDenials, { value: adapter.logDenials })
+  fastify.decorate('keyhole', decoration)
+  fastify.decorateRequest('capability', null as unknown as Capability)
+
+  fastify.addHook('onRoute', (route: RouteOptions) => {
+    // A typo in requireRole('moderater') fails at start-up, not on the first request.
+    for (const hook of [route.onRequest, route.preValidation, route.preHandler].flat()) {
+      const role = (hook as { [kRole]?: string } | undefined)?.[kRole]
+      if (role !== undefined) assertRoleKnown(roles, role)
+    }
+  })
+
+  fastify.addHook('onRequest', async function keyholeAuthenticate(request) {
+    if (!decoration.healthy) throw new ServiceUnavailable()
+    if (isPreflight(request)) return
+    if (request.routeOptions.config.keyhole?.public === true) return
+    if (isPublic(request.routeOptions.url)) return
+    try {
+      const source = tokenSource(request.raw, cookieName, realm)
+      const { capability, ignored } = await authenticator.authenticate(source)
+      request.capability = capability
+      if (ignored > 0) {
+        request.log.debug({ keyhole: { ignored } }, 'keyhole: permissions with unknown roles')
+      }
+    } catch (error) {
+      if (isKeyholeError(error)) report(request, error)
+      throw error
+    }
+  })
+
+  const previous = fastify.errorHandler
+  fastify.setErrorHandler(function keyholeErrorHandler(error, request, reply) {
+    if (!isKeyholeError(error)) return previous.call(this, error, request, reply)
+    report(request, error)
+    const response = errorResponse(error)
+    if (error.statusCode >= 500) {
+      // A configuration or database fault: details for the log, the generic message for the client.
+      request.log.error({ err: error }, 'keyhole: request failed')
+      const message = errorCatalogue[error.code].message
+      return reply
+        .code(error.statusCode)
+        .headers(response.headers)
+        .send({ ...response.body, message })
+    }
+    return reply.code(error.statusCode).headers(response.headers).send(response.body)
+  })
+
+  fastify.addHook('onClose', async () => {
+    await monitor?.stop()
+    authenticator.close?.()
+  })
+
+  const { database: db, checks: checkOptions, monitor: monitorSettings } = adapter
+  if (db === undefined) return
+
+  if (checkOptions !== undefined) {
+    fastify.addHook('onReady', async () => {
+      await assertDatabaseSecure(db.pool, checkOptions)
+      if (monitorSettings === undefined) return
+      monitor = startMonitor({
+        check: () => checkDatabase(db.pool, checkOptions),
+        intervalMs: monitorSettings.intervalMs,
+        logger: fastify.log,
+        onFinding: () => {
+          if (monitorSettings.onFinding === 'close') void fastify.close()
+        },
+      })
+    })
+  }
+
+  const sessions =
+    db.mode === 'rls'
+      ? createSessionFactory({
+          pool: db.pool,
+          signingKey: db.signingKey as string | Uint8Array,
+          prepared: db.prepared,
+        })
+      : undefined
+  const handles = new WeakMap<FastifyRequest, PolicyHandle>()
+  const transactions = new WeakMap<FastifyRequest, RequestTransaction>()
+
+  fastify.decorateRequest('db', {
+    getter(this: FastifyRequest): PolicyHandle {
+      let handle = handles.get(this)
+      if (handle !== undefined) return handle
+      const capability = this.capability
+      // A public route has no capability: guarded data stays out of reach (fail closed).
+      if (!capability) throw new TokenError('KH_TOKEN_MISSING', { realm })
+      let queryable: Parameters<typeof bindPolicies>[1] = db.pool
+      if (sessions !== undefined) {
+        const transaction = requestTransaction(sessions, capability)
+        transactions.set(this, transaction)
+        queryable = transaction.queryable
+      }
+      handle = bindPolicies(db.policies, queryable, capability, { prepared: db.prepared })
+      handles.set(this, handle)
+      return handle
+    },
+  })
+
+  if (sessions === undefined) return
+  // COMMIT before the response leaves, so a client never sees success for a write that failed to
+  // commit; a COMMIT failure becomes the response. Any other end rolls back.
+  fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload) => {
+    await transactions.get(request)?.end(reply.statusCode < 400)
+    return payload
+  })
+  const rollback = async (request: FastifyRequest) => {
+    await transactions.get(request)?.end(false)
+  }
+  fastify.addHook('onResponse', rollback)
+  fastify.addHook('onRequestAbort', rollback)
+}
+
+/**
+ * The keyhole Fastify plugin.
+ * @example
+ * await fastify.register(capabilities, {
+ *   secret: process.env.JWT_SECRET, algorithms: ['HS256'], issuer: 'https://auth.example', audience: 'forum',
+ *   public: ['/health'],
+ * })
+ */
+export const capabilities = fp(plugin, { fastify: '5.x', name: 'keyhole' })
+
+export interface RequireRoleOptions {
+  /**
+   * The group the role is needed in, from the request (usually a path parameter). The value must
+   * be a group ID of the configured type: anything else answers 400 and never reaches SQL.
+   */
+  group?: (request: FastifyRequest) => unknown
+}
+
+/**
+ * A preHandler that answers 403 `KH_FORBIDDEN` (`insufficient_scope`) unless the holder has `role`
+ * or a higher one (anywhere, or in `group(request)`), or is admin. The role is checked against
+ * the hierarchy when the route is registered after keyhole (else on the first request).
+ * @example
+ * fastify.post('/groups/:groupId/threads', {
+ *   preHandler: requireRole('member', { group: (request) => request.params.groupId }),
+ * }, handler)
+ */
+export function requireRole(
+  role: string,
+  options: RequireRoleOptions = {},
+): preHandlerAsyncHookHandler {
+  if (typeof role !== 'string' || role === '') {
+    throw invalid('requireRole: the role must be a non-empty string')
+  }
+  const group = options.group
+  if (group !== undefined && typeof group !== 'function') {
+    throw invalid('Invalid option requireRole.group: must be a function (request) => groupId')
+  }
+  const hook = async function keyholeRequireRole(this: FastifyInstance, request: FastifyRequest) {
+    const realm = this.keyhole?.realm
+    try {
+      const capability = request.capability
+      let id: unknown
+      if (capability && group !== undefined) {
+        id = group(request)
+        // A missing group must never widen the check to "anywhere".
+        if (id === undefined || id === null) {
+          throw new BadRequest({ message: 'The group ID is missing' })
+        }
+      }
+      checkRole(capability, role, id, realm)
+    } catch (error) {
+      if (isKeyholeError(error)) report(request, error)
+      throw error
+    }
+  }
+  return Object.defineProperty(hook, kRole, { value: role })
+}

@@ -1,0 +1,205 @@
+/**
+ * The options an HTTP adapter adds to the token options: public routes, denial logging, and the
+ * database (policy-bound `request.db`, start-up checks, monitor). Framework-free, so the Fastify
+ * and Express adapters validate them the same way. Validated once with zod, copied and frozen; the
+ * caller's object is never mutated.
+ */
+import { z } from 'zod'
+import type { CheckDatabaseOptions, CheckQueryable } from '../db/check-database.ts'
+import { resolveCheckOptions } from '../db/checks/options.ts'
+import { KEYHOLE_FUNCTIONS } from '../db/keyhole-sql.ts'
+import type { SessionPool } from '../db/session.ts'
+import { ConfigurationError, type GuardedOperation } from '../errors.ts'
+import type { Policies } from '../sql/policies.ts'
+import type { Queryable } from '../sql/queryable.ts'
+
+/** A pg `Pool` of the RUNTIME role (or anything with its `query` and `connect`). */
+export type DatabasePool = SessionPool & Queryable & CheckQueryable
+
+export interface DatabaseOptions {
+  /** The runtime role's pool. keyhole never ends it: end it in your own `onClose`. */
+  pool: DatabasePool
+  /** From `definePolicies`: the guard of each table and operation behind `request.db`. */
+  policies: Policies
+  /**
+   * The capability-signing key (≥ 32 bytes, or their base64url text), the one `keyhole setup`
+   * installed. Never logged.
+   */
+  signingKey?: string | Uint8Array
+  /**
+   * `'rls'`: each request's statements run in one transaction that first sets the signed
+   * capability, so PostgreSQL's row-level security re-checks every row (needs `signingKey`).
+   * `'guard'`: statements run on the pool, guarded by the statement alone.
+   * @default 'rls' when `signingKey` is given, else 'guard'
+   */
+  mode?: 'guard' | 'rls'
+  /** Named prepared statements (see PgBouncer's `max_prepared_statements`). @default true */
+  prepared?: boolean
+}
+
+export interface MonitorSettings {
+  /** Milliseconds between runs of the checks. @default 60000 */
+  intervalMs?: number
+  /**
+   * On a finding, answer 503 to every request until a later run passes (`'503'`), or also close
+   * the server (`'close'`). Findings are logged at fatal either way.
+   * @default '503'
+   */
+  onFinding?: 'close' | '503'
+}
+
+export interface AdapterOptions {
+  /**
+   * Routes that need no token, as registered (`'/health'`, `'/posts/:id'`); an entry ending in
+   * `/*` covers the path and every route below it (`'/docs/*'` covers `/docs` and `/docs/json`).
+   * A route can also say `config: { keyhole: { public: true } }`. Nothing else is public.
+   * @default []
+   */
+  public?: readonly string[]
+  /** Log every 401 and 403 once, at info, with the code, route and subject. @default true */
+  logDenials?: boolean
+  /** Decorates `request.db` with the policy-bound handle. */
+  database?: DatabaseOptions
+  /**
+   * Start-up checks (`assertDatabaseSecure`) in `onReady`: the server refuses to start on any
+   * finding. `true` checks the policies' tables (unqualified names as `public.<table>`); an object
+   * adds or overrides `checkDatabase` options.
+   * @default true when `database` is given
+   */
+  checks?: boolean | Partial<CheckDatabaseOptions>
+  /** Re-runs the checks on an interval; `false` turns it off. @default on when checks are */
+  monitor?: MonitorSettings | false
+}
+
+export interface ResolvedDatabase {
+  readonly pool: DatabasePool
+  readonly policies: Policies
+  readonly signingKey: string | Uint8Array | undefined
+  readonly mode: 'guard' | 'rls'
+  readonly prepared: boolean
+}
+
+export interface ResolvedAdapterOptions {
+  readonly publicRoutes: readonly string[]
+  readonly logDenials: boolean
+  readonly database: ResolvedDatabase | undefined
+  readonly checks: CheckDatabaseOptions | undefined
+  readonly monitor: Required<MonitorSettings> | undefined
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null
+
+const pool = z.custom<DatabasePool>(
+  (p) => isObject(p) && typeof p.query === 'function' && typeof p.connect === 'function',
+  'must be a pg Pool (with query and connect)',
+)
+const policies = z.custom<Policies>(
+  (p) => isObject(p) && isObject(p.tables) && Array.isArray(p.roles) && Object.isFrozen(p),
+  'must come from definePolicies()',
+)
+
+const schema = z.strictObject({
+  public: z
+    .array(z.string().regex(/^\/[^\s?#]*$/, 'each route must start with / (no query, no spaces)'))
+    .optional(),
+  logDenials: z.boolean().optional(),
+  database: z
+    .strictObject({
+      pool,
+      policies,
+      signingKey: z.union([z.string().min(1), z.instanceof(Uint8Array)]).optional(),
+      mode: z.enum(['guard', 'rls']).optional(),
+      prepared: z.boolean().optional(),
+    })
+    .optional(),
+  checks: z.union([z.boolean(), z.record(z.string(), z.unknown())]).optional(),
+  monitor: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        intervalMs: z.number().int().positive().optional(),
+        onFinding: z.enum(['close', '503']).optional(),
+      }),
+    ])
+    .optional(),
+})
+
+const OPERATIONS: Record<string, GuardedOperation> = {
+  read: 'select',
+  insert: 'insert',
+  update: 'update',
+  delete: 'delete',
+}
+
+function invalid(path: string, message: string): ConfigurationError {
+  return new ConfigurationError('KH_INVALID_OPTIONS', `Invalid option ${path}: ${message}`)
+}
+
+/** Every table of the policies, with the operations keyhole performs on it (as the CLI checks). */
+function guardedTables(policies: Policies): CheckDatabaseOptions['guardedTables'] {
+  return Object.entries(policies.tables).map(([table, policy]) => ({
+    table: table.includes('.') ? table : `public.${table}`,
+    operations: Object.keys(policy).map((operation) => OPERATIONS[operation] as GuardedOperation),
+  }))
+}
+
+/**
+ * Validates the adapter's own options (the token options are `createAuthenticator`'s).
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option.
+ */
+export function resolveAdapterOptions(options: AdapterOptions): ResolvedAdapterOptions {
+  const parsed = schema.safeParse(options)
+  if (!parsed.success) {
+    // zod reports at least one issue on failure; the first names the option.
+    const [issue] = parsed.error.issues as [z.core.$ZodIssue]
+    const unknown = issue.code === 'unrecognized_keys' ? issue.keys.slice(0, 1) : []
+    throw invalid([...issue.path.map(String), ...unknown].join('.'), issue.message)
+  }
+  const o = parsed.data
+  let database: ResolvedDatabase | undefined
+  if (o.database) {
+    const mode = o.database.mode ?? (o.database.signingKey === undefined ? 'guard' : 'rls')
+    if (mode === 'rls' && o.database.signingKey === undefined) {
+      throw invalid('database.signingKey', "required when database.mode is 'rls'")
+    }
+    database = Object.freeze({
+      pool: o.database.pool,
+      policies: o.database.policies,
+      signingKey: o.database.signingKey,
+      mode,
+      prepared: o.database.prepared ?? true,
+    })
+  }
+  const wantChecks = o.checks ?? database !== undefined
+  if (wantChecks !== false && database === undefined) {
+    throw invalid('checks', 'needs the database option')
+  }
+  let checks: CheckDatabaseOptions | undefined
+  if (wantChecks !== false && database !== undefined) {
+    checks = {
+      guardedTables: guardedTables(database.policies),
+      keyholeFunctions: [...KEYHOLE_FUNCTIONS],
+      ...(wantChecks === true ? {} : wantChecks),
+    }
+    // Fails now, naming the option, rather than in onReady.
+    checks = resolveCheckOptions(checks)
+  }
+  if (o.monitor !== undefined && o.monitor !== false && checks === undefined) {
+    throw invalid('monitor', 'needs the database checks (database, and checks not false)')
+  }
+  const monitor =
+    checks === undefined || o.monitor === false
+      ? undefined
+      : Object.freeze({
+          intervalMs: o.monitor?.intervalMs ?? 60_000,
+          onFinding: o.monitor?.onFinding ?? '503',
+        })
+  return Object.freeze({
+    publicRoutes: Object.freeze([...(o.public ?? [])]),
+    logDenials: o.logDenials ?? true,
+    database,
+    checks,
+    monitor,
+  })
+}
