@@ -1,0 +1,217 @@
+/**
+ * The verification keys, imported once at registration. One key serves one algorithm: key metadata
+ * jose would ignore (`use: 'enc'`, another `alg`), short HMAC secrets, small RSA moduli, exponent 1
+ * and secret/public mixes are refused here, with a message naming the option.
+ */
+import { createPublicKey, KeyObject, webcrypto, type JsonWebKey } from 'node:crypto'
+import {
+  createRemoteJWKSet,
+  errors,
+  importJWK,
+  type CryptoKey,
+  type JWK,
+  type JWSHeaderParameters,
+} from 'jose'
+import { ConfigurationError, TokenError } from '../errors.ts'
+import type { Algorithm, KeyholeOptions, VerificationKey } from '../options.ts'
+
+/** A key for every token, or a lookup per token (remote key set, user function, several HS algs). */
+export type KeyResolver =
+  VerificationKey | ((header: JWSHeaderParameters, token: string) => Promise<VerificationKey>)
+
+type KeyOptions = Pick<
+  KeyholeOptions,
+  'secret' | 'publicKey' | 'jwksUrl' | 'jwks' | 'getKey' | 'algorithms'
+>
+
+function invalid(message: string, cause?: unknown): ConfigurationError {
+  return new ConfigurationError('KH_INVALID_OPTIONS', message, cause)
+}
+
+const hashBytes = { HS256: 32, HS384: 48, HS512: 64 } as const
+type HmacAlgorithm = keyof typeof hashBytes
+
+function isHmac(alg: Algorithm): alg is HmacAlgorithm {
+  return alg.startsWith('HS')
+}
+
+async function importSecret(
+  secret: string | Uint8Array,
+  algorithms: readonly HmacAlgorithm[],
+): Promise<KeyResolver> {
+  // A copy: the caller may zero or reuse their buffer.
+  const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Uint8Array.from(secret)
+  const keys = new Map<string, CryptoKey>()
+  for (const alg of algorithms) {
+    if (bytes.length < hashBytes[alg]) {
+      throw invalid(`secret: ${alg} needs a secret of at least ${hashBytes[alg]} bytes`)
+    }
+    // Imported once as a non-extractable CryptoKey bound to its hash, so jose neither re-imports
+    // it per request nor can use it with another HMAC.
+    const key = await webcrypto.subtle.importKey(
+      'raw',
+      bytes,
+      { name: 'HMAC', hash: `SHA-${alg.slice(2)}` },
+      false,
+      ['verify'],
+    )
+    keys.set(alg, key as CryptoKey)
+  }
+  bytes.fill(0)
+  if (keys.size === 1) return [...keys.values()][0] as CryptoKey
+  // jose checks the allowlist before asking for a key, so `alg` is always one of these.
+  return async (header) => keys.get(header.alg as string) as CryptoKey
+}
+
+function toKeyObject(publicKey: NonNullable<KeyholeOptions['publicKey']>, alg: string): KeyObject {
+  if (typeof publicKey === 'string') {
+    if (/PRIVATE KEY/.test(publicKey)) throw invalid('publicKey: a private key was given')
+    try {
+      return createPublicKey(publicKey)
+    } catch (error) {
+      throw invalid('publicKey: not a PEM public key', error)
+    }
+  }
+  if (publicKey instanceof KeyObject || publicKey instanceof webcrypto.CryptoKey) {
+    const key = publicKey instanceof KeyObject ? publicKey : KeyObject.from(publicKey)
+    if (key.type !== 'public') throw invalid(`publicKey: a ${key.type} key was given`)
+    return key
+  }
+  const jwk = publicKey as JWK
+  if (jwk.kty === 'oct' || 'd' in jwk) throw invalid('publicKey: the JWK is not a public key')
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw invalid('publicKey: the JWK is not for sig')
+  if (jwk.alg !== undefined && jwk.alg !== alg) {
+    throw invalid(`publicKey: the JWK's alg is not ${alg}`)
+  }
+  if (jwk.key_ops !== undefined && !jwk.key_ops.includes('verify')) {
+    throw invalid('publicKey: the JWK key_ops do not include verify')
+  }
+  try {
+    return createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' })
+  } catch (error) {
+    throw invalid('publicKey: not a valid JWK', error)
+  }
+}
+
+const curves: Record<string, string> = {
+  ES256: 'prime256v1',
+  ES384: 'secp384r1',
+  ES512: 'secp521r1',
+}
+
+function checkKeyFits(key: KeyObject, alg: Algorithm): void {
+  const type = key.asymmetricKeyType
+  const details = key.asymmetricKeyDetails ?? {}
+  if (alg.startsWith('RS') || alg.startsWith('PS')) {
+    if (type !== 'rsa') throw invalid(`publicKey: ${alg} needs an RSA key`)
+    if ((details.modulusLength as number) < 2048) {
+      throw invalid('publicKey: RSA keys need a modulus of at least 2048 bits')
+    }
+    // e = 1 makes the signature equal to the padded hash: anyone can forge one.
+    if ((details.publicExponent as bigint) < 3n) {
+      throw invalid('publicKey: the RSA public exponent is unsafe')
+    }
+  } else if (alg.startsWith('ES')) {
+    if (type !== 'ec' || details.namedCurve !== curves[alg]) {
+      throw invalid(`publicKey: ${alg} needs an EC key on curve ${curves[alg]}`)
+    }
+  } else if (type !== 'ed25519') {
+    throw invalid(`publicKey: ${alg} needs an Ed25519 key`)
+  }
+}
+
+async function importPublicKey(
+  publicKey: NonNullable<KeyholeOptions['publicKey']>,
+  algorithms: readonly Algorithm[],
+): Promise<KeyResolver> {
+  if (algorithms.length !== 1) {
+    throw invalid('publicKey: a single public key serves exactly one algorithm; list one')
+  }
+  const alg = algorithms[0] as Algorithm
+  const key = toKeyObject(publicKey, alg)
+  checkKeyFits(key, alg)
+  const jwk = key.export({ format: 'jwk' }) as JWK
+  return (await importJWK({ ...jwk, alg }, alg)) as CryptoKey
+}
+
+const loopback = new Set(['127.0.0.1', 'localhost', '[::1]'])
+
+function remoteKeySet(jwksUrl: string | URL, jwks: KeyholeOptions['jwks']): KeyResolver {
+  let url: URL
+  try {
+    url = new URL(jwksUrl)
+  } catch (error) {
+    throw invalid('jwksUrl: not a URL', error)
+  }
+  // Keys fetched in clear text could be swapped in transit; plain http only to this machine.
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback.has(url.hostname))) {
+    throw invalid('jwksUrl: must be https (http only on a loopback address)')
+  }
+  const remote = createRemoteJWKSet(url, {
+    cooldownDuration: jwks?.cooldownDuration ?? 30_000,
+    cacheMaxAge: jwks?.cacheMaxAge ?? 600_000,
+    timeoutDuration: jwks?.timeoutDuration ?? 5000,
+  })
+  return async (header) => {
+    try {
+      return await remote(header)
+    } catch (error) {
+      if (
+        error instanceof errors.JWKSNoMatchingKey ||
+        error instanceof errors.JWKSMultipleMatchingKeys
+      ) {
+        throw new TokenError('KH_TOKEN_KEY_UNKNOWN', { cause: error })
+      }
+      // Timeout, network failure, non-200, invalid JSON: keyhole cannot decide, so it refuses.
+      throw new TokenError('KH_KEYS_UNAVAILABLE', { cause: error })
+    }
+  }
+}
+
+function userKey(getKey: NonNullable<KeyholeOptions['getKey']>): KeyResolver {
+  return async (header, token) => {
+    let key: VerificationKey | undefined
+    try {
+      key = await getKey(header, token)
+    } catch (error) {
+      if (error instanceof TokenError) throw error
+      throw new TokenError('KH_KEYS_UNAVAILABLE', { cause: error })
+    }
+    if (key === undefined || key === null) throw new TokenError('KH_TOKEN_KEY_UNKNOWN')
+    return key
+  }
+}
+
+/**
+ * Checks the key source against the algorithms and imports it once.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option
+ */
+export async function createKeyResolver(options: KeyOptions): Promise<KeyResolver> {
+  const { algorithms } = options
+  const hmac = algorithms.filter(isHmac)
+  if (hmac.length > 0 && hmac.length < algorithms.length) {
+    throw invalid('algorithms: HS and asymmetric algorithms cannot be mixed')
+  }
+  const sources = (['secret', 'publicKey', 'jwksUrl', 'getKey'] as const).filter(
+    (name) => options[name] !== undefined,
+  )
+  if (sources.length !== 1) {
+    throw invalid(
+      `secret, publicKey, jwksUrl, getKey: exactly one key source is required (got ${sources.length === 0 ? 'none' : sources.join(', ')})`,
+    )
+  }
+  if (options.jwks !== undefined && options.jwksUrl === undefined) {
+    throw invalid('jwks: only with jwksUrl')
+  }
+  const source = sources[0]
+  if (source === 'secret') {
+    if (hmac.length === 0) throw invalid('secret: only with HS algorithms')
+    return importSecret(options.secret as string | Uint8Array, hmac)
+  }
+  if (source === 'getKey') return userKey(options.getKey as NonNullable<KeyOptions['getKey']>)
+  if (hmac.length > 0) throw invalid(`${source}: HS algorithms need a secret`)
+  if (source === 'publicKey') {
+    return importPublicKey(options.publicKey as NonNullable<KeyOptions['publicKey']>, algorithms)
+  }
+  return remoteKeySet(options.jwksUrl as string | URL, options.jwks)
+}
