@@ -147,7 +147,11 @@ export interface KeyholeOptions {
    * @default { max: 10000, enabled: true }
    */
   cache?: CacheOptions | false
-  /** Called on every request with the verified payload; `true` refuses it (`KH_TOKEN_REVOKED`). */
+  /**
+   * Called on every request (cache hits included) with the verified payload. Anything but `false`
+   * refuses the token (`KH_TOKEN_REVOKED`); a throw answers 503. Fail-closed: a hook that forgets to
+   * return refuses.
+   */
   isRevoked?: (payload: Readonly<JWTPayload>) => boolean | Promise<boolean>
   /** How the capability is read from the claims. */
   capability?: CapabilityOptions

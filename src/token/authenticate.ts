@@ -1,0 +1,117 @@
+/**
+ * The per-request path from a request's token to a capability: extract → size check → cache →
+ * precheck → verify → revocation → derive. Everything that can be done once (option validation, key
+ * import, role tables) is done by `createAuthenticator`.
+ */
+import type { JWTPayload } from 'jose'
+import type { Capability } from '../capability/capability.ts'
+import { deriveCapability, resolveCapabilityOptions } from '../capability/derive.ts'
+import { ServiceUnavailable, TokenError } from '../errors.ts'
+import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../options.ts'
+import { extractToken, type TokenSource } from './extract-token.ts'
+import { createKeyResolver } from './keys.ts'
+import { precheckToken } from './precheck-token.ts'
+import { TokenCache } from './token-cache.ts'
+import { verifyToken } from './verify-token.ts'
+
+export type { TokenSource }
+
+/** What a verified token grants, and how many permission entries named unknown roles. */
+export interface AuthenticationResult {
+  capability: Capability
+  ignored: number
+}
+
+export interface Authenticator {
+  /** The realm of `WWW-Authenticate`. */
+  readonly realm: string
+  /** The cookie that may carry the token, if configured. */
+  readonly cookieName: string | undefined
+  /**
+   * Verifies the request's token and derives its capability.
+   * @throws TokenError (401, or 503 `KH_KEYS_UNAVAILABLE`) with `realm` set;
+   *   ServiceUnavailable (503) when `isRevoked` fails
+   */
+  authenticate(source: TokenSource): Promise<AuthenticationResult>
+  /** Drops the verified-token cache. */
+  close(): void
+}
+
+interface Verified {
+  readonly payload: Readonly<JWTPayload>
+  readonly result: Readonly<AuthenticationResult>
+}
+
+/** The moment (ms) a verified payload stops being valid: `exp`, or earlier by `maxTokenAge`. */
+function deadlineOf(payload: JWTPayload, maxTokenAge: number | undefined): number {
+  let deadline = typeof payload.exp === 'number' ? payload.exp * 1000 : Number.NaN
+  if (maxTokenAge !== undefined && typeof payload.iat === 'number') {
+    deadline = Math.min(deadline, (payload.iat + maxTokenAge) * 1000)
+  }
+  return deadline
+}
+
+/**
+ * Validates the options once (zod; the caller's object is not mutated), imports the keys once and
+ * returns the authenticator.
+ *
+ * @example
+ * const authenticator = await createAuthenticator({
+ *   secret: process.env.JWT_SECRET, algorithms: ['HS256'], issuer: 'https://id.example', audience: 'api',
+ * })
+ * const { capability } = await authenticator.authenticate({ authorization: request.headers.authorization })
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the bad option
+ */
+export async function createAuthenticator(options: KeyholeOptions): Promise<Authenticator> {
+  const parsed = parseKeyholeOptions(options)
+  const resolved = resolveTokenOptions(parsed)
+  const capabilityOptions = resolveCapabilityOptions(parsed.capability)
+  const key = await createKeyResolver(parsed)
+  const algorithms = new Set<string>(resolved.algorithms)
+  const cache = resolved.cache === false ? undefined : new TokenCache<Verified>(resolved.cache.max)
+  const { realm, maxTokenBytes, isRevoked, maxTokenAge } = resolved
+
+  async function verify(token: string): Promise<Verified> {
+    // A cache hit is a byte-identical token that already passed every check below.
+    const hit = cache?.get(token)
+    if (hit !== undefined) return hit
+    precheckToken(token, maxTokenBytes, algorithms)
+    const payload = Object.freeze(await verifyToken(token, key, resolved))
+    const result = Object.freeze(deriveCapability(payload, capabilityOptions))
+    const verified = Object.freeze({ payload, result })
+    cache?.set(token, verified, deadlineOf(payload, maxTokenAge))
+    return verified
+  }
+
+  async function authenticate(source: TokenSource): Promise<AuthenticationResult> {
+    try {
+      const token = extractToken(source)
+      // Before the cache lookup: a huge string should cost nothing, not a hash.
+      if (token.length > maxTokenBytes) throw new TokenError('KH_TOKEN_TOO_LARGE')
+      const { payload, result } = await verify(token)
+      if (isRevoked !== undefined && (await revoked(payload))) {
+        throw new TokenError('KH_TOKEN_REVOKED')
+      }
+      return result
+    } catch (error) {
+      if (error instanceof TokenError) error.realm = realm
+      throw error
+    }
+  }
+
+  async function revoked(payload: Readonly<JWTPayload>): Promise<boolean> {
+    try {
+      return (await (isRevoked as NonNullable<typeof isRevoked>)(payload)) !== false
+    } catch (error) {
+      // The hook could not answer: refuse rather than let a possibly revoked token through.
+      throw new ServiceUnavailable({ cause: error })
+    }
+  }
+
+  return Object.freeze({
+    realm,
+    cookieName: resolved.cookie,
+    authenticate,
+    close: () => cache?.clear(),
+  })
+}
