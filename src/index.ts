@@ -1,0 +1,96 @@
+/**
+ * keyhole's framework-free core. The adapters are separate entry points: `keyhole/fastify` (and,
+ * later, `keyhole/express`), so an Express user never loads Fastify.
+ */
+
+// Errors
+export {
+  KeyholeError,
+  TokenError,
+  Forbidden,
+  CapabilityDenied,
+  NotFound,
+  Conflict,
+  BadRequest,
+  ServiceUnavailable,
+  ConfigurationError,
+  InsecureDatabase,
+  isKeyholeError,
+  errorCatalogue,
+} from './errors.ts'
+export type {
+  KeyholeErrorCode,
+  KeyholeErrorOptions,
+  BearerErrorCode,
+  GuardedOperation,
+  DatabaseFinding,
+} from './errors.ts'
+
+// Token → capability
+export {
+  deriveCapability,
+  resolveCapabilityOptions,
+  capabilityOptionsSchema,
+} from './capability/derive.ts'
+export type { CapabilityOptions, ResolvedCapabilityOptions } from './capability/derive.ts'
+export { checkRole, assertRoleKnown } from './capability/require-role.ts'
+export type { Capability, GroupIdType, RoleBinding } from './capability/capability.ts'
+
+// Guards and guarded statements
+export { inGroup, viaParent, isSubject, and, or, adminOnly, isGuard } from './sql/guard.ts'
+export type { Guard, ParentLink } from './sql/guard.ts'
+export { guardedInsert } from './sql/guarded-insert.ts'
+export type { GuardedInsertOptions, InsertResult } from './sql/guarded-insert.ts'
+export { guardedSelect } from './sql/guarded-select.ts'
+export type { GuardedSelectOptions, OrderBy, SortDirection } from './sql/guarded-select.ts'
+export { guardedUpdate } from './sql/guarded-update.ts'
+export type { GuardedUpdateOptions } from './sql/guarded-update.ts'
+export { guardedDelete } from './sql/guarded-delete.ts'
+export type { GuardedDeleteOptions } from './sql/guarded-delete.ts'
+export type { WriteResult } from './sql/write-outcome.ts'
+export { definePolicies, bindPolicies, renderPolicySql } from './sql/policies.ts'
+export type {
+  Policies,
+  TablePolicy,
+  PolicyOperation,
+  PolicyHandle,
+  BindOptions,
+  RenderPolicyOptions,
+} from './sql/policies.ts'
+export { mapDatabaseError } from './sql/map-database-error.ts'
+export { quoteIdentifier, quoteTable } from './sql/identifier.ts'
+export type { Queryable, QueryConfig, Row, StatementOptions } from './sql/queryable.ts'
+export type { Where, WhereValue } from './sql/where.ts'
+export type { Returning } from './sql/run-statement.ts'
+
+// PostgreSQL: roles, migrations, the signed session, checks and the monitor
+export { setup } from './db/setup.ts'
+export type { SetupOptions, SetupResult, RoleCredentials } from './db/setup.ts'
+export { migrate } from './db/migrate.ts'
+export type { MigrateOptions, MigrateResult } from './db/migrate.ts'
+export { policySql, writePolicyMigration, applyPolicies } from './db/policy-sql.ts'
+export type { PolicySqlOptions } from './db/policy-sql.ts'
+export { KEYHOLE_FUNCTIONS } from './db/keyhole-sql.ts'
+export { createSessionFactory } from './db/session.ts'
+export type {
+  SessionFactory,
+  SessionFactoryOptions,
+  SessionPool,
+  SessionClient,
+  SessionQuery,
+  SessionQueryable,
+  SessionResult,
+} from './db/session.ts'
+export { createCapabilitySigner } from './db/sign-capability.ts'
+export type { CapabilitySigner } from './db/sign-capability.ts'
+export { generateSigningKey } from './db/signing-key.ts'
+export { checkDatabase, assertDatabaseSecure, databaseFindingCodes } from './db/check-database.ts'
+export type {
+  CheckDatabaseOptions,
+  CheckQueryable,
+  GuardedTable,
+  KeyholeFunctionExpectation,
+  DatabaseFindingCode,
+} from './db/check-database.ts'
+export { startMonitor } from './db/monitor.ts'
+export type { DatabaseMonitor, MonitorOptions, MonitorLogger } from './db/monitor.ts'
