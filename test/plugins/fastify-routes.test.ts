@@ -81,7 +81,8 @@ t.test(
 
 t.test('unknown routes answer 401 without a token and 404 with one', async (t) => {
   // keyhole's onRequest hook runs for the 404 handler too: an anonymous caller cannot probe which
-  // routes exist. Unknown paths under a public subtree are public, so they answer 404.
+  // routes exist. Public entries match registered routes only, so an unknown path below a public
+  // subtree needs a token as well.
   const { app } = await buildApp(t, options, routes)
   const token = await mint()
   const anonymous = await app.inject({ method: 'GET', url: '/no/such/route' })
