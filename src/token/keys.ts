@@ -12,6 +12,7 @@ import {
   type JWK,
   type JWSHeaderParameters,
 } from 'jose'
+import { types } from 'node:util'
 import { ConfigurationError, TokenError } from '../errors.ts'
 import type { Algorithm, KeyholeOptions, VerificationKey } from '../options.ts'
 
@@ -72,8 +73,9 @@ function toKeyObject(publicKey: NonNullable<KeyholeOptions['publicKey']>, alg: s
       throw invalid('publicKey: not a PEM public key', error)
     }
   }
-  if (publicKey instanceof KeyObject || publicKey instanceof webcrypto.CryptoKey) {
-    const key = publicKey instanceof KeyObject ? publicKey : KeyObject.from(publicKey)
+  if (publicKey instanceof KeyObject || types.isCryptoKey(publicKey)) {
+    const key =
+      publicKey instanceof KeyObject ? publicKey : KeyObject.from(publicKey as webcrypto.CryptoKey)
     if (key.type !== 'public') throw invalid(`publicKey: a ${key.type} key was given`)
     return key
   }
