@@ -145,6 +145,19 @@ function guardedTables(policies: Policies): CheckDatabaseOptions['guardedTables'
 }
 
 /**
+ * For `false | { … }` options zod reports "Invalid input" on the option itself: name the field of
+ * the object form instead, when that is what went wrong (the branch whose issue is deepest).
+ */
+function innermost(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== 'invalid_union') return issue
+  const inner = issue.errors
+    .map((branch) => branch[0] as z.core.$ZodIssue)
+    .reduce((a, b) => (b.path.length > a.path.length ? b : a))
+  if (inner.path.length === 0 && inner.code !== 'unrecognized_keys') return issue
+  return { ...inner, path: [...issue.path, ...inner.path] }
+}
+
+/**
  * Validates the adapter's own options (the token options are `createAuthenticator`'s).
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option.
  */
@@ -152,7 +165,7 @@ export function resolveAdapterOptions(options: AdapterOptions): ResolvedAdapterO
   const parsed = schema.safeParse(options)
   if (!parsed.success) {
     // zod reports at least one issue on failure; the first names the option.
-    const [issue] = parsed.error.issues as [z.core.$ZodIssue]
+    const issue = innermost(parsed.error.issues[0] as z.core.$ZodIssue)
     const unknown = issue.code === 'unrecognized_keys' ? issue.keys.slice(0, 1) : []
     throw invalid([...issue.path.map(String), ...unknown].join('.'), issue.message)
   }

@@ -1,0 +1,99 @@
+/**
+ * The adapter's own options, resolved: defaults, the checks derived from the policies, and a
+ * message naming the option for each bad value. The Fastify tests cover the same through
+ * `register`; this covers the rules themselves.
+ */
+import t from 'tap'
+import { resolveAdapterOptions, type AdapterOptions } from '../../src/http/adapter-options.ts'
+import { inGroup } from '../../src/sql/guard.ts'
+import { definePolicies } from '../../src/sql/policies.ts'
+
+const pool = {
+  query: async () => ({ rows: [] }),
+  connect: async () => ({ query() {}, release() {} }),
+}
+const policies = definePolicies({
+  notes: { read: inGroup('group_id', 'member'), delete: inGroup('group_id', 'moderator') },
+  'app.posts': { insert: inGroup('group_id', 'member') },
+})
+const database = { pool, policies } as unknown as NonNullable<AdapterOptions['database']>
+
+t.test('defaults: nothing public, denials logged, no database', async (t) => {
+  const resolved = resolveAdapterOptions({})
+  t.same(resolved, {
+    publicRoutes: [],
+    logDenials: true,
+    database: undefined,
+    checks: undefined,
+    monitor: undefined,
+  })
+  t.ok(Object.isFrozen(resolved))
+})
+
+t.test('a database: guard mode without a key, rls with one; checks and monitor on', async (t) => {
+  const guard = resolveAdapterOptions({ database })
+  t.match(guard.database, { mode: 'guard', prepared: true })
+  t.match(guard.checks, {
+    guardedTables: [
+      { table: 'public.notes', operations: ['select', 'delete'] },
+      { table: 'app.posts', operations: ['insert'] },
+    ],
+  })
+  t.ok(guard.checks?.keyholeFunctions?.length, "keyhole's own functions are expected")
+  t.same(guard.monitor, { intervalMs: 60_000, onFinding: '503' })
+
+  const rls = resolveAdapterOptions({
+    database: { ...database, signingKey: 'k'.repeat(43), prepared: false },
+    checks: { migrationRole: 'app_migrator' },
+    monitor: { intervalMs: 5000, onFinding: 'close' },
+  })
+  t.match(rls.database, { mode: 'rls', prepared: false })
+  t.match(rls.checks, { migrationRole: 'app_migrator' })
+  t.same(rls.monitor, { intervalMs: 5000, onFinding: 'close' })
+
+  t.equal(resolveAdapterOptions({ database, monitor: false }).monitor, undefined)
+  const unchecked = resolveAdapterOptions({ database, checks: false })
+  t.equal(unchecked.checks, undefined)
+  t.equal(unchecked.monitor, undefined)
+})
+
+t.test('bad options name the option', async (t) => {
+  const rows: [string, unknown, RegExp][] = [
+    ['unknown key', { publik: [] }, /Invalid option publik:/],
+    ['public not a list', { public: '/x' }, /Invalid option public:/],
+    ['public entry without /', { public: ['x'] }, /Invalid option public\.0:/],
+    ['public entry with a query', { public: ['/x?y'] }, /Invalid option public\.0:/],
+    ['logDenials', { logDenials: 1 }, /Invalid option logDenials:/],
+    ['database.pool', { database: { pool: {}, policies } }, /Invalid option database\.pool:/],
+    ['database.policies', { database: { pool, policies: {} } }, /database\.policies:/],
+    ['database.mode', { database: { ...database, mode: 'off' } }, /database\.mode:/],
+    ['database.extra', { database: { ...database, extra: 1 } }, /database\.extra:/],
+    ['rls without key', { database: { ...database, mode: 'rls' } }, /database\.signingKey:/],
+    ['checks without database', { checks: true }, /Invalid option checks:/],
+    ['checks option', { database, checks: { migrationRole: 7 } }, /checkDatabase\.migrationRole/],
+    ['monitor without checks', { database, checks: false, monitor: {} }, /option monitor:/],
+    ['monitor.intervalMs', { database, monitor: { intervalMs: -1 } }, /monitor\.intervalMs:/],
+    ['monitor.onFinding', { database, monitor: { onFinding: 'exit' } }, /monitor\.onFinding:/],
+    ['monitor unknown key', { database, monitor: { interval: 5 } }, /option monitor\.interval:/],
+    ['monitor not an object', { database, monitor: 'often' }, /option monitor: Invalid input/],
+    ['checks not an object', { database, checks: 'yes' }, /option checks:/],
+  ]
+  for (const [name, options, message] of rows) {
+    t.throws(
+      () => resolveAdapterOptions(options as AdapterOptions),
+      { code: 'KH_INVALID_OPTIONS', message },
+      name,
+    )
+  }
+})
+
+t.test("the caller's object is not mutated", async (t) => {
+  const options = Object.freeze({
+    public: Object.freeze(['/health']),
+    database: Object.freeze({ ...database }),
+    monitor: Object.freeze({ intervalMs: 1000 }),
+  })
+  const before = JSON.stringify(options)
+  resolveAdapterOptions(options as AdapterOptions)
+  t.equal(JSON.stringify(options), before)
+})
