@@ -1,55 +1,64 @@
 /**
- * Builds the immutable Capability from already-validated parts. Everything a request or a guard
- * asks of it (the groups per role, the SQL binding, membership sets) is computed here, once.
+ * Builds the immutable Capability from validated parts. Everything a request or a guard asks of it
+ * (the groups per role, the SQL binding) is computed here, once, in time linear in the number of
+ * distinct groups.
  */
 import type { Capability, GroupIdType, RoleBinding } from './capability.ts'
-import { assertRoleKnown } from './role-hierarchy.ts'
 import { parseGroupId } from './group-id.ts'
+import { assertRoleKnown, type RoleHierarchy } from './role-hierarchy.ts'
 
 export interface CapabilityParts {
   readonly subject: string
-  readonly roles: readonly string[]
+  readonly hierarchy: RoleHierarchy
   readonly groupIdType: GroupIdType
   readonly expiresAt: number | undefined
   readonly isAdmin: boolean
-  /** For each rank, the groups where the holder has that rank or a higher one. */
-  readonly groupsByRank: readonly (readonly string[])[]
+  /**
+   * Each canonical group ID with the highest rank the holder has in it, in first-seen order. The
+   * capability keeps it private (a handler never sees the Map, so it cannot add to it).
+   */
+  readonly topRank: ReadonlyMap<string, number>
 }
 
-interface RoleEntry {
-  readonly binding: RoleBinding
-  readonly members: ReadonlySet<string>
-}
-
+/**
+ * The frozen capability. `groups(role)` and `binding(role)` return the same frozen objects on
+ * every call; `has` looks a group up in the private rank map. A role outside the hierarchy throws
+ * a `KH_INVALID_OPTIONS` ConfigurationError from every method.
+ *
+ * @example
+ * const capability = createCapability({ subject: 'alice', hierarchy, groupIdType: 'uuid',
+ *   expiresAt: undefined, isAdmin: false, topRank: new Map([[groupA, 1]]) })
+ * capability.groups('member') // [groupA]: a moderator is also a member
+ */
 export function createCapability(parts: CapabilityParts): Capability {
-  const { roles, groupIdType, isAdmin } = parts
-  const byRole = new Map<string, RoleEntry>()
-  roles.forEach((role, rank) => {
-    const groups = Object.freeze([...(parts.groupsByRank[rank] as readonly string[])])
-    byRole.set(role, {
-      binding: Object.freeze({ groups, isAdmin }),
-      members: new Set(groups),
-    })
-  })
-  const entry = (role: string): RoleEntry => {
-    const found = byRole.get(role)
-    if (found === undefined) assertRoleKnown(roles, role)
-    return found as RoleEntry
+  const { hierarchy, groupIdType, isAdmin, topRank } = parts
+  const lists: string[][] = hierarchy.roles.map(() => [])
+  for (const [group, top] of topRank) {
+    for (let rank = 0; rank <= top; rank++) (lists[rank] as string[]).push(group)
   }
+  const bindings: readonly RoleBinding[] = lists.map((groups) =>
+    Object.freeze({ groups: Object.freeze(groups), isAdmin }),
+  )
+  const rankOf = (role: string): number => {
+    const rank = hierarchy.rank(role)
+    if (rank === undefined) assertRoleKnown(hierarchy.roles, role)
+    return rank as number
+  }
+  const binding = (role: string): RoleBinding => bindings[rankOf(role)] as RoleBinding
   return Object.freeze({
     subject: parts.subject,
     isAdmin,
-    roles,
+    roles: hierarchy.roles,
     groupIdType,
     expiresAt: parts.expiresAt,
-    groups: (role: string) => entry(role).binding.groups,
-    binding: (role: string) => entry(role).binding,
+    groups: (role: string) => binding(role).groups,
+    binding,
     has(role: string, group?: string): boolean {
-      const { members } = entry(role)
+      const rank = rankOf(role)
       if (isAdmin) return true
-      if (group === undefined) return members.size > 0
+      if (group === undefined) return (bindings[rank] as RoleBinding).groups.length > 0
       const id = parseGroupId(groupIdType, group)
-      return id !== undefined && members.has(id)
+      return id !== undefined && (topRank.get(id) ?? -1) >= rank
     },
   })
 }

@@ -1,36 +1,65 @@
 /**
  * Group-ID parsing per configured type. Every accepted ID comes out as its canonical string (UUIDs
  * lower-case, integers in plain decimal), so `"1"` and `1` are one group, and nothing that could be
- * read as two IDs (`"1,3"`) or as SQL (`"1);--"`) gets through.
+ * read as two IDs (`"1,3"`), as SQL (`"1);--"`) or that PostgreSQL would refuse (a NUL byte) gets
+ * through. IDs are never negative. One definition serves the claim, `Capability.has` and
+ * `checkRole`, so a group named by a route is read exactly as a group named by a token.
  */
 import type { GroupIdType } from './capability.ts'
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+// Only the canonical 8-4-4-4-12 form: PostgreSQL also reads braces and dash-less forms, but two
+// spellings of one ID would defeat deduplication and the string comparison in `has`.
+const UUID_LOWER = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const UUID_ANY_CASE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+// No sign, no leading zero, no exponent, at most 19 digits (int8's width); the range check follows.
 const DECIMAL = /^(0|[1-9][0-9]{0,18})$/
 const TEXT = /^[A-Za-z0-9_.:-]{1,128}$/
 const INT8_MAX = 9223372036854775807n
-const INT4_MAX = 2147483647
+const INT4_MAX = 2147483647n
 
-function integerId(value: unknown, max: bigint): string | undefined {
-  if (typeof value === 'number') {
-    // A number above 2^53 has already become another number: refuse it rather than guess.
-    return Number.isSafeInteger(value) && value >= 0 && BigInt(value) <= max
-      ? String(value)
-      : undefined
-  }
-  if (typeof value === 'string' && DECIMAL.test(value) && BigInt(value) <= max) return value
-  return undefined
+function uuidId(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined
+  // Tokens almost always carry lower-case UUIDs: test that first and skip the copy.
+  if (UUID_LOWER.test(value)) return value
+  return UUID_ANY_CASE.test(value) ? value.toLowerCase() : undefined
 }
 
-/** The canonical string for `value` as a group ID of `type`, or `undefined` when it is not one. */
+function integerId(value: unknown, max: bigint): string | undefined {
+  let text: string
+  if (typeof value === 'number') {
+    // A JSON number above 2^53 has already become another number: refuse it rather than guess.
+    // NaN, ±Infinity and fractions are not safe integers; -0 passes and reads as "0".
+    if (!Number.isSafeInteger(value) || value < 0) return undefined
+    text = String(value)
+  } else if (typeof value === 'string' && DECIMAL.test(value)) {
+    text = value
+  } else {
+    return undefined
+  }
+  return BigInt(text) <= max ? text : undefined
+}
+
+/**
+ * The canonical string for `value` as a group ID of `type`, or `undefined` when it is not one.
+ *
+ * - `uuid`: a string in the 8-4-4-4-12 form, any case; returned lower-case.
+ * - `bigint`: a decimal string (no sign, no leading zero) up to 2^63 − 1, or a non-negative safe
+ *   integer (never a number above 2^53: it may already be another ID).
+ * - `integer`: the same, up to 2^31 − 1.
+ * - `text`: 1–128 characters of `[A-Za-z0-9_.:-]`; case-sensitive, returned as is.
+ *
+ * @example
+ * parseGroupId('bigint', 42) // '42'
+ * parseGroupId('bigint', '1,3') // undefined
+ */
 export function parseGroupId(type: GroupIdType, value: unknown): string | undefined {
   switch (type) {
     case 'uuid':
-      return typeof value === 'string' && UUID.test(value) ? value.toLowerCase() : undefined
+      return uuidId(value)
     case 'bigint':
       return integerId(value, INT8_MAX)
     case 'integer':
-      return integerId(value, BigInt(INT4_MAX))
+      return integerId(value, INT4_MAX)
     case 'text':
       return typeof value === 'string' && TEXT.test(value) ? value : undefined
   }

@@ -1,11 +1,10 @@
 import t from 'tap'
-import fc from 'fast-check'
 import {
   deriveCapability,
   resolveCapabilityOptions,
   type CapabilityOptions,
 } from '../../src/capability/derive.ts'
-import { ConfigurationError, TokenError } from '../../src/errors.ts'
+import { TokenError } from '../../src/errors.ts'
 
 const A = '0b6a3c0e-6d0b-4a43-9f5e-2f1c9b7f6a01'
 const B = '1c7b4d1f-7e1c-4b54-8a6f-3a2dac806b12'
@@ -16,6 +15,8 @@ function derive(payload: Record<string, unknown>, options = defaults) {
   return deriveCapability(payload, options)
 }
 
+const member = (group: unknown) => ({ group, role: 'member' })
+
 t.test('derives groups per role along the hierarchy', async (t) => {
   const { capability, ignored } = derive({
     sub: 'alice',
@@ -23,6 +24,7 @@ t.test('derives groups per role along the hierarchy', async (t) => {
     permissions: [
       { group: A, role: 'member' },
       { group: B, role: 'moderator' },
+      { group: C, role: 'member' },
     ],
   })
   t.equal(ignored, 0)
@@ -31,33 +33,29 @@ t.test('derives groups per role along the hierarchy', async (t) => {
   t.equal(capability.isAdmin, false)
   t.equal(capability.groupIdType, 'uuid')
   t.same(capability.roles, ['member', 'moderator', 'admin'])
-  t.same(capability.groups('member'), [A, B], 'a moderator is also a member')
+  t.same(capability.groups('member'), [A, B, C], 'a moderator is also a member; first-seen order')
   t.same(capability.groups('moderator'), [B])
   t.same(capability.groups('admin'), [])
-  t.same(capability.binding('member'), { groups: [A, B], isAdmin: false })
-  t.equal(capability.binding('member'), capability.binding('member'), 'the same frozen binding')
-  t.ok(capability.has('member'))
-  t.ok(capability.has('member', B))
-  t.ok(capability.has('moderator', B.toUpperCase()), 'group arguments are canonicalised')
-  t.notOk(capability.has('moderator', A))
-  t.notOk(capability.has('moderator', C))
-  t.notOk(capability.has('member', 'not-a-uuid'))
-  t.notOk(capability.has('admin'))
+  t.same(capability.binding('moderator'), { groups: [B], isAdmin: false })
 })
 
 t.test('an admin entry in any group makes the holder admin everywhere', async (t) => {
   const { capability } = derive({ sub: 'root', permissions: [{ group: C, role: 'admin' }] })
   t.equal(capability.isAdmin, true)
-  t.ok(capability.has('moderator', A), 'admin passes in a group it has no entry for')
-  t.ok(capability.has('admin'))
+  t.same(capability.groups('member'), [C], 'groups stay what the claim lists')
   t.same(capability.binding('member'), { groups: [C], isAdmin: true })
+  t.ok(capability.has('moderator', A), 'admin passes in a group it has no entry for')
 })
 
 t.test('an absent permissions claim is a holder with no groups', async (t) => {
-  const { capability } = derive({ sub: 'bob' })
-  t.same(capability.groups('member'), [])
-  t.notOk(capability.has('member'))
-  t.equal(capability.expiresAt, undefined)
+  for (const payload of [{ sub: 'bob' }, { sub: 'bob', permissions: undefined }]) {
+    const { capability, ignored } = derive(payload)
+    t.equal(ignored, 0)
+    t.equal(capability.isAdmin, false)
+    t.same(capability.groups('member'), [])
+    t.notOk(capability.has('member'))
+  }
+  t.same(derive({ sub: 'bob', permissions: [] }).capability.groups('member'), [])
 })
 
 t.test('unknown and case-variant roles grant nothing and are counted', async (t) => {
@@ -66,149 +64,197 @@ t.test('unknown and case-variant roles grant nothing and are counted', async (t)
     permissions: [
       { group: A, role: 'Admin' },
       { group: A, role: 'ADMIN' },
+      { group: A, role: 'admin ' },
       { group: B, role: 'owner' },
+      { group: B, role: '__proto__' },
+      { group: B, role: 'toString' },
+      { group: B, role: '' },
       { group: C, role: 'member' },
     ],
   })
-  t.equal(ignored, 3)
+  t.equal(ignored, 7)
   t.equal(capability.isAdmin, false)
   t.same(capability.groups('member'), [C])
 })
 
-t.test('duplicates are deduplicated and UUIDs canonicalised', async (t) => {
+t.test('duplicates collapse into one group at its highest role', async (t) => {
   const { capability } = derive({
     sub: 'dup',
     permissions: [
-      { group: A, role: 'member' },
-      { group: A.toUpperCase(), role: 'member' },
       { group: A, role: 'moderator' },
+      { group: A.toUpperCase(), role: 'member' },
+      { group: A, role: 'member' },
+      { group: B, role: 'member' },
+      { group: B, role: 'moderator' },
     ],
   })
-  t.same(capability.groups('member'), [A])
-  t.same(capability.groups('moderator'), [A])
+  t.same(capability.groups('member'), [A, B])
+  t.same(capability.groups('moderator'), [A, B])
+  const ints = derive(
+    { sub: 'dup', permissions: [member(7), member('7'), member(-0), member('0')] },
+    resolveCapabilityOptions({ groupIdType: 'bigint' }),
+  ).capability
+  t.same(ints.groups('member'), ['7', '0'], '7 and "7" are one group, as are -0 and "0"')
 })
 
 t.test('__proto__ and constructor keys have no effect', async (t) => {
   const payload = JSON.parse(
-    `{"sub":"p","__proto__":{"isAdmin":true},"permissions":[{"group":"${A}","role":"member","__proto__":{"role":"admin"},"constructor":{"prototype":{"isAdmin":true}}}]}`,
+    `{"sub":"p","__proto__":{"isAdmin":true,"permissions":[{"group":"${A}","role":"admin"}]},` +
+      `"permissions":[{"group":"${A}","role":"member","__proto__":{"role":"admin"},` +
+      `"constructor":{"prototype":{"isAdmin":true}}}]}`,
   ) as Record<string, unknown>
   const { capability } = derive(payload)
   t.equal(capability.isAdmin, false)
-  t.same(capability.groups('moderator'), [])
-  t.equal(({} as Record<string, unknown>).isAdmin, undefined, 'Object.prototype untouched')
-})
-
-t.test('the capability is frozen', async (t) => {
-  const { capability } = derive({ sub: 'f', permissions: [{ group: A, role: 'member' }] })
-  t.ok(Object.isFrozen(capability))
-  t.ok(Object.isFrozen(capability.groups('member')))
-  t.ok(Object.isFrozen(capability.binding('member')))
-  t.throws(() => {
-    ;(capability as { isAdmin: boolean }).isAdmin = true
-  }, TypeError)
-  t.throws(() => (capability.groups('member') as string[]).push(B), TypeError)
   t.same(capability.groups('member'), [A])
-})
-
-t.test('a role outside the hierarchy is API misuse, never a grant', async (t) => {
-  const { capability } = derive({ sub: 'x', permissions: [{ group: A, role: 'admin' }] })
-  for (const call of [
-    () => capability.groups('moderater'),
-    () => capability.binding('Admin'),
-    () => capability.has('owner'),
-  ]) {
-    t.throws(call, { code: 'KH_INVALID_OPTIONS' })
-  }
+  t.same(capability.groups('moderator'), [])
+  const inherited = JSON.parse(
+    `{"__proto__":{"sub":"mallory","permissions":[{"group":"${A}","role":"admin"}]}}`,
+  ) as Record<string, unknown>
+  t.throws(() => derive(inherited), { code: 'KH_TOKEN_CLAIM' }, 'inherited claims are not read')
+  const noSub = Object.create({ sub: 'mallory' }) as Record<string, unknown>
+  t.throws(() => derive(noSub), { code: 'KH_TOKEN_CLAIM' }, 'nor from a prototype chain')
+  const onlyInherited = Object.assign(Object.create({ permissions: [member(A)] }), { sub: 's' })
+  t.same(derive(onlyInherited).capability.groups('member'), [], 'permissions are own claims only')
+  t.equal(({} as Record<string, unknown>).isAdmin, undefined, 'Object.prototype untouched')
+  t.equal(({} as Record<string, unknown>).role, undefined)
 })
 
 const badPermissions: [string, unknown][] = [
-  ['not a list', { group: A, role: 'member' }],
+  ['an object instead of a list', member(A)],
   ['a string', 'admin'],
+  ['a number', 1],
   ['null', null],
   ['an entry that is not an object', [A]],
+  ['a nested list', [[member(A)]]],
   ['a missing group', [{ role: 'member' }]],
   ['a missing role', [{ group: A }]],
   ['a non-string role', [{ group: A, role: 1 }]],
-  ['a group that is not a UUID', [{ group: 'abc', role: 'member' }]],
-  ['a group list in one string', [{ group: `${A},${B}`, role: 'member' }]],
-  ['SQL in a group', [{ group: '1);--', role: 'member' }]],
-  ['a NUL byte in a group', [{ group: `${A}\0`, role: 'member' }]],
-  ['a braced UUID', [{ group: `{${A}}`, role: 'member' }]],
-  ['a UUID without dashes', [{ group: A.replaceAll('-', ''), role: 'member' }]],
-  ['a boolean group', [{ group: true, role: 'member' }]],
-  ['a nested array group', [{ group: [A], role: 'member' }]],
-  ['a number group under uuid', [{ group: 1, role: 'member' }]],
+  ['a null role', [{ group: A, role: null }]],
+  ['a group that is not a UUID', [member('abc')]],
+  ['a group list in one string', [member(`${A},${B}`)]],
+  ['"1,3"', [member('1,3')]],
+  ['SQL in a group', [member('1);--')]],
+  ['a NUL byte in a group', [member(`${A}\0`)]],
+  ['a braced UUID', [member(`{${A}}`)]],
+  ['a UUID without dashes', [member(A.replaceAll('-', ''))]],
+  ['a boolean group', [member(true)]],
+  ['a nested array group', [member([A])]],
+  ['a number group under uuid', [member(1)]],
+  ['a bad group behind an unknown role', [member(A), { group: 'x', role: 'owner' }]],
+  ['a bad entry after good ones', [member(A), member(B), member('1,3')]],
 ]
 
 t.test('malformed permissions make the token invalid (401 KH_TOKEN_PERMISSIONS)', async (t) => {
   for (const [name, permissions] of badPermissions) {
     t.throws(
       () => derive({ sub: 'm', permissions }),
-      { code: 'KH_TOKEN_PERMISSIONS', statusCode: 401 },
+      { name: 'TokenError', code: 'KH_TOKEN_PERMISSIONS', statusCode: 401 },
       name,
     )
   }
-  const tooMany = resolveCapabilityOptions({ maxPermissions: 2 })
-  const three = [A, B, C].map((group) => ({ group, role: 'member' }))
-  t.throws(() => derive({ sub: 'm', permissions: three }, tooMany), {
-    code: 'KH_TOKEN_PERMISSIONS',
-  })
-  t.throws(() => derive({ sub: 'm', permissions: 'x' }), TokenError)
 })
 
-t.test('the subject must be a non-empty string or a safe integer', async (t) => {
-  const bad: [string, unknown][] = [
-    ['missing', undefined],
-    ['empty', ''],
-    ['an object', { id: 1 }],
-    ['an unsafe integer', 2 ** 53 + 2],
-    ['a fraction', 1.5],
-    ['a NUL byte', 'a\0b'],
-    ['too long', 'x'.repeat(257)],
-  ]
-  for (const [name, sub] of bad) {
+t.test('bigint claims refuse unsafe, negative, fractional and non-decimal IDs', async (t) => {
+  const bigint = resolveCapabilityOptions({ groupIdType: 'bigint' })
+  for (const group of [2 ** 53, 2 ** 53 + 1, 1e21, -1, 1.5, NaN, '1,3', '1);--', '1\0', '-1']) {
     t.throws(
-      () => derive({ sub, permissions: [] }),
-      { code: 'KH_TOKEN_CLAIM', statusCode: 401 },
+      () => derive({ sub: 'm', permissions: [member(group)] }, bigint),
+      { code: 'KH_TOKEN_PERMISSIONS', statusCode: 401 },
+      String(group),
+    )
+  }
+  const ok = derive({ sub: 'm', permissions: [member('9223372036854775807'), member(42)] }, bigint)
+  t.same(ok.capability.groups('member'), ['9223372036854775807', '42'])
+})
+
+t.test('more than maxPermissions entries is refused', async (t) => {
+  const two = resolveCapabilityOptions({ maxPermissions: 2 })
+  t.same(
+    derive({ sub: 'm', permissions: [member(A), member(B)] }, two).capability.groups('member'),
+    [A, B],
+  )
+  t.throws(() => derive({ sub: 'm', permissions: [A, B, C].map(member) }, two), {
+    code: 'KH_TOKEN_PERMISSIONS',
+  })
+  const over = Array.from({ length: 10_001 }, () => member(A))
+  t.throws(() => derive({ sub: 'm', permissions: over }), { code: 'KH_TOKEN_PERMISSIONS' })
+  const atCap = Array.from({ length: 10_000 }, () => member(A))
+  t.same(derive({ sub: 'm', permissions: atCap }).capability.groups('member'), [A])
+})
+
+t.test('the error says which entry failed, never its value', async (t) => {
+  const secretish = 'ffffffff-ffff-ffff-ffff-fffffffffffg'
+  const error = t.throws(() => derive({ sub: 'm', permissions: [member(A), member(secretish)] }))
+  t.type(error, TokenError)
+  const text = `${(error as Error).message} ${String((error as Error).cause)}`
+  t.match(text, /permissions\[1\]\.group is not a uuid group ID/)
+  t.notMatch(text, secretish)
+  t.notMatch(JSON.stringify(error), secretish, 'nor its JSON body')
+  const zodError = t.throws(() =>
+    derive({ sub: 'm', permissions: [{ group: 'leak-me', role: 5 }] }),
+  )
+  t.notMatch(`${(zodError as Error).message} ${String((zodError as Error).cause)}`, 'leak-me')
+  t.equal(Object.keys(zodError as object).includes('cause'), false, 'cause is not enumerable')
+})
+
+t.test('the subject must be a non-empty string or a non-negative safe integer', async (t) => {
+  const bad: [string, Record<string, unknown>][] = [
+    ['absent', { permissions: [] }],
+    ['undefined', { sub: undefined }],
+    ['null', { sub: null }],
+    ['empty', { sub: '' }],
+    ['an object', { sub: { id: 1 } }],
+    ['a list', { sub: ['a'] }],
+    ['a boolean', { sub: true }],
+    ['an unsafe integer', { sub: 2 ** 53 + 2 }],
+    ['a negative integer', { sub: -1 }],
+    ['a fraction', { sub: 1.5 }],
+    ['NaN', { sub: NaN }],
+    ['a NUL byte', { sub: 'a\0b' }],
+    ['a line break', { sub: 'alice\nadmin' }],
+    ['too long', { sub: 'x'.repeat(257) }],
+  ]
+  for (const [name, payload] of bad) {
+    t.throws(
+      () => derive(payload),
+      { name: 'TokenError', code: 'KH_TOKEN_CLAIM', statusCode: 401 },
       name,
     )
   }
   t.equal(derive({ sub: 42 }).capability.subject, '42')
-  const byId = resolveCapabilityOptions({ subjectClaim: 'id' })
-  t.equal(derive({ id: 'u-7', sub: 'ignored' }, byId).capability.subject, 'u-7')
+  t.equal(derive({ sub: 0 }).capability.subject, '0')
+  t.equal(derive({ sub: 'x'.repeat(256) }).capability.subject.length, 256)
+  t.equal(
+    derive({ sub: 'auth0|5f7c8ec7c33c6c004bbafe82' }).capability.subject,
+    'auth0|5f7c8ec7c33c6c004bbafe82',
+  )
 })
 
-t.test('group-ID types', async (t) => {
-  const cases: [CapabilityOptions['groupIdType'], unknown[], unknown[], string[]][] = [
-    [
-      'bigint',
-      ['9223372036854775807', 0, 7, '12', Number.MAX_SAFE_INTEGER],
-      [2 ** 53 + 1, 1e21, -1, 1.5, '9223372036854775808', '-1', '01', '1,3', '1);--', NaN, '1\0'],
-      ['9223372036854775807', '0', '7', '12', String(Number.MAX_SAFE_INTEGER)],
-    ],
-    ['integer', [2147483647, '5'], [2147483648, '2147483648', -5, 0.5, '1e3'], ['2147483647', '5']],
-    [
-      'text',
-      ['team-a', 'org:1.b_c'],
-      ['a b', '', "o'neil", 'x'.repeat(129), 5],
-      ['team-a', 'org:1.b_c'],
-    ],
-  ]
-  for (const [groupIdType, good, bad, canonical] of cases) {
-    const options = resolveCapabilityOptions({ groupIdType })
-    const { capability } = derive(
-      { sub: 's', permissions: good.map((group) => ({ group, role: 'member' })) },
-      options,
-    )
-    t.same(capability.groups('member'), canonical, `${groupIdType} accepts and canonicalises`)
-    t.equal(capability.groupIdType, groupIdType)
-    for (const group of bad) {
-      t.throws(
-        () => derive({ sub: 's', permissions: [{ group, role: 'member' }] }, options),
-        { code: 'KH_TOKEN_PERMISSIONS' },
-        `${groupIdType} refuses ${String(group).slice(0, 20)}`,
-      )
-    }
+t.test('subject and permissions claims are configurable', async (t) => {
+  const options: CapabilityOptions = {
+    subjectClaim: 'id',
+    claim: 'https://example.com/permissions',
+  }
+  const resolved = resolveCapabilityOptions(options)
+  const { capability } = derive(
+    {
+      id: 'u-7',
+      sub: 'ignored',
+      permissions: [{ group: B, role: 'admin' }],
+      'https://example.com/permissions': [member(A)],
+    },
+    resolved,
+  )
+  t.equal(capability.subject, 'u-7')
+  t.same(capability.groups('member'), [A])
+  t.equal(capability.isAdmin, false, 'the default claim is not read')
+  t.throws(() => derive({ sub: 'only-sub' }, resolved), { code: 'KH_TOKEN_CLAIM' })
+})
+
+t.test('expiresAt is exp when it is a finite number', async (t) => {
+  t.equal(derive({ sub: 's', exp: 1_700_000_000 }).capability.expiresAt, 1_700_000_000)
+  for (const exp of ['1700000000', null, NaN, Infinity, undefined]) {
+    t.equal(derive({ sub: 's', exp }).capability.expiresAt, undefined, String(exp))
   }
 })
 
@@ -216,94 +262,54 @@ t.test('custom hierarchy and admin role', async (t) => {
   const options = resolveCapabilityOptions({
     roles: ['reader', 'writer', 'owner', 'root'],
     adminRole: 'owner',
-    claim: 'perms',
   })
-  const { capability } = derive({
-    sub: 'c',
-    perms: [
-      { group: A, role: 'writer' },
-      { group: B, role: 'reader' },
-    ],
-  })
-  t.same(capability.groups('member'), [], 'default claim name is not read')
-  const custom = derive({ sub: 'c', perms: [{ group: A, role: 'writer' }] }, options).capability
-  t.same(custom.groups('reader'), [A])
-  t.equal(custom.isAdmin, false)
+  const custom = (role: string) =>
+    derive({ sub: 'c', permissions: [{ group: A, role }] }, options).capability
+  t.same(custom('writer').groups('reader'), [A])
+  t.same(custom('writer').groups('owner'), [])
+  t.equal(custom('writer').isAdmin, false)
+  t.equal(custom('owner').isAdmin, true, 'the admin role')
+  t.equal(custom('root').isAdmin, true, 'a role above the admin role')
+  t.same(custom('root').roles, ['reader', 'writer', 'owner', 'root'])
+  const { ignored } = derive({ sub: 'c', permissions: [{ group: A, role: 'member' }] }, options)
+  t.equal(ignored, 1, 'the default role names mean nothing in a custom hierarchy')
+  t.throws(() => custom('reader').groups('member'), { code: 'KH_INVALID_OPTIONS' })
+  const lowestIsAdmin = resolveCapabilityOptions({ roles: ['staff'], adminRole: 'staff' })
   t.equal(
-    derive({ sub: 'c', perms: [{ group: A, role: 'root' }] }, options).capability.isAdmin,
-    true,
-  )
-  t.equal(
-    derive({ sub: 'c', perms: [{ group: A, role: 'owner' }] }, options).capability.isAdmin,
+    derive({ sub: 'c', permissions: [{ group: A, role: 'staff' }] }, lowestIsAdmin).capability
+      .isAdmin,
     true,
   )
 })
 
-t.test('options are validated once, naming the option, and never mutated', async (t) => {
-  const bad: [string, unknown, RegExp][] = [
-    ['empty roles', { roles: [] }, /capability\.roles/],
-    ['duplicate roles', { roles: ['a', 'a'] }, /unique/],
-    ['a role with spaces', { roles: ['a b'] }, /capability\.roles/],
-    ['adminRole not in roles', { adminRole: 'root' }, /capability\.adminRole/],
-    ['bad groupIdType', { groupIdType: 'int' }, /capability\.groupIdType/],
-    ['maxPermissions 0', { maxPermissions: 0 }, /capability\.maxPermissions/],
-    ['maxPermissions fraction', { maxPermissions: 1.5 }, /capability\.maxPermissions/],
-    ['unknown key', { rolez: ['a'] }, /rolez/],
-    ['bad claim name', { claim: 'a b' }, /capability\.claim/],
+t.test('every group-ID type derives canonical groups', async (t) => {
+  const cases: [CapabilityOptions['groupIdType'], unknown[], string[]][] = [
+    ['uuid', [A.toUpperCase(), B], [A, B]],
+    ['bigint', ['9223372036854775807', 0, 12], ['9223372036854775807', '0', '12']],
+    ['integer', [2147483647, '5'], ['2147483647', '5']],
+    ['text', ['team-a', 'Team-A', 'org:1.b_c'], ['team-a', 'Team-A', 'org:1.b_c']],
   ]
-  for (const [name, options, message] of bad) {
+  for (const [groupIdType, groups, canonical] of cases) {
+    const options = resolveCapabilityOptions({ groupIdType })
+    const { capability } = derive({ sub: 's', permissions: groups.map(member) }, options)
+    t.same(capability.groups('member'), canonical, `${groupIdType}`)
+    t.equal(capability.groupIdType, groupIdType)
     t.throws(
-      () => resolveCapabilityOptions(options as CapabilityOptions),
-      { code: 'KH_INVALID_OPTIONS', message },
-      name,
+      () => derive({ sub: 's', permissions: [member('1);--')] }, options),
+      { code: 'KH_TOKEN_PERMISSIONS' },
+      `${groupIdType} refuses SQL`,
     )
   }
-  t.throws(() => resolveCapabilityOptions({ roles: [] }), ConfigurationError)
-  const options = Object.freeze({ roles: Object.freeze(['a', 'b']), adminRole: 'b' })
-  const resolved = resolveCapabilityOptions(options)
-  t.same(options, { roles: ['a', 'b'], adminRole: 'b' })
-  t.ok(Object.isFrozen(resolved))
-  t.ok(Object.isFrozen(resolved.hierarchy.roles))
 })
 
-const uuids = fc.uuid().map((u) => u.toLowerCase())
-const roleNames = fc.constantFrom('member', 'moderator', 'admin', 'Admin', 'owner')
-const entries = fc.array(fc.record({ group: uuids, role: roleNames }), { maxLength: 30 })
-
-t.test('properties of derivation', async (t) => {
-  fc.assert(
-    fc.property(entries, (permissions) => {
-      const { capability } = derive({ sub: 'p', permissions })
-      const claimed = new Set(permissions.map((p) => p.group))
-      const [member, moderator, admin] = ['member', 'moderator', 'admin'].map(
-        (r) => new Set(capability.groups(r)),
-      ) as [Set<string>, Set<string>, Set<string>]
-      // never grants a group absent from the claims
-      for (const g of member) if (!claimed.has(g)) return false
-      // monotone: member ⊇ moderator ⊇ admin
-      for (const g of moderator) if (!member.has(g)) return false
-      for (const g of admin) if (!moderator.has(g)) return false
-      // admin ⇔ an admin entry
-      if (capability.isAdmin !== permissions.some((p) => p.role === 'admin')) return false
-      // has(role, g) ⇔ g ∈ groups(role) or admin
-      for (const p of permissions) {
-        for (const role of ['member', 'moderator', 'admin']) {
-          const expected = capability.isAdmin || capability.groups(role).includes(p.group)
-          if (capability.has(role, p.group) !== expected) return false
-        }
-      }
-      // exactly the groups with that role or higher
-      const rank = { member: 0, moderator: 1, admin: 2 } as Record<string, number>
-      for (const [role, r] of Object.entries(rank)) {
-        const expected = new Set(
-          permissions.filter((p) => (rank[p.role] ?? -1) >= r).map((p) => p.group),
-        )
-        const got = capability.groups(role)
-        if (got.length !== expected.size || !got.every((g) => expected.has(g))) return false
-      }
-      return true
-    }),
-    { numRuns: 300 },
-  )
-  t.pass('300 random claims hold every property')
+t.test('derivation is pure: the payload is not changed and calls are independent', async (t) => {
+  const payload = Object.freeze({
+    sub: 'pure',
+    permissions: Object.freeze([Object.freeze(member(A.toUpperCase()))]),
+  })
+  const first = derive(payload).capability
+  const second = derive(payload).capability
+  t.not(first, second)
+  t.same(first.groups('member'), second.groups('member'))
+  t.equal(payload.permissions[0]?.group, A.toUpperCase())
 })
