@@ -1,58 +1,88 @@
 import t from 'tap'
-import { checkRole, assertRoleKnown } from '../../src/capability/require-role.ts'
+import { assertRoleKnown, checkRole, checkRoleInGroup } from '../../src/capability/require-role.ts'
 import { deriveCapability, resolveCapabilityOptions } from '../../src/capability/derive.ts'
-import { Forbidden } from '../../src/errors.ts'
+import { Forbidden, TokenError } from '../../src/errors.ts'
 
 const A = '0b6a3c0e-6d0b-4a43-9f5e-2f1c9b7f6a01'
 const B = '1c7b4d1f-7e1c-4b54-8a6f-3a2dac806b12'
 const options = resolveCapabilityOptions()
 const holder = (permissions: unknown[]) =>
   deriveCapability({ sub: 'u', permissions }, options).capability
+const moderatorOfA = holder([{ group: A, role: 'moderator' }])
+const memberOfA = holder([{ group: A, role: 'member' }])
+const adminOfB = holder([{ group: B, role: 'admin' }])
 
 t.test('passes when the holder has the role (or higher), anywhere or in the group', async (t) => {
-  const moderator = holder([{ group: A, role: 'moderator' }])
-  t.doesNotThrow(() => checkRole(moderator, 'member'))
-  t.doesNotThrow(() => checkRole(moderator, 'moderator', A))
-  t.doesNotThrow(() => checkRole(moderator, 'member', A.toUpperCase()))
-  const admin = holder([{ group: B, role: 'admin' }])
-  t.doesNotThrow(() => checkRole(admin, 'admin', A), 'admin everywhere')
+  t.doesNotThrow(() => checkRole(moderatorOfA, 'member'))
+  t.doesNotThrow(() => checkRole(moderatorOfA, 'moderator'))
+  t.doesNotThrow(() => checkRole(moderatorOfA, 'moderator', A))
+  t.doesNotThrow(() => checkRole(moderatorOfA, 'member', A.toUpperCase()))
+  t.doesNotThrow(() => checkRoleInGroup(moderatorOfA, 'moderator', A))
+  t.doesNotThrow(() => checkRole(adminOfB, 'admin'))
+  t.doesNotThrow(() => checkRole(adminOfB, 'admin', A), 'admin everywhere')
+  t.doesNotThrow(() => checkRoleInGroup(adminOfB, 'moderator', A))
 })
 
 t.test('refuses with 403 insufficient_scope otherwise', async (t) => {
-  const member = holder([{ group: A, role: 'member' }])
-  t.throws(() => checkRole(member, 'moderator'), { code: 'KH_FORBIDDEN', statusCode: 403 })
-  t.throws(() => checkRole(member, 'member', B), { code: 'KH_FORBIDDEN' })
-  t.throws(() => checkRole(holder([]), 'member'), { code: 'KH_FORBIDDEN' })
-  try {
-    checkRole(member, 'admin', undefined, 'forum')
-    t.fail('should refuse')
-  } catch (error) {
-    t.type(error, Forbidden)
-    t.match(
-      (error as Forbidden).headers['www-authenticate'],
-      /^Bearer realm="forum", error="insufficient_scope"/,
-    )
+  const refusals: [string, () => void][] = [
+    ['a member needs moderator', () => checkRole(memberOfA, 'moderator')],
+    ['a member of A is not one of B', () => checkRole(memberOfA, 'member', B)],
+    ['in-group form', () => checkRoleInGroup(moderatorOfA, 'moderator', B)],
+    ['no groups at all', () => checkRole(holder([]), 'member')],
+    ['a moderator is not admin', () => checkRole(moderatorOfA, 'admin')],
+    ['case-variant role entry', () => checkRole(holder([{ group: A, role: 'Admin' }]), 'member')],
+  ]
+  for (const [name, refusal] of refusals) {
+    t.throws(refusal, { name: 'Forbidden', code: 'KH_FORBIDDEN', statusCode: 403 }, name)
   }
+  const error = t.throws(() => checkRole(memberOfA, 'admin', undefined, 'forum'))
+  t.type(error, Forbidden)
+  t.match(
+    (error as Forbidden).headers['www-authenticate'],
+    /^Bearer realm="forum", error="insufficient_scope"/,
+  )
+  const inGroup = t.throws(() => checkRoleInGroup(memberOfA, 'admin', A, 'forum'))
+  t.equal((inGroup as Forbidden).realm, 'forum')
+  t.equal((t.throws(() => checkRole(memberOfA, 'admin')) as Forbidden).realm, 'keyhole')
 })
 
-t.test('no capability is 401; a malformed group is 400 and never reaches SQL', async (t) => {
-  t.throws(() => checkRole(undefined, 'member'), { code: 'KH_TOKEN_MISSING', statusCode: 401 })
-  t.throws(() => checkRole(null, 'member', undefined, 'forum'), {
-    code: 'KH_TOKEN_MISSING',
-    realm: 'forum',
-  })
-  const member = holder([{ group: A, role: 'member' }])
-  for (const bad of ['1);--', `${A},${B}`, 5, '', null]) {
-    t.throws(() => checkRole(member, 'member', bad), { code: 'KH_BAD_REQUEST', statusCode: 400 })
+t.test('no capability is 401 KH_TOKEN_MISSING', async (t) => {
+  for (const missing of [undefined, null]) {
+    t.throws(() => checkRole(missing, 'member'), { code: 'KH_TOKEN_MISSING', statusCode: 401 })
+    t.throws(() => checkRole(missing, 'member', A), { code: 'KH_TOKEN_MISSING' })
+    t.throws(() => checkRoleInGroup(missing, 'member', A, 'forum'), {
+      code: 'KH_TOKEN_MISSING',
+      realm: 'forum',
+    })
   }
+  const error = t.throws(() => checkRole(undefined, 'member', undefined, 'forum'))
+  t.type(error, TokenError)
+  t.equal((error as TokenError).realm, 'forum')
+  t.equal((error as TokenError).headers['www-authenticate'], 'Bearer realm="forum"')
+})
+
+t.test('a malformed group is 400 and never reaches SQL; a missing one fails closed', async (t) => {
+  for (const bad of ['1);--', `${A},${B}`, `{${A}}`, 5, '', null, [A], { id: A }]) {
+    t.throws(
+      () => checkRole(memberOfA, 'member', bad),
+      { name: 'BadRequest', code: 'KH_BAD_REQUEST', statusCode: 400 },
+      JSON.stringify(bad),
+    )
+    t.throws(() => checkRoleInGroup(adminOfB, 'member', bad), { code: 'KH_BAD_REQUEST' })
+  }
+  t.throws(
+    () => checkRoleInGroup(moderatorOfA, 'member', undefined),
+    { code: 'KH_BAD_REQUEST' },
+    'a group resolver that returns nothing never widens to "anywhere"',
+  )
 })
 
 t.test('an unknown role name is API misuse', async (t) => {
-  t.throws(() => assertRoleKnown(['member'], 'moderater'), {
+  t.throws(() => assertRoleKnown(options.hierarchy.roles, 'moderater'), {
     code: 'KH_INVALID_OPTIONS',
     message: /moderater/,
   })
-  t.doesNotThrow(() => assertRoleKnown(['member'], 'member'))
-  const member = holder([{ group: A, role: 'member' }])
-  t.throws(() => checkRole(member, 'owner'), { code: 'KH_INVALID_OPTIONS' })
+  t.doesNotThrow(() => assertRoleKnown(options.hierarchy.roles, 'moderator'))
+  t.throws(() => checkRole(memberOfA, 'owner'), { code: 'KH_INVALID_OPTIONS' })
+  t.throws(() => checkRole(adminOfB, 'Admin', A), { code: 'KH_INVALID_OPTIONS' }, 'even for admins')
 })
