@@ -1,15 +1,134 @@
 /**
- * HTTP (autocannon against the example app on 127.0.0.1): `POST /groups/:id/threads` and
- * `GET /groups/:id/threads` through keyhole, against the same route with no authentication and a
- * plain statement (the floor) and written the way a user would without keyhole (`@fastify/jwt`
- * plus a hand-written guarded statement). Needs the Fastify plugin and the example app.
+ * HTTP (autocannon, in a child process, against servers on 127.0.0.1; fixed connections and
+ * duration): `POST /groups/:id/threads` and `GET /groups/:id/threads` through keyhole (the example
+ * app), against
+ *   - the floor: the same route with no authentication and a plain statement;
+ *   - what a user would write without keyhole: `@fastify/jwt` plus a hand-written guarded
+ *     statement.
+ * With a population of 100 users (each sending many requests with the same token) and with a
+ * new token on every request. The three servers take turns (A B C, A B C…).
  */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { spawn } from 'node:child_process'
 import { access } from 'node:fs/promises'
-import type { BenchContext, BenchSection } from './lib/types.ts'
+import { fileURLToPath } from 'node:url'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import pg from 'pg'
+import type { BenchContext, BenchRow, BenchSection, GoalResult } from './lib/types.ts'
 
 const PLUGIN = new URL('../plugins/fastify.ts', import.meta.url)
+const LOAD = fileURLToPath(new URL('./lib/load.ts', import.meta.url))
+const ROLES = ['member', 'moderator', 'admin']
 
-export async function run(_context: BenchContext): Promise<BenchSection> {
+interface LoadResult {
+  rps: number
+  p99: number
+  non2xx: number
+  errors: number
+  total: number
+}
+
+function load(job: object): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    // The job goes through stdin: thousands of tokens overflow an argument list.
+    const child = spawn(process.execPath, ['--import', 'tsx', LOAD], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    child.stdin.end(JSON.stringify(job))
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
+    child.on('error', reject)
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out) as LoadResult)
+        : reject(new Error(`load exited ${code}`)),
+    )
+  })
+}
+
+async function listen(app: FastifyInstance): Promise<string> {
+  return app.listen({ host: '127.0.0.1', port: 0 })
+}
+
+const THREAD_COLUMNS = 'id, group_id, title, created_by, created_at'
+
+/** The floor: no authentication, a plain statement. */
+function floorApp(pool: pg.Pool): FastifyInstance {
+  const app = Fastify({ logger: false })
+  app.post<{ Params: { groupId: string }; Body: { title: string } }>(
+    '/groups/:groupId/threads',
+    async (request, reply) => {
+      const { rows } = await pool.query({
+        name: 'floor_insert',
+        text: `INSERT INTO discussion_threads (group_id, title, created_by) VALUES ($1, $2, $3) RETURNING ${THREAD_COLUMNS}`,
+        values: [request.params.groupId, request.body.title, 'anonymous'],
+      })
+      return reply.code(201).send(rows[0])
+    },
+  )
+  app.get<{ Params: { groupId: string } }>('/groups/:groupId/threads', async (request) => {
+    const { rows } = await pool.query({
+      name: 'floor_select',
+      text: `SELECT ${THREAD_COLUMNS} FROM discussion_threads WHERE group_id = $1 ORDER BY created_at DESC, id DESC`,
+      values: [request.params.groupId],
+    })
+    return rows
+  })
+  return app
+}
+
+/** What a user writes without keyhole: @fastify/jwt and a hand-written guarded statement. */
+async function jwtApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false })
+  await app.register(fastifyJwt, {
+    secret: settings.jwtSecret,
+    verify: {
+      allowedIss: settings.jwtIssuer,
+      allowedAud: settings.jwtAudience,
+      algorithms: ['HS256'],
+    },
+  })
+  const groupsOf = (payload: unknown) =>
+    ((payload as { permissions?: { group: string; role: string }[] }).permissions ?? [])
+      .filter((p) => ROLES.includes(p.role))
+      .map((p) => p.group)
+  app.post<{ Params: { groupId: string }; Body: { title: string } }>(
+    '/groups/:groupId/threads',
+    async (request, reply) => {
+      const payload = await request.jwtVerify<{ sub: string }>()
+      const { rows } = await pool.query({
+        name: 'jwt_insert',
+        text:
+          `INSERT INTO discussion_threads (group_id, title, created_by) ` +
+          `SELECT $1::uuid, $2, $3 WHERE $1::uuid = ANY ($4::uuid[]) RETURNING ${THREAD_COLUMNS}`,
+        values: [request.params.groupId, request.body.title, payload.sub, groupsOf(payload)],
+      })
+      if (rows.length === 0) return reply.code(403).send({ code: 'FORBIDDEN' })
+      return reply.code(201).send(rows[0])
+    },
+  )
+  app.get<{ Params: { groupId: string } }>('/groups/:groupId/threads', async (request) => {
+    const payload = await request.jwtVerify()
+    const { rows } = await pool.query({
+      name: 'jwt_select',
+      text:
+        `SELECT ${THREAD_COLUMNS} FROM discussion_threads ` +
+        `WHERE group_id = $1 AND group_id = ANY ($2::uuid[]) ORDER BY created_at DESC, id DESC`,
+      values: [request.params.groupId, groupsOf(payload)],
+    })
+    return rows
+  })
+  return app
+}
+
+interface Settings {
+  jwtSecret: string
+  jwtIssuer: string
+  jwtAudience: string
+}
+
+export async function run(context: BenchContext): Promise<BenchSection> {
   const title = 'HTTP'
   const plugin = await access(PLUGIN).then(
     () => true,
@@ -19,9 +138,167 @@ export async function run(_context: BenchContext): Promise<BenchSection> {
     return {
       title,
       rows: [],
-      pending:
-        'plugins/fastify.ts has not landed, so the example app (example-app/app.ts build()) cannot start yet',
+      pending: 'plugins/fastify.ts has not landed; the example app cannot start',
     }
   }
-  return { title, rows: [], pending: 'the HTTP comparison is not written yet' }
+  const { build } = await import('../example-app/app.ts')
+  const { signToken } = await import('../example-app/tokens.ts')
+  const settings: Settings = {
+    jwtSecret: randomBytes(32).toString('base64url'),
+    jwtIssuer: 'keyhole-bench',
+    jwtAudience: 'forum',
+  }
+  const keyhole = await build({
+    databaseUrl: context.databaseUrl,
+    ...settings,
+    roles: { migration: 'keyhole_bench_migrator', runtime: 'keyhole_bench_app' },
+  })
+  const pool = new pg.Pool({ connectionString: context.databaseUrl, max: 10 })
+  const servers: FastifyInstance[] = [keyhole]
+  try {
+    const { rows: groups } = await pool.query<{ id: string }>(
+      `INSERT INTO groups (name) VALUES ('write'), ('read') RETURNING id`,
+    )
+    const [write, read] = groups.map((g) => g.id) as [string, string]
+    await pool.query(
+      `INSERT INTO discussion_threads (group_id, title, created_by)
+       SELECT $1, 'seed ' || i, 'seed' FROM generate_series(1, 50) AS i`,
+      [read],
+    )
+    const floor = floorApp(pool)
+    const jwt = await jwtApp(pool, settings)
+    servers.push(floor, jwt)
+    const urls = {
+      'keyhole (example app)': await listen(keyhole),
+      'floor: no auth, plain SQL': await listen(floor),
+      '@fastify/jwt + hand-written SQL': await listen(jwt),
+    }
+    const quick = context.quick
+    const duration = quick ? 2 : 6
+    const rounds = 2
+    const permissions = () => [
+      { group: write, role: 'member' as const },
+      { group: read, role: 'member' as const },
+      ...Array.from({ length: 8 }, () => ({ group: randomUUID(), role: 'member' as const })),
+    ]
+    const sign = (sub: string) => signToken(settings, { sub, permissions: permissions() })
+    const population = await Promise.all(Array.from({ length: 100 }, (_, i) => sign(`user-${i}`)))
+    // Enough fresh tokens for the fastest server to see each one at most once, or close to it.
+    const fresh = await Promise.all(
+      Array.from({ length: quick ? 6_000 : 24_000 }, (_, i) => sign(`fresh-${i}`)),
+    )
+    const scenarios = [
+      {
+        route: 'POST /groups/:id/threads',
+        method: 'POST',
+        group: write,
+        tokens: population,
+        who: '100 users',
+      },
+      {
+        route: 'POST /groups/:id/threads',
+        method: 'POST',
+        group: write,
+        tokens: fresh,
+        who: 'a new token per request',
+      },
+      {
+        route: 'GET /groups/:id/threads (50 rows)',
+        method: 'GET',
+        group: read,
+        tokens: population,
+        who: '100 users',
+      },
+      ...(quick
+        ? []
+        : [
+            {
+              route: 'GET /groups/:id/threads (50 rows)',
+              method: 'GET',
+              group: read,
+              tokens: fresh,
+              who: 'a new token per request',
+            },
+          ]),
+    ] as const
+    // Warm-up: JIT, prepared statements, pools and the token caches of every server.
+    for (const [name, url] of Object.entries(urls)) {
+      context.log(`http: warm-up, ${name}`)
+      for (const [method, group] of [
+        ['POST', write],
+        ['GET', read],
+      ] as const) {
+        await load({
+          url: `${url}/groups/${group}/threads`,
+          method,
+          ...(method === 'POST' ? { body: JSON.stringify({ title: 'hello' }) } : {}),
+          tokens: population,
+          connections: 10,
+          duration: 1,
+        })
+      }
+    }
+    const rows: BenchRow[] = []
+    const goals: GoalResult[] = []
+    for (const scenario of scenarios) {
+      const totals = new Map<string, LoadResult[]>()
+      for (let r = 0; r < rounds; r++) {
+        for (const [name, url] of Object.entries(urls)) {
+          context.log(`http: ${scenario.route}, ${scenario.who}, ${name}`)
+          const result = await load({
+            url: `${url}/groups/${scenario.group}/threads`,
+            method: scenario.method,
+            ...(scenario.method === 'POST' ? { body: JSON.stringify({ title: 'hello' }) } : {}),
+            tokens: scenario.tokens,
+            connections: 10,
+            duration,
+          })
+          totals.set(name, [...(totals.get(name) ?? []), result])
+        }
+      }
+      const mean = (name: string) => {
+        const results = totals.get(name)!
+        return {
+          rps: results.reduce((a, b) => a + b.rps, 0) / results.length,
+          p99: Math.max(...results.map((x) => x.p99)),
+          bad: results.reduce((a, b) => a + b.non2xx + b.errors, 0),
+        }
+      }
+      const k = mean('keyhole (example app)')
+      for (const baseline of ['floor: no auth, plain SQL', '@fastify/jwt + hand-written SQL']) {
+        const b = mean(baseline)
+        const ratio = k.rps / b.rps
+        rows.push({
+          group: `${scenario.route}, ${scenario.who}`,
+          name: 'keyhole (example app)',
+          ops: k.rps,
+          baseline,
+          baselineOps: b.rps,
+          ratio,
+          note: `p99 ${k.p99} ms vs ${b.p99} ms${k.bad + b.bad > 0 ? `; non-2xx/errors ${k.bad}/${b.bad}` : ''}`,
+        })
+        if (scenario.method === 'POST') {
+          const floorGoal = baseline.startsWith('floor')
+          goals.push({
+            goal: `HTTP POST (${scenario.who}): keyhole ≥ ${floorGoal ? '0.85× the unauthenticated floor' : '1.0× @fastify/jwt + hand-written SQL'}`,
+            measured: `${ratio.toFixed(2)}×`,
+            met: ratio >= (floorGoal ? 0.85 : 1.0),
+          })
+        }
+      }
+    }
+    return {
+      title,
+      rows,
+      goals,
+      notes: [
+        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} rounds of the three servers in turn after a 1 s warm-up of each; ops/s = mean requests/s.`,
+        'keyhole: the example app (token verification with its cache, requireRole, a transaction with the signed capability, the guarded statement, RLS forced) as its runtime role. The other two connect as the superuser with a 10-connection pool.',
+        'Tokens: HS256, 10 member permissions each. "A new token per request" cycles through a pre-signed list (if a run outlasts it, tokens repeat).',
+      ],
+    }
+  } finally {
+    for (const server of servers) await server.close()
+    await pool.end()
+  }
 }

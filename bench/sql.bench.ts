@@ -134,8 +134,8 @@ export async function run(context: BenchContext): Promise<BenchSection> {
   const quick = context.quick
   const tableSizes = quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000]
   const counts = [1, 10, 100, 1_000, 10_000]
-  const rounds = quick ? 7 : 10
-  const basePerRound = quick ? 80 : 200
+  const rounds = quick ? 6 : 10
+  const basePerRound = quick ? 70 : 200
   const client = new pg.Client({ connectionString: context.databaseUrl })
   await client.connect()
   const rows: BenchRow[] = []
