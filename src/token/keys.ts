@@ -103,7 +103,8 @@ const curves: Record<string, string> = {
 
 function checkKeyFits(key: KeyObject, alg: Algorithm): void {
   const type = key.asymmetricKeyType
-  const details = key.asymmetricKeyDetails ?? {}
+  // Always set for an asymmetric public key (the only kind toKeyObject returns).
+  const details = key.asymmetricKeyDetails as NonNullable<KeyObject['asymmetricKeyDetails']>
   if (alg.startsWith('RS') || alg.startsWith('PS')) {
     if (type !== 'rsa') throw invalid(`publicKey: ${alg} needs an RSA key`)
     if ((details.modulusLength as number) < 2048) {
