@@ -27,6 +27,17 @@ export type {
 } from './errors.ts'
 
 // Token → capability
+export { createAuthenticator } from './token/authenticate.ts'
+export type { Authenticator, AuthenticationResult, TokenSource } from './token/authenticate.ts'
+export { keyholeOptionsShape, keyholeOptionsSchema, supportedAlgorithms } from './options.ts'
+export type {
+  KeyholeOptions,
+  Algorithm,
+  GetKey,
+  JwksOptions,
+  CacheOptions,
+  VerificationKey,
+} from './options.ts'
 export {
   deriveCapability,
   resolveCapabilityOptions,

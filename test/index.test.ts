@@ -4,6 +4,7 @@ import * as keyhole from '../src/index.ts'
 t.test('the core entry point exports the public API and nothing framework-specific', async (t) => {
   const names = Object.keys(keyhole).sort()
   for (const name of [
+    'createAuthenticator',
     'guardedInsert',
     'guardedSelect',
     'guardedUpdate',
