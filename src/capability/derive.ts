@@ -206,16 +206,26 @@ export function deriveCapability(
   const { claim, hierarchy, groupIdType } = options
   const raw = Object.hasOwn(payload, claim) ? payload[claim] : undefined
   let entries = NO_PERMISSIONS
+  let source: readonly object[] = NO_PERMISSIONS
   if (raw !== undefined) {
     const parsed = schemaFor(options).safeParse(raw)
     if (!parsed.success) throw new TokenError('KH_TOKEN_PERMISSIONS', { cause: parsed.error })
     entries = parsed.data
+    source = raw as readonly object[]
   }
   const topRank = new Map<string, number>()
   let ignored = 0
   let isAdmin = false
   for (let index = 0; index < entries.length; index++) {
     const entry = entries[index] as PermissionEntry
+    const claimed = source[index] as object
+    // zod reads keys with `entry[key]`, so on a polluted Object.prototype an entry without a role
+    // would inherit one: only the claim's own keys count.
+    if (!Object.hasOwn(claimed, 'group') || !Object.hasOwn(claimed, 'role')) {
+      throw new TokenError('KH_TOKEN_PERMISSIONS', {
+        cause: new Error(`${claim}[${index}] lacks its own group or role`),
+      })
+    }
     const group = parseGroupId(groupIdType, entry.group)
     if (group === undefined) {
       throw new TokenError('KH_TOKEN_PERMISSIONS', {

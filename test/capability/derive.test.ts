@@ -313,3 +313,24 @@ t.test('derivation is pure: the payload is not changed and calls are independent
   t.same(first.groups('member'), second.groups('member'))
   t.equal(payload.permissions[0]?.group, A.toUpperCase())
 })
+
+t.test('a polluted Object.prototype cannot supply a role or a group', async (t) => {
+  const A2 = '3e9d6f3b-9a3e-4d76-8c8b-5c4fce028d34'
+  for (const [key, value] of [
+    ['role', 'admin'],
+    ['group', A2],
+  ] as const) {
+    Object.defineProperty(Object.prototype, key, { value, configurable: true, writable: true })
+    try {
+      const entry = key === 'role' ? { group: A } : { role: 'admin' }
+      t.throws(
+        () => derive({ sub: 'm', permissions: [entry] }),
+        { code: 'KH_TOKEN_PERMISSIONS' },
+        `an inherited ${key}`,
+      )
+    } finally {
+      delete (Object.prototype as Record<string, unknown>)[key]
+    }
+  }
+  t.same(derive({ sub: 'm', permissions: [member(A)] }).capability.groups('member'), [A])
+})
