@@ -30,6 +30,12 @@ export interface PipelineStatement {
   readonly text: string
   readonly values?: readonly unknown[] | undefined
   readonly name?: string | undefined
+  /**
+   * The statement drops every prepared statement of the session (`DISCARD ALL`): once it has
+   * run, pg's client-side record of parsed statements is cleared too, or pg would skip the Parse
+   * of the next named query and the server would answer "prepared statement does not exist".
+   */
+  readonly discardsPrepared?: boolean | undefined
 }
 
 /** What a pipeline resolves to, per statement: pg's result shape. */
@@ -143,6 +149,11 @@ export class Pipeline {
   handleReadyForQuery(connection: PgConnection): void {
     if (this.#rowError === undefined) {
       for (const s of this.#statements) {
+        if (s.discardsPrepared === true) {
+          for (const name of Object.keys(connection.parsedStatements)) {
+            delete connection.parsedStatements[name]
+          }
+        }
         if (s.name === undefined) continue
         connection.parsedStatements[s.name] = s.text
         delete connection.submittedNamedStatements[s.name]

@@ -64,7 +64,8 @@ export interface SessionFactory {
    * ```sql
    * BEGIN; SELECT keyhole.set_capability($1)   -- one round trip
    * …work's statements…
-   * COMMIT                                      -- ROLLBACK, and the client destroyed, on any failure
+   * COMMIT; DISCARD ALL                         -- one round trip; on any failure: ROLLBACK, and
+   *                                             -- the client destroyed
    * ```
    * Resolves to what `work` resolves to. `db` must not be used after `work` settles.
    * @throws ServiceUnavailable `KH_UNAVAILABLE` when the database refuses the signed capability
@@ -73,9 +74,9 @@ export interface SessionFactory {
   withCapability<T>(capability: Capability, work: (db: SessionQueryable) => Promise<T>): Promise<T>
   /**
    * Runs ONE statement with the capability in one round trip: the capability and the statement
-   * are written before one Sync and run in one implicit transaction that ends with them.
+   * are written before one Sync and run in one transaction that ends with them.
    * ```sql
-   * SELECT keyhole.set_capability($1); <statement>   -- extended protocol, one Sync
+   * BEGIN; SELECT keyhole.set_capability($1); <statement>; COMMIT; DISCARD ALL   -- one Sync
    * ```
    */
   runOne<R = Record<string, unknown>>(
@@ -92,6 +93,16 @@ export interface SessionFactory {
 
 const SET_CAPABILITY = 'SELECT keyhole.set_capability($1) AS accepted'
 
+/**
+ * Ends every request on a pooled connection: whatever the request's statements left in the SESSION
+ * (an SQL injection running as the runtime role can PREPARE a statement under the name of one of
+ * keyhole's, create a TEMP table that shadows a guarded one, SET search_path, LISTEN…) would
+ * otherwise run under the NEXT request's capability, maybe another user's. It cannot run in a
+ * transaction block, so it follows the COMMIT; after a COMMIT the server is outside any
+ * transaction, so it needs no Sync of its own and costs no round trip.
+ */
+const DISCARD_ALL: PipelineStatement = { text: 'DISCARD ALL', discardsPrepared: true }
+
 function refused(): ServiceUnavailable {
   return new ServiceUnavailable({
     message:
@@ -101,6 +112,11 @@ function refused(): ServiceUnavailable {
 
 function accepted(result: PipelineResult | undefined): boolean {
   return (result?.rows[0] as { accepted?: unknown } | undefined)?.accepted === true
+}
+
+function committed(result: PipelineResult | undefined): void {
+  // A transaction that failed inside work() (an error it caught) answers COMMIT with ROLLBACK.
+  if (result?.command !== 'COMMIT') throw new Error('keyhole: the transaction was rolled back')
 }
 
 function toError(error: unknown): Error {
@@ -138,9 +154,17 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
       return await p.done
     } catch (error) {
       // The statement failed because the capability was refused: say so, not "permission denied".
-      if (p.completed.length > 0 && !accepted(p.completed[0])) throw refused()
+      // (statement 0 is BEGIN, 1 sets the capability.)
+      if (p.completed.length > 1 && !accepted(p.completed[1])) throw refused()
       throw error
     }
+  }
+
+  /** Runs a pipeline that does not set the capability (its failure is the server's error). */
+  async function ended(client: SessionClient, statements: PipelineStatement[]) {
+    const p = new Pipeline(statements)
+    client.query(p)
+    return p.done
   }
 
   async function runOne<R>(
@@ -150,11 +174,15 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
   ): Promise<SessionResult<R>> {
     const client = await pool.connect()
     try {
-      const [set, result] = await pipeline(client, [
+      const [, set, result, commit] = await pipeline(client, [
+        { text: 'BEGIN' },
         setStatement(capability),
         statement(query, values),
+        { text: 'COMMIT' },
+        DISCARD_ALL,
       ])
       if (!accepted(set)) throw refused()
+      committed(commit)
       client.release()
       return result as SessionResult<R>
     } catch (error) {
@@ -183,9 +211,8 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
       if (!accepted(set)) throw refused()
       const value = await work(db)
       open = false
-      const commit = (await client.query('COMMIT')) as SessionResult
-      // A transaction that failed inside work() (an error it caught) answers COMMIT with ROLLBACK.
-      if (commit.command !== 'COMMIT') throw new Error('keyhole: the transaction was rolled back')
+      const [commit] = await ended(client, [{ text: 'COMMIT' }, DISCARD_ALL])
+      committed(commit)
       client.release()
       return value
     } catch (error) {

@@ -1,0 +1,119 @@
+/**
+ * Nothing a request leaves in the SESSION of a pooled connection reaches the next request: an SQL
+ * injection running as the runtime role (here: the attacker's own statements inside her request)
+ * must not poison the next request of another user on the same connection. Pool of max 1: every
+ * request below runs on the same connection.
+ */
+import t from 'tap'
+import { createSessionFactory, type SessionQueryable } from '../../src/db/session.ts'
+import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
+
+const k = await createKeyholeDatabase(t)
+const mallory = capability({ subject: 'mallory', groups: { member: [k.groupA] } })
+const bob = capability({ subject: 'bob', groups: { moderator: [k.groupB] } })
+// The attacker needs TEMP for the shadowing attack: PostgreSQL grants it to PUBLIC by default.
+await k.db.pool.query(`GRANT TEMPORARY ON DATABASE "${k.db.name}" TO "${k.runtime.name}"`)
+
+const pool = k.runtimePool(1)
+const sessions = createSessionFactory({ pool, signingKey: k.signingKey })
+const notesByGroup = { name: 'notes_by_group', text: 'SELECT body FROM notes WHERE group_id = $1' }
+
+/**
+ * The attacker's statements, run in her request the way each session shape runs them: several in
+ * one transaction, or one (a runOne is a request of one statement).
+ */
+interface Attack {
+  readonly many: string[]
+  readonly one: string
+}
+const attackers: [string, (attack: Attack) => Promise<unknown>][] = [
+  [
+    'withCapability',
+    (attack) =>
+      sessions.withCapability(mallory, async (db) => {
+        for (const s of attack.many) await db.query(s)
+      }),
+  ],
+  ['runOne', (attack) => sessions.runOne(mallory, attack.one)],
+]
+
+async function asBob<R>(work: (db: SessionQueryable) => Promise<R>): Promise<R> {
+  return sessions.withCapability(bob, work)
+}
+
+async function pid(): Promise<number> {
+  return asBob(
+    async (db) => (await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid,
+  )
+}
+
+for (const [shape, attack] of attackers) {
+  t.test(`${shape}: a statement PREPAREd under a name the application uses`, async (t) => {
+    const before = await pid()
+    // Bob's named statement is parsed on this connection: pg skips its Parse from now on.
+    t.same((await sessions.runOne(bob, { ...notesByGroup, values: [k.groupB] })).rows, [
+      { body: 'b' },
+    ])
+    const poison = `PREPARE notes_by_group(uuid) AS SELECT 'poisoned' AS body WHERE $1 IS NOT NULL`
+    await attack({
+      many: [
+        'DEALLOCATE ALL',
+        poison,
+        'PREPARE keyhole_set_capability(text) AS SELECT true AS accepted WHERE $1 IS NOT NULL',
+      ],
+      one: poison,
+    })
+    t.same(
+      (await sessions.runOne(bob, { ...notesByGroup, values: [k.groupB] })).rows,
+      [{ body: 'b' }],
+      "bob's named statement is his own again",
+    )
+    t.same(
+      await asBob(async (db) => (await db.query('SELECT keyhole.subject() AS s')).rows),
+      [{ s: 'bob' }],
+      "bob's capability was really set",
+    )
+    t.equal(await pid(), before, 'the same connection throughout')
+  })
+
+  t.test(`${shape}: a TEMP table that shadows a guarded table`, async (t) => {
+    const before = await pid()
+    const shadow = `CREATE TEMP TABLE notes AS
+      SELECT 0 AS id, '${k.groupB}'::uuid AS group_id, 'bob' AS owner, 'FORGED' AS body`
+    await attack({ many: [shadow], one: shadow })
+    const read = await asBob(async (db) => {
+      const rows = (await db.query('SELECT body FROM notes')).rows
+      await db.query(`INSERT INTO notes (group_id, owner, body) VALUES ($1, 'bob', 'private')`, [
+        k.groupB,
+      ])
+      const temp = await db.query(`SELECT to_regclass('pg_temp.notes') AS temp`)
+      return { rows, temp: temp.rows }
+    })
+    t.same(read, { rows: [{ body: 'b' }], temp: [{ temp: null }] })
+    const real = await k.db.pool.query(`DELETE FROM notes WHERE body = 'private' RETURNING owner`)
+    t.equal(real.rowCount, 1, "bob's note went to the real table")
+    t.equal(await pid(), before, 'the same connection throughout')
+  })
+
+  t.test(`${shape}: session SET search_path, other SETs and LISTEN`, async (t) => {
+    const before = await pid()
+    const sets = `SELECT set_config('search_path', 'pg_catalog', false),
+      set_config('statement_timeout', '1', false), set_config('keyhole_test.marker', 'x', false)`
+    await attack({ many: [sets, 'LISTEN attacker'], one: sets })
+    const state = await asBob(async (db) => {
+      const rows = (await db.query('SELECT body FROM notes')).rows
+      const session = await db.query(
+        `SELECT current_setting('search_path') AS search_path,
+           current_setting('statement_timeout') AS timeout,
+           current_setting('keyhole_test.marker', true) AS marker,
+           (SELECT count(*)::int FROM pg_listening_channels()) AS listening`,
+      )
+      return { rows, session: session.rows[0] }
+    })
+    t.same(state, {
+      rows: [{ body: 'b' }],
+      session: { search_path: '"$user", public', timeout: '0', marker: '', listening: 0 },
+    })
+    t.equal(await pid(), before, 'the same connection throughout')
+  })
+}
