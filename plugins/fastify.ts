@@ -17,26 +17,24 @@ import fp from 'fastify-plugin'
 import type { Capability } from '../src/capability/capability.ts'
 import { resolveCapabilityOptions } from '../src/capability/derive.ts'
 import { assertRoleKnown, checkRole } from '../src/capability/require-role.ts'
-import { assertDatabaseSecure, checkDatabase } from '../src/db/check-database.ts'
-import { startMonitor, type DatabaseMonitor } from '../src/db/monitor.ts'
-import { createSessionFactory } from '../src/db/session.ts'
+import type { DatabaseMonitor } from '../src/db/monitor.ts'
 import {
   BadRequest,
   ConfigurationError,
   errorCatalogue,
   isKeyholeError,
   ServiceUnavailable,
-  TokenError,
   type KeyholeError,
 } from '../src/errors.ts'
 import { resolveAdapterOptions, type AdapterOptions } from '../src/http/adapter-options.ts'
 import { errorResponse } from '../src/http/error-response.ts'
 import { logDenial } from '../src/http/log-denial.ts'
 import { publicRouteMatcher } from '../src/http/public-routes.ts'
-import { requestTransaction, type RequestTransaction } from '../src/http/request-database.ts'
+import { startDatabaseHealth } from '../src/http/database-health.ts'
+import { requestDatabases } from '../src/http/request-database.ts'
 import { tokenSource } from '../src/http/token-source.ts'
 import type { KeyholeOptions } from '../src/options.ts'
-import { bindPolicies, type PolicyHandle } from '../src/sql/policies.ts'
+import type { PolicyHandle } from '../src/sql/policies.ts'
 import { createAuthenticator } from '../src/token/authenticate.ts'
 
 /** The token options (see `KeyholeOptions`) plus the adapter's own. */
@@ -171,64 +169,34 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
     authenticator.close?.()
   })
 
-  const { database: db, checks: checkOptions, monitor: monitorSettings } = adapter
+  const { database: db, checks: checkOptions } = adapter
   if (db === undefined) return
-
   if (checkOptions !== undefined) {
     fastify.addHook('onReady', async () => {
-      await assertDatabaseSecure(db.pool, checkOptions)
-      if (monitorSettings === undefined) return
-      monitor = startMonitor({
-        check: () => checkDatabase(db.pool, checkOptions),
-        intervalMs: monitorSettings.intervalMs,
+      monitor = await startDatabaseHealth({
+        database: db,
+        checks: checkOptions,
+        monitor: adapter.monitor,
         logger: fastify.log,
-        onFinding: () => {
-          if (monitorSettings.onFinding === 'close') void fastify.close()
-        },
+        close: () => fastify.close(),
       })
     })
   }
 
-  const sessions =
-    db.mode === 'rls'
-      ? createSessionFactory({
-          pool: db.pool,
-          signingKey: db.signingKey as string | Uint8Array,
-          prepared: db.prepared,
-        })
-      : undefined
-  const handles = new WeakMap<FastifyRequest, PolicyHandle>()
-  const transactions = new WeakMap<FastifyRequest, RequestTransaction>()
-
+  const databases = requestDatabases(db, realm)
   fastify.decorateRequest('db', {
     getter(this: FastifyRequest): PolicyHandle {
-      let handle = handles.get(this)
-      if (handle !== undefined) return handle
-      const capability = this.capability
-      // A public route has no capability: guarded data stays out of reach (fail closed).
-      if (!capability) throw new TokenError('KH_TOKEN_MISSING', { realm })
-      let queryable: Parameters<typeof bindPolicies>[1] = db.pool
-      if (sessions !== undefined) {
-        const transaction = requestTransaction(sessions, capability)
-        transactions.set(this, transaction)
-        queryable = transaction.queryable
-      }
-      handle = bindPolicies(db.policies, queryable, capability, { prepared: db.prepared })
-      handles.set(this, handle)
-      return handle
+      return databases.handle(this, this.capability)
     },
   })
-
-  if (sessions === undefined) return
+  if (!databases.transactional) return
   // COMMIT before the response leaves, so a client never sees success for a write that failed to
   // commit; a COMMIT failure becomes the response. Any other end rolls back.
   fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload) => {
-    await transactions.get(request)?.end(reply.statusCode < 400)
+    await databases.end(request, reply.statusCode < 400)
     return payload
   })
-  const rollback = async (request: FastifyRequest) => {
-    await transactions.get(request)?.end(false)
-  }
+  const rollback = (request: FastifyRequest) => databases.end(request, false)
   fastify.addHook('onResponse', rollback)
   fastify.addHook('onRequestAbort', rollback)
 }

@@ -6,7 +6,11 @@
  * of this request's capability survives on the pooled connection.
  */
 import type { Capability } from '../capability/capability.ts'
-import type { SessionFactory, SessionQueryable } from '../db/session.ts'
+import { createSessionFactory, type SessionFactory, type SessionQueryable } from '../db/session.ts'
+import { TokenError } from '../errors.ts'
+import { bindPolicies, type PolicyHandle } from '../sql/policies.ts'
+import type { Queryable } from '../sql/queryable.ts'
+import type { ResolvedDatabase } from './adapter-options.ts'
 
 /** Ends `work` with a ROLLBACK; never surfaces, because the adapter asked for it. */
 class Rollback extends Error {}
@@ -62,6 +66,52 @@ export function requestTransaction(
       } catch (error) {
         if (!(error instanceof Rollback)) throw error
       }
+    },
+  }
+}
+
+/** The `request.db` of every request: one policy-bound handle, and in 'rls' mode one transaction. */
+export interface RequestDatabases {
+  /** True in 'rls' mode: the adapter must {@link RequestDatabases.end} each request. */
+  readonly transactional: boolean
+  /**
+   * The handle of the request `key` (the same one on every call). Without a capability (a public
+   * route) it throws 401 `KH_TOKEN_MISSING`: guarded data stays out of reach.
+   */
+  handle(key: object, capability: Capability | null | undefined): PolicyHandle
+  /** Ends the request's transaction, if it opened one: COMMIT when `ok`, else ROLLBACK. */
+  end(key: object, ok: boolean): Promise<void>
+}
+
+export function requestDatabases(db: ResolvedDatabase, realm: string): RequestDatabases {
+  const sessions =
+    db.mode === 'rls'
+      ? createSessionFactory({
+          pool: db.pool,
+          signingKey: db.signingKey as string | Uint8Array,
+          prepared: db.prepared,
+        })
+      : undefined
+  const handles = new WeakMap<object, PolicyHandle>()
+  const transactions = new WeakMap<object, RequestTransaction>()
+  return {
+    transactional: sessions !== undefined,
+    handle(key, capability) {
+      let handle = handles.get(key)
+      if (handle !== undefined) return handle
+      if (!capability) throw new TokenError('KH_TOKEN_MISSING', { realm })
+      let queryable: Queryable = db.pool
+      if (sessions !== undefined) {
+        const transaction = requestTransaction(sessions, capability)
+        transactions.set(key, transaction)
+        queryable = transaction.queryable
+      }
+      handle = bindPolicies(db.policies, queryable, capability, { prepared: db.prepared })
+      handles.set(key, handle)
+      return handle
+    },
+    async end(key, ok) {
+      await transactions.get(key)?.end(ok)
     },
   }
 }
