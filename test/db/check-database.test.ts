@@ -201,6 +201,18 @@ const cases: Record<string, Case[]> = {
       fix: `REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
     },
     {
+      name: 'CREATE on a schema outside the search_path and the options',
+      break: `CREATE SCHEMA ${P}_other; GRANT USAGE, CREATE ON SCHEMA ${P}_other TO ${r}`,
+      fix: `REVOKE CREATE ON SCHEMA ${P}_other FROM ${r}`,
+      cleanup: `DROP SCHEMA ${P}_other`,
+    },
+    {
+      name: 'CREATE on a schema the runtime role cannot even use',
+      break: `CREATE SCHEMA ${P}_hidden; GRANT CREATE ON SCHEMA ${P}_hidden TO PUBLIC`,
+      fix: `REVOKE CREATE ON SCHEMA ${P}_hidden FROM PUBLIC`,
+      cleanup: `DROP SCHEMA ${P}_hidden`,
+    },
+    {
       name: 'CREATE on keyhole',
       break: `GRANT CREATE ON SCHEMA keyhole TO ${r}`,
       fix: `REVOKE CREATE ON SCHEMA keyhole FROM ${r}`,
@@ -211,6 +223,18 @@ const cases: Record<string, Case[]> = {
       name: 'CREATE on the database',
       break: `GRANT CREATE ON DATABASE ${db.name} TO ${r}`,
       fix: `REVOKE CREATE ON DATABASE ${db.name} FROM ${r}`,
+    },
+  ],
+  KH_DB_DATABASE_TEMP: [
+    {
+      name: "TEMPORARY on the database, granted to PUBLIC (PostgreSQL's default)",
+      break: `GRANT TEMPORARY ON DATABASE ${db.name} TO PUBLIC`,
+      fix: `REVOKE TEMPORARY ON DATABASE ${db.name} FROM PUBLIC`,
+    },
+    {
+      name: 'TEMPORARY on the database, granted to the runtime role',
+      break: `GRANT TEMPORARY ON DATABASE ${db.name} TO ${r}`,
+      fix: `REVOKE TEMPORARY ON DATABASE ${db.name} FROM ${r}`,
     },
   ],
   KH_DB_POLICY_MISSING: [
@@ -243,6 +267,24 @@ const cases: Record<string, Case[]> = {
     },
   ],
   KH_DB_POLICY_ALWAYS_TRUE: [
+    {
+      name: 'the guard OR subject() IS NULL (true for the anonymous)',
+      break: `CREATE POLICY open ON app.posts FOR SELECT TO ${r}
+                USING (${guard('member')} OR (SELECT keyhole.subject()) IS NULL)`,
+      fix: 'DROP POLICY open ON app.posts',
+    },
+    {
+      name: 'the guard OR NOT is_admin() (true for everyone but the admin)',
+      break: `CREATE POLICY open ON app.posts FOR SELECT TO ${r}
+                USING (${guard('member')} OR NOT (SELECT keyhole.is_admin()))`,
+      fix: 'DROP POLICY open ON app.posts',
+    },
+    {
+      name: 'a string literal that mentions keyhole.is_admin(',
+      break: `CREATE POLICY open ON app.posts FOR SELECT TO ${r}
+                USING (${guard('member')} OR title <> 'keyhole.is_admin(')`,
+      fix: 'DROP POLICY open ON app.posts',
+    },
     {
       name: 'USING (true)',
       break: `CREATE POLICY open ON app.posts FOR SELECT TO ${r} USING (true)`,

@@ -34,7 +34,25 @@ t.test("every OR branch must call one of keyhole's functions", async (t) => {
     ['(owner = ( SELECT keyhole.subject() AS subject))', true],
     ['(owner = ( SELECT "subject"() AS subject))', true],
     ['(owner = ( SELECT my_subject() AS s))', false],
-    ["(note = 'is_admin()'::text)", true], // text analysis only: pg_depend backs it up
+    // A name inside a string literal is not a call.
+    ["(note = 'is_admin()'::text)", false],
+    [
+      "((note = 'keyhole.is_admin('::text) OR (owner = ( SELECT keyhole.subject() AS subject)))",
+      false,
+    ],
+    ["(note = 'it''s is_admin()'::text)", false],
+    // A keyhole function negated or null-tested does not restrict rows to the capability.
+    [`(${guard} OR (( SELECT keyhole.subject() AS subject) IS NULL))`, false],
+    [`(${guard} OR (( SELECT keyhole.subject() AS subject) IS NOT NULL))`, false],
+    [`(${guard} OR (NOT ( SELECT keyhole.is_admin() AS is_admin)))`, false],
+    [`(${guard} OR COALESCE(( SELECT keyhole.is_admin() AS is_admin), true))`, false],
+    ['(owner IS DISTINCT FROM ( SELECT keyhole.subject() AS subject))', false],
+    ['(owner <> ( SELECT keyhole.subject() AS subject))', false],
+    ['(owner != ( SELECT keyhole.subject() AS subject))', false],
+    ['(( SELECT keyhole.is_admin() AS is_admin) IS NOT TRUE)', false],
+    // …unless another AND term of the branch reads it plainly.
+    [`(${guard} AND (NOT ( SELECT keyhole.is_admin() AS is_admin)))`, true],
+    ["((owner = ( SELECT keyhole.subject() AS subject)) AND (title <> ''::text))", true],
   ]
   for (const [expression, expected] of cases) {
     t.equal(readsCapability(expression, names), expected, expression)

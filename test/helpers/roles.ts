@@ -80,7 +80,7 @@ export async function createBaseline(db: TestDatabase): Promise<Baseline> {
   try {
     await client.query(`
       REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-      REVOKE CREATE ON DATABASE ${q(db.name)} FROM PUBLIC;
+      REVOKE CREATE, TEMPORARY ON DATABASE ${q(db.name)} FROM PUBLIC;
       CREATE SCHEMA keyhole AUTHORIZATION ${m};
       CREATE SCHEMA app AUTHORIZATION ${m};
       SET ROLE ${m};

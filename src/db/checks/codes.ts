@@ -23,6 +23,7 @@ export const databaseFindingCodes = [
   // 5. CREATE
   'KH_DB_SCHEMA_CREATE',
   'KH_DB_DATABASE_CREATE',
+  'KH_DB_DATABASE_TEMP',
   // 6. policies
   'KH_DB_POLICY_MISSING',
   'KH_DB_POLICY_ALWAYS_TRUE',

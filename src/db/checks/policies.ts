@@ -104,7 +104,7 @@ export const checkPolicies: Check = async (context) => {
         findings.push(
           finding(
             'KH_DB_POLICY_ALWAYS_TRUE',
-            `the permissive ${on} lets rows pass without reading the capability (an OR branch calls none of keyhole's functions)`,
+            `the permissive ${on} lets rows pass without reading the capability (an OR branch calls none of keyhole's functions, or only negates or null-tests them)`,
             drop,
           ),
         )

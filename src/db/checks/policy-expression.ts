@@ -2,7 +2,8 @@
  * Reading a policy expression as `pg_get_expr` prints it, to tell whether every way it can be true
  * depends on the capability. This is a conservative text analysis, not a proof: it splits the
  * expression into its top-level OR branches and requires each branch to call one of keyhole's
- * functions. `true`, `(1 = 1)`, `(x OR true)` and `published` as a branch all fail it.
+ * functions outside string literals and not under a negation or a null test. `true`, `(1 = 1)`,
+ * `(x OR true)`, `published`, `subject() IS NULL` and `NOT is_admin()` as a branch all fail it.
  */
 
 /** Strips parentheses that enclose the whole expression. */
@@ -54,14 +55,31 @@ export function operands(expression: string, operator: 'OR' | 'AND'): string[] {
   return branches.flatMap((b) => operands(b, operator))
 }
 
+/** Empties every string literal (`'…'`, doubled quotes inside): a name in one is not a call. */
+export function stripLiterals(expression: string): string {
+  return expression.replace(/'(?:[^']|'')*'/g, "''")
+}
+
 /**
- * True when every OR branch of `expression` calls one of `functionNames` (keyhole's functions,
- * qualified or not). A branch that does not is true for some rows whatever the capability says.
+ * Constructs that make a term true WITHOUT the capability granting anything: `subject() IS NULL`
+ * holds for the anonymous, `NOT is_admin()` for everyone else, `coalesce(…, true)`, `IS DISTINCT
+ * FROM`, `<>` hold for whatever the capability does not say. A term that calls a keyhole function
+ * only under one of them does not restrict the rows to the capability.
+ */
+const SUSPECT =
+  /\bIS\s+(?:NOT\b|NULL\b|FALSE\b|UNKNOWN\b|DISTINCT\b)|\bNOT\b|\bCOALESCE\s*\(|\bNULLIF\s*\(|\bCASE\b|<>|!=/i
+
+/**
+ * True when every OR branch of `expression` has an AND term that calls one of `functionNames`
+ * (keyhole's functions, qualified or not) and does not negate or null-test it (see SUSPECT). A
+ * branch that does not is true for some rows whatever the capability says.
  */
 export function readsCapability(expression: string, functionNames: readonly string[]): boolean {
   const names = functionNames.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')
   const call = new RegExp(`(?:^|[^A-Za-z0-9_$])"?(?:${names})"?\\s*\\(`)
-  return operands(expression, 'OR').every((branch) => call.test(branch))
+  return operands(stripLiterals(expression), 'OR').every((branch) =>
+    operands(branch, 'AND').some((term) => call.test(term) && !SUSPECT.test(term)),
+  )
 }
 
 /**
