@@ -37,6 +37,12 @@ import type { KeyholeOptions } from '../src/options.ts'
 import type { PolicyHandle } from '../src/sql/policies.ts'
 import { createAuthenticator } from '../src/token/authenticate.ts'
 
+export type {
+  AdapterOptions,
+  DatabaseOptions,
+  MonitorSettings,
+} from '../src/http/adapter-options.ts'
+
 /** The token options (see `KeyholeOptions`) plus the adapter's own. */
 export interface FastifyKeyholeOptions extends KeyholeOptions, AdapterOptions {}
 
@@ -210,6 +216,7 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
  * })
  */
 export const capabilities = fp(plugin, { fastify: '5.x', name: 'keyhole' })
+export default capabilities
 
 export interface RequireRoleOptions {
   /**
