@@ -208,11 +208,21 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
 }
 
 /**
- * The keyhole Fastify plugin.
+ * The keyhole Fastify plugin. What it protects, on purpose:
+ * - every route registered after it, in child and sibling plugins too (fastify-plugin shares its
+ *   hooks with the registering scope), except the `public` ones; automatic HEAD routes exactly
+ *   like their GET; the 404 handler too (401 without a token, so routes cannot be probed);
+ * - never a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`): browsers send no
+ *   credentials with it; it gets no capability, so `request.db` refuses it.
+ * keyhole's errors are answered by its error handler (status, `WWW-Authenticate`, the
+ * `{ statusCode, error, message, code }` body; 5xx with the generic message, details logged);
+ * every other error goes to the handler in place when keyhole was registered (Fastify prints
+ * FSTWRN004 when that one was set in the same scope). A handler set later in that scope replaces
+ * keyhole's: rethrow keyhole's errors from it to hand them back. Register keyhole before routes.
  * @example
  * await fastify.register(capabilities, {
  *   secret: process.env.JWT_SECRET, algorithms: ['HS256'], issuer: 'https://auth.example', audience: 'forum',
- *   public: ['/health'],
+ *   public: ['/health', '/docs/*'],
  * })
  */
 export const capabilities = fp(plugin, { fastify: '5.x', name: 'keyhole' })
