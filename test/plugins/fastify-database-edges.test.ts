@@ -26,14 +26,20 @@ function runtimePool(k: KeyholeDatabase, max = 2) {
   return pool
 }
 
+// One database for the file: every app and pool of a test is closed before it is dropped.
+const k = await createKeyholeDatabase(t)
+
 t.test('edges of the request transaction', async (t) => {
-  const k = await createKeyholeDatabase(t)
   let late: unknown
   let sameHandle: boolean | undefined
   const routes = (app: FastifyInstance) => {
     app.get('/notes', async (request) => {
       sameHandle = request.db === request.db
       return (await request.db.select('notes')).length
+    })
+    app.get('/touch', async (request) => {
+      // The handle alone opens nothing: no statement, no transaction, no round trip.
+      return typeof request.db.select
     })
     app.post<{ Body: { group: string } }>('/swallow', async (request) => {
       // An SQL error aborts the transaction; the handler hides it and claims success.
@@ -58,6 +64,8 @@ t.test('edges of the request transaction', async (t) => {
   const alice = bearer(
     await mint({ sub: 'alice', permissions: [{ group: k.groupA, role: 'member' }] }),
   )
+
+  t.equal((await app.inject({ method: 'GET', url: '/touch', headers: alice })).body, 'function')
 
   const swallowed = await app.inject({
     method: 'POST',
@@ -87,7 +95,6 @@ t.test('edges of the request transaction', async (t) => {
 })
 
 t.test('start-up checks that pass start the server, with or without the monitor', async (t) => {
-  const k = await createKeyholeDatabase(t)
   const qualified = definePolicies({ 'public.notes': guards })
   for (const monitor of [false, undefined] as const) {
     const { app } = await buildApp(t, {

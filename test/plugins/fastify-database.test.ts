@@ -4,7 +4,8 @@
  * capability, committed when the response succeeds and rolled back otherwise; the start-up checks
  * refuse an insecure database; the monitor answers 503 while it has a finding.
  */
-import t from 'tap'
+import pg from 'pg'
+import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { requireRole } from '../../plugins/fastify.ts'
 import { BadRequest } from '../../src/errors.ts'
@@ -57,6 +58,17 @@ function runtimePool(k: KeyholeDatabase, max = 2) {
   return pool
 }
 
+/**
+ * A superuser pool of the test database (it bypasses RLS), apart from the helper's own so that the
+ * teardown's forced DROP DATABASE may terminate its connections without an unhandled error.
+ */
+function superuserPool(t: Test, k: KeyholeDatabase) {
+  const pool = new pg.Pool({ connectionString: k.db.url, max: 2 })
+  pool.on('error', () => {})
+  t.teardown(() => pool.end())
+  return pool
+}
+
 async function count(k: KeyholeDatabase, body: string): Promise<number> {
   const { rows } = await k.db.pool.query('SELECT count(*)::int AS n FROM notes WHERE body = $1', [
     body,
@@ -64,8 +76,10 @@ async function count(k: KeyholeDatabase, body: string): Promise<number> {
   return (rows[0] as { n: number }).n
 }
 
+// One database for the file: every app and pool of a test is closed before it is dropped.
+const k = await createKeyholeDatabase(t)
+
 t.test("'rls' mode: one transaction per request, committed on success only", async (t) => {
-  const k = await createKeyholeDatabase(t)
   const pool = runtimePool(k, 2)
   const { app } = await buildApp(
     t,
@@ -114,20 +128,22 @@ t.test("'rls' mode: one transaction per request, committed on success only", asy
 })
 
 t.test("'guard' mode: statements on the pool, guarded by the statement", async (t) => {
-  const k = await createKeyholeDatabase(t)
   // The runtime role's RLS policies read a capability that 'guard' mode never sets: use the
-  // superuser pool, which bypasses RLS, so what is seen is the statement guard's doing alone.
+  // superuser pool, which bypasses RLS, so what is seen is the statement guard's doing alone
+  // (group A's rows: the seeded note and the one the 'rls' test kept; never group B's).
   const { app } = await buildApp(
     t,
-    { database: { pool: k.db.pool, policies }, checks: false },
+    { database: { pool: superuserPool(t, k), policies }, checks: false },
     routes,
   )
   const alice = await mint({ sub: 'alice', permissions: [{ group: k.groupA, role: 'member' }] })
-  t.same((await app.inject({ method: 'GET', url: '/notes', headers: bearer(alice) })).json(), ['a'])
+  t.same((await app.inject({ method: 'GET', url: '/notes', headers: bearer(alice) })).json(), [
+    'a',
+    'kept',
+  ])
 })
 
 t.test('request.db on a public route answers 401 (no capability, no data)', async (t) => {
-  const k = await createKeyholeDatabase(t)
   const { app } = await buildApp(
     t,
     { database: { pool: runtimePool(k, 1), policies, signingKey: k.signingKey }, checks: false },
@@ -139,10 +155,9 @@ t.test('request.db on a public route answers 401 (no capability, no data)', asyn
 })
 
 t.test('the start-up checks refuse an insecure database with the report', async (t) => {
-  const k = await createKeyholeDatabase(t)
   // The superuser pool: every check fails on a superuser.
   await t.rejects(
-    buildApp(t, { database: { pool: k.db.pool, policies }, monitor: false }, routes),
+    buildApp(t, { database: { pool: superuserPool(t, k), policies }, monitor: false }, routes),
     {
       code: 'KH_INSECURE_DATABASE',
       message: /KH_DB_SUPERUSER|superuser/i,
@@ -151,7 +166,6 @@ t.test('the start-up checks refuse an insecure database with the report', async 
 })
 
 t.test("the monitor: 503 KH_UNAVAILABLE while it has a finding, in '503' mode", async (t) => {
-  const k = await createKeyholeDatabase(t)
   const pool = runtimePool(k, 2)
   const { app } = await buildApp(
     t,
@@ -188,7 +202,6 @@ t.test("the monitor: 503 KH_UNAVAILABLE while it has a finding, in '503' mode", 
 })
 
 t.test("the monitor in 'close' mode closes the server on a finding", async (t) => {
-  const k = await createKeyholeDatabase(t)
   const pool = runtimePool(k, 2)
   let closed = false
   const { app } = await buildApp(

@@ -23,7 +23,9 @@ t.test('other errors reach the previous handler: Fastify default', async (t) => 
 t.test("other errors reach the previous handler: the application's own", async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  app.setErrorHandler((error, _request, reply) => reply.code(418).send({ mine: error.message }))
+  app.setErrorHandler((error, _request, reply) =>
+    reply.code(418).send({ mine: (error as Error).message }),
+  )
   await app.register(capabilities, baseOptions)
   app.get('/boom', async () => {
     throw new Error('boom')

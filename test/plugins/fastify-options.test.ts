@@ -58,12 +58,22 @@ t.test('bad options are refused at registration, naming the option', async (t) =
     [
       'monitor.onFinding unknown',
       { ...baseOptions, database: { pool, policies }, monitor: { onFinding: 'exit' } },
-      /monitor/, // zod's union reports the union's path, not .onFinding
+      /monitor\.onFinding/,
     ],
     [
       'a bad checks option',
       { ...baseOptions, database: { pool, policies }, checks: { migrationRole: 42 } },
       /migrationRole/,
+    ],
+    [
+      'monitor neither false nor an object',
+      { ...baseOptions, database: { pool, policies }, monitor: 'yes' },
+      /monitor/,
+    ],
+    [
+      'an unknown monitor option',
+      { ...baseOptions, database: { pool, policies }, monitor: { every: 1 } },
+      /monitor\.every/,
     ],
     ['no algorithms', { ...baseOptions, algorithms: undefined }, /algorithms/],
     ['alg none', { ...baseOptions, algorithms: ['none'] }, /algorithms/],
