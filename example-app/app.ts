@@ -70,7 +70,7 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
       algorithms: ['HS256'],
       issuer: options.jwtIssuer,
       audience: options.jwtAudience,
-      public: ['/health', '/docs'],
+      public: ['/health', '/docs/*'],
       database: {
         pool: database.pool,
         policies,
