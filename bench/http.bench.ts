@@ -175,7 +175,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     }
     const quick = context.quick
     const duration = quick ? 2 : 6
-    const rounds = 2
+    const rounds = quick ? 1 : 2
     const permissions = () => [
       { group: write, role: 'member' as const },
       { group: read, role: 'member' as const },
@@ -292,7 +292,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       rows,
       goals,
       notes: [
-        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} rounds of the three servers in turn after a 1 s warm-up of each; ops/s = mean requests/s.`,
+        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} round(s) of the three servers in turn after a 1 s warm-up of each; ops/s = mean requests/s.`,
         'keyhole: the example app (token verification with its cache, requireRole, a transaction with the signed capability, the guarded statement, RLS forced) as its runtime role. The other two connect as the superuser with a 10-connection pool.',
         'Tokens: HS256, 10 member permissions each. "A new token per request" cycles through a pre-signed list (if a run outlasts it, tokens repeat).',
       ],

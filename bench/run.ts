@@ -73,14 +73,18 @@ function runScript(part: Part, serverUrl: string, quick: boolean): Promise<Bench
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', file], {
       env: { ...process.env, DATABASE_URL: serverUrl, ...script.env(quick) },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
+    let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     child.on('error', reject)
     child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`${part.module} exited with ${code}`))
-      else {
+      if (code !== 0) {
+        const reason = /^(?:\w*Error|error): .*$/m.exec(stderr)?.[0] ?? stderr.trim().split('\n')[0]
+        reject(new Error(`${part.module} exited with ${code} (${reason})`))
+      } else {
         try {
           resolve(script.parse(stdout))
         } catch (error) {
@@ -139,6 +143,16 @@ async function benchDatabase(serverUrl: string): Promise<string> {
   return url.toString()
 }
 
+let stopping = false
+process.on('uncaughtException', (error: Error & { code?: string }) => {
+  if (stopping && error.code === '57P01') {
+    process.stderr.write('  (a connection left open by a part was closed as the server stopped)\n')
+    return
+  }
+  console.error(error)
+  process.exit(1)
+})
+
 const started = Date.now()
 let server: RunningPostgres | undefined
 let serverUrl = process.env.DATABASE_URL
@@ -177,6 +191,9 @@ try {
     console.log(`(${((Date.now() - t0) / 1000).toFixed(0)} s)\n`)
   }
 } finally {
+  // A pool a part forgot to end sees its connections terminated (57P01) as the server stops:
+  // that must not take the results down with it.
+  stopping = true
   await server?.stop()
 }
 
