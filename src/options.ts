@@ -86,7 +86,9 @@ export interface KeyholeOptions {
   /**
    * The URL of a JSON Web Key Set (https, or http on a loopback address). Keys are selected by exact
    * `kid`; the set is cached, refetched on an unknown `kid` after `jwks.cooldownDuration`, and a
-   * failing or slow server makes requests fail with 503, never pass.
+   * failing or slow server makes requests fail with 503, never pass. After a failed fetch no other
+   * is made for `min(jwks.cooldownDuration, 5 s)`, so a request flood does not hammer a key server
+   * that is down. A fetched RSA key with a public exponent below 3 is never used.
    */
   jwksUrl?: string | URL
   /** Tuning of the remote key set; only with `jwksUrl`. */
@@ -99,7 +101,9 @@ export interface KeyholeOptions {
   getKey?: GetKey
   /**
    * The algorithms accepted, never taken from the token. Required. HS algorithms only with
-   * `secret`; asymmetric ones only with a public key or a key set; never both kinds.
+   * `secret`; asymmetric ones only with a public key or a key set; never both kinds. With `jwksUrl`,
+   * one algorithm per key type (at most one RSA algorithm, RS or PS, and one of EdDSA and
+   * Ed25519): jose lets a key without `alg` serve every algorithm of its type.
    */
   algorithms: readonly Algorithm[]
   /**

@@ -4,17 +4,11 @@
  * and secret/public mixes are refused here, with a message naming the option.
  */
 import { createPublicKey, KeyObject, webcrypto, type JsonWebKey } from 'node:crypto'
-import {
-  createRemoteJWKSet,
-  errors,
-  importJWK,
-  type CryptoKey,
-  type JWK,
-  type JWSHeaderParameters,
-} from 'jose'
+import { importJWK, type CryptoKey, type JWK, type JWSHeaderParameters } from 'jose'
 import { types } from 'node:util'
 import { ConfigurationError, TokenError } from '../errors.ts'
 import type { Algorithm, KeyholeOptions, VerificationKey } from '../options.ts'
+import { remoteKeySet } from './remote-key-set.ts'
 
 /** A key for every token, or a lookup per token (remote key set, user function, several HS algs). */
 export type KeyResolver =
@@ -139,7 +133,11 @@ async function importPublicKey(
 
 const loopback = new Set(['127.0.0.1', 'localhost', '[::1]'])
 
-function remoteKeySet(jwksUrl: string | URL, jwks: KeyholeOptions['jwks']): KeyResolver {
+function remoteKeys(
+  jwksUrl: string | URL,
+  jwks: KeyholeOptions['jwks'],
+  algorithms: readonly Algorithm[],
+): KeyResolver {
   let url: URL
   try {
     url = new URL(jwksUrl)
@@ -150,25 +148,20 @@ function remoteKeySet(jwksUrl: string | URL, jwks: KeyholeOptions['jwks']): KeyR
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback.has(url.hostname))) {
     throw invalid('jwksUrl: must be https (http only on a loopback address)')
   }
-  const remote = createRemoteJWKSet(url, {
+  // jose lets a JWK without `alg` serve every algorithm of its key type: one RSA key would verify
+  // RS256 and PS256 tokens alike. One key serves one algorithm, so one algorithm per key type.
+  const rsa = algorithms.filter((alg) => alg.startsWith('RS') || alg.startsWith('PS'))
+  const ed = algorithms.filter((alg) => alg === 'EdDSA' || alg === 'Ed25519')
+  if (rsa.length > 1 || ed.length > 1) {
+    throw invalid(
+      `algorithms: with jwksUrl, list one algorithm per key type (${(rsa.length > 1 ? rsa : ed).join(', ')} would share a key)`,
+    )
+  }
+  return remoteKeySet(url, {
     cooldownDuration: jwks?.cooldownDuration ?? 30_000,
     cacheMaxAge: jwks?.cacheMaxAge ?? 600_000,
     timeoutDuration: jwks?.timeoutDuration ?? 5000,
   })
-  return async (header) => {
-    try {
-      return await remote(header)
-    } catch (error) {
-      if (
-        error instanceof errors.JWKSNoMatchingKey ||
-        error instanceof errors.JWKSMultipleMatchingKeys
-      ) {
-        throw new TokenError('KH_TOKEN_KEY_UNKNOWN', { cause: error })
-      }
-      // Timeout, network failure, non-200, invalid JSON: keyhole cannot decide, so it refuses.
-      throw new TokenError('KH_KEYS_UNAVAILABLE', { cause: error })
-    }
-  }
 }
 
 function userKey(getKey: NonNullable<KeyholeOptions['getKey']>): KeyResolver {
@@ -216,5 +209,5 @@ export async function createKeyResolver(options: KeyOptions): Promise<KeyResolve
   if (source === 'publicKey') {
     return importPublicKey(options.publicKey as NonNullable<KeyOptions['publicKey']>, algorithms)
   }
-  return remoteKeySet(options.jwksUrl as string | URL, options.jwks)
+  return remoteKeys(options.jwksUrl as string | URL, options.jwks, algorithms)
 }
