@@ -28,8 +28,15 @@ const bearerScheme = /^bearer(?:\s|$)/i
  * extractToken({ authorization: 'Bearer eyJ…' }) // 'eyJ…'
  */
 export function extractToken(source: TokenSource): string {
-  const header = source.authorization
-  const cookie = source.cookie === '' ? undefined : source.cookie
+  const header = source?.authorization
+  const cookie = source?.cookie === '' ? undefined : source?.cookie
+  // Adapters pass strings; anything else (an array of two headers, an object) is never coerced.
+  if (
+    (header !== undefined && typeof header !== 'string') ||
+    (cookie !== undefined && typeof cookie !== 'string')
+  ) {
+    throw new TokenError('KH_TOKEN_MALFORMED')
+  }
   let fromHeader: string | undefined
   if (header !== undefined && bearerScheme.test(header)) {
     const match = bearer.exec(header)
