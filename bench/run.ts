@@ -81,16 +81,25 @@ function runScript(part: Part, serverUrl: string, quick: boolean): Promise<Bench
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     child.on('error', reject)
     child.on('close', (code) => {
+      const reason = /^(?:\w*Error|error): .*$/m.exec(stderr)?.[0] ?? stderr.trim().split('\n')[0]
+      let section: BenchSection
+      try {
+        section = script.parse(stdout)
+      } catch (error) {
+        reject(code === 0 ? error : new Error(`${part.module} exited with ${code} (${reason})`))
+        return
+      }
+      // Figures printed, then a failure (e.g. while cleaning up): keep them, and say so.
       if (code !== 0) {
-        const reason = /^(?:\w*Error|error): .*$/m.exec(stderr)?.[0] ?? stderr.trim().split('\n')[0]
-        reject(new Error(`${part.module} exited with ${code} (${reason})`))
-      } else {
-        try {
-          resolve(script.parse(stdout))
-        } catch (error) {
-          reject(error)
+        section = {
+          ...section,
+          notes: [
+            ...(section.notes ?? []),
+            `${part.module} exited with ${code} after printing its figures (${reason}).`,
+          ],
         }
       }
+      resolve(section)
     })
   })
 }
