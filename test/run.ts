@@ -5,7 +5,30 @@
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
+
+/** On a server we did not start, drop the databases and roles the test files created. */
+async function dropTestObjects(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const dbs = await client.query<{ datname: string }>(
+      `SELECT datname FROM pg_database WHERE datname ~ '^kh_[0-9a-f]{10}$'`,
+    )
+    for (const { datname } of dbs.rows) {
+      await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(datname)} WITH (FORCE)`)
+    }
+    const roles = await client.query<{ rolname: string }>(
+      `SELECT rolname FROM pg_roles WHERE rolname ~ '^kh_[0-9a-f]{10}'`,
+    )
+    for (const { rolname } of roles.rows) {
+      await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(rolname)}`)
+    }
+  } finally {
+    await client.end()
+  }
+}
 
 let server: RunningPostgres | undefined
 if (!process.env.DATABASE_URL) {
@@ -39,7 +62,8 @@ try {
     child.on('close', (c) => resolve(c ?? 1))
   })
 } finally {
-  await server?.stop()
+  if (server) await server.stop()
+  else await dropTestObjects(process.env.DATABASE_URL as string)
 }
 if (code !== 0 && failed === 0) failed = 1
 console.log(`tests: ${passed} passed, ${failed} failed`)
