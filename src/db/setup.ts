@@ -183,6 +183,15 @@ export async function setup(
     await client.query(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_FUNCTIONS.join(', ')} TO ${r}`)
     if (key !== undefined) {
+      // The pads are key-equivalent and go as bind parameters: keep them out of the server log
+      // (log_statement, log_min_duration_statement and their parameter details), where the
+      // connecting role may change these settings (superuser, or GRANT SET ON PARAMETER).
+      await client.query(
+        `SELECT set_config(name, value, true) FROM (VALUES ('log_parameter_max_length', '0'),
+           ('log_statement', 'none'), ('log_min_duration_statement', '-1')) AS quiet (name, value)
+         WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+           OR has_parameter_privilege(name, 'SET')`,
+      )
       const { innerPad, outerPad } = hmacPads(key)
       await client.query(
         `INSERT INTO keyhole.signing_key (id, inner_pad, outer_pad) VALUES (true, $1, $2)
