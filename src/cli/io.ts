@@ -22,15 +22,25 @@ export interface Command {
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
+export type ParsedFlags<O extends Options> = {
+  [K in keyof O]?: O[K] extends { type: 'boolean' }
+    ? O[K] extends { multiple: true }
+      ? boolean[]
+      : boolean
+    : O[K] extends { multiple: true }
+      ? string[]
+      : string
+} & { help?: boolean }
+
 /** `parseArgs` with `--help`, strict, no positionals; its errors become one-line usage errors. */
-export function parse<O extends Options>(args: string[], options: O) {
+export function parse<O extends Options>(args: string[], options: O): ParsedFlags<O> {
   try {
     return parseArgs({
       args,
       options: { ...options, help: { type: 'boolean', short: 'h' } },
       strict: true,
       allowPositionals: false,
-    }).values
+    }).values as ParsedFlags<O>
   } catch (error) {
     // node's message names the bad flag; keep its first line only.
     throw new UsageError((error as Error).message.split('\n')[0])
