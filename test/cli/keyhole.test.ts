@@ -2,6 +2,7 @@
  * The `keyhole` command end to end: setup, migrate, policies, check and token against a real
  * database, as the shell runs them (a few spawned) and in process (every error path).
  */
+import { uncoveredChildEnv } from '../helpers/child-env.ts'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, writeFile } from 'node:fs/promises'
@@ -51,7 +52,7 @@ const exec = promisify(execFile)
 async function spawn(args: string[], extraEnv: Record<string, string> = {}) {
   try {
     const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', bin, ...args], {
-      env: { ...process.env, ...env, ...extraEnv },
+      env: uncoveredChildEnv({ ...process.env, ...env, ...extraEnv }),
     })
     return { status: 0, stdout, stderr }
   } catch (error) {

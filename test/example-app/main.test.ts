@@ -3,13 +3,14 @@
  * is unset), answers /health and an authenticated request, and exits 0 on SIGTERM or SIGINT. A bad
  * setting or an unreachable database is one line on stderr and exit status 1.
  */
+import { uncoveredChildEnv } from '../helpers/child-env.ts'
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { freePort } from '../../dev/embedded-postgres.ts'
+import { freePort } from '../../dev/free-port.ts'
 import { signToken } from '../../example-app/tokens.ts'
 
 const root = new URL('../../', import.meta.url)
@@ -35,7 +36,7 @@ function start(env: Record<string, string>, args: string[] = []): Running {
   delete base.PORT
   const child = spawn(process.execPath, [...command, ...args], {
     cwd: root,
-    env: { ...base, ...env },
+    env: uncoveredChildEnv({ ...base, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''

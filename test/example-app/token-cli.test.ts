@@ -1,6 +1,7 @@
 /**
  * `example-app/token.ts`: mints tokens for the README's curl session with the server's JWT_SECRET.
  */
+import { uncoveredChildEnv } from '../helpers/child-env.ts'
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { jwtVerify } from 'jose'
@@ -13,7 +14,7 @@ function run(args: string[], env: Record<string, string> = { JWT_SECRET: secret 
   delete base.JWT_SECRET
   return spawnSync(process.execPath, ['--import', 'tsx', 'example-app/token.ts', ...args], {
     cwd: new URL('../../', import.meta.url),
-    env: { ...base, ...env },
+    env: uncoveredChildEnv({ ...base, ...env }),
     encoding: 'utf8',
   })
 }
