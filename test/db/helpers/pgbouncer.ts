@@ -10,7 +10,7 @@ import { tmpdir, userInfo } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import pg from 'pg'
-import { freePort } from '../../../dev/embedded-postgres.ts'
+import { freePort } from '../../../dev/free-port.ts'
 
 interface Teardown {
   teardown(fn: () => unknown): void
