@@ -1,4 +1,4 @@
-import { createServer } from 'node:net'
+import { createServer, type AddressInfo } from 'node:net'
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -7,8 +7,8 @@ export function freePort(): Promise<number> {
     server.unref()
     server.on('error', reject)
     server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
+      // Listening on TCP, address() is always an AddressInfo.
+      const { port } = server.address() as AddressInfo
       server.close(() => resolve(port))
     })
   })

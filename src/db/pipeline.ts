@@ -174,6 +174,7 @@ export class Pipeline {
   handlePortalSuspended(): void {}
 
   #finish(error: unknown, results?: PipelineResult[]): void {
+    /* c8 ignore next: a second completion (an error after ReadyForQuery) is dropped; a healthy connection does not send one */
     if (this.#finished) return
     this.#finished = true
     this.callback!(error, results)

@@ -71,6 +71,9 @@ t.test('setup --generate-key prints the key once, nothing else secret', async (t
   for (const s of [migrator.password, runtime.password, db.url]) {
     t.notOk(r.stdout.includes(s) || r.stderr.includes(s), 'no secret echoed')
   }
+  const inProcess = await cli(['setup', ...roles, '--generate-key'])
+  t.equal(inProcess.status, 0, inProcess.err)
+  t.match(inProcess.out, /^[A-Za-z0-9_-]{43}$/, 'in process too')
   const again = await cli(['setup', ...roles, '--keep-key'])
   t.same([again.status, again.out], [0, ''], '--keep-key prints nothing')
   const given = await cli(['setup', ...roles], {
@@ -108,6 +111,43 @@ t.test('migrate, policies, check', async (t) => {
     [0, 'keyhole check: no findings (1 guarded table(s))\n'],
     ok.stderr,
   )
+  const okInProcess = await cli([
+    'check',
+    '--policies',
+    policiesModule,
+    '--migration-role',
+    migrator.name,
+    '--schema',
+    'app',
+  ])
+  t.same(
+    [okInProcess.status, okInProcess.out],
+    [0, 'keyhole check: no findings (1 guarded table(s))'],
+    okInProcess.err,
+  )
+  const migratedAgain = await cli([
+    'migrate',
+    '--migrations',
+    migrations,
+    '--policies',
+    policiesModule,
+    '--runtime-role',
+    runtime.name,
+  ])
+  t.match(migratedAgain.out, /policies applied/, migratedAgain.err)
+  const typed = await cli([
+    'policies',
+    '--policies',
+    policiesModule,
+    '--runtime-role',
+    runtime.name,
+    '--group-id-type',
+    'uuid',
+  ])
+  t.equal(typed.status, 0, typed.err)
+  const badType = await cli(['migrate', '--group-id-type', 'nope'])
+  t.equal(badType.status, 1)
+  t.match(badType.err, /--group-id-type must be one of uuid/)
   await db.pool.query(`ALTER TABLE app.notes NO FORCE ROW LEVEL SECURITY`)
   const bad = await cli([
     'check',
@@ -163,6 +203,21 @@ t.test('token mints an HS256 token from the secret in the environment', async (t
     ],
   })
   t.equal(payload.exp! - payload.iat!, 300)
+  const withPermission = await cli([
+    'token',
+    '--subject',
+    'bob',
+    '--permission',
+    'g1:member',
+    '--issuer',
+    'i',
+    '--audience',
+    'a',
+  ])
+  t.equal(withPermission.status, 0, withPermission.err)
+  const plain = await cli(['token', '--subject', 'bob'])
+  t.equal(plain.status, 0, 'in process, the default claim name')
+  t.match(plain.out, /^[\w-]+\.[\w-]+\.[\w-]+$/)
   const custom = await cli(['token', '--subject', 'bob', '--claim', 'perms'])
   t.same(decodeJwt(custom.out).perms, [])
 })
