@@ -42,6 +42,11 @@ export function isGuard(value: unknown): value is Guard {
   return value instanceof Guard
 }
 
+/** Throws a ConfigurationError naming `verb` unless `value` is a guard: no guard, no statement. */
+export function assertGuard(value: unknown, verb: string): asserts value is Guard {
+  if (!isGuard(value)) throw new ConfigurationError('KH_INVALID_OPTIONS', `${verb} needs a guard`)
+}
+
 function checkRole(role: unknown): string {
   quoteIdentifier(role, 'role')
   return role as string

@@ -1,13 +1,12 @@
 /** `guardedDelete`: delete only the rows the guard lets the holder delete. */
 import type { Capability } from '../capability/capability.ts'
-import { ConfigurationError } from '../errors.ts'
 import {
   cachedStatement,
   capabilityKey,
   StatementParams,
   type CompiledStatement,
 } from './compile.ts'
-import { isGuard, type Guard } from './guard.ts'
+import { assertGuard, type Guard } from './guard.ts'
 import { quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText } from './render-guard.ts'
@@ -68,9 +67,7 @@ export async function guardedDelete<R = Row>(
   capability: Capability,
   options: GuardedDeleteOptions,
 ): Promise<WriteResult<R>> {
-  if (!isGuard(options.guard)) {
-    throw new ConfigurationError('KH_INVALID_OPTIONS', 'guardedDelete needs a guard')
-  }
+  assertGuard(options.guard, 'guardedDelete')
   quoteTable(options.from) // checked on every call: the cache key must not be forgeable
   const inputs: unknown[] = []
   const shape = whereShape(options.where, inputs, true)

@@ -3,14 +3,14 @@
  * statement, and say which rows were refused.
  */
 import type { Capability } from '../capability/capability.ts'
-import { BadRequest, CapabilityDenied, ConfigurationError } from '../errors.ts'
+import { BadRequest, CapabilityDenied } from '../errors.ts'
 import {
   cachedStatement,
   capabilityKey,
   StatementParams,
   type CompiledStatement,
 } from './compile.ts'
-import { isGuard, type Guard } from './guard.ts'
+import { assertGuard, type Guard } from './guard.ts'
 import { quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { columnsOf, renderGuard, sqlText } from './render-guard.ts'
@@ -261,9 +261,7 @@ export async function guardedInsert(
   capability: Capability,
   options: GuardedInsertOptions,
 ): Promise<Row | InsertResult> {
-  if (!isGuard(options.guard)) {
-    throw new ConfigurationError('KH_INVALID_OPTIONS', 'guardedInsert needs a guard')
-  }
+  assertGuard(options.guard, 'guardedInsert')
   const single = !Array.isArray(options.values)
   const { rows, columns } = checkRows(options.values)
   if (rows.length === 0) return { inserted: [], refused: [], count: 0 }

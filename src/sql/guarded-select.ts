@@ -7,7 +7,7 @@ import {
   StatementParams,
   type CompiledStatement,
 } from './compile.ts'
-import { isGuard, type Guard } from './guard.ts'
+import { assertGuard, type Guard } from './guard.ts'
 import { quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText } from './render-guard.ts'
@@ -100,9 +100,7 @@ export async function guardedSelect<R = Row>(
   capability: Capability,
   options: GuardedSelectOptions,
 ): Promise<R[]> {
-  if (!isGuard(options.guard)) {
-    throw new ConfigurationError('KH_INVALID_OPTIONS', 'guardedSelect needs a guard')
-  }
+  assertGuard(options.guard, 'guardedSelect')
   quoteTable(options.from) // checked on every call: the cache key must not be forgeable
   const inputs: unknown[] = []
   const shape = whereShape(options.where, inputs)

@@ -3,14 +3,14 @@
  * update can never move a row into a group the holder does not control.
  */
 import type { Capability } from '../capability/capability.ts'
-import { BadRequest, ConfigurationError } from '../errors.ts'
+import { BadRequest } from '../errors.ts'
 import {
   cachedStatement,
   capabilityKey,
   StatementParams,
   type CompiledStatement,
 } from './compile.ts'
-import { isGuard, type Guard } from './guard.ts'
+import { assertGuard, type Guard } from './guard.ts'
 import { quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
@@ -94,9 +94,7 @@ export async function guardedUpdate<R = Row>(
   capability: Capability,
   options: GuardedUpdateOptions,
 ): Promise<WriteResult<R>> {
-  if (!isGuard(options.guard)) {
-    throw new ConfigurationError('KH_INVALID_OPTIONS', 'guardedUpdate needs a guard')
-  }
+  assertGuard(options.guard, 'guardedUpdate')
   quoteTable(options.table) // checked on every call: the cache key must not be forgeable
   const set = options.set
   if (

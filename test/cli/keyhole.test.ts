@@ -97,29 +97,14 @@ t.test('migrate, policies, check', async (t) => {
   const p = await cli(['policies', '--policies', policiesModule, '--runtime-role', runtime.name])
   t.equal(p.status, 0)
   t.match(p.out, /CREATE POLICY keyhole_select ON "app"."notes"/)
-  const ok = await spawn([
-    'check',
-    '--policies',
-    policiesModule,
-    '--migration-role',
-    migrator.name,
-    '--schema',
-    'app',
-  ])
+  const check = ['check', '--policies', policiesModule, '--migration-role', migrator.name]
+  const ok = await spawn([...check, '--schema', 'app'])
   t.same(
     [ok.status, ok.stdout],
     [0, 'keyhole check: no findings (1 guarded table(s))\n'],
     ok.stderr,
   )
-  const okInProcess = await cli([
-    'check',
-    '--policies',
-    policiesModule,
-    '--migration-role',
-    migrator.name,
-    '--schema',
-    'app',
-  ])
+  const okInProcess = await cli([...check, '--schema', 'app'])
   t.same(
     [okInProcess.status, okInProcess.out],
     [0, 'keyhole check: no findings (1 guarded table(s))'],
@@ -149,15 +134,7 @@ t.test('migrate, policies, check', async (t) => {
   t.equal(badType.status, 1)
   t.match(badType.err, /--group-id-type must be one of uuid/)
   await db.pool.query(`ALTER TABLE app.notes NO FORCE ROW LEVEL SECURITY`)
-  const bad = await cli([
-    'check',
-    '--policies',
-    policiesModule,
-    '--migration-role',
-    migrator.name,
-    '--schema',
-    'app',
-  ])
+  const bad = await cli([...check, '--schema', 'app'])
   t.equal(bad.status, 1)
   t.match(bad.out, /1 finding\(s\)\n  - KH_DB_RLS_NOT_FORCED: .*\n    fix: /)
   await db.pool.query(`ALTER TABLE app.notes FORCE ROW LEVEL SECURITY`)
