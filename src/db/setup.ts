@@ -88,6 +88,30 @@ function checkOptions(options: SetupOptions) {
   return { migration, runtime, schemas, key }
 }
 
+/**
+ * Keeps this transaction's statements out of the server log: the role verifiers travel in
+ * statement text (`CREATE ROLE` takes no bind parameter) and the key's pads, key-equivalent, as
+ * bind parameters. A verifier in a log lets anyone who reads it try passwords offline. Covers
+ * statement logging, duration logging with its parameters, and the statement of an error.
+ * Transaction-local, and only where the connecting role may change these settings (a superuser,
+ * or GRANT SET ON PARAMETER); otherwise the server's logging settings decide.
+ *
+ * ```sql
+ * SELECT set_config(name, value, true) FROM (VALUES ('log_statement', 'none'), …) AS quiet (name, value)
+ * WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR has_parameter_privilege(name, 'SET')
+ * ```
+ */
+async function quiet(client: pg.Client): Promise<void> {
+  await client.query(
+    `SELECT set_config(name, value, true) FROM (VALUES ('log_statement', 'none'),
+       ('log_min_duration_statement', '-1'), ('log_parameter_max_length', '0'),
+       ('log_min_error_statement', 'panic'), ('log_parameter_max_length_on_error', '0'))
+       AS quiet (name, value)
+     WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       OR has_parameter_privilege(name, 'SET')`,
+  )
+}
+
 /** `CREATE ROLE` or `ALTER ROLE` to exactly these attributes; the password as a SCRAM verifier. */
 async function ensureRole(client: pg.Client, role: RoleCredentials, attributes: string) {
   const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name])
@@ -136,6 +160,7 @@ export async function setup(
   await client.connect()
   try {
     await client.query('BEGIN')
+    await quiet(client)
     const roleAttributes = 'LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION'
     await ensureRole(client, options.migrationRole, roleAttributes)
     await ensureRole(client, options.runtimeRole, roleAttributes)
@@ -182,16 +207,8 @@ export async function setup(
     await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_FUNCTIONS.join(', ')} TO ${r}`)
+    await quiet(client)
     if (key !== undefined) {
-      // The pads are key-equivalent and go as bind parameters: keep them out of the server log
-      // (log_statement, log_min_duration_statement and their parameter details), where the
-      // connecting role may change these settings (superuser, or GRANT SET ON PARAMETER).
-      await client.query(
-        `SELECT set_config(name, value, true) FROM (VALUES ('log_parameter_max_length', '0'),
-           ('log_statement', 'none'), ('log_min_duration_statement', '-1')) AS quiet (name, value)
-         WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-           OR has_parameter_privilege(name, 'SET')`,
-      )
       const { innerPad, outerPad } = hmacPads(key)
       await client.query(
         `INSERT INTO keyhole.signing_key (id, inner_pad, outer_pad) VALUES (true, $1, $2)

@@ -13,9 +13,11 @@ import { KEYHOLE_FUNCTIONS } from '../../src/db/keyhole-sql.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { policySql, writePolicyMigration } from '../../src/db/policy-sql.ts'
 import { setup } from '../../src/db/setup.ts'
+import { hmacPads } from '../../src/db/signing-key.ts'
 import { inGroup } from '../../src/sql/guard.ts'
 import { definePolicies } from '../../src/sql/policies.ts'
 import { createTestDatabase } from '../helpers/database.ts'
+import { startLoggedPostgres } from './helpers/logged-postgres.ts'
 
 const db = await createTestDatabase(t)
 const password = () => randomBytes(18).toString('base64url')
@@ -224,4 +226,60 @@ t.test('a broken policy migration is rolled back whole', async (t) => {
   await t.rejects(migrate(migratorUrl, { policies: bad, runtimeRole: runtime.name }), {
     code: '42P01',
   })
+})
+
+t.test('no password, verifier or key in the server log, with every statement logged', async (t) => {
+  const server = await startLoggedPostgres(t)
+  const root = new pg.Client({ connectionString: server.url })
+  await root.connect()
+  t.teardown(() => root.end())
+  // A server that logs everything: every statement, with its bind parameters, for every session.
+  await root.query(`ALTER DATABASE postgres SET log_statement = 'all';
+                    ALTER DATABASE postgres SET log_min_duration_statement = 0`)
+  const roles = {
+    migrationRole: { name: 'logged_migrator', password: password() },
+    runtimeRole: { name: 'logged_runtime', password: password() },
+  }
+  const signingKey = randomBytes(32)
+  const verifiers = async () => {
+    const { rows } = await root.query<{ verifier: string }>(
+      'SELECT rolpassword AS verifier FROM pg_authid WHERE rolname = ANY ($1)',
+      [[roles.migrationRole.name, roles.runtimeRole.name]],
+    )
+    return rows.map((r) => r.verifier)
+  }
+  // Twice: CREATE ROLE the first time, ALTER ROLE (a new salt, so new verifiers) the second.
+  await setup(server.url, { ...roles, signingKey })
+  const created = await verifiers()
+  await setup(server.url, { ...roles, signingKey })
+  const altered = await verifiers()
+  t.equal(new Set([...created, ...altered]).size, 4, 'four verifiers to look for')
+  const marker = `log-marker-${randomBytes(8).toString('hex')}`
+  // On a new session, as setup's are: the database's settings apply from its start.
+  const after = new pg.Client({ connectionString: server.url })
+  await after.connect()
+  await after.query(`SELECT '${marker}' AS marker`)
+  await after.end()
+  await server.waitFor(marker)
+  const log = server.log()
+  t.match(log, `statement: SELECT '${marker}'`, 'the log is being read, with statements in it')
+  t.match(log, 'statement: BEGIN', "setup's own statements are logged too")
+  const { innerPad, outerPad } = hmacPads(signingKey)
+  const secrets: [string, string][] = [
+    ['migration password', roles.migrationRole.password],
+    ['runtime password', roles.runtimeRole.password],
+    ...[...created, ...altered].flatMap((verifier, i): [string, string][] => {
+      // SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>: either key is worth hiding.
+      const [storedKey, serverKey] = verifier.split('$')[2]!.split(':')
+      return [
+        [`verifier ${i}`, verifier],
+        [`StoredKey ${i}`, storedKey!],
+        [`ServerKey ${i}`, serverKey!],
+      ]
+    }),
+    ['signing key', signingKey.toString('base64url')],
+    ['inner pad', innerPad.toString('hex')],
+    ['outer pad', outerPad.toString('hex')],
+  ]
+  for (const [name, secret] of secrets) t.notOk(log.includes(secret), `no ${name} in the log`)
 })
