@@ -1,4 +1,5 @@
 /** Runs a compiled statement and maps its database errors. */
+import { kGenerated } from '../db/generated-statement.ts'
 import { ConfigurationError } from '../errors.ts'
 import type { Capability } from '../capability/capability.ts'
 import { bindParameters, type CompiledStatement } from './compile.ts'
@@ -18,10 +19,11 @@ export async function runStatement(
   facts?: readonly unknown[],
 ): Promise<Row[]> {
   const values = bindParameters(statement, capability, inputs, facts)
+  // Marked as keyhole's own: a request made only of these needs no session reset.
   const config =
     prepared === false
-      ? { text: statement.text, values }
-      : { name: statement.name, text: statement.text, values }
+      ? { text: statement.text, values, [kGenerated]: true }
+      : { name: statement.name, text: statement.text, values, [kGenerated]: true }
   try {
     const result = await db.query(config)
     return result.rows as Row[]
