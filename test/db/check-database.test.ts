@@ -49,6 +49,19 @@ const withOptions = (extra: Partial<CheckDatabaseOptions>): CheckDatabaseOptions
   ...extra,
 })
 
+/** Forced row-level security and the runtime role's policies for `operations` on a table. */
+const rlsSql = (table: string, operations: string[]) =>
+  `ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY; ALTER TABLE ${table} FORCE ROW LEVEL SECURITY;
+   ${operations.map((op) => policySql(table, op, base.runtime.name)).join('\n')}`
+
+/** A guarded partitioned table with a sub-partitioned partition (add leaves to app.events_a). */
+const eventsSql = `CREATE TABLE app.events (group_id uuid NOT NULL, at int NOT NULL) PARTITION BY RANGE (at);
+  ${rlsSql('app.events', ['select'])}
+  CREATE TABLE app.events_a PARTITION OF app.events FOR VALUES FROM (0) TO (10) PARTITION BY RANGE (at);`
+const withEvents = withOptions({
+  guardedTables: [...base.options.guardedTables, { table: 'app.events', operations: ['select'] }],
+})
+
 const cases: Record<string, Case[]> = {
   KH_DB_SUPERUSER: [
     { name: 'SUPERUSER', break: `ALTER ROLE ${r} SUPERUSER`, fix: `ALTER ROLE ${r} NOSUPERUSER` },
@@ -493,9 +506,70 @@ const cases: Record<string, Case[]> = {
   KH_DB_UNGUARDED_TABLE: [
     {
       name: 'a readable table without RLS in an application schema',
-      break: `CREATE TABLE app.notes (id int); GRANT SELECT ON app.notes TO ${r}`,
-      fix: 'ALTER TABLE app.notes ENABLE ROW LEVEL SECURITY',
+      break: `CREATE TABLE app.notes (id int, group_id uuid); GRANT SELECT ON app.notes TO ${r}`,
+      fix: rlsSql('app.notes', ['select']),
       cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'RLS enabled but not forced',
+      break: `CREATE TABLE app.notes (id int, group_id uuid); ${rlsSql('app.notes', ['select'])}
+              ALTER TABLE app.notes NO FORCE ROW LEVEL SECURITY; GRANT SELECT ON app.notes TO ${r}`,
+      fix: 'ALTER TABLE app.notes FORCE ROW LEVEL SECURITY',
+      cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'RLS forced, but no policy for an operation the runtime role may perform',
+      break: `CREATE TABLE app.notes (id int, group_id uuid); ${rlsSql('app.notes', ['select'])}
+              GRANT SELECT, INSERT ON app.notes TO ${r}`,
+      fix: policySql('app.notes', 'insert', base.runtime.name),
+      cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'RLS forced, with an always-true policy',
+      break: `CREATE TABLE app.notes (id int, group_id uuid); ${rlsSql('app.notes', [])}
+              CREATE POLICY open ON app.notes FOR SELECT TO ${r} USING (true);
+              GRANT SELECT ON app.notes TO ${r}`,
+      fix: `DROP POLICY open ON app.notes; ${policySql('app.notes', 'select', base.runtime.name)}`,
+      cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'RLS forced, with a policy TO PUBLIC',
+      break: `CREATE TABLE app.notes (id int, group_id uuid); ${rlsSql('app.notes', [])}
+              CREATE POLICY keyhole_select ON app.notes FOR SELECT TO PUBLIC USING ${guard('member')};
+              GRANT SELECT ON app.notes TO ${r}`,
+      fix: `DROP POLICY keyhole_select ON app.notes; ${policySql('app.notes', 'select', base.runtime.name)}`,
+      cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'RLS forced, with an UPDATE policy that checks new rows less strictly',
+      break: `CREATE TABLE app.notes (id int, group_id uuid); ${rlsSql('app.notes', [])}
+              CREATE POLICY keyhole_update ON app.notes FOR UPDATE TO ${r}
+                USING ${guard('moderator')} WITH CHECK ${guard('member')};
+              GRANT UPDATE ON app.notes TO ${r}`,
+      fix: `DROP POLICY keyhole_update ON app.notes; ${policySql('app.notes', 'update', base.runtime.name)}`,
+      cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'RLS forced and policies, but TRUNCATE, which RLS does not filter',
+      break: `CREATE TABLE app.notes (id int, group_id uuid); ${rlsSql('app.notes', ['select'])}
+              GRANT SELECT, TRUNCATE ON app.notes TO ${r}`,
+      fix: `REVOKE TRUNCATE ON app.notes FROM ${r}`,
+      cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'RLS forced and policies, but GRANT OPTION',
+      break: `CREATE TABLE app.notes (id int, group_id uuid); ${rlsSql('app.notes', ['select'])}
+              GRANT SELECT ON app.notes TO ${r} WITH GRANT OPTION`,
+      fix: `REVOKE GRANT OPTION FOR SELECT ON app.notes FROM ${r}`,
+      cleanup: 'DROP TABLE app.notes',
+    },
+    {
+      name: 'no privilege, but the runtime role can SET ROLE to its owner',
+      break: `CREATE ROLE ${P}_notes NOLOGIN; CREATE TABLE app.notes (id int, group_id uuid);
+              ${rlsSql('app.notes', ['select'])} ALTER TABLE app.notes OWNER TO ${P}_notes;
+              GRANT ${P}_notes TO ${r} WITH INHERIT FALSE`,
+      fix: `REVOKE ${P}_notes FROM ${r}`,
+      cleanup: `DROP TABLE app.notes; DROP ROLE ${P}_notes`,
     },
     {
       name: 'a table shared on purpose',
@@ -524,20 +598,42 @@ const cases: Record<string, Case[]> = {
       cleanup: 'DROP TABLE app.posts_old',
     },
     {
+      name: 'an inheritance child listed as unguarded still counts',
+      break: `CREATE TABLE app.posts_old () INHERITS (app.posts); ALTER TABLE app.posts_old OWNER TO ${m};
+              GRANT SELECT ON app.posts_old TO ${r}`,
+      options: withOptions({ unguardedTables: ['app.posts_old'] }),
+      fix: `REVOKE ALL ON app.posts_old FROM ${r}`,
+      cleanup: 'DROP TABLE app.posts_old',
+    },
+    {
       name: 'a partition two levels down',
-      break: `CREATE TABLE app.events (group_id uuid NOT NULL, at int NOT NULL) PARTITION BY RANGE (at);
-              ALTER TABLE app.events ENABLE ROW LEVEL SECURITY; ALTER TABLE app.events FORCE ROW LEVEL SECURITY;
-              ${policySql('app.events', 'select', base.runtime.name)}
-              CREATE TABLE app.events_a PARTITION OF app.events FOR VALUES FROM (0) TO (10) PARTITION BY RANGE (at);
+      break: `${eventsSql}
               CREATE TABLE app.events_a1 PARTITION OF app.events_a FOR VALUES FROM (0) TO (5);
               GRANT SELECT ON app.events, app.events_a1 TO ${r}`,
       fix: `REVOKE ALL ON app.events_a1 FROM ${r}`,
-      options: withOptions({
-        guardedTables: [
-          ...base.options.guardedTables,
-          { table: 'app.events', operations: ['select'] },
-        ],
-      }),
+      options: withEvents,
+      cleanup: 'DROP TABLE app.events',
+    },
+    {
+      name: 'a partition with RLS enabled but not forced; then forced, it is guarded in its own right',
+      break: `${eventsSql}
+              CREATE TABLE app.events_a1 PARTITION OF app.events_a FOR VALUES FROM (0) TO (5);
+              ${rlsSql('app.events_a1', ['select'])}
+              ALTER TABLE app.events_a1 NO FORCE ROW LEVEL SECURITY;
+              GRANT SELECT ON app.events, app.events_a1 TO ${r}`,
+      fix: 'ALTER TABLE app.events_a1 FORCE ROW LEVEL SECURITY',
+      options: withEvents,
+      cleanup: 'DROP TABLE app.events',
+    },
+    {
+      name: 'a partition with RLS forced but an always-true policy',
+      break: `${eventsSql}
+              CREATE TABLE app.events_a1 PARTITION OF app.events_a FOR VALUES FROM (0) TO (5);
+              ${rlsSql('app.events_a1', [])}
+              CREATE POLICY open ON app.events_a1 FOR SELECT TO ${r} USING (at > 0);
+              GRANT SELECT ON app.events, app.events_a1 TO ${r}`,
+      fix: `DROP POLICY open ON app.events_a1; ${policySql('app.events_a1', 'select', base.runtime.name)}`,
+      options: withEvents,
       cleanup: 'DROP TABLE app.events',
     },
   ],

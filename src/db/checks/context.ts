@@ -50,7 +50,7 @@ export interface CheckContext {
   readonly tables: readonly GuardedTableFacts[]
 }
 
-/** One check: reads what it needs (at most one query) and returns its findings. */
+/** One check: reads what it needs (a query or two) and returns its findings. */
 export type Check = (context: CheckContext) => Promise<DatabaseFinding[]> | DatabaseFinding[]
 
 /** Runs one catalog query and returns its rows as `T` (the query's column aliases). */
