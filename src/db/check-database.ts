@@ -5,6 +5,7 @@
  */
 import { InsecureDatabase, type DatabaseFinding } from '../errors.ts'
 import { checkCreatePrivileges } from './checks/create-privileges.ts'
+import { checkExactPolicies } from './checks/exact-policies.ts'
 import {
   rows,
   type Check,
@@ -39,6 +40,7 @@ const checks: readonly Check[] = [
   checkTablePrivileges,
   checkCreatePrivileges,
   checkPolicies,
+  checkExactPolicies,
   checkViews,
   checkSecurityDefiner,
   checkKeyholeFunctions,
@@ -139,6 +141,8 @@ async function readGuardedTables(
  * const findings = await checkDatabase(pool, {
  *   guardedTables: [{ table: 'public.posts', operations: ['select', 'insert', 'update', 'delete'] }],
  *   migrationRole: 'app_migrator',
+ *   // optional: compare every policy with the one keyhole generates from these, exactly
+ *   policies,
  * })
  * ```
  */

@@ -6,7 +6,14 @@
  */
 import t from 'tap'
 import pg from 'pg'
-import { checkDatabase, type CheckDatabaseOptions } from '../../src/db/check-database.ts'
+import {
+  checkDatabase,
+  databaseFindingCodes,
+  type CheckDatabaseOptions,
+} from '../../src/db/check-database.ts'
+import { renderRecordedPolicySql } from '../../src/db/checks/policy-record.ts'
+import { inGroup, viaParent } from '../../src/sql/guard.ts'
+import { definePolicies } from '../../src/sql/policies.ts'
 import { createTestDatabase } from '../helpers/database.ts'
 import { createBaseline, guard, policySql } from '../helpers/roles.ts'
 
@@ -15,6 +22,22 @@ const base = await createBaseline(db)
 const r = `"${base.runtime.name}"`
 const m = `"${base.migrator.name}"`
 const P = db.prefix
+
+// The baseline's policies as the application defines them, applied as the migration applies
+// them: generated and recorded (the hand-written ones of the helper are replaced).
+const member = inGroup('group_id', 'member')
+const policies = definePolicies({
+  'app.posts': { read: member, insert: member, update: member, delete: member },
+  'app.comments': {
+    read: viaParent(
+      { table: 'app.posts', key: 'id', column: 'post_id', groupColumn: 'group_id' },
+      'member',
+    ),
+    insert: member,
+  },
+})
+const recorded = renderRecordedPolicySql(policies, { role: base.runtime.name, groupIdType: 'uuid' })
+await base.sql(recorded)
 
 /** Runs checkDatabase on a fresh runtime session (after `session` statements, if any). */
 async function check(options: CheckDatabaseOptions = base.options, session = '') {
@@ -61,6 +84,8 @@ const eventsSql = `CREATE TABLE app.events (group_id uuid NOT NULL, at int NOT N
 const withEvents = withOptions({
   guardedTables: [...base.options.guardedTables, { table: 'app.events', operations: ['select'] }],
 })
+
+const withPolicies = withOptions({ policies })
 
 const cases: Record<string, Case[]> = {
   KH_DB_SUPERUSER: [
@@ -357,6 +382,94 @@ const cases: Record<string, Case[]> = {
       break: `CREATE POLICY extra ON app.posts TO ${r}
                 USING (${guard('member')} AND title <> '') WITH CHECK ${guard('admin')}`,
       fix: 'DROP POLICY extra ON app.posts',
+    },
+  ],
+  KH_DB_POLICY_NOT_APPLIED: [
+    {
+      name: 'a policy the application defines is missing',
+      break: `${recorded} DROP POLICY keyhole_delete ON app.posts`,
+      fix: recorded,
+      options: withPolicies,
+      // Check 6 sees the DELETE the guarded tables name go uncovered too.
+      expect: ['KH_DB_POLICY_MISSING', 'KH_DB_POLICY_NOT_APPLIED'],
+    },
+    {
+      name: 'the same policy written by hand: no record, nothing to compare with',
+      break: `${recorded} DROP POLICY keyhole_insert ON app.comments;
+              ${policySql('app.comments', 'insert', base.runtime.name)}`,
+      fix: recorded,
+      options: withPolicies,
+    },
+    {
+      name: 'applied from other definitions (the guard changed since the migration)',
+      break: renderRecordedPolicySql(
+        definePolicies({
+          ...policies.tables,
+          'app.posts': { ...policies.tables['app.posts'], read: inGroup('group_id', 'moderator') },
+        }),
+        { role: base.runtime.name, groupIdType: 'uuid' },
+      ),
+      fix: recorded,
+      options: withPolicies,
+    },
+    {
+      name: 'applied for a role the runtime role inherits, not for the runtime role',
+      break: `CREATE ROLE ${P}_readers NOLOGIN; GRANT ${P}_readers TO ${r};
+              ${renderRecordedPolicySql(policies, { role: `${P}_readers`, groupIdType: 'uuid' })}`,
+      fix: recorded,
+      options: withPolicies,
+      cleanup: `REVOKE ${P}_readers FROM ${r}; DROP ROLE ${P}_readers`,
+    },
+    {
+      name: 'a table the application defines policies for is missing',
+      break: 'ALTER TABLE app.comments RENAME TO comments_old',
+      fix: 'ALTER TABLE app.comments_old RENAME TO comments',
+      options: withPolicies,
+      // It is a guarded table too.
+      expect: ['KH_DB_GUARDED_TABLE_MISSING', 'KH_DB_POLICY_NOT_APPLIED'],
+    },
+  ],
+  KH_DB_POLICY_ALTERED: [
+    {
+      name: 'OR true added to a USING',
+      break: `${recorded} ALTER POLICY keyhole_select ON app.posts USING (${guard('member')} OR true)`,
+      fix: recorded,
+      options: withPolicies,
+      // The text heuristic sees this one too.
+      expect: ['KH_DB_POLICY_ALTERED', 'KH_DB_POLICY_ALWAYS_TRUE'],
+    },
+    {
+      name: 'a widening the text heuristic cannot see (subject() = subject() holds for any holder)',
+      break: `${recorded} ALTER POLICY keyhole_select ON app.posts
+                USING (${guard('member')} OR (SELECT keyhole.subject()) = (SELECT keyhole.subject()))`,
+      fix: recorded,
+      options: withPolicies,
+    },
+    {
+      name: 'another role added',
+      break: `${recorded} ALTER POLICY keyhole_insert ON app.posts TO ${r}, ${m}`,
+      fix: recorded,
+      options: withPolicies,
+    },
+    {
+      name: 'a narrower role in the same statement shape still differs',
+      break: `${recorded} ALTER POLICY keyhole_delete ON app.posts USING ${guard('moderator')}`,
+      fix: recorded,
+      options: withPolicies,
+    },
+  ],
+  KH_DB_POLICY_UNEXPECTED: [
+    {
+      name: 'an extra permissive policy that reads the capability',
+      break: `${recorded} CREATE POLICY extra ON app.posts FOR SELECT TO ${r} USING ${guard('admin')}`,
+      fix: 'DROP POLICY extra ON app.posts',
+      options: withPolicies,
+    },
+    {
+      name: 'a policy for an operation the application leaves out',
+      break: `${recorded} ${policySql('app.comments', 'delete', base.runtime.name)}`,
+      fix: 'DROP POLICY keyhole_delete ON app.comments',
+      options: withPolicies,
     },
   ],
   KH_DB_VIEW_OWNER_RIGHTS: [
@@ -677,6 +790,21 @@ const cases: Record<string, Case[]> = {
 t.test('the baseline is secure: no finding', async (t) => {
   t.same(await check(), [])
   t.same(await check({ guardedTables: base.options.guardedTables }), [], 'with the defaults too')
+  t.same(await check(withPolicies), [], "its policies are exactly the application's")
+})
+
+t.test('every finding code has its break → detect → fix cases', async (t) => {
+  // KH_DB_CHECK_FAILED is the monitor's (the checks could not run): test/db/monitor.test.ts.
+  const tested = [...Object.keys(cases), 'KH_DB_CHECK_FAILED'].sort()
+  t.same(tested, [...databaseFindingCodes].sort())
+})
+
+t.test('restrictive policies and policies for other roles are not unexpected', async (t) => {
+  await base.sql(`${recorded}
+    CREATE POLICY narrow ON app.posts AS RESTRICTIVE FOR SELECT TO ${r} USING (title <> '');
+    CREATE POLICY others ON app.posts FOR SELECT TO ${m} USING (true)`)
+  t.teardown(() => base.sql('DROP POLICY narrow ON app.posts; DROP POLICY others ON app.posts'))
+  t.same(await check(withPolicies), [])
 })
 
 for (const [code, list] of Object.entries(cases)) {

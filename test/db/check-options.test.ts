@@ -3,8 +3,11 @@ import { resolveCheckOptions, type CheckDatabaseOptions } from '../../src/db/che
 import { functionNameOf, schemaOf } from '../../src/db/checks/names.ts'
 import { ident } from '../../src/db/checks/context.ts'
 import { resetStatement } from '../../src/db/checks/settings.ts'
+import { inGroup } from '../../src/sql/guard.ts'
+import { definePolicies } from '../../src/sql/policies.ts'
 
 const table = { table: 'public.posts', operations: ['select'] } as const
+const policies = definePolicies({ posts: { read: inGroup('group_id', 'member') } })
 
 t.test('defaults are filled and the result is frozen; the input is not touched', async (t) => {
   const input: CheckDatabaseOptions = {
@@ -27,6 +30,8 @@ t.test('defaults are filled and the result is frozen; the input is not touched',
     ],
     signingKeyTable: 'keyhole.signing_key',
     minimumServerVersion: 140000,
+    policies: undefined,
+    groupIdType: 'uuid',
   })
   t.ok(Object.isFrozen(resolved))
   t.ok(Object.isFrozen(resolved.guardedTables[0]?.operations))
@@ -38,7 +43,11 @@ t.test('defaults are filled and the result is frozen; the input is not touched',
       { signature: 'keyhole.g()', sourceSha256: 'a'.repeat(64) },
     ],
     signingKeyTable: false,
+    policies,
+    groupIdType: 'bigint',
   })
+  t.equal(custom.policies, policies, 'the policies as given (definePolicies froze them)')
+  t.equal(custom.groupIdType, 'bigint')
   t.same(custom.keyholeFunctions, [
     { signature: 'keyhole.f(text)' },
     { signature: 'keyhole.g()', sourceSha256: 'a'.repeat(64) },
@@ -72,6 +81,9 @@ t.test('bad options: KH_INVALID_OPTIONS naming the option', async (t) => {
     ],
     ['signingKeyTable', { guardedTables: [], signingKeyTable: true }],
     ['minimumServerVersion', { guardedTables: [], minimumServerVersion: 14.5 }],
+    ['policies', { guardedTables: [], policies: { tables: {} } }],
+    ['policies', { guardedTables: [], policies: 'app.posts' }],
+    ['groupIdType', { guardedTables: [], groupIdType: 'UUID' }],
   ]
   for (const [option, options] of bad) {
     t.throws(

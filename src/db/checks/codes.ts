@@ -29,6 +29,10 @@ export const databaseFindingCodes = [
   'KH_DB_POLICY_ALWAYS_TRUE',
   'KH_DB_POLICY_PUBLIC',
   'KH_DB_POLICY_WEAK_CHECK',
+  // 6b. policies compared with the application's, when given
+  'KH_DB_POLICY_NOT_APPLIED',
+  'KH_DB_POLICY_ALTERED',
+  'KH_DB_POLICY_UNEXPECTED',
   // 7. views
   'KH_DB_VIEW_OWNER_RIGHTS',
   // 8. functions

@@ -3,7 +3,9 @@
  * what keyhole's own objects are expected to look like. Validated once with zod and frozen.
  */
 import { z } from 'zod'
+import type { GroupIdType } from '../../capability/capability.ts'
 import { ConfigurationError, type GuardedOperation } from '../../errors.ts'
+import type { Policies } from '../../sql/policies.ts'
 
 /** A guarded table and the operations keyhole performs on it (each needs a policy). */
 export interface GuardedTable {
@@ -46,6 +48,16 @@ export interface CheckDatabaseOptions {
   readonly signingKeyTable?: string | false | undefined
   /** `server_version_num` below which keyhole refuses. @default 140000 (PostgreSQL 14) */
   readonly minimumServerVersion?: number | undefined
+  /**
+   * The application's policies (`definePolicies`). When given, every policy keyhole generates
+   * from them for the runtime role must be installed exactly as generated and recorded by the
+   * migration (KH_DB_POLICY_NOT_APPLIED, KH_DB_POLICY_ALTERED), and no other permissive policy
+   * may apply to the runtime role on their tables (KH_DB_POLICY_UNEXPECTED). Without them, the
+   * policies are judged by a conservative reading of their text only.
+   */
+  readonly policies?: Policies | undefined
+  /** The group-ID type the policies were generated with. @default 'uuid' */
+  readonly groupIdType?: GroupIdType | undefined
 }
 
 export interface ResolvedCheckOptions {
@@ -57,6 +69,8 @@ export interface ResolvedCheckOptions {
   readonly keyholeFunctions: readonly KeyholeFunctionExpectation[]
   readonly signingKeyTable: string | false
   readonly minimumServerVersion: number
+  readonly policies: Policies | undefined
+  readonly groupIdType: GroupIdType
 }
 
 export const defaultKeyholeFunctions: readonly KeyholeFunctionExpectation[] = Object.freeze([
@@ -108,6 +122,13 @@ const optionsSchema = z.strictObject({
     .optional(),
   signingKeyTable: z.union([qualifiedName, z.literal(false)]).optional(),
   minimumServerVersion: z.number().int().min(90000).optional(),
+  policies: z
+    .custom<Policies>(
+      (v) => typeof v === 'object' && v !== null && Object.isFrozen(v) && 'tables' in v,
+      'must be the result of definePolicies',
+    )
+    .optional(),
+  groupIdType: z.enum(['uuid', 'bigint', 'integer', 'text']).optional(),
 })
 
 /** Validates and freezes the options; throws `KH_INVALID_OPTIONS` naming the bad option. */
@@ -138,5 +159,7 @@ export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedChec
     keyholeFunctions: Object.freeze(functions),
     signingKeyTable: o.signingKeyTable ?? 'keyhole.signing_key',
     minimumServerVersion: o.minimumServerVersion ?? 140000,
+    policies: o.policies,
+    groupIdType: o.groupIdType ?? 'uuid',
   })
 }
