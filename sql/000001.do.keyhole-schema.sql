@@ -6,18 +6,19 @@
 --
 -- The capability travels in two forms:
 --
--- 1. The application signs it: `base64url(payload) '.' base64url(HMAC-SHA-256(key, 'a.' ||
---    base64url(payload)))`, the payload being JSON { v: 1, i: issued-at (ms), s: subject,
---    a: admin, r: roles lowest first, g: group IDs by their highest role (g[n] for r[n]),
---    e: the token's exp (s) or null }. It is sent only as a bind parameter of
---    `SELECT keyhole.set_capability($1)`, the first statement of the request's transaction: it
---    never sits in a setting, so SQL running as the runtime role cannot read it.
+-- 1. The application signs it: `hex(HMAC-SHA-256(key, 'a.' || body)) || body`, the body being
+--    `<issued at, ms, 15 digits><the token's exp, s, 12 digits, 0 for none><JSON>`, the JSON
+--    { s: subject, a: admin, r: roles lowest first, g: group IDs by their highest role (g[n] for
+--    r[n]) }. The fixed-width prefix lets set_capability check freshness without parsing JSON.
+--    It is sent only as a bind parameter of `SELECT keyhole.set_capability($1)`, the first
+--    statement of the request's transaction: it never sits in a setting, so SQL running as the
+--    runtime role cannot read it.
 -- 2. set_capability verifies it (signature, issued within the last minute, not expired) and stores
 --    a copy bound to THIS transaction in the transaction-local setting `keyhole.capability`:
 --    `hex(HMAC(key, 't.' || pg_backend_pid() || '.' || transaction start (epoch, µs) || '.' ||
---    payload)) || payload`. The functions below recompute that HMAC, so a value read from the
---    setting (an injection can read its own setting) is worthless in any other transaction: the
---    pid or the transaction's start differs. No xid is needed (a read-only transaction has none and
+--    body)) || body`. The functions below recompute that HMAC, so a value read from the setting
+--    (an injection can read its own setting) is worthless in any other transaction: the pid or
+--    the transaction's start differs. No xid is needed (a read-only transaction has none and
 --    assigning one costs), and the application does not need to know anything about the
 --    transaction before sending: the binding is made inside it.
 --
@@ -26,11 +27,15 @@
 -- trust on a fixed search_path. Comparing two HMACs with `=` is fine here: the attacker cannot time
 -- a comparison against a key they do not hold for chosen inputs they could not have signed.
 --
--- Every failure (missing, '' after a transaction-local set_config ended, malformed, forged,
--- tampered, expired, from another transaction, no key) reads as "no capability": no groups, not
--- admin, no subject. Nothing raises on attacker-controlled input: the format is checked with a
--- regular expression before anything is decoded, and JSON is parsed only after the signature
--- matched (so it is the application's own JSON).
+-- Every failure of the SETTING (missing, '' after a transaction-local set_config ended, malformed,
+-- forged, tampered, expired, from another transaction, no key) reads as "no capability": no
+-- groups, not admin, no subject. Nothing raises on attacker-controlled input: before the HMAC matched, the
+-- value is only cut with substr() and compared; digits are cast and JSON is parsed only after it
+-- matched (so they are the application's own).
+--
+-- These functions run on every request, so they are written for speed: PL/pgSQL re-initialises
+-- each expression once per transaction, so they have few; regular expressions and base64 (tens of
+-- microseconds per call in PostgreSQL's engine) are not used.
 
 CREATE TABLE keyhole.signing_key (
   id boolean PRIMARY KEY DEFAULT true CHECK (id),
@@ -60,87 +65,63 @@ LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
   setting text := pg_catalog.current_setting('keyhole.capability', true);
-  payload text;
   key record;
-  claims jsonb;
 BEGIN
-  -- NULL on a fresh connection, '' after a transaction-local set_config ended.
-  IF setting IS NULL OR pg_catalog.length(setting) < 66 THEN
-    RETURN NULL;
-  END IF;
   SELECT k.inner_pad, k.outer_pad INTO key FROM keyhole.signing_key AS k;
-  IF NOT FOUND THEN
-    RETURN NULL;
-  END IF;
-  payload := pg_catalog.substr(setting, 65);
-  IF pg_catalog.encode(keyhole.hmac_sha256(pg_catalog.convert_to(
+  -- NULL on a fresh connection, '' after a transaction-local set_config ended: neither equals an
+  -- HMAC. CASE, not AND: the digits are cast only once the HMAC matched (SQL does not promise an
+  -- order for AND). Past the token's exp (0: none) during a long transaction: no capability.
+  IF NOT FOUND OR (CASE WHEN pg_catalog.encode(keyhole.hmac_sha256(pg_catalog.convert_to(
        't.' || pg_catalog.pg_backend_pid() || '.'
-         || EXTRACT(epoch FROM pg_catalog.transaction_timestamp()) || '.' || payload,
-       'UTF8'), key.inner_pad, key.outer_pad), 'hex')
-     IS DISTINCT FROM pg_catalog.substr(setting, 1, 64) THEN
+         || EXTRACT(epoch FROM pg_catalog.transaction_timestamp()) || '.'
+         || pg_catalog.substr(setting, 65), 'UTF8'), key.inner_pad, key.outer_pad), 'hex')
+       = pg_catalog.substr(setting, 1, 64)
+     THEN pg_catalog.substr(setting, 80, 12)::bigint <> 0
+       AND pg_catalog.substr(setting, 80, 12)::bigint
+         <= EXTRACT(epoch FROM pg_catalog.statement_timestamp())
+     ELSE true END) THEN
     RETURN NULL;
   END IF;
-  claims := payload::jsonb;
-  IF pg_catalog.jsonb_typeof(claims -> 'e') = 'number'
-     AND (claims ->> 'e')::numeric <= EXTRACT(epoch FROM pg_catalog.statement_timestamp()) THEN
-    RETURN NULL;
-  END IF;
-  RETURN claims;
+  RETURN pg_catalog.substr(setting, 92)::jsonb;
 END
 $$;
 REVOKE ALL ON FUNCTION keyhole.verified_payload() FROM PUBLIC;
 
--- Verifies the application's signed value and binds it to this transaction. Returns whether it
--- was accepted; on refusal the setting is cleared, so the transaction holds no capability.
+-- Verifies the application's signed value and binds it to this transaction; returns true. Refuses
+-- (SQLSTATE 28000, which aborts the transaction) a value that is not the application's, is stale
+-- or has expired.
 CREATE FUNCTION keyhole.set_capability(signed text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  encoded text;
+  body text := pg_catalog.substr(signed, 65);
+  now_ms bigint := (EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint;
   key record;
-  payload text;
-  claims jsonb;
-  now_ms numeric := EXTRACT(epoch FROM pg_catalog.clock_timestamp()) * 1000;
 BEGIN
-  PERFORM pg_catalog.set_config('keyhole.capability', '', true);
-  IF signed IS NULL OR signed !~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$' THEN
-    RETURN false;
-  END IF;
-  encoded := pg_catalog.split_part(signed, '.', 1);
-  IF pg_catalog.length(encoded) % 4 = 1 THEN
-    RETURN false;
-  END IF;
   SELECT k.inner_pad, k.outer_pad INTO key FROM keyhole.signing_key AS k;
-  IF NOT FOUND THEN
-    RETURN false;
-  END IF;
-  IF pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(keyhole.hmac_sha256(
-       pg_catalog.convert_to('a.' || encoded, 'UTF8'), key.inner_pad, key.outer_pad), 'base64'),
-       '+/', '-_'), '=')
-     IS DISTINCT FROM pg_catalog.split_part(signed, '.', 2) THEN
-    RETURN false;
-  END IF;
-  -- Signed by the application: from here on the payload is its own JSON.
-  payload := pg_catalog.convert_from(pg_catalog.decode(pg_catalog.rpad(
-    pg_catalog.translate(encoded, '-_', '+/'), (pg_catalog.length(encoded) + 3) / 4 * 4, '='),
-    'base64'), 'UTF8');
-  claims := payload::jsonb;
-  -- Issued within the last minute (and not more than a minute ahead: clock skew): a signed value
-  -- that leaked (a server log of bind parameters) is useless soon after.
-  IF claims ->> 'v' IS DISTINCT FROM '1'
-     OR pg_catalog.jsonb_typeof(claims -> 'i') IS DISTINCT FROM 'number'
-     OR pg_catalog.abs((claims ->> 'i')::numeric - now_ms) > 60000
-     OR (pg_catalog.jsonb_typeof(claims -> 'e') = 'number'
-         AND (claims ->> 'e')::numeric * 1000 <= now_ms) THEN
-    RETURN false;
+  -- CASE, not AND: the digits are cast only once the HMAC matched (they are then the
+  -- application's). Issued within the last minute (and not more than a minute ahead: clock skew),
+  -- so a signed value that leaked (a server log of bind parameters) is useless soon after; not
+  -- past the token's exp (0: none).
+  IF NOT FOUND OR (CASE WHEN pg_catalog.encode(keyhole.hmac_sha256(
+       pg_catalog.convert_to('a.' || body, 'UTF8'), key.inner_pad, key.outer_pad), 'hex')
+       = pg_catalog.substr(signed, 1, 64)
+     THEN pg_catalog.abs(pg_catalog.substr(body, 1, 15)::bigint - now_ms) > 60000
+       OR pg_catalog.substr(body, 16, 12)::bigint <> 0
+         AND pg_catalog.substr(body, 16, 12)::bigint * 1000 <= now_ms
+     ELSE true END) THEN
+    -- An error, not false: it aborts the transaction, so the request's statements that follow in
+    -- the same round trip never run without the capability. It says nothing of the value.
+    RAISE EXCEPTION 'keyhole: the signed capability was refused'
+      USING ERRCODE = 'invalid_authorization_specification';
   END IF;
   PERFORM pg_catalog.set_config('keyhole.capability',
     pg_catalog.encode(keyhole.hmac_sha256(pg_catalog.convert_to(
       't.' || pg_catalog.pg_backend_pid() || '.'
-        || EXTRACT(epoch FROM pg_catalog.transaction_timestamp()) || '.' || payload,
-      'UTF8'), key.inner_pad, key.outer_pad), 'hex') || payload,
+        || EXTRACT(epoch FROM pg_catalog.transaction_timestamp()) || '.' || body,
+      'UTF8'), key.inner_pad, key.outer_pad), 'hex') || body,
     true);
   RETURN true;
 END
@@ -186,3 +167,42 @@ AS $$
   SELECT claims ->> 's' FROM keyhole.verified_payload() AS claims
 $$;
 REVOKE ALL ON FUNCTION keyhole.subject() FROM PUBLIC;
+
+-- Ends a request on a pooled connection: undoes whatever its statements left in the SESSION,
+-- where it would outlive the transaction and reach the next request, maybe another user's. An SQL
+-- injection running as the runtime role can PREPARE a statement under the name of one the
+-- application sends by name (pg parses a named statement once per connection and then only binds
+-- it), SET search_path or ROLE, LISTEN, hold advisory locks, DECLARE a cursor WITH HOLD, read
+-- currval(), and — with TEMP, which setup revokes — create a table that shadows a guarded one.
+-- This is what DISCARD ALL does, without what makes DISCARD ALL cost a third of a request:
+-- dropping every cached plan, the application's prepared statements and those inside these
+-- functions. Plans hold no session state an injection could plant; SQL-level prepared statements
+-- (`from_sql`: the protocol cannot create those) are the one thing that could, and when there is
+-- any, every prepared statement is dropped and the function returns true: the caller must then
+-- forget the statements it believes parsed (keyhole destroys the connection).
+--
+-- Invoker rights and no SET clause on purpose: it acts on the caller's session, and a SET clause
+-- would restore the settings RESET ALL resets. Every name is schema-qualified.
+CREATE FUNCTION keyhole.reset_session()
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+  planted boolean := EXISTS (
+    SELECT FROM pg_catalog.pg_prepared_statements AS p WHERE p.from_sql);
+BEGIN
+  EXECUTE 'CLOSE ALL';
+  -- RESET ALL leaves the role alone (it is GUC_NO_RESET_ALL).
+  RESET ROLE;
+  RESET ALL;
+  UNLISTEN *;
+  PERFORM pg_catalog.pg_advisory_unlock_all();
+  DISCARD TEMP;
+  DISCARD SEQUENCES;
+  IF planted THEN
+    DEALLOCATE ALL;
+  END IF;
+  RETURN planted;
+END
+$$;
+REVOKE ALL ON FUNCTION keyhole.reset_session() FROM PUBLIC;

@@ -19,6 +19,15 @@ export const KEYHOLE_FUNCTIONS = Object.freeze([
   'keyhole.subject()',
 ])
 
+/**
+ * What setup lets the runtime role execute: the functions above, and `keyhole.reset_session()`
+ * (invoker rights on purpose: it resets the caller's own session; see sql/).
+ */
+export const KEYHOLE_RUNTIME_FUNCTIONS = Object.freeze([
+  ...KEYHOLE_FUNCTIONS,
+  'keyhole.reset_session()',
+])
+
 /** Where keyhole's schema versions are recorded (the runtime role has no access to `keyhole`). */
 export const KEYHOLE_VERSION_TABLE = 'keyhole.schemaversion'
 

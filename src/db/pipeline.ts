@@ -31,11 +31,12 @@ export interface PipelineStatement {
   readonly values?: readonly unknown[] | undefined
   readonly name?: string | undefined
   /**
-   * The statement drops every prepared statement of the session (`DISCARD ALL`): once it has
-   * run, pg's client-side record of parsed statements is cleared too, or pg would skip the Parse
-   * of the next named query and the server would answer "prepared statement does not exist".
+   * Whether the statement, by its result, dropped every prepared statement of the session (as
+   * `keyhole.reset_session()` does when it finds planted ones): then pg's client-side record of
+   * parsed statements is cleared too, or pg would skip the Parse of the next named query and the
+   * server would answer "prepared statement does not exist".
    */
-  readonly discardsPrepared?: boolean | undefined
+  readonly forgetsPrepared?: ((result: PipelineResult) => boolean) | undefined
 }
 
 /** What a pipeline resolves to, per statement: pg's result shape. */
@@ -148,8 +149,8 @@ export class Pipeline {
 
   handleReadyForQuery(connection: PgConnection): void {
     if (this.#rowError === undefined) {
-      for (const s of this.#statements) {
-        if (s.discardsPrepared === true) {
+      for (const [i, s] of this.#statements.entries()) {
+        if (s.forgetsPrepared?.(this.#results[i]!) === true) {
           for (const name of Object.keys(connection.parsedStatements)) {
             delete connection.parsedStatements[name]
           }

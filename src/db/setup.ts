@@ -7,7 +7,7 @@ import { ConfigurationError } from '../errors.ts'
 import { isIdentifier } from '../sql/identifier.ts'
 import {
   applySqlDirectory,
-  KEYHOLE_FUNCTIONS,
+  KEYHOLE_RUNTIME_FUNCTIONS,
   KEYHOLE_VERSION_TABLE,
   keyholeSqlDirectory,
 } from './keyhole-sql.ts'
@@ -206,7 +206,7 @@ export async function setup(
     await client.query('BEGIN')
     await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA keyhole FROM PUBLIC, ${r}`)
-    await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_FUNCTIONS.join(', ')} TO ${r}`)
+    await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_RUNTIME_FUNCTIONS.join(', ')} TO ${r}`)
     await quiet(client)
     if (key !== undefined) {
       const { innerPad, outerPad } = hmacPads(key)

@@ -9,8 +9,10 @@ import { parseSigningKey } from './signing-key.ts'
 /** Signs capabilities with one key. The key is held in a closure, never in a property. */
 export interface CapabilitySigner {
   /**
-   * `base64url(payload) '.' base64url(HMAC-SHA-256(key, 'a.' || base64url(payload)))`, the payload
-   * `{"v":1,"i":<now ms>,"s":subject,"a":admin,"r":roles,"g":[ids per highest role],"e":exp}`.
+   * `hex(HMAC-SHA-256(key, 'a.' || body)) || body`, the body `<now, ms: 15 digits><exp, s: 12
+   * digits, 0 for none>{"s":subject,"a":admin,"r":roles,"g":[ids per highest role]}`. Hex and a
+   * fixed-width prefix because the database verifies it on every request: no base64 or JSON to
+   * decode before the signature and the freshness are checked.
    * `now` (ms) is for tests; the database accepts values issued within the last minute.
    */
   sign(capability: Capability, now?: number): string
@@ -19,6 +21,11 @@ export interface CapabilitySigner {
 // Everything but the issue time depends on the capability alone, and one capability (one request)
 // may open several transactions: compute it once.
 const bodies = new WeakMap<Capability, string>()
+
+/** A non-negative integer as exactly `width` digits (clamped: a time beyond them is "forever"). */
+function digits(value: number, width: number): string {
+  return String(Math.min(Math.floor(value), 10 ** width - 1)).padStart(width, '0')
+}
 
 function body(capability: Capability): string {
   let cached = bodies.get(capability)
@@ -34,13 +41,14 @@ function body(capability: Capability): string {
         ranks[i]!.push(id)
       }
     }
-    cached = JSON.stringify({
-      s: capability.subject,
-      a: capability.isAdmin,
-      r: capability.roles,
-      g: ranks,
-      e: capability.expiresAt ?? null,
-    }).slice(1)
+    cached =
+      digits(capability.expiresAt === undefined ? 0 : Math.max(1, capability.expiresAt), 12) +
+      JSON.stringify({
+        s: capability.subject,
+        a: capability.isAdmin,
+        r: capability.roles,
+        g: ranks,
+      })
     bodies.set(capability, cached)
   }
   return cached
@@ -57,11 +65,8 @@ export function createCapabilitySigner(signingKey: Uint8Array | string): Capabil
   const key = parseSigningKey(signingKey)
   return Object.freeze({
     sign(capability: Capability, now: number = Date.now()): string {
-      const payload = Buffer.from(`{"v":1,"i":${Math.floor(now)},${body(capability)}`).toString(
-        'base64url',
-      )
-      const mac = createHmac('sha256', key).update(`a.${payload}`).digest('base64url')
-      return `${payload}.${mac}`
+      const signed = digits(now, 15) + body(capability)
+      return createHmac('sha256', key).update(`a.${signed}`).digest('hex') + signed
     },
   })
 }

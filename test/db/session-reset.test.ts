@@ -54,20 +54,27 @@ for (const [shape, attack] of attackers) {
     t.same((await sessions.runOne(bob, { ...notesByGroup, values: [k.groupB] })).rows, [
       { body: 'b' },
     ])
-    const poison = `PREPARE notes_by_group(uuid) AS SELECT 'poisoned' AS body WHERE $1 IS NOT NULL`
+    // One statement cannot DEALLOCATE bob's and PREPARE its own: a runOne plants a name bob has
+    // not used on this connection yet (pg would then send its Parse, and the server refuse it).
+    const fresh = { name: `notes_by_group_${shape}`, text: notesByGroup.text }
+    const poison = (name: string) =>
+      `PREPARE ${name}(uuid) AS SELECT 'poisoned' AS body WHERE $1 IS NOT NULL`
     await attack({
       many: [
         'DEALLOCATE ALL',
-        poison,
+        poison(notesByGroup.name),
+        poison(fresh.name),
         'PREPARE keyhole_set_capability(text) AS SELECT true AS accepted WHERE $1 IS NOT NULL',
       ],
-      one: poison,
+      one: poison(fresh.name),
     })
-    t.same(
-      (await sessions.runOne(bob, { ...notesByGroup, values: [k.groupB] })).rows,
-      [{ body: 'b' }],
-      "bob's named statement is his own again",
-    )
+    for (const statement of [notesByGroup, fresh]) {
+      t.same(
+        (await sessions.runOne(bob, { ...statement, values: [k.groupB] })).rows,
+        [{ body: 'b' }],
+        `bob's ${statement.name} is his own`,
+      )
+    }
     t.same(
       await asBob(async (db) => (await db.query('SELECT keyhole.subject() AS s')).rows),
       [{ s: 'bob' }],

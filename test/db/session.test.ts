@@ -115,9 +115,17 @@ t.test('a failure releases the client with the error; success releases it plainl
   await t.rejects(
     sessions.withCapability(alice, async (db) => {
       // The handler swallows an error: the transaction is aborted, COMMIT answers ROLLBACK.
+      await db.query('SELECT 1')
       await db.query('SELECT 1/0').catch(() => {})
     }),
     { message: /rolled back/ },
+  )
+  await t.rejects(
+    sessions.withCapability(alice, async (db) => {
+      // The first statement opened the transaction: its error is the request's.
+      await db.query('SELECT 1/0').catch(() => {})
+    }),
+    { code: '22012' },
   )
   await t.rejects(
     sessions.withCapability(alice, async () => {
@@ -142,7 +150,7 @@ t.test('a failure releases the client with the error; success releases it plainl
   )
   t.same(
     releases.map((r) => (r instanceof Error ? 'error' : r)),
-    [undefined, 'error', 'error', 'error', undefined, 'error', 'error'],
+    [undefined, 'error', 'error', 'error', 'error', undefined, 'error', 'error'],
   )
 })
 
