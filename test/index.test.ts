@@ -18,6 +18,7 @@ t.test('the core entry point exports the public API and nothing framework-specif
     'definePolicies',
     'bindPolicies',
     'renderPolicySql',
+    'renderRecordedPolicySql',
     'deriveCapability',
     'resolveCapabilityOptions',
     'checkRole',
