@@ -31,7 +31,7 @@ import { errorResponse } from '../src/http/error-response.ts'
 import { logDenial } from '../src/http/log-denial.ts'
 import { publicRouteMatcher } from '../src/http/public-routes.ts'
 import { startDatabaseHealth } from '../src/http/database-health.ts'
-import { requestDatabases } from '../src/http/request-database.ts'
+import { requestDatabases, type RequestTransactionMode } from '../src/http/request-database.ts'
 import { tokenSource } from '../src/http/token-source.ts'
 import type { KeyholeOptions } from '../src/options.ts'
 import type { PolicyHandle } from '../src/sql/policies.ts'
@@ -66,7 +66,16 @@ declare module 'fastify' {
     db: PolicyHandle
   }
   interface FastifyContextConfig {
-    keyhole?: { public?: boolean }
+    keyhole?: {
+      /** No token needed (see the plugin's `public` option). */
+      public?: boolean
+      /**
+       * How `request.db`'s statements commit in 'rls' mode: `'request'` (default) in one
+       * transaction with the response; `'statement'` each alone, in one round trip — for routes
+       * that write at most once.
+       */
+      transaction?: RequestTransactionMode
+    }
   }
   interface FastifyInstance {
     keyhole: KeyholeDecoration
@@ -128,6 +137,12 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
   fastify.decorateRequest('capability', null as unknown as Capability)
 
   fastify.addHook('onRoute', (route: RouteOptions) => {
+    const transaction = route.config?.keyhole?.transaction
+    if (transaction !== undefined && transaction !== 'request' && transaction !== 'statement') {
+      throw invalid(
+        `Invalid route config keyhole.transaction on ${route.url}: must be 'request' or 'statement'`,
+      )
+    }
     // A typo in requireRole('moderater') fails at start-up, not on the first request.
     for (const hook of [route.onRequest, route.preValidation, route.preHandler].flat()) {
       const role = (hook as { [kRole]?: string } | undefined)?.[kRole]
@@ -192,7 +207,7 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
   const databases = requestDatabases(db, realm)
   fastify.decorateRequest('db', {
     getter(this: FastifyRequest): PolicyHandle {
-      return databases.handle(this, this.capability)
+      return databases.handle(this, this.capability, this.routeOptions.config.keyhole?.transaction)
     },
   })
   if (!databases.transactional) return

@@ -70,15 +70,30 @@ export function requestTransaction(
   }
 }
 
+/**
+ * How a request's statements commit in 'rls' mode:
+ * - `'request'` (the default): all in one transaction, committed when the response is decided
+ *   (BEGIN and the capability go with the first statement, COMMIT with the response: two round
+ *   trips for a one-statement request);
+ * - `'statement'`: each statement in its own transaction with the capability, committed with it,
+ *   in one round trip. For routes that write at most once: two writes would commit separately.
+ */
+export type RequestTransactionMode = 'request' | 'statement'
+
 /** The `request.db` of every request: one policy-bound handle, and in 'rls' mode one transaction. */
 export interface RequestDatabases {
   /** True in 'rls' mode: the adapter must {@link RequestDatabases.end} each request. */
   readonly transactional: boolean
   /**
    * The handle of the request `key` (the same one on every call). Without a capability (a public
-   * route) it throws 401 `KH_TOKEN_MISSING`: guarded data stays out of reach.
+   * route) it throws 401 `KH_TOKEN_MISSING`: guarded data stays out of reach. In 'rls' mode,
+   * `transaction` says how the request's statements commit (see {@link RequestTransactionMode}).
    */
-  handle(key: object, capability: Capability | null | undefined): PolicyHandle
+  handle(
+    key: object,
+    capability: Capability | null | undefined,
+    transaction?: RequestTransactionMode,
+  ): PolicyHandle
   /** Ends the request's transaction, if it opened one: COMMIT when `ok`, else ROLLBACK. */
   end(key: object, ok: boolean): Promise<void>
 }
@@ -96,12 +111,14 @@ export function requestDatabases(db: ResolvedDatabase, realm: string): RequestDa
   const transactions = new WeakMap<object, RequestTransaction>()
   return {
     transactional: sessions !== undefined,
-    handle(key, capability) {
+    handle(key, capability, transaction = 'request') {
       let handle = handles.get(key)
       if (handle !== undefined) return handle
       if (!capability) throw new TokenError('KH_TOKEN_MISSING', { realm })
       let queryable: Queryable = db.pool
-      if (sessions !== undefined) {
+      if (sessions !== undefined && transaction === 'statement') {
+        queryable = sessions.autocommit(capability)
+      } else if (sessions !== undefined) {
         const transaction = requestTransaction(sessions, capability)
         transactions.set(key, transaction)
         queryable = transaction.queryable
