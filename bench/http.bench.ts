@@ -52,6 +52,8 @@ async function listen(app: FastifyInstance): Promise<string> {
 }
 
 const THREAD_COLUMNS = 'id, group_id, title, created_by, created_at'
+const KEYHOLE = 'keyhole (example app)'
+const GUARD_MODE = "keyhole, 'guard' mode (no RLS)"
 
 /** The floor: no authentication, a plain statement. */
 function floorApp(pool: pg.Pool): FastifyInstance {
@@ -122,6 +124,34 @@ async function jwtApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstanc
   return app
 }
 
+/**
+ * keyhole in 'guard' mode: the example app's routes and schemas, the token checked by keyhole, the
+ * guarded statements on the pool; no signed capability, no RLS. The same pool as the other two
+ * (the superuser's: it bypasses the RLS the example database forces), so this is the comparison
+ * with `@fastify/jwt` + hand-written SQL that changes one thing: who writes the guard.
+ */
+async function keyholeGuardApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
+  const { capabilities } = await import('../plugins/fastify.ts')
+  const { policies } = await import('../example-app/policies.ts')
+  const { threadRoutes } = await import('../example-app/routes/threads.ts')
+  const { sharedSchemas } = await import('../example-app/schemas.ts')
+  const app = Fastify({
+    logger: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  })
+  for (const schema of sharedSchemas) app.addSchema(schema)
+  await app.register(capabilities, {
+    secret: settings.jwtSecret,
+    algorithms: ['HS256'],
+    issuer: settings.jwtIssuer,
+    audience: settings.jwtAudience,
+    database: { pool, policies, mode: 'guard' },
+    checks: false,
+  })
+  await app.register(threadRoutes)
+  return app
+}
+
 interface Settings {
   jwtSecret: string
   jwtIssuer: string
@@ -167,9 +197,11 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     )
     const floor = floorApp(pool)
     const jwt = await jwtApp(pool, settings)
-    servers.push(floor, jwt)
+    const guard = await keyholeGuardApp(pool, settings)
+    servers.push(floor, jwt, guard)
     const urls = {
       'keyhole (example app)': await listen(keyhole),
+      [GUARD_MODE]: await listen(guard),
       'floor: no auth, plain SQL': await listen(floor),
       '@fastify/jwt + hand-written SQL': await listen(jwt),
     }
@@ -264,26 +296,29 @@ export async function run(context: BenchContext): Promise<BenchSection> {
           bad: results.reduce((a, b) => a + b.non2xx + b.errors, 0),
         }
       }
-      const k = mean('keyhole (example app)')
-      for (const baseline of ['floor: no auth, plain SQL', '@fastify/jwt + hand-written SQL']) {
-        const b = mean(baseline)
-        const ratio = k.rps / b.rps
-        rows.push({
-          group: `${scenario.route}, ${scenario.who}`,
-          name: 'keyhole (example app)',
-          ops: k.rps,
-          baseline,
-          baselineOps: b.rps,
-          ratio,
-          note: `p99 ${k.p99} ms vs ${b.p99} ms${k.bad + b.bad > 0 ? `; non-2xx/errors ${k.bad}/${b.bad}` : ''}`,
-        })
-        if (scenario.method === 'POST') {
-          const floorGoal = baseline.startsWith('floor')
-          goals.push({
-            goal: `HTTP POST (${scenario.who}): keyhole ≥ ${floorGoal ? '0.85× the unauthenticated floor' : '1.0× @fastify/jwt + hand-written SQL'}`,
-            measured: `${ratio.toFixed(2)}×`,
-            met: ratio >= (floorGoal ? 0.85 : 1.0),
+      for (const measured of [KEYHOLE, GUARD_MODE]) {
+        const k = mean(measured)
+        for (const baseline of ['floor: no auth, plain SQL', '@fastify/jwt + hand-written SQL']) {
+          const b = mean(baseline)
+          const ratio = k.rps / b.rps
+          rows.push({
+            group: `${scenario.route}, ${scenario.who}`,
+            name: measured,
+            ops: k.rps,
+            baseline,
+            baselineOps: b.rps,
+            ratio,
+            note: `p99 ${k.p99} ms vs ${b.p99} ms${k.bad + b.bad > 0 ? `; non-2xx/errors ${k.bad}/${b.bad}` : ''}`,
           })
+          if (scenario.method === 'POST') {
+            const floorGoal = baseline.startsWith('floor')
+            const who = measured === KEYHOLE ? 'keyhole (RLS mode)' : "keyhole ('guard' mode)"
+            goals.push({
+              goal: `HTTP POST (${scenario.who}): ${who} ≥ ${floorGoal ? '0.85× the unauthenticated floor' : '1.0× @fastify/jwt + hand-written SQL'}`,
+              measured: `${ratio.toFixed(2)}×`,
+              met: ratio >= (floorGoal ? 0.85 : 1.0),
+            })
+          }
         }
       }
     }
@@ -292,8 +327,9 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       rows,
       goals,
       notes: [
-        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} round(s) of the three servers in turn after a 1 s warm-up of each; ops/s = mean requests/s.`,
-        'keyhole: the example app (token verification with its cache, requireRole, a transaction with the signed capability, the guarded statement, RLS forced) as its runtime role. The other two connect as the superuser with a 10-connection pool.',
+        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} round(s) of the four servers in turn after a 1 s warm-up of each; ops/s = mean requests/s.`,
+        "keyhole (example app): token verification with its cache, requireRole, schema validation, the guarded statement with the signed capability in one round trip (the thread routes use `transaction: 'statement'`), RLS forced, as the runtime role. keyhole 'guard' mode: the same routes and token checks, the guarded statement alone, no RLS. The other three connect as the superuser with a 10-connection pool.",
+        'The database does the most work: on this 2-core machine PostgreSQL and the servers share the cores, so the RLS mode ratio is bounded by what set_capability and the policies cost in PostgreSQL per request (bench/rls.bench.ts).',
         'Tokens: HS256, 10 member permissions each. "A new token per request" cycles through a pre-signed list (if a run outlasts it, tokens repeat).',
       ],
     }
