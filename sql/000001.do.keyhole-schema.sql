@@ -7,9 +7,12 @@
 -- The capability travels in two forms:
 --
 -- 1. The application signs it: `hex(HMAC-SHA-256(key, 'a.' || body)) || body`, the body being
---    `<issued at, ms, 15 digits><the token's exp, s, 12 digits, 0 for none><JSON>`, the JSON
---    { s: subject, a: admin, r: roles lowest first, g: group IDs by their highest role (g[n] for
---    r[n]) }. The fixed-width prefix lets set_capability check freshness without parsing JSON.
+--    `<issued at, ms, 15 digits><the token's exp, s, 12 digits, 0 for none><admin: 1 or 0>`
+--    followed by four lines: the roles, lowest first, as an array literal (`{"member",…}`); for
+--    each role, how many groups the holder has with that role or a higher one (`{3,1,0}`); the
+--    group IDs, highest role first (`{"g3","g1","g2"}`), so that a role's groups are a prefix;
+--    the subject as a JSON string. Fixed widths and array literals because the database reads
+--    them on every request: a cast and a slice, where JSON would need a query per call.
 --    It is sent only as a bind parameter of `SELECT keyhole.set_capability($1)`, the first
 --    statement of the request's transaction: it never sits in a setting, so SQL running as the
 --    runtime role cannot read it.
@@ -55,12 +58,12 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION keyhole.hmac_sha256(bytea, bytea, bytea) FROM PUBLIC;
 
--- The verified, transaction-bound payload, or NULL. Invoker rights: only keyhole's SECURITY
+-- The verified, transaction-bound body (see above), or NULL. Invoker rights: only keyhole's SECURITY
 -- DEFINER functions (running as the owner) can read the key through it, and they run it under
 -- their fixed search_path; it has no SET clause of its own, which would cost a settings save and
 -- restore on every call (it runs on every policy check).
 CREATE FUNCTION keyhole.verified_payload()
-RETURNS jsonb
+RETURNS text
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
@@ -82,7 +85,7 @@ BEGIN
      ELSE true END) THEN
     RETURN NULL;
   END IF;
-  RETURN pg_catalog.substr(setting, 92)::jsonb;
+  RETURN pg_catalog.substr(setting, 65);
 END
 $$;
 REVOKE ALL ON FUNCTION keyhole.verified_payload() FROM PUBLIC;
@@ -129,24 +132,24 @@ $$;
 REVOKE ALL ON FUNCTION keyhole.set_capability(text) FROM PUBLIC;
 
 -- The holder's group IDs for `role` or a higher role; '{}' without a valid capability or for a
--- role outside the capability's hierarchy. PL/pgSQL, like the two below: a SQL-language function
--- with a SET clause is never inlined, and runs its query through a slower path on every call.
+-- role outside the capability's hierarchy: the prefix of the ID list that the role's count says.
+-- PL/pgSQL, like the two below: a SQL-language function with a SET clause is never inlined, and
+-- runs its query through a slower path on every call.
 CREATE FUNCTION keyhole.group_ids(role text)
 RETURNS text[]
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  claims jsonb := keyhole.verified_payload();
+  body text := keyhole.verified_payload();
+  rank integer := pg_catalog.array_position(
+    pg_catalog.substr(pg_catalog.split_part(body, E'\n', 1), 29)::text[], role);
 BEGIN
-  RETURN ARRAY(
-    SELECT id.value
-    FROM pg_catalog.jsonb_array_elements(claims -> 'g') WITH ORDINALITY AS rank(ids, n),
-      pg_catalog.jsonb_array_elements_text(rank.ids) AS id(value)
-    WHERE rank.n > (
-      SELECT r.n FROM pg_catalog.jsonb_array_elements_text(claims -> 'r') WITH ORDINALITY AS r(name, n)
-      WHERE r.name = role) - 1
-  );
+  IF rank IS NULL THEN
+    RETURN '{}';
+  END IF;
+  RETURN (pg_catalog.split_part(body, E'\n', 3)::text[])
+    [1:(pg_catalog.split_part(body, E'\n', 2)::integer[])[rank]];
 END
 $$;
 REVOKE ALL ON FUNCTION keyhole.group_ids(text) FROM PUBLIC;
@@ -158,7 +161,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  RETURN COALESCE(keyhole.verified_payload() -> 'a' = 'true'::jsonb, false);
+  RETURN COALESCE(pg_catalog.substr(keyhole.verified_payload(), 28, 1) = '1', false);
 END
 $$;
 REVOKE ALL ON FUNCTION keyhole.is_admin() FROM PUBLIC;
@@ -170,7 +173,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  RETURN keyhole.verified_payload() ->> 's';
+  RETURN pg_catalog.split_part(keyhole.verified_payload(), E'\n', 4)::jsonb #>> '{}';
 END
 $$;
 REVOKE ALL ON FUNCTION keyhole.subject() FROM PUBLIC;

@@ -10,9 +10,9 @@ import { parseSigningKey } from './signing-key.ts'
 export interface CapabilitySigner {
   /**
    * `hex(HMAC-SHA-256(key, 'a.' || body)) || body`, the body `<now, ms: 15 digits><exp, s: 12
-   * digits, 0 for none>{"s":subject,"a":admin,"r":roles,"g":[ids per highest role]}`. Hex and a
-   * fixed-width prefix because the database verifies it on every request: no base64 or JSON to
-   * decode before the signature and the freshness are checked.
+   * digits, 0 for none><admin: 1 or 0><roles>\n<counts>\n<group IDs>\n<subject as JSON>` (see
+   * sql/000001.do.keyhole-schema.sql). Hex, fixed widths and array literals because the database
+   * reads it on every request: no base64 or JSON to decode on the way.
    * `now` (ms) is for tests; the database accepts values issued within the last minute.
    */
   sign(capability: Capability, now?: number): string
@@ -27,28 +27,39 @@ function digits(value: number, width: number): string {
   return String(Math.min(Math.floor(value), 10 ** width - 1)).padStart(width, '0')
 }
 
+/** A PostgreSQL array literal of strings, every element quoted (`{"NULL"}` is not NULL). */
+function arrayLiteral(items: readonly string[]): string {
+  let out = '{'
+  for (const item of items) {
+    // The body's lines are cut at newlines: no line may hold one (role names and group IDs are
+    // validated long before; this is the last guard of the format).
+    if (item.includes('\n')) throw new Error('keyhole: a role or group ID contains a newline')
+    out += `${out.length > 1 ? ',' : ''}"${item.replace(/[\\"]/g, '\\$&')}"`
+  }
+  return `${out}}`
+}
+
 function body(capability: Capability): string {
   let cached = bodies.get(capability)
   if (cached === undefined) {
-    // Each group once, under the highest role that holds it: group_ids(role) unions the ranks from
-    // `role` upwards, and the payload stays small for large capabilities.
+    // Each group once, highest role first, so the groups of a role and those above it are a
+    // prefix of the list; counts[r] says how long that prefix is for roles[r].
     const seen = new Set<string>()
-    const ranks: string[][] = capability.roles.map(() => [])
-    for (let i = capability.roles.length - 1; i >= 0; i--) {
-      for (const id of capability.groups(capability.roles[i]!)) {
+    const ids: string[] = []
+    const counts: number[] = capability.roles.map(() => 0)
+    for (let r = capability.roles.length - 1; r >= 0; r--) {
+      for (const id of capability.groups(capability.roles[r]!)) {
         if (seen.has(id)) continue
         seen.add(id)
-        ranks[i]!.push(id)
+        ids.push(id)
       }
+      counts[r] = ids.length
     }
     cached =
       digits(capability.expiresAt === undefined ? 0 : Math.max(1, capability.expiresAt), 12) +
-      JSON.stringify({
-        s: capability.subject,
-        a: capability.isAdmin,
-        r: capability.roles,
-        g: ranks,
-      })
+      (capability.isAdmin ? '1' : '0') +
+      `${arrayLiteral(capability.roles)}\n{${counts.join(',')}}\n${arrayLiteral(ids)}\n` +
+      JSON.stringify(capability.subject)
     bodies.set(capability, cached)
   }
   return cached
