@@ -109,16 +109,14 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
     monitor: monitorOptions,
     ...tokenOptions
   } = options
-  const adapter = resolveAdapterOptions({
-    public: publicRoutes,
-    logDenials,
-    database,
-    checks,
-    monitor: monitorOptions,
-  })
+  const capabilityOptions = resolveCapabilityOptions(tokenOptions.capability)
+  const adapter = resolveAdapterOptions(
+    { public: publicRoutes, logDenials, database, checks, monitor: monitorOptions },
+    { groupIdType: capabilityOptions.groupIdType },
+  )
   const authenticator = await createAuthenticator(tokenOptions)
   const { realm, cookieName } = authenticator
-  const roles = resolveCapabilityOptions(tokenOptions.capability).hierarchy.roles
+  const roles = capabilityOptions.hierarchy.roles
   const isPublic = publicRouteMatcher(adapter.publicRoutes)
   let monitor: DatabaseMonitor | undefined
 

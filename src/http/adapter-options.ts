@@ -5,6 +5,7 @@
  * caller's object is never mutated.
  */
 import { z } from 'zod'
+import type { GroupIdType } from '../capability/capability.ts'
 import type { CheckDatabaseOptions, CheckQueryable } from '../db/check-database.ts'
 import { resolveCheckOptions } from '../db/checks/options.ts'
 import { KEYHOLE_FUNCTIONS } from '../db/keyhole-sql.ts'
@@ -62,8 +63,11 @@ export interface AdapterOptions {
   database?: DatabaseOptions
   /**
    * Start-up checks (`assertDatabaseSecure`) in `onReady`: the server refuses to start on any
-   * finding. `true` checks the policies' tables (unqualified names as `public.<table>`); an object
-   * adds or overrides `checkDatabase` options.
+   * finding. `true` checks the policies' tables (unqualified names as `public.<table>`) and, in
+   * 'rls' mode, that every policy generated from them is installed exactly as generated (apply
+   * them with `applyPolicies`, `renderRecordedPolicySql` or `keyhole migrate`); an object adds or
+   * overrides `checkDatabase` options (`policies: undefined` falls back to judging the installed
+   * policies' text).
    * @default true when `database` is given
    */
   checks?: boolean | Partial<CheckDatabaseOptions>
@@ -157,11 +161,20 @@ function innermost(issue: z.core.$ZodIssue): z.core.$ZodIssue {
   return { ...inner, path: [...issue.path, ...inner.path] }
 }
 
+/** What the adapter options need to know of the token options. */
+export interface AdapterContext {
+  /** The capability's group-ID type, which the generated policies are compared in. */
+  readonly groupIdType: GroupIdType
+}
+
 /**
  * Validates the adapter's own options (the token options are `createAuthenticator`'s).
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option.
  */
-export function resolveAdapterOptions(options: AdapterOptions): ResolvedAdapterOptions {
+export function resolveAdapterOptions(
+  options: AdapterOptions,
+  context: AdapterContext,
+): ResolvedAdapterOptions {
   const parsed = schema.safeParse(options)
   if (!parsed.success) {
     // zod reports at least one issue on failure; the first names the option.
@@ -193,6 +206,11 @@ export function resolveAdapterOptions(options: AdapterOptions): ResolvedAdapterO
     checks = {
       guardedTables: guardedTables(database.policies),
       keyholeFunctions: [...KEYHOLE_FUNCTIONS],
+      // In 'guard' mode the statements carry the guard; the policies are the second layer that
+      // 'rls' mode relies on, so there they must be exactly the generated ones.
+      ...(database.mode === 'rls'
+        ? { policies: database.policies, groupIdType: context.groupIdType }
+        : {}),
       ...(wantChecks === true ? {} : wantChecks),
     }
     // Fails now, naming the option, rather than in onReady.

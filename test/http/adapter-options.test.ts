@@ -4,7 +4,10 @@
  * `register`; this covers the rules themselves.
  */
 import t from 'tap'
-import { resolveAdapterOptions, type AdapterOptions } from '../../src/http/adapter-options.ts'
+import {
+  resolveAdapterOptions as resolveWith,
+  type AdapterOptions,
+} from '../../src/http/adapter-options.ts'
 import { inGroup } from '../../src/sql/guard.ts'
 import { definePolicies } from '../../src/sql/policies.ts'
 
@@ -17,6 +20,8 @@ const policies = definePolicies({
   'app.posts': { insert: inGroup('group_id', 'member') },
 })
 const database = { pool, policies } as unknown as NonNullable<AdapterOptions['database']>
+const uuidGroups = { groupIdType: 'uuid' } as const
+const resolveAdapterOptions = (options: AdapterOptions) => resolveWith(options, uuidGroups)
 
 t.test('defaults: nothing public, denials logged, no database', async (t) => {
   const resolved = resolveAdapterOptions({})
@@ -40,6 +45,11 @@ t.test('a database: guard mode without a key, rls with one; checks and monitor o
     ],
   })
   t.ok(guard.checks?.keyholeFunctions?.length, "keyhole's own functions are expected")
+  t.equal(
+    guard.checks?.policies,
+    undefined,
+    'guard mode judges the installed policies by their text',
+  )
   t.same(guard.monitor, { intervalMs: 60_000, onFinding: '503' })
 
   const rls = resolveAdapterOptions({
@@ -48,7 +58,8 @@ t.test('a database: guard mode without a key, rls with one; checks and monitor o
     monitor: { intervalMs: 5000, onFinding: 'close' },
   })
   t.match(rls.database, { mode: 'rls', prepared: false })
-  t.match(rls.checks, { migrationRole: 'app_migrator' })
+  t.match(rls.checks, { migrationRole: 'app_migrator', groupIdType: 'uuid' })
+  t.equal(rls.checks?.policies, policies, "rls mode expects exactly the policies' generated SQL")
   t.same(rls.monitor, { intervalMs: 5000, onFinding: 'close' })
 
   t.equal(resolveAdapterOptions({ database, monitor: false }).monitor, undefined)
@@ -56,6 +67,16 @@ t.test('a database: guard mode without a key, rls with one; checks and monitor o
   t.equal(unchecked.checks, undefined)
   t.equal(unchecked.monitor, undefined)
 })
+
+t.test(
+  "rls checks compare the policies in the capability's group-ID type, unless told not to",
+  async (t) => {
+    const rls = { database: { ...database, signingKey: 'k'.repeat(43) } }
+    t.match(resolveWith(rls, { groupIdType: 'bigint' }).checks, { policies, groupIdType: 'bigint' })
+    const textOnly = resolveWith({ ...rls, checks: { policies: undefined } }, uuidGroups)
+    t.equal(textOnly.checks?.policies, undefined)
+  },
+)
 
 t.test('bad options name the option', async (t) => {
   const rows: [string, unknown, RegExp][] = [

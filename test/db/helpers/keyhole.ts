@@ -1,8 +1,8 @@
 /**
  * A database prepared by keyhole's real `setup` and `migrate`: a migration role, a runtime role,
  * the `keyhole` schema with a signing key, and a tiny guarded table `public.notes` whose RLS
- * policies are written by hand against the keyhole functions (the generated ones are tested in
- * migrate.test.ts). Rows are arranged through the superuser pool, which bypasses RLS.
+ * policies are keyhole's recorded policy SQL for {@link notesPolicies}, applied by the migration
+ * as an application would. Rows are arranged through the superuser pool, which bypasses RLS.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, writeFile } from 'node:fs/promises'
@@ -11,7 +11,10 @@ import { join } from 'node:path'
 import pg from 'pg'
 import type { Capability } from '../../../src/capability/capability.ts'
 import { migrate } from '../../../src/db/migrate.ts'
+import { policySql } from '../../../src/db/policy-sql.ts'
 import { setup } from '../../../src/db/setup.ts'
+import { and, inGroup, isSubject } from '../../../src/sql/guard.ts'
+import { definePolicies } from '../../../src/sql/policies.ts'
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.ts'
 import { makeCapability, type CapabilitySpec } from '../../helpers/sql-capability.ts'
 
@@ -49,18 +52,18 @@ ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.notes FORCE ROW LEVEL SECURITY;
 `
 
-function policies(runtime: string): string {
-  const member = `(group_id = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin()))`
-  const moderator = `(group_id = ANY ((SELECT keyhole.group_ids('moderator'))::uuid[]) OR (SELECT keyhole.is_admin()))`
-  const to = `TO "${runtime}"`
-  return `
-CREATE POLICY keyhole_select ON public.notes FOR SELECT ${to} USING ${member};
-CREATE POLICY keyhole_insert ON public.notes FOR INSERT ${to}
-  WITH CHECK (${member} AND owner = (SELECT keyhole.subject()));
-CREATE POLICY keyhole_update ON public.notes FOR UPDATE ${to} USING ${moderator} WITH CHECK ${moderator};
-CREATE POLICY keyhole_delete ON public.notes FOR DELETE ${to} USING ${moderator};
-`
-}
+/**
+ * The notes' rules: members read their groups' notes and write their own into them; moderators
+ * change and delete them.
+ */
+export const notesPolicies = definePolicies({
+  notes: {
+    read: inGroup('group_id', 'member'),
+    insert: and(inGroup('group_id', 'member'), isSubject('owner')),
+    update: inGroup('group_id', 'moderator'),
+    delete: inGroup('group_id', 'moderator'),
+  },
+})
 
 export async function createKeyholeDatabase(t: Teardown): Promise<KeyholeDatabase> {
   const db = await createTestDatabase(t)
@@ -72,7 +75,10 @@ export async function createKeyholeDatabase(t: Teardown): Promise<KeyholeDatabas
   const { signingKey } = await setup(db.url, { migrationRole: migrator, runtimeRole: runtime })
   const dir = await mkdtemp(join(tmpdir(), 'keyhole-migrations-'))
   await writeFile(join(dir, '000001.do.notes.sql'), notes)
-  await writeFile(join(dir, '000002.do.notes-policies.sql'), policies(runtime.name))
+  await writeFile(
+    join(dir, '000002.do.notes-policies.sql'),
+    policySql(notesPolicies, { runtimeRole: runtime.name }),
+  )
   const migratorUrl = db.urlAs(migrator.name, migrator.password)
   await migrate(migratorUrl, { migrationsDir: dir })
   const groupA = randomUUID()
