@@ -1,5 +1,6 @@
 /**
- * `npm run example`: the forum, runnable with one command.
+ * `npm run example`: the forum, runnable with one command (`-- --express`: the same forum on
+ * Express, through `keyhole/express`).
  *
  * With no DATABASE_URL it starts an embedded PostgreSQL whose data lives in example-app/.data/
  * (git-ignored; DATA_DIR moves it; `--fresh` deletes it first). Either way `build()` runs keyhole's setup and the
@@ -10,7 +11,6 @@
 import { rm } from 'node:fs/promises'
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
 import { build } from './app.ts'
-import type { FastifyInstance } from 'fastify'
 import { parseConfig, type ConfigError, type ExampleConfig } from './config.ts'
 import { devAdminToken } from './tokens.ts'
 
@@ -38,17 +38,40 @@ if (databaseUrl === undefined) {
   databaseUrl = embedded.url
 }
 
-let app: FastifyInstance
-try {
-  app = await build({
-    databaseUrl,
-    jwtSecret: config.jwtSecret,
-    jwtIssuer: config.jwtIssuer,
-    jwtAudience: config.jwtAudience,
-    monitorIntervalMs: config.monitorIntervalMs,
-    logger: true,
-  })
+/** What shutdown needs of either server. */
+interface Running {
+  log(message: string, fields: Record<string, unknown>): void
+  /** Stops accepting, waits for in-flight requests, stops the monitor, ends the pool. */
+  close(): Promise<void>
+}
+
+const options = {
+  databaseUrl,
+  jwtSecret: config.jwtSecret,
+  jwtIssuer: config.jwtIssuer,
+  jwtAudience: config.jwtAudience,
+  monitorIntervalMs: config.monitorIntervalMs,
+}
+
+async function start(): Promise<Running> {
+  if (process.argv.includes('--express')) {
+    // Loaded only when asked for: the Fastify forum never loads Express.
+    const { buildExpress } = await import('./express/app.ts')
+    const forum = await buildExpress(options)
+    const url = await forum.listen(config.port, config.host)
+    const log = (message: string, fields: Record<string, unknown>) =>
+      process.stdout.write(`${JSON.stringify({ level: 'info', ...fields, msg: message })}\n`)
+    log('keyhole example forum (Express) listening', { url })
+    return { log, close: () => forum.close() }
+  }
+  const app = await build({ ...options, logger: true })
   await app.listen({ port: config.port, host: config.host })
+  return { log: (message, fields) => app.log.info(fields, message), close: () => app.close() }
+}
+
+let running: Running
+try {
+  running = await start()
 } catch (error) {
   await embedded?.stop()
   // A start-up refusal (an insecure database, an unreachable server) is reported by its message:
@@ -71,11 +94,10 @@ let stopping = false
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return
   stopping = true
-  app.log.info({ signal }, 'shutting down')
+  running.log('shutting down', { signal })
   const timer = setTimeout(() => fail('shutdown took too long'), SHUTDOWN_TIMEOUT_MS)
   timer.unref()
-  // close(): stop accepting, wait for in-flight requests, then the onClose hooks (monitor, pool).
-  await app.close()
+  await running.close()
   await embedded?.stop()
   clearTimeout(timer)
   process.exit(0)

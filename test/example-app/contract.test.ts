@@ -6,333 +6,404 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { signToken } from '../../example-app/tokens.ts'
-import { assertError, startForum, uuidPattern, type Caller } from './helpers/forum.ts'
+import {
+  assertError,
+  forumAdapters,
+  startForum,
+  uuidPattern,
+  type Caller,
+} from './helpers/forum.ts'
 
-const forum = await startForum(t)
-const { groupA, groupB } = forum
+// The same contract, row by row, for the Fastify forum and the Express one.
+for (const adapter of forumAdapters) {
+  t.test(adapter, async (t) => {
+    const forum = await startForum(t, { adapter })
+    const { groupA, groupB } = forum
 
-const strangers: Caller[] = ['carol', 'carolMod', 'nobody']
+    const strangers: Caller[] = ['carol', 'carolMod', 'nobody']
 
-async function threadTitle(id: string): Promise<string | undefined> {
-  const { rows } = await forum.db.pool.query<{ title: string }>(
-    'SELECT title FROM discussion_threads WHERE id = $1',
-    [id],
-  )
-  return rows[0]?.title
-}
+    async function threadTitle(id: string): Promise<string | undefined> {
+      const { rows } = await forum.db.pool.query<{ title: string }>(
+        'SELECT title FROM discussion_threads WHERE id = $1',
+        [id],
+      )
+      return rows[0]?.title
+    }
 
-async function exists(table: 'discussion_threads' | 'posts', id: string): Promise<boolean> {
-  const { rowCount } = await forum.db.pool.query(`SELECT 1 FROM ${table} WHERE id = $1`, [id])
-  return rowCount === 1
-}
+    async function exists(table: 'discussion_threads' | 'posts', id: string): Promise<boolean> {
+      const { rowCount } = await forum.db.pool.query(`SELECT 1 FROM ${table} WHERE id = $1`, [id])
+      return rowCount === 1
+    }
 
-t.test('POST /groups: admins create groups; everyone else is refused with 403', async (t) => {
-  const created = await forum.request('admin', {
-    method: 'POST',
-    url: '/groups',
-    payload: { name: 'group C' },
-  })
-  t.equal(created.statusCode, 201)
-  const group = created.json()
-  t.same(Object.keys(group).sort(), ['id', 'name'])
-  t.match(group, { id: uuidPattern, name: 'group C' })
+    t.test('POST /groups: admins create groups; everyone else is refused with 403', async (t) => {
+      const created = await forum.request('admin', {
+        method: 'POST',
+        url: '/groups',
+        payload: { name: 'group C' },
+      })
+      t.equal(created.statusCode, 201)
+      const group = created.json()
+      t.same(Object.keys(group).sort(), ['id', 'name'])
+      t.match(group, { id: uuidPattern, name: 'group C' })
 
-  const before = await forum.count('groups')
-  for (const caller of ['alice', 'mod', 'carol', 'carolMod', 'nobody'] as const) {
-    const refused = await forum.request(caller, {
-      method: 'POST',
-      url: '/groups',
-      payload: { name: `by ${caller}` },
+      const before = await forum.count('groups')
+      for (const caller of ['alice', 'mod', 'carol', 'carolMod', 'nobody'] as const) {
+        const refused = await forum.request(caller, {
+          method: 'POST',
+          url: '/groups',
+          payload: { name: `by ${caller}` },
+        })
+        assertError(t, refused, 403, 'KH_FORBIDDEN', caller)
+      }
+      t.equal(await forum.count('groups'), before, 'nothing written')
     })
-    assertError(t, refused, 403, 'KH_FORBIDDEN', caller)
-  }
-  t.equal(await forum.count('groups'), before, 'nothing written')
-})
 
-t.test('GET /groups/:groupId/threads: member+ of the group and admins, newest first', async (t) => {
-  const older = await forum.seedThread(groupA, 'alice', 'older')
-  const newer = await forum.seedThread(groupA, 'bob', 'newer')
-  await forum.seedThread(groupB, 'carol', 'in B')
-  const { rows } = await forum.db.pool.query<{ id: string }>(
-    'SELECT id FROM discussion_threads WHERE group_id = $1 ORDER BY created_at DESC, id DESC',
-    [groupA],
-  )
-  for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
-    const response = await forum.request(caller, {
-      method: 'GET',
-      url: `/groups/${groupA}/threads`,
-    })
-    t.equal(response.statusCode, 200, caller)
-    const threads = response.json() as { id: string; group_id: string }[]
-    t.same(
-      threads.map((thread) => thread.id),
-      rows.map((row) => row.id),
-      `${caller}: all of group A's threads, newest first`,
+    t.test(
+      'GET /groups/:groupId/threads: member+ of the group and admins, newest first',
+      async (t) => {
+        const older = await forum.seedThread(groupA, 'alice', 'older')
+        const newer = await forum.seedThread(groupA, 'bob', 'newer')
+        await forum.seedThread(groupB, 'carol', 'in B')
+        const { rows } = await forum.db.pool.query<{ id: string }>(
+          'SELECT id FROM discussion_threads WHERE group_id = $1 ORDER BY created_at DESC, id DESC',
+          [groupA],
+        )
+        for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
+          const response = await forum.request(caller, {
+            method: 'GET',
+            url: `/groups/${groupA}/threads`,
+          })
+          t.equal(response.statusCode, 200, caller)
+          const threads = response.json() as { id: string; group_id: string }[]
+          t.same(
+            threads.map((thread) => thread.id),
+            rows.map((row) => row.id),
+            `${caller}: all of group A's threads, newest first`,
+          )
+          const ids = threads.map((thread) => thread.id)
+          t.ok(ids.indexOf(newer) < ids.indexOf(older), `${caller}: newer before older`)
+          t.match(threads[0], {
+            id: uuidPattern,
+            title: String,
+            group_id: groupA,
+            created_by: String,
+            created_at: String,
+          })
+        }
+        for (const caller of strangers) {
+          const response = await forum.request(caller, {
+            method: 'GET',
+            url: `/groups/${groupA}/threads`,
+          })
+          assertError(t, response, 403, 'KH_FORBIDDEN', caller)
+        }
+      },
     )
-    const ids = threads.map((thread) => thread.id)
-    t.ok(ids.indexOf(newer) < ids.indexOf(older), `${caller}: newer before older`)
-    t.match(threads[0], {
-      id: uuidPattern,
-      title: String,
-      group_id: groupA,
-      created_by: String,
-      created_at: String,
-    })
-  }
-  for (const caller of strangers) {
-    const response = await forum.request(caller, {
-      method: 'GET',
-      url: `/groups/${groupA}/threads`,
-    })
-    assertError(t, response, 403, 'KH_FORBIDDEN', caller)
-  }
-})
 
-t.test(
-  'POST /groups/:groupId/threads: member+ of the group and admins; 403 otherwise',
-  async (t) => {
-    for (const caller of ['alice', 'mod', 'admin'] as const) {
-      const response = await forum.request(caller, {
-        method: 'POST',
-        url: `/groups/${groupA}/threads`,
-        payload: { title: `by ${caller}` },
-      })
-      t.equal(response.statusCode, 201, caller)
-      const thread = response.json()
-      t.same(Object.keys(thread).sort(), ['created_at', 'created_by', 'group_id', 'id', 'title'])
-      t.match(thread, {
-        id: uuidPattern,
-        title: `by ${caller}`,
-        group_id: groupA,
-        created_by: caller,
-      })
-      t.ok(Number.isFinite(Date.parse(thread.created_at)), 'created_at is a timestamp')
-      t.equal(await threadTitle(thread.id), `by ${caller}`, 'written')
-    }
-    const inB = await forum.request('admin', {
-      method: 'POST',
-      url: `/groups/${groupB}/threads`,
-      payload: { title: 'admin anywhere' },
-    })
-    t.equal(inB.statusCode, 201, 'admins create threads in any group')
+    t.test(
+      'POST /groups/:groupId/threads: member+ of the group and admins; 403 otherwise',
+      async (t) => {
+        for (const caller of ['alice', 'mod', 'admin'] as const) {
+          const response = await forum.request(caller, {
+            method: 'POST',
+            url: `/groups/${groupA}/threads`,
+            payload: { title: `by ${caller}` },
+          })
+          t.equal(response.statusCode, 201, caller)
+          const thread = response.json()
+          t.same(Object.keys(thread).sort(), [
+            'created_at',
+            'created_by',
+            'group_id',
+            'id',
+            'title',
+          ])
+          t.match(thread, {
+            id: uuidPattern,
+            title: `by ${caller}`,
+            group_id: groupA,
+            created_by: caller,
+          })
+          t.ok(Number.isFinite(Date.parse(thread.created_at)), 'created_at is a timestamp')
+          t.equal(await threadTitle(thread.id), `by ${caller}`, 'written')
+        }
+        const inB = await forum.request('admin', {
+          method: 'POST',
+          url: `/groups/${groupB}/threads`,
+          payload: { title: 'admin anywhere' },
+        })
+        t.equal(inB.statusCode, 201, 'admins create threads in any group')
 
-    const before = await forum.count('discussion_threads')
-    for (const caller of strangers) {
-      const response = await forum.request(caller, {
-        method: 'POST',
-        url: `/groups/${groupA}/threads`,
-        payload: { title: `by ${caller}` },
-      })
-      assertError(t, response, 403, 'KH_FORBIDDEN', caller)
-    }
-    t.equal(await forum.count('discussion_threads'), before, 'nothing written')
-  },
-)
-
-t.test(
-  'GET /threads/:threadId: member+ of its group and admins; 404 for anyone else',
-  async (t) => {
-    const id = await forum.seedThread(groupA, 'alice', 'readable')
-    for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
-      const response = await forum.request(caller, { method: 'GET', url: `/threads/${id}` })
-      t.equal(response.statusCode, 200, caller)
-      t.match(response.json(), { id, title: 'readable', group_id: groupA, created_by: 'alice' })
-    }
-    const absent = await forum.request('alice', { method: 'GET', url: `/threads/${randomUUID()}` })
-    assertError(t, absent, 404, 'KH_NOT_FOUND', 'a thread that does not exist')
-    for (const caller of strangers) {
-      const response = await forum.request(caller, { method: 'GET', url: `/threads/${id}` })
-      assertError(t, response, 404, 'KH_NOT_FOUND', caller)
-      t.same(response.json(), absent.json(), `${caller}: indistinguishable from a missing thread`)
-    }
-  },
-)
-
-t.test('PATCH /threads/:threadId: its author while a member, moderators, admins', async (t) => {
-  const id = await forum.seedThread(groupA, 'alice', 'first title')
-  const allowed: [Caller, string][] = [
-    ['alice', 'renamed by its author'],
-    ['mod', 'renamed by a moderator'],
-    ['admin', 'renamed by an admin'],
-  ]
-  for (const [caller, title] of allowed) {
-    const response = await forum.request(caller, {
-      method: 'PATCH',
-      url: `/threads/${id}`,
-      payload: { title },
-    })
-    t.equal(response.statusCode, 200, caller)
-    t.match(response.json(), { id, title, group_id: groupA, created_by: 'alice' })
-    t.equal(await threadTitle(id), title)
-  }
-
-  const bob = await forum.request('bob', {
-    method: 'PATCH',
-    url: `/threads/${id}`,
-    payload: { title: 'by bob' },
-  })
-  assertError(t, bob, 403, 'KH_CAPABILITY_DENIED', 'a member who can read it but is not its author')
-
-  for (const caller of strangers) {
-    const response = await forum.request(caller, {
-      method: 'PATCH',
-      url: `/threads/${id}`,
-      payload: { title: `by ${caller}` },
-    })
-    assertError(t, response, 404, 'KH_NOT_FOUND', caller)
-  }
-  const absent = await forum.request('alice', {
-    method: 'PATCH',
-    url: `/threads/${randomUUID()}`,
-    payload: { title: 'nothing' },
-  })
-  assertError(t, absent, 404, 'KH_NOT_FOUND', 'a thread that does not exist')
-  t.equal(await threadTitle(id), 'renamed by an admin', 'refused requests changed nothing')
-})
-
-t.test('PATCH /threads/:threadId: an author who left the group cannot rename it', async (t) => {
-  const id = await forum.seedThread(groupA, 'dave', 'by dave')
-  const daveNowInB = await signToken(forum.settings, {
-    sub: 'dave',
-    permissions: [{ group: groupB, role: 'member' }],
-  })
-  const response = await forum.app.inject({
-    method: 'PATCH',
-    url: `/threads/${id}`,
-    headers: { authorization: `Bearer ${daveNowInB}` },
-    payload: { title: 'still mine?' },
-  })
-  assertError(t, response, 404, 'KH_NOT_FOUND')
-  t.equal(await threadTitle(id), 'by dave')
-})
-
-t.test('DELETE /threads/:threadId: moderators of its group and admins; posts go too', async (t) => {
-  const byMod = await forum.seedThread(groupA, 'alice', 'to be deleted by a moderator')
-  const post = await forum.seedPost(byMod, 'bob')
-  const byAdmin = await forum.seedThread(groupB, 'carol', 'to be deleted by an admin')
-
-  for (const caller of ['alice', 'bob'] as const) {
-    const response = await forum.request(caller, { method: 'DELETE', url: `/threads/${byMod}` })
-    assertError(t, response, 403, 'KH_CAPABILITY_DENIED', `${caller} can read it, not delete it`)
-  }
-  for (const caller of strangers) {
-    const response = await forum.request(caller, { method: 'DELETE', url: `/threads/${byMod}` })
-    assertError(t, response, 404, 'KH_NOT_FOUND', caller)
-  }
-  t.ok(await exists('discussion_threads', byMod), 'refused deletes changed nothing')
-
-  const deleted = await forum.request('mod', { method: 'DELETE', url: `/threads/${byMod}` })
-  t.equal(deleted.statusCode, 204)
-  t.equal(deleted.body, '')
-  t.notOk(await exists('discussion_threads', byMod), 'the thread is gone')
-  t.notOk(await exists('posts', post), 'its posts went with it')
-
-  const again = await forum.request('mod', { method: 'DELETE', url: `/threads/${byMod}` })
-  assertError(t, again, 404, 'KH_NOT_FOUND', 'deleting it again')
-
-  const admin = await forum.request('admin', { method: 'DELETE', url: `/threads/${byAdmin}` })
-  t.equal(admin.statusCode, 204, 'admins delete threads in any group')
-  t.notOk(await exists('discussion_threads', byAdmin))
-})
-
-t.test('GET /threads/:threadId/posts: member+ of its group and admins, oldest first', async (t) => {
-  const thread = await forum.seedThread(groupA, 'alice')
-  const first = await forum.seedPost(thread, 'alice', 'first')
-  const second = await forum.seedPost(thread, 'bob', 'second')
-  const empty = await forum.seedThread(groupA, 'alice')
-  for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
-    const response = await forum.request(caller, { method: 'GET', url: `/threads/${thread}/posts` })
-    t.equal(response.statusCode, 200, caller)
-    const posts = response.json()
-    t.same(
-      posts.map((p: { id: string }) => p.id),
-      [first, second],
-      'oldest first',
+        const before = await forum.count('discussion_threads')
+        for (const caller of strangers) {
+          const response = await forum.request(caller, {
+            method: 'POST',
+            url: `/groups/${groupA}/threads`,
+            payload: { title: `by ${caller}` },
+          })
+          assertError(t, response, 403, 'KH_FORBIDDEN', caller)
+        }
+        t.equal(await forum.count('discussion_threads'), before, 'nothing written')
+      },
     )
-    t.same(Object.keys(posts[0]).sort(), ['author', 'content', 'created_at', 'id', 'thread_id'])
-    t.match(posts[0], { id: first, content: 'first', thread_id: thread, author: 'alice' })
-  }
-  const none = await forum.request('alice', { method: 'GET', url: `/threads/${empty}/posts` })
-  t.equal(none.statusCode, 200)
-  t.same(none.json(), [], 'a readable thread without posts')
-  for (const caller of strangers) {
-    const response = await forum.request(caller, { method: 'GET', url: `/threads/${thread}/posts` })
-    assertError(t, response, 404, 'KH_NOT_FOUND', caller)
-  }
-  const absent = await forum.request('admin', {
-    method: 'GET',
-    url: `/threads/${randomUUID()}/posts`,
-  })
-  assertError(t, absent, 404, 'KH_NOT_FOUND', 'a thread that does not exist')
-})
 
-t.test(
-  'POST /threads/:threadId/posts: member+ of its group and admins; 404 otherwise',
-  async (t) => {
-    const thread = await forum.seedThread(groupA, 'alice')
-    for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
-      const response = await forum.request(caller, {
-        method: 'POST',
-        url: `/threads/${thread}/posts`,
-        payload: { content: `hello from ${caller}` },
+    t.test(
+      'GET /threads/:threadId: member+ of its group and admins; 404 for anyone else',
+      async (t) => {
+        const id = await forum.seedThread(groupA, 'alice', 'readable')
+        for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
+          const response = await forum.request(caller, { method: 'GET', url: `/threads/${id}` })
+          t.equal(response.statusCode, 200, caller)
+          t.match(response.json(), { id, title: 'readable', group_id: groupA, created_by: 'alice' })
+        }
+        const absent = await forum.request('alice', {
+          method: 'GET',
+          url: `/threads/${randomUUID()}`,
+        })
+        assertError(t, absent, 404, 'KH_NOT_FOUND', 'a thread that does not exist')
+        for (const caller of strangers) {
+          const response = await forum.request(caller, { method: 'GET', url: `/threads/${id}` })
+          assertError(t, response, 404, 'KH_NOT_FOUND', caller)
+          t.same(
+            response.json(),
+            absent.json(),
+            `${caller}: indistinguishable from a missing thread`,
+          )
+        }
+      },
+    )
+
+    t.test('PATCH /threads/:threadId: its author while a member, moderators, admins', async (t) => {
+      const id = await forum.seedThread(groupA, 'alice', 'first title')
+      const allowed: [Caller, string][] = [
+        ['alice', 'renamed by its author'],
+        ['mod', 'renamed by a moderator'],
+        ['admin', 'renamed by an admin'],
+      ]
+      for (const [caller, title] of allowed) {
+        const response = await forum.request(caller, {
+          method: 'PATCH',
+          url: `/threads/${id}`,
+          payload: { title },
+        })
+        t.equal(response.statusCode, 200, caller)
+        t.match(response.json(), { id, title, group_id: groupA, created_by: 'alice' })
+        t.equal(await threadTitle(id), title)
+      }
+
+      const bob = await forum.request('bob', {
+        method: 'PATCH',
+        url: `/threads/${id}`,
+        payload: { title: 'by bob' },
       })
-      t.equal(response.statusCode, 201, caller)
-      const post = response.json()
-      t.same(Object.keys(post).sort(), ['author', 'content', 'created_at', 'id', 'thread_id'])
-      t.match(post, {
-        id: uuidPattern,
-        content: `hello from ${caller}`,
-        thread_id: thread,
-        author: caller,
+      assertError(
+        t,
+        bob,
+        403,
+        'KH_CAPABILITY_DENIED',
+        'a member who can read it but is not its author',
+      )
+
+      for (const caller of strangers) {
+        const response = await forum.request(caller, {
+          method: 'PATCH',
+          url: `/threads/${id}`,
+          payload: { title: `by ${caller}` },
+        })
+        assertError(t, response, 404, 'KH_NOT_FOUND', caller)
+      }
+      const absent = await forum.request('alice', {
+        method: 'PATCH',
+        url: `/threads/${randomUUID()}`,
+        payload: { title: 'nothing' },
       })
-      t.ok(await exists('posts', post.id), 'written')
-    }
-    const before = await forum.count('posts')
-    for (const caller of strangers) {
-      const response = await forum.request(caller, {
-        method: 'POST',
-        url: `/threads/${thread}/posts`,
-        payload: { content: `from ${caller}` },
-      })
-      assertError(t, response, 404, 'KH_NOT_FOUND', caller)
-    }
-    const absent = await forum.request('admin', {
-      method: 'POST',
-      url: `/threads/${randomUUID()}/posts`,
-      payload: { content: 'into the void' },
+      assertError(t, absent, 404, 'KH_NOT_FOUND', 'a thread that does not exist')
+      t.equal(await threadTitle(id), 'renamed by an admin', 'refused requests changed nothing')
     })
-    assertError(t, absent, 404, 'KH_NOT_FOUND', 'a thread that does not exist')
-    t.equal(await forum.count('posts'), before, 'nothing written')
-  },
-)
 
-t.test('DELETE /posts/:postId: moderators of its group and admins', async (t) => {
-  const threadA = await forum.seedThread(groupA, 'alice')
-  const threadB = await forum.seedThread(groupB, 'carol')
-  const post = await forum.seedPost(threadA, 'alice')
-  const postB = await forum.seedPost(threadB, 'carol')
+    t.test('PATCH /threads/:threadId: an author who left the group cannot rename it', async (t) => {
+      const id = await forum.seedThread(groupA, 'dave', 'by dave')
+      const daveNowInB = await signToken(forum.settings, {
+        sub: 'dave',
+        permissions: [{ group: groupB, role: 'member' }],
+      })
+      const response = await forum.requestWith(daveNowInB, {
+        method: 'PATCH',
+        url: `/threads/${id}`,
+        payload: { title: 'still mine?' },
+      })
+      assertError(t, response, 404, 'KH_NOT_FOUND')
+      t.equal(await threadTitle(id), 'by dave')
+    })
 
-  for (const caller of ['alice', 'bob'] as const) {
-    const response = await forum.request(caller, { method: 'DELETE', url: `/posts/${post}` })
-    assertError(t, response, 403, 'KH_CAPABILITY_DENIED', `${caller} can read it, not delete it`)
-  }
-  for (const caller of strangers) {
-    const response = await forum.request(caller, { method: 'DELETE', url: `/posts/${post}` })
-    assertError(t, response, 404, 'KH_NOT_FOUND', caller)
-  }
-  t.ok(await exists('posts', post), 'refused deletes changed nothing')
+    t.test(
+      'DELETE /threads/:threadId: moderators of its group and admins; posts go too',
+      async (t) => {
+        const byMod = await forum.seedThread(groupA, 'alice', 'to be deleted by a moderator')
+        const post = await forum.seedPost(byMod, 'bob')
+        const byAdmin = await forum.seedThread(groupB, 'carol', 'to be deleted by an admin')
 
-  const deleted = await forum.request('mod', { method: 'DELETE', url: `/posts/${post}` })
-  t.equal(deleted.statusCode, 204)
-  t.notOk(await exists('posts', post))
-  t.ok(await exists('discussion_threads', threadA), 'the thread stays')
+        for (const caller of ['alice', 'bob'] as const) {
+          const response = await forum.request(caller, {
+            method: 'DELETE',
+            url: `/threads/${byMod}`,
+          })
+          assertError(
+            t,
+            response,
+            403,
+            'KH_CAPABILITY_DENIED',
+            `${caller} can read it, not delete it`,
+          )
+        }
+        for (const caller of strangers) {
+          const response = await forum.request(caller, {
+            method: 'DELETE',
+            url: `/threads/${byMod}`,
+          })
+          assertError(t, response, 404, 'KH_NOT_FOUND', caller)
+        }
+        t.ok(await exists('discussion_threads', byMod), 'refused deletes changed nothing')
 
-  const refusedInB = await forum.request('mod', { method: 'DELETE', url: `/posts/${postB}` })
-  assertError(t, refusedInB, 404, 'KH_NOT_FOUND', "a moderator of A cannot see B's posts")
-  const admin = await forum.request('admin', { method: 'DELETE', url: `/posts/${postB}` })
-  t.equal(admin.statusCode, 204, 'admins delete posts in any group')
-  t.notOk(await exists('posts', postB))
+        const deleted = await forum.request('mod', { method: 'DELETE', url: `/threads/${byMod}` })
+        t.equal(deleted.statusCode, 204)
+        t.equal(deleted.body, '')
+        t.notOk(await exists('discussion_threads', byMod), 'the thread is gone')
+        t.notOk(await exists('posts', post), 'its posts went with it')
 
-  const absent = await forum.request('admin', { method: 'DELETE', url: `/posts/${randomUUID()}` })
-  assertError(t, absent, 404, 'KH_NOT_FOUND', 'a post that does not exist')
-})
+        const again = await forum.request('mod', { method: 'DELETE', url: `/threads/${byMod}` })
+        assertError(t, again, 404, 'KH_NOT_FOUND', 'deleting it again')
+
+        const admin = await forum.request('admin', { method: 'DELETE', url: `/threads/${byAdmin}` })
+        t.equal(admin.statusCode, 204, 'admins delete threads in any group')
+        t.notOk(await exists('discussion_threads', byAdmin))
+      },
+    )
+
+    t.test(
+      'GET /threads/:threadId/posts: member+ of its group and admins, oldest first',
+      async (t) => {
+        const thread = await forum.seedThread(groupA, 'alice')
+        const first = await forum.seedPost(thread, 'alice', 'first')
+        const second = await forum.seedPost(thread, 'bob', 'second')
+        const empty = await forum.seedThread(groupA, 'alice')
+        for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
+          const response = await forum.request(caller, {
+            method: 'GET',
+            url: `/threads/${thread}/posts`,
+          })
+          t.equal(response.statusCode, 200, caller)
+          const posts = response.json()
+          t.same(
+            posts.map((p: { id: string }) => p.id),
+            [first, second],
+            'oldest first',
+          )
+          t.same(Object.keys(posts[0]).sort(), [
+            'author',
+            'content',
+            'created_at',
+            'id',
+            'thread_id',
+          ])
+          t.match(posts[0], { id: first, content: 'first', thread_id: thread, author: 'alice' })
+        }
+        const none = await forum.request('alice', { method: 'GET', url: `/threads/${empty}/posts` })
+        t.equal(none.statusCode, 200)
+        t.same(none.json(), [], 'a readable thread without posts')
+        for (const caller of strangers) {
+          const response = await forum.request(caller, {
+            method: 'GET',
+            url: `/threads/${thread}/posts`,
+          })
+          assertError(t, response, 404, 'KH_NOT_FOUND', caller)
+        }
+        const absent = await forum.request('admin', {
+          method: 'GET',
+          url: `/threads/${randomUUID()}/posts`,
+        })
+        assertError(t, absent, 404, 'KH_NOT_FOUND', 'a thread that does not exist')
+      },
+    )
+
+    t.test(
+      'POST /threads/:threadId/posts: member+ of its group and admins; 404 otherwise',
+      async (t) => {
+        const thread = await forum.seedThread(groupA, 'alice')
+        for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
+          const response = await forum.request(caller, {
+            method: 'POST',
+            url: `/threads/${thread}/posts`,
+            payload: { content: `hello from ${caller}` },
+          })
+          t.equal(response.statusCode, 201, caller)
+          const post = response.json()
+          t.same(Object.keys(post).sort(), ['author', 'content', 'created_at', 'id', 'thread_id'])
+          t.match(post, {
+            id: uuidPattern,
+            content: `hello from ${caller}`,
+            thread_id: thread,
+            author: caller,
+          })
+          t.ok(await exists('posts', post.id), 'written')
+        }
+        const before = await forum.count('posts')
+        for (const caller of strangers) {
+          const response = await forum.request(caller, {
+            method: 'POST',
+            url: `/threads/${thread}/posts`,
+            payload: { content: `from ${caller}` },
+          })
+          assertError(t, response, 404, 'KH_NOT_FOUND', caller)
+        }
+        const absent = await forum.request('admin', {
+          method: 'POST',
+          url: `/threads/${randomUUID()}/posts`,
+          payload: { content: 'into the void' },
+        })
+        assertError(t, absent, 404, 'KH_NOT_FOUND', 'a thread that does not exist')
+        t.equal(await forum.count('posts'), before, 'nothing written')
+      },
+    )
+
+    t.test('DELETE /posts/:postId: moderators of its group and admins', async (t) => {
+      const threadA = await forum.seedThread(groupA, 'alice')
+      const threadB = await forum.seedThread(groupB, 'carol')
+      const post = await forum.seedPost(threadA, 'alice')
+      const postB = await forum.seedPost(threadB, 'carol')
+
+      for (const caller of ['alice', 'bob'] as const) {
+        const response = await forum.request(caller, { method: 'DELETE', url: `/posts/${post}` })
+        assertError(
+          t,
+          response,
+          403,
+          'KH_CAPABILITY_DENIED',
+          `${caller} can read it, not delete it`,
+        )
+      }
+      for (const caller of strangers) {
+        const response = await forum.request(caller, { method: 'DELETE', url: `/posts/${post}` })
+        assertError(t, response, 404, 'KH_NOT_FOUND', caller)
+      }
+      t.ok(await exists('posts', post), 'refused deletes changed nothing')
+
+      const deleted = await forum.request('mod', { method: 'DELETE', url: `/posts/${post}` })
+      t.equal(deleted.statusCode, 204)
+      t.notOk(await exists('posts', post))
+      t.ok(await exists('discussion_threads', threadA), 'the thread stays')
+
+      const refusedInB = await forum.request('mod', { method: 'DELETE', url: `/posts/${postB}` })
+      assertError(t, refusedInB, 404, 'KH_NOT_FOUND', "a moderator of A cannot see B's posts")
+      const admin = await forum.request('admin', { method: 'DELETE', url: `/posts/${postB}` })
+      t.equal(admin.statusCode, 204, 'admins delete posts in any group')
+      t.notOk(await exists('posts', postB))
+
+      const absent = await forum.request('admin', {
+        method: 'DELETE',
+        url: `/posts/${randomUUID()}`,
+      })
+      assertError(t, absent, 404, 'KH_NOT_FOUND', 'a post that does not exist')
+    })
+  })
+}

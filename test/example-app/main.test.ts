@@ -140,6 +140,39 @@ t.test('no JWT_SECRET: prints a working admin token; exits 0 on SIGINT', async (
   t.equal(await exitStatus(running), 0, 'exit status 0 after SIGINT', { stderr: stderrOf(running) })
 })
 
+t.test('--express: the same forum on Express; exits 0 on SIGTERM', async (t) => {
+  const port = await freePort()
+  const secret = 'a-test-secret-of-at-least-32-bytes!'
+  const running = start({ PORT: String(port), JWT_SECRET: secret, DATA_DIR: await dataDir(t) }, [
+    '--express',
+  ])
+  t.teardown(() => running.child.kill('SIGKILL'))
+  t.ok(await healthy(port, running), 'GET /health answers 200', {
+    diagnostic: true,
+    stderr: stderrOf(running),
+  })
+  const token = await signToken(
+    { jwtSecret: secret, jwtIssuer: 'keyhole-example', jwtAudience: 'forum' },
+    { sub: 'ops', permissions: [{ group: '00000000-0000-4000-8000-000000000000', role: 'admin' }] },
+  )
+  const created = await fetch(`http://127.0.0.1:${port}/groups`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'from Express' }),
+  })
+  t.equal(created.status, 201, 'an authenticated request succeeds')
+  const refused = await fetch(`http://127.0.0.1:${port}/groups`, { method: 'POST' })
+  t.equal(refused.status, 401, 'no token: 401')
+  t.match(running.output().stdout, /listening/)
+
+  running.child.kill('SIGTERM')
+  t.equal(await exitStatus(running), 0, 'exit status 0 after SIGTERM', {
+    stderr: stderrOf(running),
+  })
+  const { stdout, stderr } = running.output()
+  t.notOk(stdout.includes(token) || stderr.includes(token), 'the token never reaches the log')
+})
+
 t.test('a bad setting: one line on stderr, exit status 1', async (t) => {
   const running = start({ PORT: 'eighty', JWT_SECRET: 'short' })
   t.equal(await exitStatus(running), 1, 'exit status 1', { stderr: stderrOf(running) })

@@ -1,12 +1,15 @@
 /**
- * A running forum for one test file: a fresh database, `build()` given its superuser URL (so it runs
- * keyhole's setup and the migrations exactly as `main.ts` does, with roles named after the
- * database), two groups arranged directly with the superuser pool, and a token per cast member.
+ * A running forum for one test file: a fresh database, `build()` (Fastify) or `buildExpress()`
+ * given its superuser URL (so it runs keyhole's setup and the migrations exactly as `main.ts` does,
+ * with roles named after the database), two groups arranged directly with the superuser pool, and
+ * a token per cast member. Both forums are driven the same way, so one contract tests both: the
+ * Fastify one through `inject`, the Express one over HTTP on 127.0.0.1.
  */
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, InjectOptions } from 'fastify'
 import { build } from '../../../example-app/app.ts'
+import { buildExpress } from '../../../example-app/express/app.ts'
 import { signToken, type Permission, type TokenSettings } from '../../../example-app/tokens.ts'
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.ts'
 
@@ -24,15 +27,32 @@ export type Caller =
   | 'carolMod' // moderator of group B only
   | 'nobody' // a valid token with no permissions
 
+/** The two forums: the same routes and contract through `keyhole/fastify` and `keyhole/express`. */
+export const forumAdapters = ['fastify', 'express'] as const
+export type ForumAdapter = (typeof forumAdapters)[number]
+
+/** What a test reads of a response, from either forum. */
+export interface ForumResponse {
+  readonly statusCode: number
+  readonly headers: Readonly<Record<string, string | string[] | number | undefined>>
+  readonly body: string
+  /** The body parsed, typed by the test (as `inject`'s response does). */
+  json<T = any>(): T
+}
+
 export interface Forum {
+  readonly adapter: ForumAdapter
+  /** The Fastify forum (undefined for the Express one). */
   readonly app: FastifyInstance
   readonly db: TestDatabase
   readonly settings: TokenSettings
   readonly groupA: string
   readonly groupB: string
   readonly tokens: Readonly<Record<Caller, string>>
-  /** `inject` as `caller` (or with no token when `caller` is undefined). */
-  request(caller: Caller | undefined, options: InjectOptions): Promise<LightMyRequestResponse>
+  /** A request as `caller` (or with no token when `caller` is undefined). */
+  request(caller: Caller | undefined, options: InjectOptions): Promise<ForumResponse>
+  /** A request with this bearer token. */
+  requestWith(token: string, options: InjectOptions): Promise<ForumResponse>
   /** Rows in a forum table, read with the superuser pool (RLS does not hide them). */
   count(table: 'groups' | 'discussion_threads' | 'posts'): Promise<number>
   /** Inserts a thread directly (superuser), returning its id. */
@@ -41,20 +61,63 @@ export interface Forum {
   seedPost(threadId: string, author: string, content?: string): Promise<string>
 }
 
-export async function startForum(t: Teardown, extra: { monitorIntervalMs?: number } = {}) {
+type Send = (options: InjectOptions) => Promise<ForumResponse>
+
+/** `inject`'s options over real HTTP: an object payload is sent as JSON, as `inject` does. */
+function httpSender(base: string): Send {
+  return async ({ method = 'GET', url, headers = {}, payload }) => {
+    const sent: Record<string, string> = {}
+    for (const [name, value] of Object.entries(headers)) {
+      if (value !== undefined) sent[name] = String(value)
+    }
+    let body: string | undefined
+    if (typeof payload === 'string') body = payload
+    else if (payload !== undefined) {
+      body = JSON.stringify(payload)
+      sent['content-type'] ??= 'application/json'
+    }
+    const response = await fetch(`${base}${String(url)}`, { method, headers: sent, body })
+    const text = await response.text()
+    return {
+      statusCode: response.status,
+      headers: Object.fromEntries(response.headers),
+      body: text,
+      json: () => JSON.parse(text),
+    }
+  }
+}
+
+export interface StartOptions {
+  readonly adapter?: ForumAdapter
+  readonly monitorIntervalMs?: number
+}
+
+export async function startForum(t: Teardown, extra: StartOptions = {}): Promise<Forum> {
   const db = await createTestDatabase(t)
   const settings: TokenSettings = {
     jwtSecret: randomBytes(32).toString('base64url'),
     jwtIssuer: 'keyhole-example',
     jwtAudience: 'forum',
   }
-  const app = await build({
+  const options = {
     databaseUrl: db.url,
     ...settings,
     roles: { migration: `${db.prefix}_migrator`, runtime: `${db.prefix}_app` },
     monitorIntervalMs: extra.monitorIntervalMs ?? 60_000,
-  })
-  t.teardown(() => app.close())
+  }
+  const adapter = extra.adapter ?? 'fastify'
+  let app: FastifyInstance | undefined
+  let send: Send
+  if (adapter === 'express') {
+    const forum = await buildExpress(options)
+    t.teardown(() => forum.close())
+    send = httpSender(await forum.listen(0, '127.0.0.1'))
+  } else {
+    const fastify = await build(options)
+    t.teardown(() => fastify.close())
+    app = fastify
+    send = (options) => fastify.inject(options)
+  }
 
   const groups = await db.pool.query<{ id: string }>(
     `INSERT INTO groups (name) VALUES ('group A'), ('group B') RETURNING id`,
@@ -75,7 +138,8 @@ export async function startForum(t: Teardown, extra: { monitorIntervalMs?: numbe
   }
 
   const forum: Forum = {
-    app,
+    adapter,
+    app: app as FastifyInstance,
     db,
     settings,
     groupA,
@@ -86,7 +150,10 @@ export async function startForum(t: Teardown, extra: { monitorIntervalMs?: numbe
         ...options.headers,
       }
       if (caller !== undefined) headers.authorization = `Bearer ${tokens[caller]}`
-      return app.inject({ ...options, headers })
+      return send({ ...options, headers })
+    },
+    requestWith(token, options) {
+      return send({ ...options, headers: { ...options.headers, authorization: `Bearer ${token}` } })
     },
     async count(table) {
       const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)
@@ -113,7 +180,7 @@ export async function startForum(t: Teardown, extra: { monitorIntervalMs?: numbe
 /** Asserts an error response: its status and the body `{ statusCode, error, message, code }`. */
 export function assertError(
   t: Test,
-  response: LightMyRequestResponse,
+  response: ForumResponse,
   statusCode: number,
   code: string,
   message = `${statusCode} ${code}`,

@@ -1,0 +1,152 @@
+/**
+ * The forum on Express: the same database preparation (keyhole's setup and the forum's
+ * migrations, as the migration role), the same restricted runtime role, the same policies, routes
+ * and answers as the Fastify forum (`app.ts`), through `keyhole/express`. Start-up checks run in
+ * `listen()` before the port opens; the monitor re-runs them. (No /docs here: the OpenAPI
+ * description is the Fastify forum's.)
+ */
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
+import {
+  capabilities,
+  keyholeErrors,
+  type KeyholeLogger,
+  type KeyholeMiddleware,
+} from '../../plugins/express.ts'
+import { NotFound } from '../../src/errors.ts'
+import type { BuildOptions } from '../app.ts'
+import { prepareDatabase } from '../database.ts'
+import { policies } from '../policies.ts'
+import { forumRoutes } from './routes.ts'
+
+export type ExpressBuildOptions = Omit<BuildOptions, 'logger'> & {
+  /** Where keyhole logs (denials at info, monitor findings at fatal); default: its own stderr logger. */
+  readonly logger?: KeyholeLogger
+}
+
+export interface ExpressForum {
+  readonly app: express.Express
+  readonly keyhole: KeyholeMiddleware
+  /** Runs the start-up checks (refusing on a finding), then listens; resolves to the base URL. */
+  listen(port: number, host: string): Promise<string>
+  /** Stops accepting, lets in-flight requests finish, stops the monitor and ends the pool. */
+  close(): Promise<void>
+}
+
+const unsupportedMediaType = {
+  statusCode: 415,
+  error: 'Unsupported Media Type',
+  message: 'Unsupported Media Type: send application/json',
+  code: 'UNSUPPORTED_MEDIA_TYPE',
+}
+
+/** A JSON API: a body that is not declared JSON answers 415 before any parsing. */
+const jsonOnly: RequestHandler = (req, res, next) => {
+  // An empty body (Content-Length: 0) is no body: the schemas answer 400, as on Fastify.
+  const empty = req.headers['content-length'] === '0'
+  if (!empty && req.is('application/json') === false) {
+    res.status(415).json(unsupportedMediaType)
+    return
+  }
+  next()
+}
+
+/**
+ * The answers for what is not keyhole's: body-parser's errors (broken JSON: 400 `KH_BAD_REQUEST`,
+ * as the Fastify forum; too large: 413) and anything unexpected (500, details to the log only).
+ */
+function forumErrors(logger: KeyholeLogger | undefined): ErrorRequestHandler {
+  return (error, _req, res, next) => {
+    if (res.headersSent) return next(error)
+    const status = (error as { status?: unknown }).status
+    if (status === 400) {
+      res.status(400).json({
+        statusCode: 400,
+        error: 'Bad Request',
+        message: 'Bad request: the body is not valid JSON',
+        code: 'KH_BAD_REQUEST',
+      })
+      return
+    }
+    if (status === 413) {
+      res.status(413).json({
+        statusCode: 413,
+        error: 'Payload Too Large',
+        message: 'The body is too large',
+        code: 'PAYLOAD_TOO_LARGE',
+      })
+      return
+    }
+    logger?.error({ err: error }, 'request failed')
+    res.status(500).json({
+      statusCode: 500,
+      error: 'Internal Server Error',
+      message: 'Internal server error',
+      code: 'INTERNAL',
+    })
+  }
+}
+
+/** Builds the forum on Express; `listen()` serves it, `close()` ends everything it opened. */
+export async function buildExpress(options: ExpressBuildOptions): Promise<ExpressForum> {
+  const database = await prepareDatabase(options.databaseUrl, options.roles)
+  let keyhole: KeyholeMiddleware
+  try {
+    keyhole = capabilities({
+      secret: options.jwtSecret,
+      algorithms: ['HS256'],
+      issuer: options.jwtIssuer,
+      audience: options.jwtAudience,
+      public: ['/health'],
+      database: { pool: database.pool, policies, signingKey: database.signingKey },
+      checks: true,
+      monitor: { intervalMs: options.monitorIntervalMs ?? 60_000 },
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    })
+  } catch (error) {
+    await database.pool.end()
+    throw error
+  }
+
+  const app = express()
+  app.disable('x-powered-by')
+  // keyhole first: a request without a valid token is refused before its body is even read.
+  app.use(keyhole)
+  app.use(jsonOnly, express.json())
+  app.use(forumRoutes(() => keyhole.assertHealthy()))
+  app.use(() => {
+    throw new NotFound()
+  })
+  app.use(keyholeErrors(), forumErrors(options.logger))
+
+  const server = createServer(app)
+  const close = async () => {
+    if (server.listening) {
+      server.close()
+      await once(server, 'close')
+    }
+    await keyhole.close()
+    await database.pool.end()
+  }
+
+  return {
+    app,
+    keyhole,
+    async listen(port, host) {
+      try {
+        // The checks first: on an insecure database the port never opens.
+        await keyhole.ready({ server })
+        server.listen(port, host)
+        await once(server, 'listening')
+      } catch (error) {
+        await close()
+        throw error
+      }
+      const address = server.address() as AddressInfo
+      return `http://${address.address}:${address.port}`
+    },
+    close,
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The forum's routes on Express: the same paths, rules, statements and answers as the Fastify
+ * routes (`routes/*.ts`), validated by the same schemas. Group-scoped routes answer 403 through
+ * `requireRole` before any database work; thread and post routes leave the decision to the guarded
+ * statements (404 for a row the caller cannot read, 403 for one it can read but not change).
+ */
+import { Router, type Request } from 'express'
+import { requireRole, statementTransactions } from '../../plugins/express.ts'
+import { NotFound } from '../../src/errors.ts'
+import * as schemas from '../schemas.ts'
+import { validate } from './validate.ts'
+
+/** A path parameter, once `validate` has checked it is a canonical UUID. */
+const param = (req: Request, name: string) => String(req.params[name])
+const inGroupFromPath = (req: Request) => param(req, 'groupId')
+const newestFirst = {
+  orderBy: [
+    ['created_at', 'desc'],
+    ['id', 'desc'],
+  ],
+} as const
+const oldestFirst = {
+  orderBy: [
+    ['created_at', 'asc'],
+    ['id', 'asc'],
+  ],
+} as const
+
+/** The forum's routes; `healthy()` throws 503 while keyhole's monitor reports a finding. */
+export function forumRoutes(healthy: () => void): Router {
+  const router = Router()
+  const member = requireRole('member', { group: inGroupFromPath })
+  // Routes that run one statement commit with it, in one round trip.
+  const oneStatement = statementTransactions()
+
+  router.get('/health', (_req, res) => {
+    healthy()
+    res.json({ status: 'ok' })
+  })
+
+  router.post(
+    '/groups',
+    validate(schemas.createGroup),
+    requireRole('admin'),
+    oneStatement,
+    async (req, res) => {
+      res.status(201).json(await req.db.insert('groups', { name: req.body.name }))
+    },
+  )
+
+  router.get(
+    '/groups/:groupId/threads',
+    validate(schemas.listThreads),
+    member,
+    oneStatement,
+    async (req, res) => {
+      const groupId = param(req, 'groupId')
+      res.json(await req.db.select('discussion_threads', { group_id: groupId }, newestFirst))
+    },
+  )
+
+  router.post(
+    '/groups/:groupId/threads',
+    validate(schemas.createThread),
+    member,
+    oneStatement,
+    async (req, res) => {
+      const thread = await req.db.insert('discussion_threads', {
+        group_id: param(req, 'groupId'),
+        title: req.body.title,
+        created_by: req.capability.subject,
+      })
+      res.status(201).json(thread)
+    },
+  )
+
+  router.get('/threads/:threadId', validate(schemas.getThread), oneStatement, async (req, res) => {
+    const [thread] = await req.db.select('discussion_threads', { id: param(req, 'threadId') })
+    if (thread === undefined) throw new NotFound()
+    res.json(thread)
+  })
+
+  router.patch(
+    '/threads/:threadId',
+    validate(schemas.updateThread),
+    oneStatement,
+    async (req, res) => {
+      const { rows } = await req.db.update(
+        'discussion_threads',
+        { id: param(req, 'threadId') },
+        { title: req.body.title },
+      )
+      res.json(rows[0])
+    },
+  )
+
+  router.delete(
+    '/threads/:threadId',
+    validate(schemas.deleteThread),
+    oneStatement,
+    async (req, res) => {
+      await req.db.delete('discussion_threads', { id: param(req, 'threadId') }, { returning: [] })
+      res.status(204).end()
+    },
+  )
+
+  router.get('/threads/:threadId/posts', validate(schemas.listPosts), async (req, res) => {
+    // An empty list must not stand for "no such thread": read the thread through its own guard.
+    const [thread] = await req.db.select('discussion_threads', { id: param(req, 'threadId') })
+    if (thread === undefined) throw new NotFound()
+    res.json(await req.db.select('posts', { thread_id: param(req, 'threadId') }, oldestFirst))
+  })
+
+  router.post('/threads/:threadId/posts', validate(schemas.createPost), async (req, res) => {
+    const post = await req.db.insert('posts', {
+      thread_id: param(req, 'threadId'),
+      content: req.body.content,
+      author: req.capability.subject,
+    })
+    res.status(201).json(post)
+  })
+
+  router.delete('/posts/:postId', validate(schemas.deletePost), async (req, res) => {
+    await req.db.delete('posts', { id: param(req, 'postId') }, { returning: [] })
+    res.status(204).end()
+  })
+
+  return router
+}
