@@ -1,13 +1,10 @@
 /**
- * keyhole for Express 5: `app.use(capabilities(options))` verifies the bearer token of every
- * non-public request after it and sets `req.capability`; `requireRole` guards routes; with the
- * `database` option, `req.db` is the policy-bound handle (one transaction per request in 'rls'
- * mode, committed before the response leaves); `keyholeErrors()` answers keyhole's errors exactly
- * as the Fastify plugin does; `ready()` runs the start-up checks and starts the monitor. The same
- * framework-free core as `keyhole/fastify`; nothing here loads Fastify, and Express itself is only
- * a type import.
+ * keyhole for Express 5: `capabilities(options)` is a middleware that verifies the bearer token of
+ * every non-public request and sets `req.capability`; `requireRole` guards routes; with the
+ * `database` option, `req.db` is the policy-bound handle, one transaction per request in 'rls'
+ * mode; `keyholeErrors()` answers keyhole's errors; `ready()` runs the start-up checks and starts
+ * the monitor. Imports nothing from Express at run time (types only) and nothing from Fastify.
  */
-import type { ServerResponse } from 'node:http'
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Capability } from '../src/capability/capability.ts'
 import { resolveCapabilityOptions } from '../src/capability/derive.ts'
@@ -27,7 +24,8 @@ import { errorResponse } from '../src/http/error-response.ts'
 import { holdResponse } from '../src/http/hold-response.ts'
 import { logDenial } from '../src/http/log-denial.ts'
 import { publicPathMatcher } from '../src/http/public-paths.ts'
-import { requestDatabases, type RequestTransactionMode } from '../src/http/request-database.ts'
+import { requestDatabases, type RequestDatabases } from '../src/http/request-database.ts'
+import { loggerLevels, stderrLogger, type KeyholeLogger } from '../src/http/stderr-logger.ts'
 import { tokenSource } from '../src/http/token-source.ts'
 import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../src/options.ts'
 import type { PolicyHandle } from '../src/sql/policies.ts'
@@ -38,48 +36,46 @@ export type {
   DatabaseOptions,
   MonitorSettings,
 } from '../src/http/adapter-options.ts'
-
-/** A pino-shaped logger (pino itself fits). keyhole never gives it a token or a secret. */
-export interface KeyholeLogger {
-  fatal(details: object, message: string): void
-  error(details: object, message: string): void
-  warn(details: object, message: string): void
-  info(details: object, message: string): void
-  debug(details: object, message: string): void
-}
+export type { KeyholeLogger }
 
 /** The token options (see `KeyholeOptions`) plus the adapter's own. */
 export interface ExpressKeyholeOptions extends KeyholeOptions, AdapterOptions {
   /**
-   * Where keyhole logs: denials at info (`logDenials`), request failures at error, the monitor's
-   * findings at fatal. @default one JSON line on stderr for fatal, error and warn; nothing else
+   * Where keyhole logs: denials at info, failures (5xx) at error, monitor findings at fatal. A
+   * pino-shaped object (`fatal`, `error`, `warn`, `info`, `debug`). Never given a token or secret.
+   * @default fatal, error and warn to stderr as one JSON line each; info and debug dropped
    */
   logger?: KeyholeLogger
 }
 
-/** The middleware, and what an application may ask of keyhole. */
+/** What `capabilities()` returns: the middleware, with what routes and the server may ask of it. */
 export interface KeyholeMiddleware extends RequestHandler {
   /** The realm of `WWW-Authenticate`. */
   readonly realm: string
   /** The role hierarchy, lowest first. */
   readonly roles: readonly string[]
-  /** False while the monitor reports a finding on the database. */
+  /**
+   * Whether requests are served: false before `ready()` resolved (when the database checks are
+   * configured), while the monitor reports a finding, and after `close()`.
+   */
   readonly healthy: boolean
-  /** Throws 503 `KH_UNAVAILABLE` while the monitor reports a finding (for a health route). */
+  /** Throws 503 `KH_UNAVAILABLE` unless {@link KeyholeMiddleware.healthy} (for a health route). */
   assertHealthy(): void
   /**
-   * Imports the keys, runs the start-up checks and starts the monitor; call it before serving.
-   * Until it resolves, with the checks on (the default with `database`), every request answers
-   * 503 `KH_UNAVAILABLE`: a server that forgot it never serves an unchecked database.
-   * @param options.server closed by the monitor with `onFinding: 'close'`
+   * Awaits the key import (a bad key rejects here with `KH_INVALID_OPTIONS`), then runs the
+   * database start-up checks and starts the monitor. Call it before `listen`: until it resolves,
+   * a middleware with database checks answers 503 to every request.
+   * @param options.server closed by the monitor on a finding with `onFinding: 'close'`
    * @throws InsecureDatabase `KH_INSECURE_DATABASE` listing every finding
    */
   ready(options?: { server?: { close(): unknown } }): Promise<void>
-  /** Stops the monitor and drops the verified-token cache. keyhole never ends your pool. */
+  /** Stops the monitor and drops the verified-token cache; every later request answers 503. */
   close(): Promise<void>
 }
 
 declare global {
+  // Express's own augmentation point (@types/express-serve-static-core).
+  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** The verified, frozen capability; `null` on public routes and CORS preflights. */
@@ -90,222 +86,264 @@ declare global {
   }
 }
 
-/** What the middleware leaves on each request for requireRole and keyholeErrors. */
-interface RequestState {
-  readonly roles: readonly string[]
+/** What the middleware leaves on each request for `requireRole` and `keyholeErrors`. */
+interface Context {
   readonly realm: string
+  readonly roles: readonly string[]
   readonly logger: KeyholeLogger
   readonly logDenials: boolean
-  /** How `req.db` commits ('statement' after statementTransactions()). */
-  transaction: RequestTransactionMode
 }
 
-const kState = Symbol('keyhole.request')
-type KeyholeRequest = Request & { [kState]?: RequestState }
+const kContext = Symbol('keyhole.context')
+const kStatement = Symbol('keyhole.statementTransactions')
+const kOpened = Symbol('keyhole.dbOpened')
+
+type KeyholeRequest = Request & {
+  [kContext]?: Context
+  [kStatement]?: true
+  [kOpened]?: true
+}
+
+const fallback: Context = {
+  realm: 'keyhole',
+  roles: [],
+  logger: stderrLogger(),
+  logDenials: true,
+}
 
 function invalid(message: string): ConfigurationError {
   return new ConfigurationError('KH_INVALID_OPTIONS', message)
 }
 
-function serializable(details: object): object {
-  const err = (details as { err?: unknown }).err
-  if (!(err instanceof Error)) return details
-  // JSON.stringify drops an Error's own fields; keep what identifies it (no stack, no values).
-  const code = (err as { code?: unknown }).code
-  return { ...details, err: { type: err.name, message: err.message, code } }
+function contextOf(req: Request): Context {
+  return (req as KeyholeRequest)[kContext] ?? fallback
 }
 
-const quiet = () => {}
-const stderrLine =
-  (level: string) =>
-  (details: object, message: string): void => {
-    process.stderr.write(
-      `${JSON.stringify({ level, time: Date.now(), ...serializable(details), msg: message })}\n`,
-    )
-  }
-
-/** The default logger: what needs an operator's attention, on stderr. */
-const defaultLogger: KeyholeLogger = Object.freeze({
-  fatal: stderrLine('fatal'),
-  error: stderrLine('error'),
-  warn: stderrLine('warn'),
-  info: quiet,
-  debug: quiet,
-})
-
-const loggerShape = ['fatal', 'error', 'warn', 'info', 'debug'] as const
-
-function resolveLogger(logger: unknown): KeyholeLogger {
-  if (logger === undefined) return defaultLogger
-  const valid =
-    typeof logger === 'object' &&
-    logger !== null &&
-    loggerShape.every((level) => typeof (logger as Record<string, unknown>)[level] === 'function')
-  if (!valid) {
-    throw invalid('Invalid option logger: must have fatal, error, warn, info and debug methods')
-  }
-  return logger as KeyholeLogger
+function report(req: Request, error: KeyholeError): void {
+  const context = contextOf(req)
+  if (context.logDenials) logDenial(context.logger, error, req.route?.path, req.capability)
 }
 
-function report(req: KeyholeRequest, error: KeyholeError): void {
-  const state = req[kState]
-  if (state?.logDenials !== true) return
-  const route = req.route === undefined ? undefined : `${req.baseUrl}${String(req.route.path)}`
-  logDenial(state.logger, error, route, req.capability)
+/** keyhole's answer to one of its errors: status, headers and body; 5xx generic, details logged. */
+function answer(res: Response, error: KeyholeError, logger: KeyholeLogger): void {
+  const response = errorResponse(error)
+  let body = response.body
+  if (error.statusCode >= 500) {
+    logger.error({ err: error }, 'keyhole: request failed')
+    body = { ...body, message: errorCatalogue[error.code].message }
+  }
+  res.status(error.statusCode).set(response.headers).json(body)
+}
+
+/** A COMMIT that failed for a reason keyhole has no code for: a 500 that says nothing more. */
+function answerFailure(res: Response, error: unknown, logger: KeyholeLogger): void {
+  if (isKeyholeError(error)) return answer(res, error, logger)
+  logger.error({ err: error }, 'keyhole: the request transaction did not commit')
+  res.status(500).json({
+    statusCode: 500,
+    error: 'Internal Server Error',
+    message: 'Internal Server Error',
+  })
 }
 
 /** A CORS preflight carries no credentials (Fetch standard): never authenticated, no data. */
 const isPreflight = (req: Request) =>
   req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined
 
+function checkLogger(logger: unknown): KeyholeLogger | undefined {
+  if (logger === undefined) return undefined
+  const object = logger as Record<string, unknown> | null
+  if (typeof object !== 'object' || object === null) {
+    throw invalid('Invalid option logger: must be a pino-shaped logger object')
+  }
+  const missing = loggerLevels.find((level) => typeof object[level] !== 'function')
+  if (missing !== undefined) throw invalid(`Invalid option logger.${missing}: must be a function`)
+  return logger as KeyholeLogger
+}
+
 /**
- * The keyhole middleware for Express 5. Created synchronously: every option is validated here
- * (ConfigurationError `KH_INVALID_OPTIONS` naming it), exactly as the Fastify plugin validates
- * them; the keys are imported in the background and `ready()` waits for them.
+ * Defines `req.db`: the request's handle on first use; in 'rls' mode with request transactions,
+ * the response is held at its first byte until the transaction has committed (rolled back for a
+ * status of 400 or more), and a response that closes without finishing rolls back.
+ */
+function attachDatabase(
+  req: KeyholeRequest,
+  res: Response,
+  databases: RequestDatabases,
+  logger: KeyholeLogger,
+): void {
+  Object.defineProperty(req, 'db', {
+    configurable: true,
+    enumerable: false,
+    get(): PolicyHandle {
+      const mode = req[kStatement] === true ? 'statement' : 'request'
+      const handle = databases.handle(req, req.capability, mode)
+      if (req[kOpened] === true) return handle
+      req[kOpened] = true
+      if (!databases.transactional || mode === 'statement') return handle
+      const rollback = () =>
+        databases.end(req, false).catch((error: unknown) => {
+          logger.error({ err: error }, 'keyhole: the request transaction did not roll back')
+        })
+      holdResponse(
+        res,
+        (statusCode) => (statusCode < 400 ? databases.end(req, true) : rollback()),
+        (error) => answerFailure(res, error, logger),
+      )
+      // After a finished response this finds the transaction ended: it only acts on an abort.
+      res.once('close', () => void rollback())
+      return handle
+    },
+  })
+}
+
+/**
+ * The keyhole middleware. Verifies the bearer token of every request that reaches it and sets
+ * `req.capability`, except (`req.capability` is then `null`):
+ * - the `public` entries, matched against `req.path` (relative to where the middleware is
+ *   mounted: the middleware runs before routing), as Express routes (see `public` below);
+ * - CORS preflights (`OPTIONS` with `Access-Control-Request-Method`): browsers send no
+ *   credentials with them; `req.db` refuses them.
+ * Mount it before the routes it protects; mount `keyholeErrors()` after them.
  *
- * What it protects: every request that reaches it — mount it before your routes; routes added
- * before it are outside keyhole — except the `public` paths (matched against `req.path` as
- * Express matches routes) and CORS preflights, which get `req.capability === null`, so `req.db`
- * refuses them. Unknown paths need a token too, so routes cannot be probed.
+ * Fail closed: with the database checks (the default with `database`), every request answers
+ * 503 `KH_UNAVAILABLE` until `ready()` has resolved, so an application that forgets `ready()`
+ * never serves on an unchecked database; and while the monitor reports a finding.
+ *
+ * `public`: `'/health'` is that path, `':id'` one non-empty segment, `'/docs/*'` `/docs` and
+ * everything below; case-insensitive and one trailing slash tolerated, as Express routes (the
+ * app's `case sensitive routing` and `strict routing` are honoured); nothing is decoded.
+ *
+ * Synchronous: every option is validated here (`KH_INVALID_OPTIONS` naming it); the key import
+ * starts here and `ready()` reports its failure; requests wait for it.
  * @example
  * const keyhole = capabilities({
  *   secret: process.env.JWT_SECRET, algorithms: ['HS256'], issuer: 'https://auth.example', audience: 'forum',
  *   public: ['/health'], database: { pool, policies, signingKey },
  * })
- * app.use(keyhole, express.json())
- * app.post('/groups/:groupId/threads', requireRole('member', { group: (req) => req.params.groupId }), handler)
+ * app.use(express.json(), keyhole)
+ * app.get('/threads', async (req, res) => { res.json(await req.db.select('threads')) })
  * app.use(keyholeErrors())
  * await keyhole.ready({ server })
+ * server.listen(3000)
  */
 export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware {
   if (typeof options !== 'object' || options === null) {
-    throw invalid('Invalid keyhole options: expected an object')
+    throw invalid('Invalid options: must be an object')
   }
   const {
-    public: publicPaths,
+    public: publicRoutes,
     logDenials,
     database,
     checks,
     monitor: monitorOptions,
-    logger: loggerOption,
+    logger: givenLogger,
     ...tokenOptions
   } = options
-  // Everything createAuthenticator would refuse, refused now (it only adds the key import).
-  const { realm, cookie: cookieName } = resolveTokenOptions(parseKeyholeOptions(tokenOptions))
-  const capabilityOptions = resolveCapabilityOptions(tokenOptions.capability)
+  const parsed = parseKeyholeOptions(tokenOptions)
+  const { realm, cookie: cookieName } = resolveTokenOptions(parsed)
+  const capabilityOptions = resolveCapabilityOptions(parsed.capability)
   const adapter = resolveAdapterOptions(
-    { public: publicPaths, logDenials, database, checks, monitor: monitorOptions },
+    { public: publicRoutes, logDenials, database, checks, monitor: monitorOptions },
     { groupIdType: capabilityOptions.groupIdType },
   )
-  const logger = resolveLogger(loggerOption)
+  const logger = checkLogger(givenLogger) ?? stderrLogger()
   const roles = capabilityOptions.hierarchy.roles
+  const context: Context = Object.freeze({ realm, roles, logger, logDenials: adapter.logDenials })
   const isPublic = publicPathMatcher(adapter.publicRoutes)
-  const databases =
-    adapter.database === undefined ? undefined : requestDatabases(adapter.database, realm)
+  const databases = adapter.database && requestDatabases(adapter.database, realm)
 
-  const authenticating: Promise<Authenticator> = createAuthenticator(tokenOptions)
-  // A key that fails to import is reported by ready() and by every request, never unhandled.
-  authenticating.catch(quiet)
-
+  let authenticator: Authenticator | undefined
+  const authenticating = createAuthenticator(tokenOptions)
+  // Handled here (a bad key fails ready() and every request), never an unhandled rejection.
+  authenticating.then(
+    (value) => (authenticator = value),
+    () => {},
+  )
   let monitor: DatabaseMonitor | undefined
-  let checked = adapter.checks === undefined
-  let starting: Promise<void> | undefined
-  let server: { close(): unknown } | undefined
-
-  const attachDatabase = (
-    req: KeyholeRequest,
-    res: Response,
-    next: NextFunction,
-    state: RequestState,
-  ) => {
-    const dbs = databases as NonNullable<typeof databases>
-    Object.defineProperty(req, 'db', {
-      configurable: true,
-      enumerable: false,
-      get: () => dbs.handle(req, req.capability, state.transaction),
-    })
-    if (!dbs.transactional) return
-    // COMMIT before the response leaves (a COMMIT failure becomes the response, through the error
-    // handlers); any other end, including a client that went away, rolls back.
-    holdResponse(
-      res as unknown as ServerResponse,
-      (statusCode) => dbs.end(req, statusCode < 400),
-      (error) => next(error),
-    )
-    res.once('close', () => void dbs.end(req, false).catch(quiet))
-  }
+  let readying: Promise<void> | undefined
+  let started = adapter.checks === undefined
+  let closed = false
+  const serving = () => started && !closed && (monitor?.healthy ?? true)
 
   const middleware = async function keyhole(req: Request, res: Response, next: NextFunction) {
     const request = req as KeyholeRequest
-    const state: RequestState = {
-      roles,
-      realm,
-      logger,
-      logDenials: adapter.logDenials,
-      transaction: 'request',
-    }
-    request[kState] = state
-    request.capability = null as unknown as Capability
+    request[kContext] = context
+    req.capability = null as unknown as Capability
+    if (!serving()) throw new ServiceUnavailable()
+    if (databases !== undefined) attachDatabase(request, res, databases, logger)
+    if (isPreflight(req) || isPublicPath(req)) return next()
     try {
-      if (!checked || monitor?.healthy === false) throw new ServiceUnavailable()
-      if (!isPreflight(req) && !isPublic(req.path)) {
-        const authenticator = await authenticating
-        const source = tokenSource(req, cookieName, realm)
-        const { capability, ignored } = await authenticator.authenticate(source)
-        request.capability = capability
-        if (ignored > 0)
-          logger.debug({ keyhole: { ignored } }, 'keyhole: permissions with unknown roles')
+      const source = tokenSource(req, cookieName, realm)
+      const result = await (authenticator ?? (await authenticating)).authenticate(source)
+      req.capability = result.capability
+      if (result.ignored > 0) {
+        logger.debug(
+          { keyhole: { ignored: result.ignored } },
+          'keyhole: permissions with unknown roles',
+        )
       }
     } catch (error) {
-      if (isKeyholeError(error)) report(request, error)
-      return next(error)
+      if (isKeyholeError(error)) report(req, error)
+      throw error
     }
-    if (databases !== undefined) attachDatabase(request, res, next, state)
     next()
-  } as KeyholeMiddleware
+  }
 
-  const instance = Object.defineProperties(middleware, {
+  function isPublicPath(req: Request): boolean {
+    const app = req.app
+    return isPublic(req.path, {
+      caseSensitive: app.get('case sensitive routing') === true,
+      strict: app.get('strict routing') === true,
+    })
+  }
+
+  async function start(server: { close(): unknown } | undefined): Promise<void> {
+    await authenticating
+    const { database: db, checks: checkOptions } = adapter
+    if (db === undefined || checkOptions === undefined) return
+    if (adapter.monitor?.onFinding === 'close' && server === undefined) {
+      throw invalid("Invalid option monitor.onFinding: 'close' needs ready({ server })")
+    }
+    monitor = await startDatabaseHealth({
+      database: db,
+      checks: checkOptions,
+      monitor: adapter.monitor,
+      logger,
+      close: () => server?.close(),
+    })
+    started = true
+  }
+
+  return Object.defineProperties(middleware, {
     realm: { value: realm, enumerable: true },
     roles: { value: roles, enumerable: true },
-    healthy: { get: () => monitor?.healthy ?? true, enumerable: true },
+    healthy: { get: serving, enumerable: true },
     assertHealthy: {
       value() {
-        if (monitor?.healthy === false) throw new ServiceUnavailable()
+        if (!serving()) throw new ServiceUnavailable()
       },
     },
     ready: {
-      value(readyOptions: { server?: { close(): unknown } } = {}): Promise<void> {
-        server = readyOptions.server ?? server
-        starting ??= (async () => {
-          await authenticating
-          const { database: db, checks: checkOptions } = adapter
-          if (db === undefined || checkOptions === undefined) return
-          monitor = await startDatabaseHealth({
-            database: db,
-            checks: checkOptions,
-            monitor: adapter.monitor,
-            logger,
-            close: () => server?.close(),
-          })
-          checked = true
-        })()
-        // A refusal can be retried once the database is fixed.
-        return starting.catch((error: unknown) => {
-          starting = undefined
+      value(options: { server?: { close(): unknown } } = {}) {
+        readying ??= start(options.server).catch((error: unknown) => {
+          readying = undefined
           throw error
         })
+        return readying
       },
     },
     close: {
       async value() {
+        closed = true
         await monitor?.stop()
-        const authenticator = await authenticating.catch(() => undefined)
         authenticator?.close()
       },
     },
-  })
-  return instance
+  }) as KeyholeMiddleware
 }
+
+export default capabilities
 
 export interface RequireRoleOptions {
   /**
@@ -315,19 +353,11 @@ export interface RequireRoleOptions {
   group?: (req: Request) => unknown
 }
 
-function stateOf(req: KeyholeRequest, what: string): RequestState {
-  const state = req[kState]
-  if (state === undefined) {
-    // Fails closed: a guard that runs without keyhole in front of it refuses everything.
-    throw invalid(`${what} needs the keyhole middleware (app.use(capabilities(...))) before it`)
-  }
-  return state
-}
-
 /**
  * A middleware that answers 403 `KH_FORBIDDEN` (`insufficient_scope`) unless the holder has
  * `role` or a higher one (anywhere, or in `group(req)`), or is admin; 401 without a capability.
- * The role is checked against the hierarchy on the first request (Express has no route hook).
+ * The role is checked against the hierarchy on the first request (Express has no route hook): a
+ * role outside it answers 500 `KH_INVALID_OPTIONS`, logged.
  * @example
  * app.post('/groups/:groupId/threads', requireRole('member', { group: (req) => req.params.groupId }), handler)
  */
@@ -339,16 +369,21 @@ export function requireRole(role: string, options: RequireRoleOptions = {}): Req
   if (group !== undefined && typeof group !== 'function') {
     throw invalid('Invalid option requireRole.group: must be a function (req) => groupId')
   }
-  let known: readonly string[] | undefined
+  const known = new WeakSet<Context>()
   return function keyholeRequireRole(req, _res, next) {
-    const request = req as KeyholeRequest
-    const state = stateOf(request, 'requireRole')
-    if (known !== state.roles) {
-      assertRoleKnown(state.roles, role)
-      known = state.roles
-    }
+    const context = (req as KeyholeRequest)[kContext]
     try {
-      const capability = request.capability
+      // Fails closed, and says why: a guard with no keyhole in front of it refuses everything.
+      if (context === undefined) {
+        throw invalid(
+          'requireRole needs the keyhole middleware (app.use(capabilities(…))) before it',
+        )
+      }
+      if (!known.has(context)) {
+        assertRoleKnown(context.roles, role)
+        known.add(context)
+      }
+      const capability = req.capability
       let id: unknown
       if (capability && group !== undefined) {
         id = group(req)
@@ -357,46 +392,46 @@ export function requireRole(role: string, options: RequireRoleOptions = {}): Req
           throw new BadRequest({ message: 'The group ID is missing' })
         }
       }
-      checkRole(capability, role, id, state.realm)
+      checkRole(capability, role, id, context.realm)
     } catch (error) {
-      if (isKeyholeError(error)) report(request, error)
-      throw error
+      if (isKeyholeError(error)) report(req, error)
+      return next(error)
     }
     next()
   }
 }
 
 /**
- * A middleware for routes that write at most once: in 'rls' mode, each of the route's statements
- * commits alone, with the capability, in one round trip (instead of one transaction held until the
- * response). Put it before the handler; it must run before the first use of `req.db`.
+ * Routes that write at most once: `req.db`'s statements (in 'rls' mode) each commit alone, in the
+ * round trip that runs them, instead of in one transaction with the response. Place it before the
+ * handler, before the first use of `req.db`.
+ * @example
+ * app.post('/threads', statementTransactions(), async (req, res) => { res.status(201).json(await req.db.insert('threads', row)) })
  */
 export function statementTransactions(): RequestHandler {
   return function keyholeStatementTransactions(req, _res, next) {
-    stateOf(req as KeyholeRequest, 'statementTransactions').transaction = 'statement'
+    const request = req as KeyholeRequest
+    if (request[kOpened] === true) {
+      return next(invalid('statementTransactions() must come before the first use of req.db'))
+    }
+    request[kStatement] = true
     next()
   }
 }
 
 /**
- * The error handler for keyhole's errors: the status, `WWW-Authenticate` and the
- * `{ statusCode, error, message, code }` body the Fastify plugin answers (5xx with the generic
- * message; the details go to the logger). Every other error, and any error once the headers are
- * sent, goes on to the next error handler. Add it after your routes.
+ * The error handler for keyhole's errors: status, `WWW-Authenticate` and the
+ * `{ statusCode, error, message, code }` body, as the Fastify plugin answers; 5xx with the
+ * catalogue's generic message, the details to the logger at error. Every other error, and any
+ * error once the headers are sent, goes on to `next(err)`. Mount it after the routes.
+ * @example
+ * app.use(keyholeErrors())
+ * app.use(myErrorHandler) // gets everything that is not keyhole's
  */
 export function keyholeErrors(): ErrorRequestHandler {
   return function keyholeErrorHandler(error: unknown, req, res, next) {
     if (!isKeyholeError(error) || res.headersSent) return next(error)
-    const request = req as KeyholeRequest
-    report(request, error)
-    const response = errorResponse(error)
-    let body = response.body
-    if (error.statusCode >= 500) {
-      ;(request[kState]?.logger ?? defaultLogger).error({ err: error }, 'keyhole: request failed')
-      body = { ...body, message: errorCatalogue[error.code].message }
-    }
-    res.status(response.statusCode).set(response.headers).json(body)
+    report(req, error)
+    answer(res, error, contextOf(req).logger)
   }
 }
-
-export default capabilities
