@@ -104,6 +104,8 @@ type KeyholeRequest = Request & {
   [kOpened]?: true
 }
 
+const ignore = () => {}
+
 const fallback: Context = {
   realm: 'keyhole',
   roles: [],
@@ -135,9 +137,11 @@ function answer(res: Response, error: KeyholeError, logger: KeyholeLogger): void
   res.status(error.statusCode).set(response.headers).json(body)
 }
 
-/** A COMMIT that failed for a reason keyhole has no code for: a 500 that says nothing more. */
+/**
+ * A COMMIT that failed (a deferred constraint, a transaction a swallowed SQL error aborted, a lost
+ * connection): a 500 that says nothing more, the details to the log.
+ */
 function answerFailure(res: Response, error: unknown, logger: KeyholeLogger): void {
-  if (isKeyholeError(error)) return answer(res, error, logger)
   logger.error({ err: error }, 'keyhole: the request transaction did not commit')
   res.status(500).json({
     statusCode: 500,
@@ -181,17 +185,15 @@ function attachDatabase(
       if (req[kOpened] === true) return handle
       req[kOpened] = true
       if (!databases.transactional || mode === 'statement') return handle
-      const rollback = () =>
-        databases.end(req, false).catch((error: unknown) => {
-          logger.error({ err: error }, 'keyhole: the request transaction did not roll back')
-        })
       holdResponse(
         res,
-        (statusCode) => (statusCode < 400 ? databases.end(req, true) : rollback()),
+        (statusCode) => databases.end(req, statusCode < 400),
         (error) => answerFailure(res, error, logger),
       )
       // After a finished response this finds the transaction ended: it only acts on an abort.
-      res.once('close', () => void rollback())
+      // A rollback never rejects (the session destroys a client whose ROLLBACK failed); the catch
+      // keeps a change there from ever becoming an unhandled rejection.
+      res.once('close', () => void databases.end(req, false).catch(ignore))
       return handle
     },
   })
@@ -256,10 +258,7 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
   let authenticator: Authenticator | undefined
   const authenticating = createAuthenticator(tokenOptions)
   // Handled here (a bad key fails ready() and every request), never an unhandled rejection.
-  authenticating.then(
-    (value) => (authenticator = value),
-    () => {},
-  )
+  authenticating.then((value) => (authenticator = value), ignore)
   let monitor: DatabaseMonitor | undefined
   let readying: Promise<void> | undefined
   let started = adapter.checks === undefined
