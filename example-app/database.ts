@@ -54,5 +54,9 @@ export async function prepareDatabase(
   const pool = new pg.Pool({
     connectionString: urlAs(privilegedUrl, names.runtime, runtimePassword),
   })
+  // An idle client whose connection dropped (a server restart, or the embedded server stopping
+  // during shutdown) is removed by pg, and the next query connects afresh; without a listener the
+  // 'error' event would crash the process instead (pg's documented advice).
+  pool.on('error', () => {})
   return { pool, signingKey }
 }
