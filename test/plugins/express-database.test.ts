@@ -88,6 +88,10 @@ function routes(app: Express) {
     statementTransactions(),
     write,
   )
+  app.get('/touch', (req, res) => {
+    // The handle alone opens nothing: no statement, no transaction, no round trip.
+    res.json(typeof req.db.select)
+  })
   app.get('/open', async (_req, res) => void res.json(await _req.db.select('notes')))
 }
 
@@ -117,6 +121,7 @@ t.test("'rls': committed with a success, rolled back on 4xx and thrown errors", 
   t.equal(streamed.text, 'written twice', 'writes held until COMMIT are sent in order')
   t.equal(await count('streamed'), 1)
   t.same((await request('GET', '/notes', alice)).json, ['a', 'kept 1', 'kept 2', 'streamed'])
+  t.equal((await request('GET', '/touch', alice)).json, 'function')
   await settled(pool)
 })
 

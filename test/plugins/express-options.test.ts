@@ -120,6 +120,26 @@ t.test(
   },
 )
 
+t.test('a request that arrives while the keys are still importing waits for them', async (t) => {
+  const token = await mint()
+  const keyhole = create(baseOptions)
+  t.teardown(() => keyhole.close())
+  // Called as Express would, in the same tick as the creation.
+  const req = {
+    method: 'GET',
+    path: '/me',
+    headers: { authorization: `Bearer ${token}` },
+    rawHeaders: ['Authorization', `Bearer ${token}`],
+    app: { get: () => undefined },
+  } as unknown as express.Request
+  let nexted: unknown = 'not called'
+  await keyhole(req, {} as express.Response, (error?: unknown) => {
+    nexted = error
+  })
+  t.equal(nexted, undefined)
+  t.equal(req.capability.subject, 'alice')
+})
+
 t.test(
   'a key that fails to import: ready() rejects, requests answer 500, nothing unhandled',
   async (t) => {
