@@ -57,7 +57,7 @@ const jsonOnly: RequestHandler = (req, res, next) => {
  * The answers for what is not keyhole's: body-parser's errors (broken JSON: 400 `KH_BAD_REQUEST`,
  * as the Fastify forum; too large: 413) and anything unexpected (500, details to the log only).
  */
-function forumErrors(logger: KeyholeLogger | undefined): ErrorRequestHandler {
+export function forumErrors(logger: KeyholeLogger | undefined): ErrorRequestHandler {
   return (error, _req, res, next) => {
     if (res.headersSent) return next(error)
     const status = (error as { status?: unknown }).status
@@ -79,7 +79,10 @@ function forumErrors(logger: KeyholeLogger | undefined): ErrorRequestHandler {
       })
       return
     }
-    logger?.error({ err: error }, 'request failed')
+    const err = error instanceof Error ? { type: error.name, message: error.message } : {}
+    if (logger === undefined) {
+      process.stderr.write(`${JSON.stringify({ level: 'error', err, msg: 'request failed' })}\n`)
+    } else logger.error({ err }, 'request failed')
     res.status(500).json({
       statusCode: 500,
       error: 'Internal Server Error',
@@ -122,14 +125,16 @@ export async function buildExpress(options: ExpressBuildOptions): Promise<Expres
   app.use(keyholeErrors(), forumErrors(options.logger))
 
   const server = createServer(app)
-  const close = async () => {
-    if (server.listening) {
-      server.close()
-      await once(server, 'close')
-    }
-    await keyhole.close()
-    await database.pool.end()
-  }
+  let closing: Promise<void> | undefined
+  const close = () =>
+    (closing ??= (async () => {
+      if (server.listening) {
+        server.close()
+        await once(server, 'close')
+      }
+      await keyhole.close()
+      await database.pool.end()
+    })())
 
   return {
     app,

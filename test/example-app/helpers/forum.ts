@@ -42,6 +42,8 @@ export interface ForumResponse {
 
 export interface Forum {
   readonly adapter: ForumAdapter
+  /** The Express forum's address (undefined for the Fastify one, driven through `inject`). */
+  readonly baseUrl: string | undefined
   /** The Fastify forum (undefined for the Express one). */
   readonly app: FastifyInstance
   readonly db: TestDatabase
@@ -107,11 +109,13 @@ export async function startForum(t: Teardown, extra: StartOptions = {}): Promise
   }
   const adapter = extra.adapter ?? 'fastify'
   let app: FastifyInstance | undefined
+  let baseUrl: string | undefined
   let send: Send
   if (adapter === 'express') {
     const forum = await buildExpress(options)
     t.teardown(() => forum.close())
-    send = httpSender(await forum.listen(0, '127.0.0.1'))
+    baseUrl = await forum.listen(0, '127.0.0.1')
+    send = httpSender(baseUrl)
   } else {
     const fastify = await build(options)
     t.teardown(() => fastify.close())
@@ -139,6 +143,7 @@ export async function startForum(t: Teardown, extra: StartOptions = {}): Promise
 
   const forum: Forum = {
     adapter,
+    baseUrl,
     app: app as FastifyInstance,
     db,
     settings,
