@@ -22,10 +22,10 @@ import { resolveAdapterOptions, type AdapterOptions } from '../src/http/adapter-
 import { startDatabaseHealth } from '../src/http/database-health.ts'
 import { errorResponse } from '../src/http/error-response.ts'
 import { holdResponse } from '../src/http/hold-response.ts'
+import { resolveLogger, stderrLogger, type KeyholeLogger } from '../src/http/keyhole-logger.ts'
 import { logDenial } from '../src/http/log-denial.ts'
 import { publicPathMatcher } from '../src/http/public-paths.ts'
 import { requestDatabases, type RequestDatabases } from '../src/http/request-database.ts'
-import { loggerLevels, stderrLogger, type KeyholeLogger } from '../src/http/stderr-logger.ts'
 import { tokenSource } from '../src/http/token-source.ts'
 import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../src/options.ts'
 import type { PolicyHandle } from '../src/sql/policies.ts'
@@ -66,10 +66,14 @@ export interface KeyholeMiddleware extends RequestHandler {
    * database start-up checks and starts the monitor. Call it before `listen`: until it resolves,
    * a middleware with database checks answers 503 to every request.
    * @param options.server closed by the monitor on a finding with `onFinding: 'close'`
-   * @throws InsecureDatabase `KH_INSECURE_DATABASE` listing every finding
+   * @throws InsecureDatabase `KH_INSECURE_DATABASE` listing every finding (retry once fixed);
+   *   ServiceUnavailable `KH_UNAVAILABLE` after `close()`
    */
   ready(options?: { server?: { close(): unknown } }): Promise<void>
-  /** Stops the monitor and drops the verified-token cache; every later request answers 503. */
+  /**
+   * Stops the monitor (after a `ready()` in flight) and drops the verified-token cache; every later
+   * request answers 503. keyhole never ends your pool.
+   */
   close(): Promise<void>
 }
 
@@ -153,17 +157,6 @@ function answerFailure(res: Response, error: unknown, logger: KeyholeLogger): vo
 /** A CORS preflight carries no credentials (Fetch standard): never authenticated, no data. */
 const isPreflight = (req: Request) =>
   req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined
-
-function checkLogger(logger: unknown): KeyholeLogger | undefined {
-  if (logger === undefined) return undefined
-  const object = logger as Record<string, unknown> | null
-  if (typeof object !== 'object' || object === null) {
-    throw invalid('Invalid option logger: must be a pino-shaped logger object')
-  }
-  const missing = loggerLevels.find((level) => typeof object[level] !== 'function')
-  if (missing !== undefined) throw invalid(`Invalid option logger.${missing}: must be a function`)
-  return logger as KeyholeLogger
-}
 
 /**
  * Defines `req.db`: the request's handle on first use; in 'rls' mode with request transactions,
@@ -249,7 +242,7 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
     { public: publicRoutes, logDenials, database, checks, monitor: monitorOptions },
     { groupIdType: capabilityOptions.groupIdType },
   )
-  const logger = checkLogger(givenLogger) ?? stderrLogger()
+  const logger = resolveLogger(givenLogger)
   const roles = capabilityOptions.hierarchy.roles
   const context: Context = Object.freeze({ realm, roles, logger, logDenials: adapter.logDenials })
   const isPublic = publicPathMatcher(adapter.publicRoutes)
@@ -325,6 +318,7 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
     },
     ready: {
       value(options: { server?: { close(): unknown } } = {}) {
+        if (closed) return Promise.reject(new ServiceUnavailable({ message: 'keyhole was closed' }))
         readying ??= start(options.server).catch((error: unknown) => {
           readying = undefined
           throw error
@@ -335,6 +329,8 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
     close: {
       async value() {
         closed = true
+        // A ready() in flight finishes first, so the monitor it starts is stopped too.
+        await readying?.catch(ignore)
         await monitor?.stop()
         authenticator?.close()
       },

@@ -1,10 +1,11 @@
 /**
- * The logger an adapter uses when the application gives none (Express has no logger of its own):
- * fatal, error and warn go to stderr as one JSON line each, pino's shape (`level`, `time`, `msg`
- * and the details); info and debug are dropped. An error is written as its name, code and message
+ * The logger option of adapters without a logger of their own (Express): a pino-shaped object,
+ * checked when the adapter is created. Without one, fatal, error and warn go to stderr as one JSON
+ * line each, pino's shape (`level`, `time`, `msg` and the details); info and debug are dropped. An error is written as its name, code and message
  * (no stack, no cause, no enumerable extras): keyhole's messages never carry a token or a secret,
  * and this keeps whatever a library hung on its error out of the log.
  */
+import { ConfigurationError } from '../errors.ts'
 
 /** The pino-shaped logger keyhole writes to: `logger.error({ err }, 'message')`. */
 export interface KeyholeLogger {
@@ -15,8 +16,7 @@ export interface KeyholeLogger {
   debug(details: object, message: string): void
 }
 
-/** The method names a {@link KeyholeLogger} must have. */
-export const loggerLevels = ['fatal', 'error', 'warn', 'info', 'debug'] as const
+const levels = ['fatal', 'error', 'warn', 'info', 'debug'] as const
 
 function describe(value: unknown): unknown {
   if (!(value instanceof Error)) return value
@@ -44,4 +44,28 @@ export function stderrLogger(
     info: drop,
     debug: drop,
   })
+}
+
+/**
+ * The `logger` option: the given logger, or {@link stderrLogger} when there is none.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the missing method
+ */
+export function resolveLogger(logger: unknown): KeyholeLogger {
+  if (logger === undefined) return stderrLogger()
+  if (typeof logger !== 'object' || logger === null) {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      'Invalid option logger: must be a pino-shaped logger object',
+    )
+  }
+  const missing = levels.find(
+    (level) => typeof (logger as Record<string, unknown>)[level] !== 'function',
+  )
+  if (missing !== undefined) {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      `Invalid option logger.${missing}: must be a function`,
+    )
+  }
+  return logger as KeyholeLogger
 }

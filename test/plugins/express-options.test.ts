@@ -13,7 +13,7 @@ import {
   type ExpressKeyholeOptions,
   type KeyholeLogger,
 } from '../../plugins/express.ts'
-import { stderrLogger } from '../../src/http/stderr-logger.ts'
+import { stderrLogger } from '../../src/http/keyhole-logger.ts'
 import { definePolicies } from '../../src/sql/policies.ts'
 import {
   baseOptions,

@@ -147,3 +147,25 @@ t.test('checks: false serves at once, without ready()', async (t) => {
   const { request } = await startApp(t, { ...database(), checks: false }, routes, { ready: false })
   t.equal((await request('GET', '/notes', alice)).status, 200)
 })
+
+t.test('close() stops the monitor, even one a ready() in flight was starting', async (t) => {
+  const pool = runtimePool()
+  let queries = 0
+  const query = pool.query.bind(pool)
+  pool.query = ((...args: Parameters<typeof query>) => {
+    queries++
+    return query(...args)
+  }) as typeof pool.query
+  const { keyhole } = await startApp(t, { ...database(pool), monitor: { intervalMs: 5 } }, routes, {
+    ready: false,
+  })
+  const starting = keyhole.ready()
+  await keyhole.close()
+  await t.resolves(starting, 'the checks it started ran to the end')
+  const after = queries
+  t.ok(after > 0)
+  // Many monitor intervals later, nothing more reached the database.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(queries, after)
+  await t.rejects(keyhole.ready(), { code: 'KH_UNAVAILABLE', message: /closed/ })
+})
