@@ -65,7 +65,8 @@ export interface KeyholeMiddleware extends RequestHandler {
    * Awaits the key import (a bad key rejects here with `KH_INVALID_OPTIONS`), then runs the
    * database start-up checks and starts the monitor. Call it before `listen`: until it resolves,
    * a middleware with database checks answers 503 to every request.
-   * @param options.server closed by the monitor on a finding with `onFinding: 'close'`
+   * @param options.server closed by the monitor on a finding with `onFinding: 'close'`, which
+   *   also closes keyhole (as `close()`: every later request answers 503)
    * @throws InsecureDatabase `KH_INSECURE_DATABASE` listing every finding (retry once fixed);
    *   ServiceUnavailable `KH_UNAVAILABLE` after `close()`
    */
@@ -302,9 +303,21 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
       checks: checkOptions,
       monitor: adapter.monitor,
       logger,
-      close: () => server?.close(),
+      // As Fastify's close(): the server stops accepting and keyhole serves nothing any more.
+      close: () => {
+        void shutdown()
+        return server?.close()
+      },
     })
     started = true
+  }
+
+  async function shutdown(): Promise<void> {
+    closed = true
+    // A ready() in flight finishes first, so the monitor it starts is stopped too.
+    await readying?.catch(ignore)
+    await monitor?.stop()
+    authenticator?.close()
   }
 
   return Object.defineProperties(middleware, {
@@ -326,15 +339,7 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
         return readying
       },
     },
-    close: {
-      async value() {
-        closed = true
-        // A ready() in flight finishes first, so the monitor it starts is stopped too.
-        await readying?.catch(ignore)
-        await monitor?.stop()
-        authenticator?.close()
-      },
-    },
+    close: { value: shutdown },
   }) as KeyholeMiddleware
 }
 

@@ -117,8 +117,8 @@ t.test('the monitor: 503 KH_UNAVAILABLE while it has a finding, then serving aga
   t.equal((await request('GET', '/notes', alice)).status, 200)
 })
 
-t.test("the monitor in 'close' mode closes the server given to ready()", async (t) => {
-  const { server } = await startApp(
+t.test("the monitor in 'close' mode closes the server given to ready(), and keyhole", async (t) => {
+  const { server, keyhole } = await startApp(
     t,
     { ...database(), monitor: { intervalMs: 20, onFinding: 'close' } },
     routes,
@@ -128,6 +128,9 @@ t.test("the monitor in 'close' mode closes the server given to ready()", async (
   t.teardown(() => k.db.pool.query('ALTER TABLE notes FORCE ROW LEVEL SECURITY'))
   await closed
   t.equal(server.listening, false)
+  await k.db.pool.query('ALTER TABLE notes FORCE ROW LEVEL SECURITY')
+  t.equal(keyhole.healthy, false, 'for good: a fixed database does not reopen it')
+  await t.rejects(keyhole.ready(), { code: 'KH_UNAVAILABLE' })
 })
 
 t.test("'close' mode without a server to close: ready() refuses", async (t) => {
