@@ -29,6 +29,7 @@ import { requestDatabases, type RequestDatabases } from '../src/http/request-dat
 import { tokenSource } from '../src/http/token-source.ts'
 import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../src/options.ts'
 import type { PolicyHandle } from '../src/sql/policies.ts'
+import { checkKeyOptions } from '../src/token/keys.ts'
 import { createAuthenticator, type Authenticator } from '../src/token/authenticate.ts'
 
 export type {
@@ -238,6 +239,8 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
   } = options
   const parsed = parseKeyholeOptions(tokenOptions)
   const { realm, cookie: cookieName } = resolveTokenOptions(parsed)
+  // The key sources and a short secret too; only the import itself is left to ready().
+  checkKeyOptions(parsed)
   const capabilityOptions = resolveCapabilityOptions(parsed.capability)
   const adapter = resolveAdapterOptions(
     { public: publicRoutes, logDenials, database, checks, monitor: monitorOptions },

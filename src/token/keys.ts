@@ -38,10 +38,7 @@ async function importSecret(
   const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Uint8Array.from(secret)
   const keys = new Map<string, CryptoKey>()
   for (const alg of algorithms) {
-    if (bytes.length < hashBytes[alg]) {
-      throw invalid(`secret: ${alg} needs a secret of at least ${hashBytes[alg]} bytes`)
-    }
-    // Imported once as a non-extractable CryptoKey bound to its hash, so jose neither re-imports
+    // Long enough: checkKeyOptions refused a shorter secret. Imported once as a non-extractable CryptoKey bound to its hash, so jose neither re-imports
     // it per request nor can use it with another HMAC.
     const key = await webcrypto.subtle.importKey(
       'raw',
@@ -178,11 +175,20 @@ function userKey(getKey: NonNullable<KeyholeOptions['getKey']>): KeyResolver {
   }
 }
 
+/** Bytes of a secret, as jose will see them (a string as UTF-8). */
+const secretLength = (secret: string | Uint8Array) =>
+  typeof secret === 'string' ? Buffer.byteLength(secret, 'utf8') : secret.length
+
 /**
- * Checks the key source against the algorithms and imports it once.
+ * Every check of the key options that needs no import, synchronously: exactly one key source, one
+ * that fits the algorithms, and an HMAC secret at least as long as each HS algorithm's hash. Only
+ * the import itself (a PEM or JWK that does not parse, a weak RSA key) is left to
+ * {@link createKeyResolver}. Returns the source.
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option
  */
-export async function createKeyResolver(options: KeyOptions): Promise<KeyResolver> {
+export function checkKeyOptions(
+  options: KeyOptions,
+): 'secret' | 'publicKey' | 'jwksUrl' | 'getKey' {
   const { algorithms } = options
   const hmac = algorithms.filter(isHmac)
   if (hmac.length > 0 && hmac.length < algorithms.length) {
@@ -199,13 +205,31 @@ export async function createKeyResolver(options: KeyOptions): Promise<KeyResolve
   if (options.jwks !== undefined && options.jwksUrl === undefined) {
     throw invalid('jwks: only with jwksUrl')
   }
-  const source = sources[0]
+  const source = sources[0] as (typeof sources)[number]
   if (source === 'secret') {
     if (hmac.length === 0) throw invalid('secret: only with HS algorithms')
-    return importSecret(options.secret as string | Uint8Array, hmac)
+    const length = secretLength(options.secret as string | Uint8Array)
+    for (const alg of hmac) {
+      if (length < hashBytes[alg]) {
+        throw invalid(`secret: ${alg} needs a secret of at least ${hashBytes[alg]} bytes`)
+      }
+    }
+  } else if (source !== 'getKey' && hmac.length > 0) {
+    throw invalid(`${source}: HS algorithms need a secret`)
   }
+  return source
+}
+
+/**
+ * Checks the key source against the algorithms ({@link checkKeyOptions}) and imports it once.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option
+ */
+export async function createKeyResolver(options: KeyOptions): Promise<KeyResolver> {
+  const { algorithms } = options
+  const hmac = algorithms.filter(isHmac)
+  const source = checkKeyOptions(options)
+  if (source === 'secret') return importSecret(options.secret as string | Uint8Array, hmac)
   if (source === 'getKey') return userKey(options.getKey as NonNullable<KeyOptions['getKey']>)
-  if (hmac.length > 0) throw invalid(`${source}: HS algorithms need a secret`)
   if (source === 'publicKey') {
     return importPublicKey(options.publicKey as NonNullable<KeyOptions['publicKey']>, algorithms)
   }

@@ -28,6 +28,12 @@ import {
 const pool = { query: async () => ({ rows: [] }), connect: async () => ({}) }
 const policies = definePolicies({})
 const create = (options: unknown) => capabilities(options as ExpressKeyholeOptions)
+/** Options that pass every check but the import: a PEM whose body is not a key. */
+const unimportable = {
+  secret: undefined,
+  algorithms: ['RS256' as const],
+  publicKey: '-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----',
+}
 
 t.test('bad options throw when the middleware is created, naming the option', async (t) => {
   const logger = memoryLogger()
@@ -80,6 +86,8 @@ t.test('bad options throw when the middleware is created, naming the option', as
       /logger\.fatal/,
     ],
     ['console as the logger', { ...baseOptions, logger: console }, /logger\.fatal/],
+    ['a secret shorter than the hash', { ...baseOptions, secret: 'too-short' }, /secret/],
+    ['two key sources', { ...baseOptions, jwksUrl: 'https://id.example/jwks' }, /exactly one/],
   ]
   for (const [name, options, names] of cases) {
     t.throws(() => create(options), { code: 'KH_INVALID_OPTIONS', message: names }, name)
@@ -149,11 +157,11 @@ t.test(
     t.teardown(() => void process.off('unhandledRejection', onUnhandled))
     const { keyhole, request, logger } = await startApp(
       t,
-      { secret: 'too-short' },
+      unimportable,
       (app) => app.get('/me', (_req, res) => void res.send('unreachable')),
       { ready: false },
     )
-    await t.rejects(keyhole.ready(), { code: 'KH_INVALID_OPTIONS', message: /secret/ })
+    await t.rejects(keyhole.ready(), { code: 'KH_INVALID_OPTIONS', message: /publicKey/ })
     await t.rejects(keyhole.ready(), { code: 'KH_INVALID_OPTIONS' }, 'and again: no stale success')
     const response = await request('GET', '/me', bearer(await mint()))
     t.equal(response.status, 500)
@@ -163,7 +171,7 @@ t.test(
       message: 'Invalid keyhole options',
       code: 'KH_INVALID_OPTIONS',
     })
-    t.notMatch(response.text, /secret|too-short/, 'the detail stays in the log')
+    t.notMatch(response.text, /publicKey|PEM/, 'the detail stays in the log')
     t.match(logger.lines, [{ level: 'error', message: 'keyhole: request failed' }])
     await new Promise((resolve) => setImmediate(resolve))
     t.same(unhandled, [])
@@ -210,17 +218,14 @@ t.test('without a logger, failures go to stderr as one JSON line; info is droppe
     process.stderr.write = write
   })
   const token = bearer(await mint())
-  for (const secret of [baseOptions.secret, 'too-short']) {
-    const keyhole = create({ ...baseOptions, secret })
+  for (const broken of [false, true]) {
+    const keyhole = create(broken ? { ...baseOptions, ...unimportable } : baseOptions)
     t.teardown(() => keyhole.close())
     const app = express()
     app.use(keyhole, keyholeErrors())
     const request = client((await serve(t, app)).base)
-    // A denial (logged at info, dropped), then with the short secret a failure (at error).
-    t.equal(
-      (await request('GET', '/x', secret === 'too-short' ? token : {})).status,
-      secret === 'too-short' ? 500 : 401,
-    )
+    // A denial (logged at info, dropped), then with the broken key a failure (at error).
+    t.equal((await request('GET', '/x', broken ? token : {})).status, broken ? 500 : 401)
   }
   process.stderr.write = write
   t.equal(written.length, 1, 'the failure only')
@@ -229,7 +234,7 @@ t.test('without a logger, failures go to stderr as one JSON line; info is droppe
     level: 'error',
     time: Number,
     msg: 'keyhole: request failed',
-    err: { type: 'ConfigurationError', code: 'KH_INVALID_OPTIONS', message: /secret/ },
+    err: { type: 'ConfigurationError', code: 'KH_INVALID_OPTIONS', message: /publicKey/ },
   })
   t.notOk('stack' in (line.err as object), 'no stack')
   t.notMatch(written[0], token.authorization.slice(7))
