@@ -53,6 +53,28 @@ const jsonOnly: RequestHandler = (req, res, next) => {
   next()
 }
 
+/** body-parser's refusals, by the status it gives them, in the forum's error shape. */
+const bodyParserAnswers = new Map<unknown, { statusCode: number } & Record<string, unknown>>([
+  [
+    400,
+    {
+      statusCode: 400,
+      error: 'Bad Request',
+      message: 'Bad request: the body is not valid JSON',
+      code: 'KH_BAD_REQUEST',
+    },
+  ],
+  [
+    413,
+    {
+      statusCode: 413,
+      error: 'Payload Too Large',
+      message: 'The body is too large',
+      code: 'PAYLOAD_TOO_LARGE',
+    },
+  ],
+])
+
 /**
  * The answers for what is not keyhole's: body-parser's errors (broken JSON: 400 `KH_BAD_REQUEST`,
  * as the Fastify forum; too large: 413) and anything unexpected (500, details to the log only).
@@ -60,23 +82,10 @@ const jsonOnly: RequestHandler = (req, res, next) => {
 export function forumErrors(logger: KeyholeLogger | undefined): ErrorRequestHandler {
   return (error, _req, res, next) => {
     if (res.headersSent) return next(error)
-    const status = (error as { status?: unknown }).status
-    if (status === 400) {
-      res.status(400).json({
-        statusCode: 400,
-        error: 'Bad Request',
-        message: 'Bad request: the body is not valid JSON',
-        code: 'KH_BAD_REQUEST',
-      })
-      return
-    }
-    if (status === 413) {
-      res.status(413).json({
-        statusCode: 413,
-        error: 'Payload Too Large',
-        message: 'The body is too large',
-        code: 'PAYLOAD_TOO_LARGE',
-      })
+    const status = (error as { status?: unknown } | null | undefined)?.status
+    const answer = bodyParserAnswers.get(status)
+    if (answer !== undefined) {
+      res.status(answer.statusCode).json(answer)
       return
     }
     const err = error instanceof Error ? { type: error.name, message: error.message } : {}

@@ -86,39 +86,54 @@ t.test('npm run example runs the command these tests run', async (t) => {
   t.equal(pkg.scripts.example, `node ${command.join(' ')}`)
 })
 
-t.test('no DATABASE_URL: embedded PostgreSQL, serves, exits 0 on SIGTERM', async (t) => {
-  const port = await freePort()
-  const secret = 'a-test-secret-of-at-least-32-bytes!'
-  const running = start({ PORT: String(port), JWT_SECRET: secret, DATA_DIR: await dataDir(t) }, [
-    '--fresh',
-  ])
-  t.teardown(() => running.child.kill('SIGKILL'))
-  t.ok(await healthy(port, running), 'GET /health answers 200', {
-    diagnostic: true,
-    stderr: stderrOf(running),
-  })
+const forums: [string, string[]][] = [
+  ['the Fastify forum', ['--fresh']],
+  ['the Express forum (--express)', ['--fresh', '--express']],
+]
+for (const [forum, args] of forums) {
+  t.test(
+    `no DATABASE_URL, ${forum}: embedded PostgreSQL, serves, exits 0 on SIGTERM`,
+    async (t) => {
+      const port = await freePort()
+      const secret = 'a-test-secret-of-at-least-32-bytes!'
+      const running = start(
+        { PORT: String(port), JWT_SECRET: secret, DATA_DIR: await dataDir(t) },
+        args,
+      )
+      t.teardown(() => running.child.kill('SIGKILL'))
+      t.ok(await healthy(port, running), 'GET /health answers 200', {
+        diagnostic: true,
+        stderr: stderrOf(running),
+      })
 
-  const token = await signToken(
-    { jwtSecret: secret, jwtIssuer: 'keyhole-example', jwtAudience: 'forum' },
-    { sub: 'ops', permissions: [{ group: '00000000-0000-4000-8000-000000000000', role: 'admin' }] },
+      const token = await signToken(
+        { jwtSecret: secret, jwtIssuer: 'keyhole-example', jwtAudience: 'forum' },
+        {
+          sub: 'ops',
+          permissions: [{ group: '00000000-0000-4000-8000-000000000000', role: 'admin' }],
+        },
+      )
+      const created = await fetch(`http://127.0.0.1:${port}/groups`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'from the process test' }),
+      })
+      t.equal(created.status, 201, 'an authenticated request succeeds')
+      t.match(await created.json(), { name: 'from the process test' })
+      const refused = await fetch(`http://127.0.0.1:${port}/groups`, { method: 'POST' })
+      t.equal(refused.status, 401, 'no token: 401')
+
+      running.child.kill('SIGTERM')
+      t.equal(await exitStatus(running), 0, 'exit status 0 after SIGTERM', {
+        stderr: stderrOf(running),
+      })
+      const { stdout, stderr } = running.output()
+      t.notOk(stdout.includes(token) || stderr.includes(token), 'the token never reaches the log')
+      t.notOk(stdout.includes(secret) || stderr.includes(secret), 'nor does the secret')
+      t.notMatch(stdout, /export TOKEN=/, 'no development token when JWT_SECRET is set')
+    },
   )
-  const created = await fetch(`http://127.0.0.1:${port}/groups`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'from the process test' }),
-  })
-  t.equal(created.status, 201, 'an authenticated request succeeds')
-  t.match(await created.json(), { name: 'from the process test' })
-
-  running.child.kill('SIGTERM')
-  t.equal(await exitStatus(running), 0, 'exit status 0 after SIGTERM', {
-    stderr: stderrOf(running),
-  })
-  const { stdout, stderr } = running.output()
-  t.notOk(stdout.includes(token) || stderr.includes(token), 'the token never reaches the log')
-  t.notOk(stdout.includes(secret) || stderr.includes(secret), 'nor does the secret')
-  t.notMatch(stdout, /export TOKEN=/, 'no development token when JWT_SECRET is set')
-})
+}
 
 t.test('no JWT_SECRET: prints a working admin token; exits 0 on SIGINT', async (t) => {
   const port = await freePort()
@@ -138,39 +153,6 @@ t.test('no JWT_SECRET: prints a working admin token; exits 0 on SIGINT', async (
   t.equal(created.status, 201, 'the printed token is an admin token')
   running.child.kill('SIGINT')
   t.equal(await exitStatus(running), 0, 'exit status 0 after SIGINT', { stderr: stderrOf(running) })
-})
-
-t.test('--express: the same forum on Express; exits 0 on SIGTERM', async (t) => {
-  const port = await freePort()
-  const secret = 'a-test-secret-of-at-least-32-bytes!'
-  const running = start({ PORT: String(port), JWT_SECRET: secret, DATA_DIR: await dataDir(t) }, [
-    '--express',
-  ])
-  t.teardown(() => running.child.kill('SIGKILL'))
-  t.ok(await healthy(port, running), 'GET /health answers 200', {
-    diagnostic: true,
-    stderr: stderrOf(running),
-  })
-  const token = await signToken(
-    { jwtSecret: secret, jwtIssuer: 'keyhole-example', jwtAudience: 'forum' },
-    { sub: 'ops', permissions: [{ group: '00000000-0000-4000-8000-000000000000', role: 'admin' }] },
-  )
-  const created = await fetch(`http://127.0.0.1:${port}/groups`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'from Express' }),
-  })
-  t.equal(created.status, 201, 'an authenticated request succeeds')
-  const refused = await fetch(`http://127.0.0.1:${port}/groups`, { method: 'POST' })
-  t.equal(refused.status, 401, 'no token: 401')
-  t.match(running.output().stdout, /listening/)
-
-  running.child.kill('SIGTERM')
-  t.equal(await exitStatus(running), 0, 'exit status 0 after SIGTERM', {
-    stderr: stderrOf(running),
-  })
-  const { stdout, stderr } = running.output()
-  t.notOk(stdout.includes(token) || stderr.includes(token), 'the token never reaches the log')
 })
 
 t.test('a bad setting: one line on stderr, exit status 1', async (t) => {

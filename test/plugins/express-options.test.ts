@@ -14,7 +14,7 @@ import {
   type KeyholeLogger,
 } from '../../plugins/express.ts'
 import { stderrLogger } from '../../src/http/keyhole-logger.ts'
-import { definePolicies } from '../../src/sql/policies.ts'
+import { badAdapterOptions } from '../behaviour/helpers/bad-options.ts'
 import {
   baseOptions,
   bearer,
@@ -25,8 +25,6 @@ import {
   startApp,
 } from './helpers/express-app.ts'
 
-const pool = { query: async () => ({ rows: [] }), connect: async () => ({}) }
-const policies = definePolicies({})
 const create = (options: unknown) => capabilities(options as ExpressKeyholeOptions)
 /** Options that pass every check but the import: a PEM whose body is not a key. */
 const unimportable = {
@@ -38,47 +36,8 @@ const unimportable = {
 t.test('bad options throw when the middleware is created, naming the option', async (t) => {
   const logger = memoryLogger()
   const cases: [string, unknown, RegExp][] = [
+    ...badAdapterOptions(baseOptions),
     ['not an object', null, /options/],
-    ['an unknown option', { ...baseOptions, publik: ['/x'] }, /publik/],
-    ['public not a list', { ...baseOptions, public: '/health' }, /public/],
-    ['a public route without a slash', { ...baseOptions, public: ['health'] }, /public\.0/],
-    ['a public route with a query', { ...baseOptions, public: ['/a?b'] }, /public\.0/],
-    ['logDenials not a boolean', { ...baseOptions, logDenials: 'yes' }, /logDenials/],
-    ['checks without database', { ...baseOptions, checks: true }, /checks/],
-    ['monitor without database', { ...baseOptions, checks: false, monitor: {} }, /monitor/],
-    [
-      'database.pool not a pool',
-      { ...baseOptions, database: { pool: {}, policies } },
-      /database\.pool/,
-    ],
-    [
-      'database.policies not from definePolicies',
-      { ...baseOptions, database: { pool, policies: { tables: {}, roles: [] } } },
-      /database\.policies/,
-    ],
-    [
-      "mode 'rls' without a signing key",
-      { ...baseOptions, database: { pool, policies, mode: 'rls' } },
-      /database\.signingKey/,
-    ],
-    [
-      'monitor.intervalMs negative',
-      { ...baseOptions, database: { pool, policies }, monitor: { intervalMs: -1 } },
-      /monitor\.intervalMs/,
-    ],
-    [
-      'monitor.onFinding unknown',
-      { ...baseOptions, database: { pool, policies }, monitor: { onFinding: 'exit' } },
-      /monitor\.onFinding/,
-    ],
-    [
-      'a bad checks option',
-      { ...baseOptions, database: { pool, policies }, checks: { migrationRole: 42 } },
-      /migrationRole/,
-    ],
-    ['no algorithms', { ...baseOptions, algorithms: undefined }, /algorithms/],
-    ['alg none', { ...baseOptions, algorithms: ['none'] }, /algorithms/],
-    ['a bad capability option', { ...baseOptions, capability: { roles: [] } }, /capability\.roles/],
     ['logger not an object', { ...baseOptions, logger: 'stderr' }, /logger/],
     [
       'logger without fatal',
@@ -86,8 +45,6 @@ t.test('bad options throw when the middleware is created, naming the option', as
       /logger\.fatal/,
     ],
     ['console as the logger', { ...baseOptions, logger: console }, /logger\.fatal/],
-    ['a secret shorter than the hash', { ...baseOptions, secret: 'too-short' }, /secret/],
-    ['two key sources', { ...baseOptions, jwksUrl: 'https://id.example/jwks' }, /exactly one/],
   ]
   for (const [name, options, names] of cases) {
     t.throws(() => create(options), { code: 'KH_INVALID_OPTIONS', message: names }, name)
