@@ -8,12 +8,14 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
 import type { Capability } from '../src/capability/capability.ts'
 import { resolveCapabilityOptions } from '../src/capability/derive.ts'
-import { assertRoleKnown, checkRole } from '../src/capability/require-role.ts'
+import {
+  assertRequireRoleArguments,
+  assertRoleKnown,
+  checkRequiredRole,
+} from '../src/capability/require-role.ts'
 import type { DatabaseMonitor } from '../src/db/monitor.ts'
 import {
-  BadRequest,
   ConfigurationError,
-  errorCatalogue,
   isKeyholeError,
   ServiceUnavailable,
   type KeyholeError,
@@ -135,12 +137,8 @@ function report(req: Request, error: KeyholeError): void {
 /** keyhole's answer to one of its errors: status, headers and body; 5xx generic, details logged. */
 function answer(res: Response, error: KeyholeError, logger: KeyholeLogger): void {
   const response = errorResponse(error)
-  let body = response.body
-  if (error.statusCode >= 500) {
-    logger.error({ err: error }, 'keyhole: request failed')
-    body = { ...body, message: errorCatalogue[error.code].message }
-  }
-  res.status(error.statusCode).set(response.headers).json(body)
+  if (response.internal) logger.error({ err: error }, 'keyhole: request failed')
+  res.status(response.statusCode).set(response.headers).json(response.body)
 }
 
 /**
@@ -365,13 +363,8 @@ export interface RequireRoleOptions {
  * app.post('/groups/:groupId/threads', requireRole('member', { group: (req) => req.params.groupId }), handler)
  */
 export function requireRole(role: string, options: RequireRoleOptions = {}): RequestHandler {
-  if (typeof role !== 'string' || role === '') {
-    throw invalid('requireRole: the role must be a non-empty string')
-  }
   const group = options.group
-  if (group !== undefined && typeof group !== 'function') {
-    throw invalid('Invalid option requireRole.group: must be a function (req) => groupId')
-  }
+  assertRequireRoleArguments(role, group)
   const known = new WeakSet<Context>()
   return function keyholeRequireRole(req, _res, next) {
     const context = (req as KeyholeRequest)[kContext]
@@ -386,16 +379,8 @@ export function requireRole(role: string, options: RequireRoleOptions = {}): Req
         assertRoleKnown(context.roles, role)
         known.add(context)
       }
-      const capability = req.capability
-      let id: unknown
-      if (capability && group !== undefined) {
-        id = group(req)
-        // A missing group must never widen the check to "anywhere".
-        if (id === undefined || id === null) {
-          throw new BadRequest({ message: 'The group ID is missing' })
-        }
-      }
-      checkRole(capability, role, id, context.realm)
+      const resolve = group === undefined ? undefined : () => group(req)
+      checkRequiredRole(req.capability, role, resolve, context.realm)
     } catch (error) {
       if (isKeyholeError(error)) report(req, error)
       return next(error)

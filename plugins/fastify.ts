@@ -16,12 +16,14 @@ import type {
 import fp from 'fastify-plugin'
 import type { Capability } from '../src/capability/capability.ts'
 import { resolveCapabilityOptions } from '../src/capability/derive.ts'
-import { assertRoleKnown, checkRole } from '../src/capability/require-role.ts'
+import {
+  assertRequireRoleArguments,
+  assertRoleKnown,
+  checkRequiredRole,
+} from '../src/capability/require-role.ts'
 import type { DatabaseMonitor } from '../src/db/monitor.ts'
 import {
-  BadRequest,
   ConfigurationError,
-  errorCatalogue,
   isKeyholeError,
   ServiceUnavailable,
   type KeyholeError,
@@ -171,15 +173,7 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
     if (!isKeyholeError(error)) return previous.call(this, error, request, reply)
     report(request, error)
     const response = errorResponse(error)
-    if (error.statusCode >= 500) {
-      // A configuration or database fault: details for the log, the generic message for the client.
-      request.log.error({ err: error }, 'keyhole: request failed')
-      const message = errorCatalogue[error.code].message
-      return reply
-        .code(error.statusCode)
-        .headers(response.headers)
-        .send({ ...response.body, message })
-    }
+    if (response.internal) request.log.error({ err: error }, 'keyhole: request failed')
     return reply.code(error.statusCode).headers(response.headers).send(response.body)
   })
 
@@ -262,26 +256,13 @@ export function requireRole(
   role: string,
   options: RequireRoleOptions = {},
 ): preHandlerAsyncHookHandler {
-  if (typeof role !== 'string' || role === '') {
-    throw invalid('requireRole: the role must be a non-empty string')
-  }
   const group = options.group
-  if (group !== undefined && typeof group !== 'function') {
-    throw invalid('Invalid option requireRole.group: must be a function (request) => groupId')
-  }
+  assertRequireRoleArguments(role, group)
   const hook = async function keyholeRequireRole(this: FastifyInstance, request: FastifyRequest) {
     const realm = this.keyhole?.realm
     try {
-      const capability = request.capability
-      let id: unknown
-      if (capability && group !== undefined) {
-        id = group(request)
-        // A missing group must never widen the check to "anywhere".
-        if (id === undefined || id === null) {
-          throw new BadRequest({ message: 'The group ID is missing' })
-        }
-      }
-      checkRole(capability, role, id, realm)
+      const resolve = group === undefined ? undefined : () => group(request)
+      checkRequiredRole(request.capability, role, resolve, realm)
     } catch (error) {
       if (isKeyholeError(error)) report(request, error)
       throw error

@@ -4,7 +4,7 @@
  * database work.
  */
 import type { Capability } from './capability.ts'
-import { BadRequest, Forbidden, TokenError } from '../errors.ts'
+import { BadRequest, ConfigurationError, Forbidden, TokenError } from '../errors.ts'
 import { parseGroupId } from './group-id.ts'
 
 export { assertRoleKnown } from './role-hierarchy.ts'
@@ -57,4 +57,42 @@ export function checkRole(
   if (group !== undefined) return checkRoleInGroup(capability, role, group, realm)
   if (!capability) throw new TokenError('KH_TOKEN_MISSING', realmOption(realm))
   if (!capability.has(role)) throw new Forbidden(realmOption(realm))
+}
+
+/**
+ * What an adapter's `requireRole(role, { group })` checks on each request: with a group resolver,
+ * the role in the group it returns (a missing group is a 400 `KH_BAD_REQUEST`, never widened to
+ * "anywhere"; the resolver is only asked once there is a capability); without one, the role
+ * anywhere. Errors as {@link checkRoleInGroup}.
+ */
+export function checkRequiredRole(
+  capability: Capability | null | undefined,
+  role: string,
+  group: (() => unknown) | undefined,
+  realm?: string,
+): void {
+  if (!capability || group === undefined) return checkRole(capability, role, undefined, realm)
+  const id = group()
+  if (id === undefined || id === null) throw new BadRequest({ message: 'The group ID is missing' })
+  checkRoleInGroup(capability, role, id, realm)
+}
+
+/**
+ * The checks of `requireRole(role, options)` when a route is declared, the same in both adapters.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` for an empty role or a group resolver that is
+ *   not a function
+ */
+export function assertRequireRoleArguments(role: unknown, group: unknown): asserts role is string {
+  if (typeof role !== 'string' || role === '') {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      'requireRole: the role must be a non-empty string',
+    )
+  }
+  if (group !== undefined && typeof group !== 'function') {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      'Invalid option requireRole.group: must be a function returning the group ID',
+    )
+  }
 }
