@@ -124,6 +124,7 @@ const PARTS: readonly Part[] = [
     },
   },
   { title: 'HTTP', module: './http.bench.ts', owner: 'bench' },
+  { title: 'Memory (verified-token cache)', module: './memory.bench.ts', owner: 'bench' },
 ]
 
 /** Loads a part's module only when it exists and exports `run` (so a script is never executed). */
