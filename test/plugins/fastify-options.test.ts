@@ -8,7 +8,6 @@ import { capabilities, type FastifyKeyholeOptions } from '../../plugins/fastify.
 import { badAdapterOptions } from '../behaviour/helpers/bad-options.ts'
 import { baseOptions, bearer, buildApp, mint } from './helpers/app.ts'
 
-
 async function register(options: unknown) {
   const app = Fastify()
   try {
