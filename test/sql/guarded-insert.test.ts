@@ -1,6 +1,8 @@
 import t from 'tap'
+import pg from 'pg'
 import { guardedInsert } from '../../src/sql/guarded-insert.ts'
-import { adminOnly, inGroup, isSubject } from '../../src/sql/guard.ts'
+import { adminOnly, and, inGroup, isSubject } from '../../src/sql/guard.ts'
+import { MAX_VALUES } from '../../src/sql/typed-values.ts'
 import { makeCapability } from '../helpers/sql-capability.ts'
 import {
   commentMember,
@@ -271,3 +273,140 @@ t.test('a group column guard on integer and text group IDs casts the array', asy
   })
   t.same(r2.refused, [2])
 })
+
+t.test(
+  'values are bound as pg binds them, typed by their columns, one row or several',
+  async (t) => {
+    await pool.query(`CREATE TABLE typed_things (
+    id serial PRIMARY KEY, group_id uuid NOT NULL, author uuid NOT NULL, big bigint, tags int[],
+    doc jsonb, bytes bytea, at timestamptz, note text)`)
+    const me = makeCapability({
+      subject: '00000000-0000-4000-8000-00000000000a',
+      groups: { member: [G1] },
+    })
+    const row = (note: string) => ({
+      group_id: G1,
+      author: me.subject,
+      big: 9007199254740993n,
+      tags: [1, 2],
+      doc: { nested: ['a', 1] },
+      bytes: Buffer.from([0, 255]),
+      at: new Date('2026-01-02T03:04:05Z'),
+      note,
+    })
+    const guard = and(inGroup('group_id', 'member'), isSubject('author'))
+    const one = await guardedInsert(pool, me, { into: 'typed_things', values: row('one'), guard })
+    const several = await guardedInsert(pool, me, {
+      into: 'typed_things',
+      values: [row('two'), row('three'), { ...row('refused'), author: G2 }],
+      guard,
+    })
+    t.same(several.refused, [2], 'isSubject compares the uuid column with the subject')
+    const expected = {
+      group_id: G1,
+      author: me.subject,
+      big: '9007199254740993',
+      tags: [1, 2],
+      doc: { nested: ['a', 1] },
+      bytes: Buffer.from([0, 255]),
+      at: new Date('2026-01-02T03:04:05Z'),
+    }
+    t.match(one, { ...expected, note: 'one' })
+    t.match(several.inserted, [
+      { ...expected, note: 'two' },
+      { ...expected, note: 'three' },
+    ])
+    t.same(
+      (await forum.rows('SELECT note FROM typed_things ORDER BY id')).map((r) => r.note),
+      ['one', 'two', 'three'],
+    )
+    await t.rejects(
+      guardedInsert(pool, me, {
+        into: 'typed_things',
+        values: { ...row('bad'), big: 'not a number' },
+        guard,
+      }),
+      { code: 'KH_BAD_REQUEST' },
+      'a value its column cannot take is a 400, as in any pg query',
+    )
+  },
+)
+
+t.test(
+  'several rows: any count, refused indexes in input order, inserted rows in input order',
+  async (t) => {
+    for (const count of [3, 5, 8, 9]) {
+      await pool.query('TRUNCATE discussion_threads CASCADE')
+      const values = Array.from({ length: count }, (_, i) => ({
+        group_id: i % 2 === 0 ? G1 : G3,
+        title: `t${i}`,
+        created_by: 'alice',
+      }))
+      const result = await guardedInsert(pool, alice, {
+        into: 'discussion_threads',
+        values,
+        guard: member,
+      })
+      const refused = values.flatMap((v, i) => (v.group_id === G3 ? [i] : []))
+      t.same(result.refused, refused, `${count} rows: the odd ones are refused`)
+      t.same(
+        result.inserted.map((r) => r.title),
+        values.filter((v) => v.group_id === G1).map((v) => v.title),
+      )
+      t.equal(result.count, count - refused.length)
+      t.equal((await titles()).length, count - refused.length, 'no padding row is written')
+    }
+  },
+)
+
+t.test('row counts chosen by a client share a handful of prepared statements', async (t) => {
+  const client = new pg.Client({ connectionString: forum.url })
+  await client.connect()
+  try {
+    for (let count = 1; count <= 40; count++) {
+      await guardedInsert(client, alice, {
+        into: 'discussion_threads',
+        values: Array.from({ length: count }, () => ({
+          group_id: G1,
+          title: 'x',
+          created_by: 'alice',
+        })),
+        guard: member,
+        returning: ['id'],
+      })
+    }
+    const { rows } = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'keyhole\\_%'`,
+    )
+    // VALUES lists of 2, 4, 8, 16, 32 and 64 rows.
+    t.equal(rows[0]!.n, 6, '40 row counts → 6 statements')
+  } finally {
+    await client.end()
+  }
+})
+
+t.test(
+  'more values than one statement can bind → 400 KH_BAD_REQUEST, nothing written',
+  async (t) => {
+    const values = Array.from({ length: Math.floor(MAX_VALUES / 3) + 1 }, () => ({
+      group_id: G1,
+      title: 'x',
+      created_by: 'alice',
+    }))
+    await t.rejects(
+      guardedInsert(pool, alice, { into: 'discussion_threads', values, guard: member }),
+      {
+        code: 'KH_BAD_REQUEST',
+        message: /at most 21666 rows of 3 columns/,
+      },
+    )
+    t.same(await titles(), [])
+    const most = await guardedInsert(pool, alice, {
+      into: 'discussion_threads',
+      values: values.slice(1),
+      guard: member,
+      returning: [],
+    })
+    t.equal(most.count, 21666, 'the largest insert that fits is one statement')
+  },
+)
