@@ -15,6 +15,7 @@ import { quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
 import { returningSql, runStatement, type Returning } from './run-statement.ts'
+import { typedRow } from './typed-values.ts'
 import { renderWhere, whereShape, type Where } from './where.ts'
 import { writeOutcome, writeWithOutcome, type WriteResult } from './write-outcome.ts'
 
@@ -33,10 +34,6 @@ export interface GuardedUpdateOptions extends StatementOptions {
   readonly returning?: Returning | undefined
 }
 
-function bigintAsString(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value
-}
-
 function compileUpdate(
   options: GuardedUpdateOptions,
   columns: readonly string[],
@@ -44,14 +41,15 @@ function compileUpdate(
 ): CompiledStatement {
   const table = quoteTable(options.table)
   const params = new StatementParams(capability.isAdmin, capability.groupIdType)
-  const json = params.input(0)
-  const set = new Set(columns.map((c) => quoteIdentifier(c, 'column')))
+  const quoted = columns.map((c) => quoteIdentifier(c, 'column'))
+  const values = typedRow(params, table.sql, quoted, 0)
+  const set = new Set(quoted)
   const old = columnsOf('"t"')
   const next: RowScope = (column) => (set.has(column) ? `"n".${column}` : `"t".${column}`)
   for (const key of columns) {
     params.know(`"n".${quoteIdentifier(key, 'column')}`, { kind: 'field', index: 0, key })
   }
-  const where = renderWhere(options.where, old, params, 1)
+  const where = renderWhere(options.where, old, params, columns.length)
   const before = renderGuard(options.guard.node, old, params)
   const after = renderGuard(options.guard.node, next, params)
   // When the guard reads no column being set, the row "as it will be" is the row as it is.
@@ -60,21 +58,22 @@ function compileUpdate(
   const returning = returningSql(options.returning ?? '*')
   const write =
     `UPDATE ${table.sql} AS "t" SET ${[...set].map((c) => `${c} = "n".${c}`).join(', ')} ` +
-    `FROM jsonb_populate_record(NULL::${table.sql}, ${json}::jsonb) AS "n" ` +
+    `FROM ${values} AS "n" ` +
     `WHERE ${sqlText(andSql([...where, guard]))}`
   return params.compile(writeWithOutcome(write, returning, table, where, read))
 }
 
 /**
- * Sets `set` on the rows that match `where` and pass `guard` before and after the change. The new
- * values travel as one `jsonb` parameter typed by the table's row type (see guardedInsert).
+ * Sets `set` on the rows that match `where` and pass `guard` before and after the change. Each new
+ * value is its own parameter, typed as its column by the table's row type (see typed-values.ts).
  *
  * The generated SQL (for `inGroup('group_id', 'member')`, setting `title` and `group_id`):
  * ```sql
  * WITH "changed" AS (
  *   UPDATE "discussion_threads" AS "t" SET "title" = "n"."title", "group_id" = "n"."group_id"
- *   FROM jsonb_populate_record(NULL::"discussion_threads", $1::jsonb) AS "n"
- *   WHERE ("t"."id" = $2 AND "t"."group_id" = ANY ($3::uuid[]) AND "n"."group_id" = ANY ($3::uuid[]))
+ *   FROM (SELECT COALESCE($1, (NULL::"discussion_threads")."title") AS "title",
+ *                COALESCE($2, (NULL::"discussion_threads")."group_id") AS "group_id") AS "n"
+ *   WHERE ("t"."id" = $3 AND "t"."group_id" = ANY ($4::uuid[]) AND "n"."group_id" = ANY ($4::uuid[]))
  *   RETURNING "t".*)
  * SELECT … -- affected, and (only if 0) found / visible: see writeWithOutcome
  * ```
@@ -107,7 +106,7 @@ export async function guardedUpdate<R = Row>(
   }
   const columns = Object.keys(set)
   for (const column of columns) quoteIdentifier(column, 'column')
-  const inputs: unknown[] = [JSON.stringify(set, bigintAsString)]
+  const inputs: unknown[] = columns.map((c) => set[c])
   const shape = whereShape(options.where, inputs, true)
   const returning = options.returning ?? '*'
   const key =

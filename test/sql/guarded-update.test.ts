@@ -1,6 +1,6 @@
 import t from 'tap'
 import { guardedUpdate } from '../../src/sql/guarded-update.ts'
-import { isSubject } from '../../src/sql/guard.ts'
+import { and, isSubject } from '../../src/sql/guard.ts'
 import { makeCapability } from '../helpers/sql-capability.ts'
 import {
   authorOrModerator,
@@ -252,3 +252,48 @@ t.test('misuse and bad input', async (t) => {
     'NOT NULL violation → 400',
   )
 })
+
+t.test(
+  'new values are typed by their columns; one its column cannot take → 400, unchanged',
+  async (t) => {
+    await pool.query(`CREATE TABLE typed_notes (id serial PRIMARY KEY, group_id uuid NOT NULL,
+    owner uuid NOT NULL, doc jsonb, big bigint, at timestamptz)`)
+    const me = makeCapability({
+      subject: '00000000-0000-4000-8000-00000000000a',
+      groups: { moderator: [G1, G2] },
+    })
+    await forum.rows('INSERT INTO typed_notes (group_id, owner) VALUES ($1, $2)', [G1, me.subject])
+    const guard = and(moderator, isSubject('owner'))
+    const { rows } = await guardedUpdate(pool, me, {
+      table: 'typed_notes',
+      where: { id: 1 },
+      set: { group_id: G2, doc: { a: [1] }, big: 2n ** 62n, at: new Date('2026-01-02T03:04:05Z') },
+      guard,
+    })
+    t.match(rows, [{ group_id: G2, doc: { a: [1] }, big: String(2n ** 62n) }])
+    t.same(rows[0]!.at, new Date('2026-01-02T03:04:05Z'))
+    await t.rejects(
+      guardedUpdate(pool, me, {
+        table: 'typed_notes',
+        where: { id: 1 },
+        set: { group_id: G1, big: 'many' },
+        guard,
+      }),
+      { code: 'KH_BAD_REQUEST' },
+    )
+    await t.rejects(
+      guardedUpdate(pool, me, {
+        table: 'typed_notes',
+        where: { id: 1 },
+        set: { owner: G3 },
+        guard,
+        readGuard: moderator,
+      }),
+      { code: 'KH_CAPABILITY_DENIED', visible: true },
+      'the owner cannot hand the row to another subject (the uuid column is compared as a uuid)',
+    )
+    t.same(await forum.rows('SELECT group_id, owner::text, big::text FROM typed_notes'), [
+      { group_id: G2, owner: me.subject, big: String(2n ** 62n) },
+    ])
+  },
+)

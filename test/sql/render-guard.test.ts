@@ -64,10 +64,10 @@ t.test('the statement cache is bounded', async (t) => {
 })
 
 t.test('write statements: misuse, bigint values', async (t) => {
-  const seen: string[] = []
+  const seen: unknown[][] = []
   const q = {
     query: async (config: { text: string; values?: unknown[] }) => {
-      seen.push(JSON.stringify(config.values))
+      seen.push(config.values ?? [])
       return { rows: [{ __keyhole_affected: 1, __keyhole_found: 1, __keyhole_visible: 1 }] }
     },
   }
@@ -82,5 +82,5 @@ t.test('write statements: misuse, bigint values', async (t) => {
     guard: inGroup('group_id', 'member'),
     returning: [],
   })
-  t.match(seen[0], '18446744073709551616')
+  t.equal(seen[0]![0], 2n ** 64n, 'a bigint goes to pg as it is (pg sends its decimal text)')
 })
