@@ -11,15 +11,23 @@ import { baseOptions, buildApp, challenge, G1, G2, mint } from './helpers/keyhol
 const forbidden = challenge('insufficient_scope', 'Insufficient role')
 
 t.test('with and without a group, the hierarchy and admin', async (t) => {
-  const { app, logs } = await buildApp(t)
+  const { app, logs } = await buildApp(t, {}, (app) => {
+    app.get('/member', { preHandler: requireRole('member') }, async () => 'ok')
+  })
   const holders = {
     nobody: [],
     member: [{ group: G1, role: 'member' }],
     moderatorG1: [{ group: G1, role: 'moderator' }],
     adminElsewhere: [{ group: G2, role: 'admin' }],
+    capitalised: [{ group: G1, role: 'Moderator' }],
   }
   // [holder, url, status]
   const rows: [keyof typeof holders, string, number][] = [
+    ['member', '/member', 200],
+    ['moderatorG1', '/member', 200],
+    ['nobody', '/member', 403],
+    ['capitalised', '/member', 403],
+    ['capitalised', `/groups/${G1}/mod`, 403],
     ['nobody', '/mod', 403],
     ['member', '/mod', 403],
     ['moderatorG1', '/mod', 200],
@@ -50,8 +58,8 @@ t.test('with and without a group, the hierarchy and admin', async (t) => {
     }
   }
   const refusals = logs().filter((line) => line.msg === 'keyhole: request refused')
-  t.equal(refusals.length, 5, 'each 403 logged once')
-  t.match(refusals[0], {
+  t.equal(refusals.length, 8, 'each 403 logged once')
+  t.match(refusals[3], {
     level: 30,
     keyhole: { code: 'KH_FORBIDDEN', route: '/mod', subject: 'nobody' },
   })
@@ -61,7 +69,7 @@ t.test('with and without a group, the hierarchy and admin', async (t) => {
 t.test('a malformed group from the path is 400 and never reaches the handler', async (t) => {
   const { app } = await buildApp(t)
   const token = await mint({ permissions: [{ group: G1, role: 'admin' }] })
-  for (const bad of ['1', 'not-a-uuid', `${G1}'--`, `${G1},${G2}`]) {
+  for (const bad of ['1', '1,3', '1);--', 'not-a-uuid', `${G1}'--`, `${G1},${G2}`]) {
     const response = await app.inject({
       method: 'GET',
       url: `/groups/${encodeURIComponent(bad)}/mod`,
@@ -147,6 +155,36 @@ t.test('an unknown role on a route keyhole did not see fails closed with 500', a
   })
   t.equal(response.statusCode, 500)
   t.equal(response.json().code, 'KH_INVALID_OPTIONS')
+})
+
+t.test('a route registered before keyhole is still checked, on the request', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(async (child) => {
+    child.get('/early', { preHandler: requireRole('moderator') }, async () => 'ok')
+  })
+  await app.register(capabilities, baseOptions)
+  const member = await mint({ permissions: [{ group: G1, role: 'member' }] })
+  const response = await app.inject({
+    url: '/early',
+    headers: { authorization: `Bearer ${member}` },
+  })
+  t.equal(response.statusCode, 403)
+  t.equal(response.json().code, 'KH_FORBIDDEN')
+})
+
+t.test('requireRole on a public route answers 401 without a token', async (t) => {
+  const { app } = await buildApp(t, {}, (app) => {
+    app.get(
+      '/public-but-guarded',
+      { config: { keyhole: { public: true } }, preHandler: requireRole('member') },
+      async () => 'ok',
+    )
+  })
+  const response = await app.inject({ url: '/public-but-guarded' })
+  t.equal(response.statusCode, 401)
+  t.equal(response.json().code, 'KH_TOKEN_MISSING')
+  t.equal(response.headers['www-authenticate'], challenge())
 })
 
 t.test('without keyhole, requireRole answers 401', async (t) => {

@@ -32,6 +32,7 @@ t.test('bad tokens: status, code and WWW-Authenticate, row by row', async (t) =>
     ['two segments', { authorization: `Bearer ${h}.${p}` }, 'KH_TOKEN_MALFORMED'],
     ['four segments', { authorization: `Bearer ${valid}.${s}` }, 'KH_TOKEN_MALFORMED'],
     ['padding', { authorization: `Bearer ${h}.${p}=.${s}` }, 'KH_TOKEN_MALFORMED'],
+    ['an empty signature', { authorization: `Bearer ${h}.${p}.` }, 'KH_TOKEN_MALFORMED'],
     ['alg none, empty signature', { authorization: `Bearer ${none}` }, 'KH_TOKEN_MALFORMED'],
     ...noneSpellings.map((token, i): [string, Record<string, string>, KeyholeErrorCode] => [
       `alg none spelling ${i}`,
@@ -53,6 +54,7 @@ t.test('bad tokens: status, code and WWW-Authenticate, row by row', async (t) =>
       { authorization: `Bearer ${await mint({ exp: Math.floor(Date.now() / 1000) - 3600 })}` },
       'KH_TOKEN_EXPIRED',
     ],
+    ['no exp', { authorization: `Bearer ${await mint({ exp: undefined })}` }, 'KH_TOKEN_CLAIM'],
     [
       'wrong iss',
       { authorization: `Bearer ${await mint({ iss: 'https://evil.test' })}` },
@@ -194,4 +196,28 @@ t.test('logDenials: false keeps refusals out of the log', async (t) => {
     403,
   )
   t.notOk(logs().some((line) => line.msg === 'keyhole: request refused'))
+})
+
+t.test(
+  'after many invalid requests a valid one still works; a forged one stays refused',
+  async (t) => {
+    const { app } = await buildApp(t)
+    const valid = await mint()
+    const forged = await mint({}, { secret: `${SECRET}-other` })
+    for (let i = 0; i < 50; i++) {
+      const token = i % 2 === 0 ? forged : `${valid}x`
+      const headers = { authorization: `Bearer ${token}` }
+      t.equal((await app.inject({ method: 'GET', url: '/me', headers })).statusCode, 401)
+    }
+    const me = (token: string) =>
+      app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${token}` } })
+    t.equal((await me(valid)).statusCode, 200)
+    t.equal((await me(forged)).statusCode, 401, 'still refused once the valid token is cached')
+  },
+)
+
+t.test('the realm option names the realm of WWW-Authenticate', async (t) => {
+  const { app } = await buildApp(t, { realm: 'forum' })
+  const response = await app.inject({ method: 'GET', url: '/me' })
+  t.equal(response.headers['www-authenticate'], 'Bearer realm="forum"')
 })
