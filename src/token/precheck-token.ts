@@ -18,11 +18,31 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 const refusedHeaders = ['jwk', 'jku', 'x5u', 'x5c'] as const
 
 /** Decodes one canonical base64url segment, or returns undefined. */
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+
+/**
+ * True when `text` (already known to hold only base64url characters) is the canonical encoding of
+ * its bytes: no impossible length (a lone last character), and the bits the last character carries
+ * beyond the bytes are zero. What re-encoding the decoded bytes would tell, without re-encoding.
+ */
+function isCanonical(text: string): boolean {
+  const tail = text.length % 4
+  if (tail === 0) return true
+  if (tail === 1) return false
+  const last = ALPHABET.indexOf(text[text.length - 1] as string)
+  // Two characters carry one byte and 4 spare bits; three carry two bytes and 2 spare bits.
+  return (last & (tail === 2 ? 0b1111 : 0b11)) === 0
+}
+
+/** The segment's bytes, or undefined unless it is canonical base64url (no padding or spare bits). */
 function decodeSegment(text: string): Buffer | undefined {
-  if (!segment.test(text)) return undefined
-  const bytes = Buffer.from(text, 'base64url')
-  // Re-encoding is the canonical form: this refuses non-zero spare bits and impossible lengths.
-  return bytes.toString('base64url') === text ? bytes : undefined
+  if (!segment.test(text) || !isCanonical(text)) return undefined
+  return Buffer.from(text, 'base64url')
+}
+
+/** Whether the segment is canonical base64url, without decoding it (the signature). */
+function isCanonicalSegment(text: string): boolean {
+  return segment.test(text) && isCanonical(text)
 }
 
 function decodeObject(text: string): Record<string, unknown> {
@@ -62,7 +82,7 @@ export function precheckToken(
   const parts = token.split('.')
   if (parts.length !== 3) throw new TokenError('KH_TOKEN_MALFORMED')
   const [headerText, payloadText, signature] = parts as [string, string, string]
-  if (decodeSegment(signature) === undefined) throw new TokenError('KH_TOKEN_MALFORMED')
+  if (!isCanonicalSegment(signature)) throw new TokenError('KH_TOKEN_MALFORMED')
   const header = decodeObject(headerText)
   decodeObject(payloadText)
   for (const name of refusedHeaders) {
