@@ -67,8 +67,8 @@ function decodeObject(text: string): Record<string, unknown> {
  * @param algorithms the allowlist; any other `alg` (`none` in any spelling included) is
  *   `KH_TOKEN_ALGORITHM`
  * @throws TokenError `KH_TOKEN_MALFORMED` for anything but three canonical base64url segments
- *   holding a JSON-object header and payload, for `jwk`/`jku`/`x5u`/`x5c` headers and for a
- *   non-string `kid`
+ *   holding a JSON-object header and a UTF-8 payload (jose refuses a payload that is not a JSON
+ *   object, after the signature), for `jwk`/`jku`/`x5u`/`x5c` headers and for a non-string `kid`
  */
 export function precheckToken(
   token: string,
@@ -84,7 +84,15 @@ export function precheckToken(
   const [headerText, payloadText, signature] = parts as [string, string, string]
   if (!isCanonicalSegment(signature)) throw new TokenError('KH_TOKEN_MALFORMED')
   const header = decodeObject(headerText)
-  decodeObject(payloadText)
+  // The payload: canonical and valid UTF-8 (jose would replace bad bytes with U+FFFD), checked
+  // here; that it is a JSON object jose checks once the signature holds, so it is parsed once.
+  const payloadBytes = decodeSegment(payloadText)
+  if (payloadBytes === undefined) throw new TokenError('KH_TOKEN_MALFORMED')
+  try {
+    utf8.decode(payloadBytes)
+  } catch (error) {
+    throw new TokenError('KH_TOKEN_MALFORMED', { cause: error })
+  }
   for (const name of refusedHeaders) {
     if (Object.hasOwn(header, name)) throw new TokenError('KH_TOKEN_MALFORMED')
   }
