@@ -32,9 +32,15 @@ export interface CapabilityParts {
  */
 export function createCapability(parts: CapabilityParts): Capability {
   const { hierarchy, groupIdType, isAdmin, topRank } = parts
-  const lists: string[][] = hierarchy.roles.map(() => [])
+  // Sized before they are filled: with thousands of groups, growing each list by push (and
+  // copying it as it grows) cost more than the rest of the derivation.
+  const sizes = new Array<number>(hierarchy.roles.length).fill(0)
+  for (const top of topRank.values()) sizes[top]!++
+  for (let rank = sizes.length - 2; rank >= 0; rank--) sizes[rank]! += sizes[rank + 1]!
+  const lists: string[][] = sizes.map((size) => new Array<string>(size))
+  const filled = new Array<number>(sizes.length).fill(0)
   for (const [group, top] of topRank) {
-    for (let rank = 0; rank <= top; rank++) (lists[rank] as string[]).push(group)
+    for (let rank = 0; rank <= top; rank++) (lists[rank] as string[])[filled[rank]!++] = group
   }
   const bindings: readonly RoleBinding[] = lists.map((groups) =>
     Object.freeze({ groups: Object.freeze(groups), isAdmin }),
