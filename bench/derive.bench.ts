@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { access } from 'node:fs/promises'
-import { timeIt } from './lib/time-it.ts'
+import { timeFresh, timeIt } from './lib/time-it.ts'
 import type { BenchContext, BenchRow, BenchSection, GoalResult } from './lib/types.ts'
 
 const MODULE = new URL('../src/capability/derive.ts', import.meta.url)
@@ -26,28 +26,46 @@ export async function run(context: BenchContext): Promise<BenchSection> {
   const { deriveCapability, resolveCapabilityOptions } = (await import(MODULE.href)) as DeriveModule
   const options = resolveCapabilityOptions()
   const rows: BenchRow[] = []
-  const perEntry = new Map<number, number>()
+  const fresh = new Map<number, number>()
+  const reused = new Map<number, number>()
+  const minMs = context.quick ? 150 : 600
   for (const n of [1, 10, 100, 1_000, 10_000]) {
     const roles = ['member', 'moderator', 'admin']
-    const payload = Object.freeze({
+    const json = JSON.stringify({
       sub: 'bench',
       permissions: Array.from({ length: n }, (_, i) => ({
         group: randomUUID(),
         role: roles[i % 2] as string,
       })),
     })
-    const ms = await timeIt(() => deriveCapability(payload, options), context.quick ? 150 : 600)
-    perEntry.set(n, ms / n)
-    rows.push({
-      group: 'derive',
-      name: 'deriveCapability',
-      groups: n,
-      ops: 1000 / ms,
-      value: `${ms < 0.1 ? (ms * 1000).toFixed(1) + ' µs' : ms.toFixed(2) + ' ms'}`,
-    })
+    // As a request derives it: from the payload jose has just decoded (decoding not timed).
+    const freshMs = await timeFresh(json, (payload) => deriveCapability(payload, options), minMs)
+    // One payload derived again and again: with 10 000 entries it no longer fits the CPU cache.
+    const payload = Object.freeze(JSON.parse(json) as Record<string, unknown>)
+    const reusedMs = await timeIt(() => deriveCapability(payload, options), minMs)
+    fresh.set(n, freshMs / n)
+    reused.set(n, reusedMs / n)
+    const show = (ms: number) => (ms < 0.1 ? `${(ms * 1000).toFixed(1)} µs` : `${ms.toFixed(2)} ms`)
+    rows.push(
+      {
+        group: 'derive',
+        name: 'deriveCapability, freshly decoded payload',
+        groups: n,
+        ops: 1000 / freshMs,
+        value: show(freshMs),
+      },
+      {
+        group: 'derive',
+        name: 'deriveCapability, one payload re-derived',
+        groups: n,
+        ops: 1000 / reusedMs,
+        value: show(reusedMs),
+      },
+    )
   }
-  const at10k = 1 / (rows.at(-1)!.ops! / 1000)
-  const growth = perEntry.get(10_000)! / perEntry.get(1_000)!
+  const at10k = fresh.get(10_000)! * 10_000
+  const growth = fresh.get(10_000)! / fresh.get(1_000)!
+  const reusedGrowth = reused.get(10_000)! / reused.get(1_000)!
   const goals: GoalResult[] = [
     {
       goal: 'Derivation of 10 000 permissions under 5 ms',
@@ -55,8 +73,8 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       met: at10k < 5,
     },
     {
-      goal: 'Derivation linear in the number of permissions (per-entry cost at 10 000 ≤ 1.5× that at 1 000)',
-      measured: `${growth.toFixed(2)}×`,
+      goal: 'Derivation linear in the number of permissions (per-entry cost at 10 000 ≤ 1.5× that at 1 000, freshly decoded payload)',
+      measured: `${growth.toFixed(2)}× (one payload re-derived: ${reusedGrowth.toFixed(2)}×)`,
       met: growth <= 1.5,
     },
   ]
@@ -64,6 +82,9 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     title,
     rows,
     goals,
-    notes: ['Half the permissions member, half moderator; each a fresh UUID.'],
+    notes: [
+      'Half the permissions member, half moderator; each a fresh UUID.',
+      "Freshly decoded: each call derives from a payload JSON.parse has just built (not timed), as a request derives the capability right after jose decodes the token; the goal is measured so. One payload re-derived: the same objects every call; at 10 000 entries (about 1 MB of objects and strings) they no longer fit the CPU's cache, so the per-entry cost grows with the size of the working set, not with the algorithm.",
+    ],
   }
 }

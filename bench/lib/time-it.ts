@@ -11,3 +11,25 @@ export async function timeIt(fn: () => unknown, minMs: number): Promise<number> 
   }
   return elapsed / calls
 }
+
+/**
+ * Mean milliseconds per call of `fn` on a payload freshly parsed from `json` before each call (the
+ * parse not timed), measured for `minMs` of timed calls at least.
+ */
+export async function timeFresh(
+  json: string,
+  fn: (payload: Readonly<Record<string, unknown>>) => unknown,
+  minMs: number,
+): Promise<number> {
+  for (let i = 0; i < 3; i++) fn(JSON.parse(json) as Record<string, unknown>)
+  let calls = 0
+  let timed = 0n
+  while (Number(timed) / 1e6 < minMs) {
+    const payload = Object.freeze(JSON.parse(json) as Record<string, unknown>)
+    const start = process.hrtime.bigint()
+    fn(payload)
+    timed += process.hrtime.bigint() - start
+    calls++
+  }
+  return Number(timed) / 1e6 / calls
+}
