@@ -242,7 +242,7 @@ export function narrowGroups(
   groups: readonly string[],
   values: readonly unknown[],
   type: GroupIdType,
-): string[] | undefined {
+): readonly string[] | undefined {
   if (values.length === 0) return undefined
   const members = memberSet(groups)
   const narrowed = new Set<string>()
@@ -251,7 +251,30 @@ export function narrowGroups(
     if (id === undefined || !members.has(id)) return undefined
     narrowed.add(id)
   }
+  if (narrowed.size === 1 && Object.isFrozen(groups)) return singleton(groups, narrowed)
   return [...narrowed]
+}
+
+const singletons = new WeakMap<readonly string[], Map<string, readonly string[]>>()
+
+/**
+ * The one-group array, the same frozen array each time for a given capability and group, so that
+ * its encoded parameter is built once (see {@link groupArray}): the common case, a statement
+ * whose target group is known, then allocates nothing per request.
+ */
+function singleton(groups: readonly string[], narrowed: ReadonlySet<string>): readonly string[] {
+  const [id] = narrowed as Set<string>
+  let byId = singletons.get(groups)
+  if (byId === undefined) {
+    byId = new Map()
+    singletons.set(groups, byId)
+  }
+  let array = byId.get(id as string)
+  if (array === undefined) {
+    array = Object.freeze([id as string])
+    byId.set(id as string, array)
+  }
+  return array
 }
 
 /** Element type OIDs and sizes of the arrays sent in binary; text arrays go as literals. */

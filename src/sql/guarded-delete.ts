@@ -7,7 +7,7 @@ import {
   type CompiledStatement,
 } from './compile.ts'
 import { assertGuard, type Guard } from './guard.ts'
-import { quoteTable } from './identifier.ts'
+import { assertTableName, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText } from './render-guard.ts'
 import { returningSql, runStatement, type Returning } from './run-statement.ts'
@@ -68,7 +68,7 @@ export async function guardedDelete<R = Row>(
   options: GuardedDeleteOptions,
 ): Promise<WriteResult<R>> {
   assertGuard(options.guard, 'guardedDelete')
-  quoteTable(options.from) // checked on every call: the cache key must not be forgeable
+  assertTableName(options.from) // checked on every call: the cache key must not be forgeable
   const inputs: unknown[] = []
   const shape = whereShape(options.where, inputs, true)
   const returning = options.returning ?? []

@@ -11,7 +11,7 @@ import {
   type CompiledStatement,
 } from './compile.ts'
 import { assertGuard, type Guard } from './guard.ts'
-import { quoteIdentifier, quoteTable } from './identifier.ts'
+import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { columnsOf, renderGuard, sqlText } from './render-guard.ts'
 import { returningSql, runStatement, withoutBookkeeping, type Returning } from './run-statement.ts'
@@ -263,7 +263,7 @@ export async function guardedInsert(
   const { rows, columns } = checkRows(options.values)
   if (rows.length === 0) return { inserted: [], refused: [], count: 0 }
   const returning = options.returning ?? '*'
-  quoteTable(options.into) // checked on every call: the cache key must not be forgeable
+  assertTableName(options.into) // checked on every call: the cache key must not be forgeable
   const key =
     `insert|${options.into}|${columns.join(',')}|${JSON.stringify(returning)}|` +
     `${options.guard.id}|${options.readGuard?.id ?? ''}|${options.atomic === true}|${capabilityKey(capability)}`

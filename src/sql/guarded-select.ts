@@ -8,7 +8,7 @@ import {
   type CompiledStatement,
 } from './compile.ts'
 import { assertGuard, type Guard } from './guard.ts'
-import { quoteIdentifier, quoteTable } from './identifier.ts'
+import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText } from './render-guard.ts'
 import { runStatement } from './run-statement.ts'
@@ -101,7 +101,7 @@ export async function guardedSelect<R = Row>(
   options: GuardedSelectOptions,
 ): Promise<R[]> {
   assertGuard(options.guard, 'guardedSelect')
-  quoteTable(options.from) // checked on every call: the cache key must not be forgeable
+  assertTableName(options.from) // checked on every call: the cache key must not be forgeable
   const inputs: unknown[] = []
   const shape = whereShape(options.where, inputs)
   if (options.limit !== undefined) {

@@ -11,7 +11,7 @@ import {
   type CompiledStatement,
 } from './compile.ts'
 import { assertGuard, type Guard } from './guard.ts'
-import { quoteIdentifier, quoteTable } from './identifier.ts'
+import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
 import { returningSql, runStatement, type Returning } from './run-statement.ts'
@@ -94,7 +94,7 @@ export async function guardedUpdate<R = Row>(
   options: GuardedUpdateOptions,
 ): Promise<WriteResult<R>> {
   assertGuard(options.guard, 'guardedUpdate')
-  quoteTable(options.table) // checked on every call: the cache key must not be forgeable
+  assertTableName(options.table) // checked on every call: the cache key must not be forgeable
   const set = options.set
   if (
     set === null ||

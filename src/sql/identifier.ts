@@ -50,6 +50,17 @@ export interface TableName {
   readonly relation: string
 }
 
+const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}(?:\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/
+
+/**
+ * Checks a table name as {@link quoteTable} does, without building its quoted form: what every
+ * guarded statement runs on each call, before looking its compiled text up by that name.
+ * @throws ConfigurationError `KH_INVALID_IDENTIFIER`
+ */
+export function assertTableName(name: unknown): void {
+  if (typeof name !== 'string' || !TABLE_NAME.test(name)) quoteTable(name)
+}
+
 /**
  * Checks a table name, optionally schema-qualified (`schema.table`).
  *

@@ -1,5 +1,10 @@
 import t from 'tap'
-import { describeInput, quoteIdentifier, quoteTable } from '../../src/sql/identifier.ts'
+import {
+  assertTableName,
+  describeInput,
+  quoteIdentifier,
+  quoteTable,
+} from '../../src/sql/identifier.ts'
 import { and, inGroup, isSubject, or, viaParent } from '../../src/sql/guard.ts'
 
 t.test('good identifiers are double-quoted, case kept', async (t) => {
@@ -78,4 +83,37 @@ t.test('guard misuse is refused when the guard is built', async (t) => {
   t.throws(() => or('x' as never), { code: 'KH_INVALID_OPTIONS' })
   t.ok(Object.isFrozen(inGroup('group_id', 'member')))
   t.ok(viaParent({ ...link, groupColumn: isSubject('created_by') }))
+})
+
+t.test('assertTableName accepts exactly what quoteTable accepts', async (t) => {
+  const part63 = `a${'b'.repeat(62)}`
+  const names: unknown[] = [
+    ...bad,
+    'posts',
+    'forum.posts',
+    '_x.y_1',
+    part63,
+    `${part63}b`,
+    `${part63}.${part63}`,
+    'a.b.c',
+    'a.',
+    '.a',
+    'a..b',
+    'a\n',
+    'a.b\n',
+    'é',
+    '',
+  ]
+  for (const name of names) {
+    let quoted = true
+    try {
+      quoteTable(name)
+    } catch {
+      quoted = false
+    }
+    if (quoted) t.doesNotThrow(() => assertTableName(name), String(name))
+    else {
+      t.throws(() => assertTableName(name), { code: 'KH_INVALID_IDENTIFIER' }, String(name))
+    }
+  }
 })
