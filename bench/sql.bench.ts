@@ -134,7 +134,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
   const quick = context.quick
   const tableSizes = quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000]
   const counts = [1, 10, 100, 1_000, 10_000]
-  const rounds = quick ? 5 : 10
+  const rounds = quick ? 5 : 8
   const basePerRound = quick ? 60 : 200
   const client = new pg.Client({ connectionString: context.databaseUrl })
   await client.connect()

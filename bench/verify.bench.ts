@@ -71,7 +71,7 @@ export async function run(context?: {
   log?: (line: string) => void
 }): Promise<BenchSection> {
   const quick = context?.quick === true
-  const rounds = quick ? 3 : 8
+  const rounds = quick ? 3 : 6
   const roundMs = quick ? 60 : 200
   const rows: BenchRow[] = []
   const cacheGains: string[] = []
