@@ -39,6 +39,9 @@ export interface GuardedInsertOptions extends StatementOptions {
   readonly atomic?: boolean | undefined
 }
 
+/** Several-row inserts of more rows than this run as unnamed statements (see guardedInsert). */
+const PREPARED_ROWS = 1024
+
 /** What a several-row insert did. */
 export interface InsertResult<R = Row> {
   /** The inserted rows (as `returning` asks), in input order. */
@@ -279,7 +282,9 @@ export async function guardedInsert(
     statement,
     capability,
     [rows.length, ...valuesInputs(rows, columns, capacity)],
-    options.prepared,
+    // A long VALUES list is planned once and dropped: kept as a named statement, its plan would
+    // stay in the memory of every pooled connection that ever ran one.
+    capacity > PREPARED_ROWS ? false : options.prepared,
     { table: options.into, operation: 'insert' },
     [rows],
   )

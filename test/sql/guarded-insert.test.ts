@@ -380,6 +380,22 @@ t.test('row counts chosen by a client share a handful of prepared statements', a
     )
     // VALUES lists of 2, 4, 8, 16, 32 and 64 rows.
     t.equal(rows[0]!.n, 6, '40 row counts → 6 statements')
+    const many = Array.from({ length: 1025 }, () => ({
+      group_id: G1,
+      title: 'x',
+      created_by: 'alice',
+    }))
+    const result = await guardedInsert(client, alice, {
+      into: 'discussion_threads',
+      values: many,
+      guard: member,
+      returning: [],
+    })
+    t.equal(result.count, 1025)
+    const after = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'keyhole\\_%'`,
+    )
+    t.equal(after.rows[0]!.n, 6, 'more than 1 024 rows: planned once, not kept on the connection')
   } finally {
     await client.end()
   }
