@@ -13,9 +13,15 @@ import {
 import { assertGuard, type Guard } from './guard.ts'
 import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
-import { columnsOf, renderGuard, sqlText } from './render-guard.ts'
+import { renderGuard, sqlText } from './render-guard.ts'
 import { returningSql, runStatement, withoutBookkeeping, type Returning } from './run-statement.ts'
-import { typedRow, typedValuesList, valuesCapacity, valuesInputs } from './typed-values.ts'
+import {
+  suppliedScope,
+  typedRow,
+  typedValuesList,
+  valuesCapacity,
+  valuesInputs,
+} from './typed-values.ts'
 
 export interface GuardedInsertOptions extends StatementOptions {
   /** The table, optionally schema-qualified. */
@@ -95,7 +101,7 @@ function compileInsert(
   const quoted = columns.map((c) => quoteIdentifier(c, 'column'))
   const list = typedValuesList(params, table.sql, quoted, capacity, 1)
   knowValues(params, columns)
-  const scope = columnsOf('"r"')
+  const scope = suppliedScope('"r"', table.sql, quoted)
   const allowed = sqlText(renderGuard(options.guard.node, scope, params))
   const visible = options.readGuard
     ? sqlText(renderGuard(options.readGuard.node, scope, params))
@@ -143,7 +149,7 @@ function compileSingleInsert(
   const quoted = columns.map((c) => quoteIdentifier(c, 'column'))
   const row = typedRow(params, table.sql, quoted, 0)
   knowValues(params, columns)
-  const allowed = renderGuard(options.guard.node, columnsOf('"r"'), params)
+  const allowed = renderGuard(options.guard.node, suppliedScope('"r"', table.sql, quoted), params)
   const text =
     `INSERT INTO ${table.sql} AS "t" (${quoted.join(', ')}) ` +
     `SELECT ${quoted.map((c) => `"r".${c}`).join(', ')} FROM ${row} AS "r"` +
@@ -164,7 +170,9 @@ function compileVisibility(
   const quoted = columns.map((c) => quoteIdentifier(c, 'column'))
   const row = typedRow(params, table.sql, quoted, 0)
   knowValues(params, columns)
-  const visible = sqlText(renderGuard(readGuard.node, columnsOf('"r"'), params))
+  const visible = sqlText(
+    renderGuard(readGuard.node, suppliedScope('"r"', table.sql, quoted), params),
+  )
   return params.compile(`SELECT COALESCE(${visible}, FALSE) AS "visible" FROM ${row} AS "r"`)
 }
 

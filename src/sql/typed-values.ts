@@ -15,6 +15,7 @@
  */
 import { BadRequest } from '../errors.ts'
 import type { StatementParams } from './compile.ts'
+import type { RowScope } from './render-guard.ts'
 
 /**
  * PostgreSQL takes at most 65 535 parameters in one statement; keep room for the capability's.
@@ -104,4 +105,14 @@ export function valuesInputs(
   let at = 0
   for (const row of rows) for (const column of columns) inputs[at++] = row[column]
   return inputs
+}
+
+/**
+ * The row a guard reads, over the typed values aliased `alias`: a column the caller did not supply
+ * reads as NULL of its type (`(NULL::"posts")."group_id"`), so a guard on it refuses the row
+ * rather than failing, whatever default the column would take.
+ */
+export function suppliedScope(alias: string, table: string, supplied: readonly string[]): RowScope {
+  const columns = new Set(supplied)
+  return (column) => (columns.has(column) ? `${alias}.${column}` : `(NULL::${table}).${column}`)
 }

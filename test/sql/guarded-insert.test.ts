@@ -426,3 +426,28 @@ t.test(
     t.equal(most.count, 21666, 'the largest insert that fits is one statement')
   },
 )
+
+t.test(
+  'a guard on a column the values leave out reads NULL: refused, nothing written',
+  async (t) => {
+    await t.rejects(
+      guardedInsert(pool, alice, {
+        into: 'discussion_threads',
+        values: { title: 'no group', created_by: 'alice' },
+        guard: member,
+        readGuard: member,
+      }),
+      { code: 'KH_CAPABILITY_DENIED', visible: false },
+    )
+    const several = await guardedInsert(pool, alice, {
+      into: 'discussion_threads',
+      values: [
+        { title: 'a', created_by: 'alice' },
+        { title: 'b', created_by: 'alice' },
+      ],
+      guard: member,
+    })
+    t.same(several, { inserted: [], refused: [0, 1], count: 0 })
+    t.same(await titles(), [])
+  },
+)
