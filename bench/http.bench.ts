@@ -9,16 +9,15 @@
  * new token on every request. The three servers take turns (A B C, A B C…).
  */
 import { randomBytes, randomUUID } from 'node:crypto'
-import { spawn } from 'node:child_process'
 import { access } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import pg from 'pg'
+import { runChildJson } from './lib/child-json.ts'
 import type { BenchContext, BenchRow, BenchSection, GoalResult } from './lib/types.ts'
 
 const PLUGIN = new URL('../plugins/fastify.ts', import.meta.url)
-const LOAD = fileURLToPath(new URL('./lib/load.ts', import.meta.url))
+const LOAD = new URL('./lib/load.ts', import.meta.url)
 const ROLES = ['member', 'moderator', 'admin']
 
 interface LoadResult {
@@ -30,21 +29,7 @@ interface LoadResult {
 }
 
 function load(job: object): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    // The job goes through stdin: thousands of tokens overflow an argument list.
-    const child = spawn(process.execPath, ['--import', 'tsx', LOAD], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    })
-    child.stdin.end(JSON.stringify(job))
-    let out = ''
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', (code) =>
-      code === 0
-        ? resolve(JSON.parse(out) as LoadResult)
-        : reject(new Error(`load exited ${code}`)),
-    )
-  })
+  return runChildJson<LoadResult>(LOAD, { input: job })
 }
 
 async function listen(app: FastifyInstance): Promise<string> {

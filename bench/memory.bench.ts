@@ -4,8 +4,7 @@
  * authenticate path (verify, derive, cache) with more tokens than the cache holds behaves the
  * same. Measured in a child process with --expose-gc (bench/lib/memory-child.ts), after full GCs.
  */
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { runChildJson } from './lib/child-json.ts'
 import type { BenchContext, BenchSection } from './lib/types.ts'
 
 /** The stated bound: resident memory above the process's own baseline, default cache size. */
@@ -30,21 +29,9 @@ const MiB = 1024 * 1024
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`
 
 function measure(distinct: number, endToEnd: number): Promise<ChildResult> {
-  const child = fileURLToPath(new URL('./lib/memory-child.ts', import.meta.url))
-  return new Promise((resolve, reject) => {
-    const proc = spawn(
-      process.execPath,
-      ['--expose-gc', '--import', 'tsx', child, String(distinct), String(endToEnd)],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
-    let stdout = ''
-    proc.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    proc.on('error', reject)
-    proc.on('exit', (code) =>
-      code === 0
-        ? resolve(JSON.parse(stdout) as ChildResult)
-        : reject(new Error(`memory child exited with ${code}`)),
-    )
+  return runChildJson<ChildResult>(new URL('./lib/memory-child.ts', import.meta.url), {
+    flags: ['--expose-gc'],
+    args: [String(distinct), String(endToEnd)],
   })
 }
 

@@ -82,8 +82,7 @@ export interface KeyholeMiddleware extends RequestHandler {
 }
 
 declare global {
-  // Express's own augmentation point (@types/express-serve-static-core).
-  // eslint-disable-next-line @typescript-eslint/no-namespace
+  // Express's own augmentation point (@types/express-serve-static-core): a namespace by necessity.
   namespace Express {
     interface Request {
       /** The verified, frozen capability; `null` on public routes and CORS preflights. */
