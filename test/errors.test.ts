@@ -1,7 +1,7 @@
 /**
  * The error catalogue, walked code by code: status, message, class, the `{ statusCode, error,
- * message, code }` body and the RFC 6750 `WWW-Authenticate` header. The README's error table is the
- * same table.
+ * message, code }` body and the RFC 6750 `WWW-Authenticate` header. The error table of
+ * docs/errors.md is the same table.
  */
 import t from 'tap'
 import {

@@ -1,13 +1,13 @@
 /**
- * The README's reference tables list every stable code, with the status the code carries: a code
- * added to the catalogue or the checks without its row fails here.
+ * The reference tables of docs/errors.md list every stable code, with the status the code carries:
+ * a code added to the catalogue or the checks without its row fails here.
  */
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { databaseFindingCodes } from '../src/db/checks/codes.ts'
 import { errorCatalogue, type KeyholeErrorCode } from '../src/errors.ts'
 
-const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
+const readme = await readFile(new URL('../docs/errors.md', import.meta.url), 'utf8')
 const rows = new Map(
   readme
     .split('\n')
