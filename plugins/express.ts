@@ -85,7 +85,7 @@ declare global {
   // Express's own augmentation point (@types/express-serve-static-core): a namespace by necessity.
   namespace Express {
     interface Request {
-      /** The verified, frozen capability; `null` on public routes and CORS preflights. */
+      /** The verified, frozen capability; `null` on public routes. */
       capability: Capability
       /** The policy-bound handle (with the `database` option); throws 401 without a capability. */
       db: PolicyHandle
@@ -153,10 +153,6 @@ function answerFailure(res: Response, error: unknown, logger: KeyholeLogger): vo
   })
 }
 
-/** A CORS preflight carries no credentials (Fetch standard): never authenticated, no data. */
-const isPreflight = (req: Request) =>
-  req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined
-
 /**
  * Defines `req.db`: the request's handle on first use; in 'rls' mode with request transactions,
  * the response is held at its first byte until the transaction has committed (rolled back for a
@@ -193,12 +189,12 @@ function attachDatabase(
 
 /**
  * The keyhole middleware. Verifies the bearer token of every request that reaches it and sets
- * `req.capability`, except (`req.capability` is then `null`):
- * - the `public` entries, matched against `req.path` (relative to where the middleware is
- *   mounted: the middleware runs before routing), as Express routes (see `public` below);
- * - CORS preflights (`OPTIONS` with `Access-Control-Request-Method`): browsers send no
- *   credentials with them; `req.db` refuses them.
- * Mount it before the routes it protects; mount `keyholeErrors()` after them.
+ * `req.capability`, except the `public` entries (`req.capability` is then `null`), matched against
+ * `req.path` (relative to where the middleware is mounted: the middleware runs before routing), as
+ * Express routes (see `public` below). Mount it before the routes it protects; mount
+ * `keyholeErrors()` after them. A CORS preflight is a request like any other: without a valid token
+ * it reaches no handler (nor Express's automatic `OPTIONS` answer). Mount the `cors` middleware
+ * BEFORE keyhole, so that it answers preflights (204 and its headers) first.
  *
  * Fail closed: with the database checks (the default with `database`), every request answers
  * 503 `KH_UNAVAILABLE` until `ready()` has resolved, so an application that forgets `ready()`
@@ -265,7 +261,7 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
     req.capability = null as unknown as Capability
     if (!serving()) throw new ServiceUnavailable()
     if (databases !== undefined) attachDatabase(request, res, databases, logger)
-    if (isPreflight(req) || isPublicPath(req)) return next()
+    if (isPublicPath(req)) return next()
     try {
       const source = tokenSource(req, cookieName, realm)
       const result = await (authenticator ?? (await authenticating)).authenticate(source)

@@ -62,7 +62,7 @@ export interface KeyholeDecoration {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The verified, frozen capability; `null` on public routes and CORS preflights. */
+    /** The verified, frozen capability; `null` on public routes. */
     capability: Capability
     /** The policy-bound handle (with the `database` option); throws 401 without a capability. */
     db: PolicyHandle
@@ -97,10 +97,6 @@ function report(request: FastifyRequest, error: KeyholeError): void {
     logDenial(request.log, error, request.routeOptions.url, request.capability)
   }
 }
-
-/** A CORS preflight carries no credentials (Fetch standard): never authenticated, no data. */
-const isPreflight = (request: FastifyRequest) =>
-  request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined
 
 const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, options) => {
   const {
@@ -152,7 +148,6 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
 
   fastify.addHook('onRequest', async function keyholeAuthenticate(request) {
     if (!decoration.healthy) throw new ServiceUnavailable()
-    if (isPreflight(request)) return
     if (request.routeOptions.config.keyhole?.public === true) return
     if (isPublic(request.routeOptions.url)) return
     try {
@@ -219,8 +214,9 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
  * - every route registered after it, in child and sibling plugins too (fastify-plugin shares its
  *   hooks with the registering scope), except the `public` ones; automatic HEAD routes exactly
  *   like their GET; the 404 handler too (401 without a token, so routes cannot be probed);
- * - never a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`): browsers send no
- *   credentials with it; it gets no capability, so `request.db` refuses it.
+ * - CORS preflights like any request: a request without a valid token never reaches a handler.
+ *   Register @fastify/cors BEFORE keyhole: its `onRequest` hook then answers every preflight
+ *   (204 and its headers) before keyhole's runs; registered after, preflights answer 401.
  * keyhole's errors are answered by its error handler (status, `WWW-Authenticate`, the
  * `{ statusCode, error, message, code }` body; 5xx with the generic message, details logged);
  * every other error goes to the handler in place when keyhole was registered (Fastify prints

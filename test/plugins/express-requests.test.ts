@@ -1,8 +1,8 @@
 /**
  * The middleware on requests, what is Express's own (the shared behaviour table in test/behaviour
  * holds every status row for both adapters): one request per status as a smoke test, requireRole's
- * lazy role check and its missing middleware, CORS preflights, `keyholeErrors()` handing every
- * other error on, and what reaches the logger.
+ * lazy role check and its missing middleware, `keyholeErrors()` handing every other error on, and
+ * what reaches the logger (CORS preflights: express-preflight.test.ts).
  */
 import t from 'tap'
 import express, { type ErrorRequestHandler } from 'express'
@@ -122,23 +122,6 @@ t.test('requireRole without the keyhole middleware in front refuses (500, says w
   const response = await request('GET', '/mod', bearer(mod))
   t.equal(response.status, 500)
   t.equal(response.json.code, 'KH_INVALID_OPTIONS')
-})
-
-t.test('a CORS preflight passes without a token and gets no capability', async (t) => {
-  let seen: unknown = 'not reached'
-  const { request } = await startApp(t, {}, (app) => {
-    app.options('/me', (req, res) => {
-      seen = req.capability
-      res.status(204).end()
-    })
-  })
-  const preflight = await request('OPTIONS', '/me', {
-    origin: 'https://app.example',
-    'access-control-request-method': 'GET',
-  })
-  t.equal(preflight.status, 204)
-  t.equal(seen, null)
-  t.equal((await request('OPTIONS', '/me')).status, 401, 'a plain OPTIONS needs a token')
 })
 
 t.test(

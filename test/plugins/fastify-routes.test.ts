@@ -1,7 +1,7 @@
 /**
  * What the plugin protects: every route, in sibling and child plugins, the automatic HEAD routes
- * and the 404 handler; public routes by option or route config; CORS preflights are not
- * authenticated. And what it logs: every 401/403 once, at info, never the token.
+ * and the 404 handler; public routes by option or route config (CORS preflights:
+ * fastify-preflight.test.ts). And what it logs: every 401/403 once, at info, never the token.
  */
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -92,18 +92,6 @@ t.test('unknown routes answer 401 without a token and 404 with one', async (t) =
   t.equal(known.statusCode, 404)
   const docs = await app.inject({ method: 'GET', url: '/docs/nothing-here' })
   t.equal(docs.statusCode, 401, 'the subtree covers registered routes only')
-})
-
-t.test('a CORS preflight is not authenticated; a bare OPTIONS is', async (t) => {
-  const { app } = await buildApp(t, options, routes)
-  const preflight = await app.inject({
-    method: 'OPTIONS',
-    url: '/private',
-    headers: { origin: 'https://app.test', 'access-control-request-method': 'GET' },
-  })
-  t.equal(preflight.statusCode, 204)
-  const bare = await app.inject({ method: 'OPTIONS', url: '/private' })
-  t.equal(bare.statusCode, 401)
 })
 
 t.test(

@@ -172,12 +172,12 @@ export const routeRows: Row[] = [
     expect: { status: 401, code: 'KH_TOKEN_MISSING' },
   },
   {
-    name: 'a CORS preflight is not authenticated',
+    name: 'a CORS preflight without a token is refused like any request (CORS plugins answer first)',
     caller: undefined,
     method: 'OPTIONS',
     path: '/nowhere',
     headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
-    expect: { status: 404, challenge: null },
+    expect: { status: 401, code: 'KH_TOKEN_MISSING' },
   },
   {
     name: 'requireRole: a member is refused a moderator route → 403 insufficient_scope',
