@@ -220,6 +220,15 @@ t.test('other backends of the same role: their statement text, and a kill', asyn
   t.teardown(() => migrator.end())
   const migratorPid = (await migrator.query<{ pid: number }>('SELECT pg_backend_pid() AS pid'))
     .rows[0]!.pid
+  const theirs = await asMallory(
+    async (db) =>
+      (
+        await db.query<{ query: string }>('SELECT query FROM pg_stat_activity WHERE pid = $1', [
+          migratorPid,
+        ])
+      ).rows[0]!.query,
+  )
+  t.equal(theirs, '<insufficient privilege>', 'not the statement text of another role')
   await t.rejects(
     asMallory((db) => db.query('SELECT pg_terminate_backend($1)', [migratorPid])),
     { code: '42501' },
