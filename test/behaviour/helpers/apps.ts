@@ -91,6 +91,15 @@ function client(base: string): RunningApp['request'] {
 
 async function fastifyApp(k: KeyholeDatabase): Promise<RunningApp> {
   const app = Fastify()
+  // An empty body sent as JSON is no body, as express.json() has it (Fastify's parser says 400).
+  const json = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string' },
+    (request, body: string, done) =>
+      body === '' ? done(null, undefined) : json(request, body, done),
+  )
   await app.register(forFastify.capabilities, options(k))
   const group = (request: FastifyRequest) => (request.params as { groupId: string }).groupId
   type Id = { Params: { id: string } }

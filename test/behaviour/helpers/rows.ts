@@ -330,6 +330,14 @@ export const databaseRows: Row[] = [
     expect: { status: 204, notes: { added: -1 } },
   },
   {
+    name: 'delete: an empty body sent as JSON is no body → 204',
+    caller: moderator,
+    method: 'DELETE',
+    path: '/notes/:noteA',
+    headers: { 'content-type': 'application/json' },
+    expect: { status: 204, notes: { added: -1 } },
+  },
+  {
     name: 'delete: a member → 403, nothing deleted',
     caller: member,
     method: 'DELETE',
