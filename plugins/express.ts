@@ -64,6 +64,8 @@ export interface KeyholeMiddleware extends RequestHandler {
   readonly healthy: boolean
   /** Throws 503 `KH_UNAVAILABLE` unless {@link KeyholeMiddleware.healthy} (for a health route). */
   assertHealthy(): void
+  /** Forgets every verified token (see `Authenticator.invalidate`): for `getKey` key rotation. */
+  invalidate(): void
   /**
    * Awaits the key import (a bad key rejects here with `KH_INVALID_OPTIONS`), then runs the
    * database start-up checks and starts the monitor. Call it before `listen`: until it resolves,
@@ -325,6 +327,7 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
         if (!serving()) throw new ServiceUnavailable()
       },
     },
+    invalidate: { value: () => authenticator?.invalidate() },
     ready: {
       value(options: { server?: { close(): unknown } } = {}) {
         if (closed) return Promise.reject(new ServiceUnavailable({ message: 'keyhole was closed' }))

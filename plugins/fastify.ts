@@ -58,6 +58,8 @@ export interface KeyholeDecoration {
   readonly healthy: boolean
   /** Throws 503 `KH_UNAVAILABLE` while the monitor reports a finding (for a health route). */
   assertHealthy(): void
+  /** Forgets every verified token (see `Authenticator.invalidate`): for `getKey` key rotation. */
+  invalidate(): void
 }
 
 declare module 'fastify' {
@@ -127,6 +129,7 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
     assertHealthy() {
       if (!decoration.healthy) throw new ServiceUnavailable()
     },
+    invalidate: () => authenticator.invalidate(),
   }
   Object.defineProperty(decoration, kLogDenials, { value: adapter.logDenials })
   fastify.decorate('keyhole', decoration)

@@ -47,7 +47,9 @@ export interface JwksOptions {
    */
   cooldownDuration?: number
   /**
-   * Milliseconds a fetched key set is trusted before it is fetched again (key rotation).
+   * Milliseconds a fetched key set is trusted before it is fetched again (key rotation). Cached
+   * tokens too: past it, a cache hit refetches the set first, and a refetch that drops a key
+   * withdraws every token verified with it (401 from then on).
    * @default 600000
    */
   cacheMaxAge?: number
@@ -147,7 +149,8 @@ export interface KeyholeOptions {
   realm?: string
   /**
    * The verified-token cache, or `false`. A hit skips the signature check only; revocation and
-   * expiry are still checked on every request.
+   * expiry are still checked on every request, and a hit is trusted only while the key that
+   * verified it is in the key set (see `jwks.cacheMaxAge`; with `getKey`, call `invalidate()`).
    * @default { max: 10000, enabled: true }
    */
   cache?: CacheOptions | false

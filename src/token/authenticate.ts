@@ -9,7 +9,7 @@ import { deriveCapability, resolveCapabilityOptions } from '../capability/derive
 import { ServiceUnavailable, TokenError } from '../errors.ts'
 import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../options.ts'
 import { extractToken, type TokenSource } from './extract-token.ts'
-import { createKeyResolver } from './keys.ts'
+import { createKeySet } from './keys.ts'
 import { precheckToken } from './precheck-token.ts'
 import { TokenCache } from './token-cache.ts'
 import { verifyToken } from './verify-token.ts'
@@ -33,6 +33,16 @@ export interface Authenticator {
    *   ServiceUnavailable (503) when `isRevoked` fails
    */
   authenticate(source: TokenSource): Promise<AuthenticationResult>
+  /**
+   * Forgets every verified token: each is checked again (signature and key lookup) on its next
+   * request, and with `jwksUrl` the key set is refetched first. Call it when a key your `getKey`
+   * returned is withdrawn; with `jwksUrl` keyhole does it by itself when a refetch drops a key.
+   *
+   * @example
+   * keys.delete(kid) // your own key store, read by getKey
+   * authenticator.invalidate()
+   */
+  invalidate(): void
   /** Drops the verified-token cache. */
   close(): void
 }
@@ -40,6 +50,8 @@ export interface Authenticator {
 interface Verified {
   readonly payload: Readonly<JWTPayload>
   readonly result: Readonly<AuthenticationResult>
+  /** The key set's generation when the token was verified. */
+  readonly generation: number
 }
 
 /** The moment (ms) a verified payload stops being valid: `exp`, or earlier by `maxTokenAge`. */
@@ -66,19 +78,26 @@ export async function createAuthenticator(options: KeyholeOptions): Promise<Auth
   const parsed = parseKeyholeOptions(options)
   const resolved = resolveTokenOptions(parsed)
   const capabilityOptions = resolveCapabilityOptions(parsed.capability)
-  const key = await createKeyResolver(parsed)
+  const keys = await createKeySet(parsed)
   const algorithms = new Set<string>(resolved.algorithms)
   const cache = resolved.cache === false ? undefined : new TokenCache<Verified>(resolved.cache.max)
   const { realm, maxTokenBytes, isRevoked, maxTokenAge } = resolved
 
   async function verify(token: string): Promise<Verified> {
-    // A cache hit is a byte-identical token that already passed every check below.
+    // A cache hit is a byte-identical token that already passed every check below, with a key the
+    // key set still holds: a set that lost a key (or was invalidated) since has another generation.
     const hit = cache?.get(token)
-    if (hit !== undefined) return hit
+    if (hit !== undefined) {
+      if (keys.stale) await keys.refresh()
+      if (hit.generation === keys.generation) return hit
+      ;(cache as TokenCache<Verified>).delete(token)
+    }
+    // Read before verifying: a key withdrawn meanwhile leaves this entry behind the set.
+    const generation = keys.generation
     precheckToken(token, maxTokenBytes, algorithms)
-    const payload = Object.freeze(await verifyToken(token, key, resolved))
+    const payload = Object.freeze(await verifyToken(token, keys.key, resolved))
     const result = Object.freeze(deriveCapability(payload, capabilityOptions))
-    const verified = Object.freeze({ payload, result })
+    const verified = Object.freeze({ payload, result, generation })
     cache?.set(token, verified, deadlineOf(payload, maxTokenAge))
     return verified
   }
@@ -112,6 +131,10 @@ export async function createAuthenticator(options: KeyholeOptions): Promise<Auth
     realm,
     cookieName: resolved.cookie,
     authenticate,
+    invalidate() {
+      keys.invalidate()
+      cache?.clear()
+    },
     close: () => cache?.clear(),
   })
 }

@@ -8,11 +8,36 @@ import { importJWK, type CryptoKey, type JWK, type JWSHeaderParameters } from 'j
 import { types } from 'node:util'
 import { ConfigurationError, TokenError } from '../errors.ts'
 import type { Algorithm, KeyholeOptions, VerificationKey } from '../options.ts'
-import { remoteKeySet } from './remote-key-set.ts'
+import { remoteKeySet, type KeySetState } from './remote-key-set.ts'
 
 /** A key for every token, or a lookup per token (remote key set, user function, several HS algs). */
 export type KeyResolver =
   VerificationKey | ((header: JWSHeaderParameters, token: string) => Promise<VerificationKey>)
+
+/** The configured keys: what verifies a token, and what tells the cache to stop trusting it. */
+export interface KeySet extends KeySetState {
+  readonly key: KeyResolver
+}
+
+/**
+ * Keys keyhole cannot watch (a secret, one public key, a `getKey` function): they change only
+ * when the application says so, through `invalidate()`.
+ */
+function fixedKeySet(key: KeyResolver): KeySet {
+  let generation = 0
+  return {
+    key,
+    get generation() {
+      return generation
+    },
+    stale: false,
+    /* c8 ignore next: never called, a fixed key set is never stale */
+    refresh: () => {},
+    invalidate() {
+      generation++
+    },
+  }
+}
 
 type KeyOptions = Pick<
   KeyholeOptions,
@@ -134,7 +159,7 @@ function remoteKeys(
   jwksUrl: string | URL,
   jwks: KeyholeOptions['jwks'],
   algorithms: readonly Algorithm[],
-): KeyResolver {
+): KeySet {
   let url: URL
   try {
     url = new URL(jwksUrl)
@@ -154,11 +179,22 @@ function remoteKeys(
       `algorithms: with jwksUrl, list one algorithm per key type (${(rsa.length > 1 ? rsa : ed).join(', ')} would share a key)`,
     )
   }
-  return remoteKeySet(url, {
+  const remote = remoteKeySet(url, {
     cooldownDuration: jwks?.cooldownDuration ?? 30_000,
     cacheMaxAge: jwks?.cacheMaxAge ?? 600_000,
     timeoutDuration: jwks?.timeoutDuration ?? 5000,
   })
+  return {
+    key: remote,
+    get generation() {
+      return remote.generation
+    },
+    get stale() {
+      return remote.stale
+    },
+    refresh: remote.refresh,
+    invalidate: remote.invalidate,
+  }
 }
 
 function userKey(getKey: NonNullable<KeyholeOptions['getKey']>): KeyResolver {
@@ -183,7 +219,7 @@ const secretLength = (secret: string | Uint8Array) =>
  * Every check of the key options that needs no import, synchronously: exactly one key source, one
  * that fits the algorithms, and an HMAC secret at least as long as each HS algorithm's hash. Only
  * the import itself (a PEM or JWK that does not parse, a weak RSA key) is left to
- * {@link createKeyResolver}. Returns the source.
+ * {@link createKeySet}. Returns the source.
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option
  */
 export function checkKeyOptions(
@@ -224,14 +260,18 @@ export function checkKeyOptions(
  * Checks the key source against the algorithms ({@link checkKeyOptions}) and imports it once.
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option
  */
-export async function createKeyResolver(options: KeyOptions): Promise<KeyResolver> {
+export async function createKeySet(options: KeyOptions): Promise<KeySet> {
   const { algorithms } = options
   const hmac = algorithms.filter(isHmac)
   const source = checkKeyOptions(options)
-  if (source === 'secret') return importSecret(options.secret as string | Uint8Array, hmac)
-  if (source === 'getKey') return userKey(options.getKey as NonNullable<KeyOptions['getKey']>)
-  if (source === 'publicKey') {
-    return importPublicKey(options.publicKey as NonNullable<KeyOptions['publicKey']>, algorithms)
+  if (source === 'jwksUrl')
+    return remoteKeys(options.jwksUrl as string | URL, options.jwks, algorithms)
+  if (source === 'getKey') {
+    return fixedKeySet(userKey(options.getKey as NonNullable<KeyOptions['getKey']>))
   }
-  return remoteKeys(options.jwksUrl as string | URL, options.jwks, algorithms)
+  if (source === 'secret') {
+    return fixedKeySet(await importSecret(options.secret as string | Uint8Array, hmac))
+  }
+  const publicKey = options.publicKey as NonNullable<KeyOptions['publicKey']>
+  return fixedKeySet(await importPublicKey(publicKey, algorithms))
 }

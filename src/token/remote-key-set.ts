@@ -7,13 +7,20 @@
  *   jose imports such a key);
  * - a failing endpoint is not hammered: after a failed fetch (network error, timeout, non-200),
  *   no fetch is made for `min(cooldownDuration, 5 s)`, and requests that need one answer 503 at
- *   once. Without this every request arriving while the key server is down costs it a request.
+ *   once. Without this every request arriving while the key server is down costs it a request;
+ * - a key that leaves the set takes its verified tokens along: each refetch that drops a key the
+ *   previous set held bumps `generation`, and the verified-token cache trusts no entry made under
+ *   an older generation (a cache hit also refetches a set older than `cacheMaxAge` first, as a
+ *   lookup would).
  */
 import {
   createRemoteJWKSet,
   customFetch,
   errors,
+  jwksCache,
   type CryptoKey,
+  type JSONWebKeySet,
+  type JWK,
   type JWSHeaderParameters,
 } from 'jose'
 import { TokenError } from '../errors.ts'
@@ -22,6 +29,26 @@ export interface RemoteKeySetOptions {
   readonly cooldownDuration: number
   readonly cacheMaxAge: number
   readonly timeoutDuration: number
+}
+
+/** A key set whose verifications a cache may hold, as far as the cache needs to know. */
+export interface KeySetState {
+  /**
+   * Bumped whenever the set loses a key (or is invalidated): a verification made under an older
+   * generation is not trusted again.
+   */
+  readonly generation: number
+  /** True when the set must be refetched before a cached verification is trusted again. */
+  readonly stale: boolean
+  /** Refetches the set (joining a fetch in flight). @throws TokenError `KH_KEYS_UNAVAILABLE` */
+  refresh(): Promise<void> | void
+  /** Forgets the set: the next lookup or cache hit refetches it first. */
+  invalidate(): void
+}
+
+/** The lookup of a remote key set, with its state. */
+export interface RemoteKeySet extends KeySetState {
+  (header: JWSHeaderParameters): Promise<CryptoKey>
 }
 
 /** The longest back-off after a failed fetch, in milliseconds. */
@@ -40,6 +67,12 @@ function rsaExponent(key: CryptoKey): bigint | undefined {
   return value
 }
 
+/** What makes a key the same key: its id, its material and what it may be used for. */
+function identity(jwk: JWK): string {
+  const { kid, kty, crv, x, y, n, e, alg, use, key_ops } = jwk
+  return JSON.stringify([kid, kty, crv, x, y, n, e, alg, use, key_ops])
+}
+
 /**
  * The key lookup for `url`. Throws `KH_TOKEN_KEY_UNKNOWN` (401) when no key (or more than one)
  * matches the token's `kid` and `alg`, or the matching key is unsafe; `KH_KEYS_UNAVAILABLE` (503)
@@ -49,7 +82,7 @@ export function remoteKeySet(
   url: URL,
   options: RemoteKeySetOptions,
   fetchImpl: typeof fetch = fetch,
-): (header: JWSHeaderParameters) => Promise<CryptoKey> {
+): RemoteKeySet {
   const retryDelay = Math.min(options.cooldownDuration, MAX_RETRY_DELAY)
   let retryAt = 0
   const guardedFetch = async (input: string, init: RequestInit): Promise<Response> => {
@@ -63,10 +96,48 @@ export function remoteKeySet(
       throw error
     }
   }
-  const remote = createRemoteJWKSet(url, { ...options, [customFetch]: guardedFetch })
+  let held = new Set<string>()
+  let generation = 0
+  let invalidated = false
+  // jose stores every key set it applies in this object, synchronously as it applies it: the
+  // setter compares it with the previous set, whoever triggered the fetch.
+  let current: JSONWebKeySet | undefined
+  const applied = {
+    uat: 0,
+    get jwks(): JSONWebKeySet | undefined {
+      return current
+    },
+    set jwks(jwks: JSONWebKeySet) {
+      const next = new Set(jwks.keys.map(identity))
+      for (const key of held) {
+        if (!next.has(key)) {
+          generation++
+          break
+        }
+      }
+      current = jwks
+      held = next
+    },
+  }
+  const remote = createRemoteJWKSet(url, {
+    ...options,
+    [customFetch]: guardedFetch,
+    [jwksCache]: applied as unknown as Record<string, never>,
+  })
+
+  const refresh = async (): Promise<void> => {
+    try {
+      await remote.reload()
+    } catch (error) {
+      throw new TokenError('KH_KEYS_UNAVAILABLE', { cause: error })
+    }
+    invalidated = false
+  }
+
   // Keys jose imported are reused, so each is checked once.
   const checked = new WeakSet<CryptoKey>()
-  return async (header) => {
+  const lookup = async (header: JWSHeaderParameters): Promise<CryptoKey> => {
+    if (invalidated) await refresh()
     let key: CryptoKey
     try {
       key = await remote(header)
@@ -92,4 +163,15 @@ export function remoteKeySet(
     }
     return key
   }
+  return Object.defineProperties(lookup, {
+    generation: { get: () => generation },
+    stale: { get: () => invalidated || !remote.fresh },
+    refresh: { value: refresh },
+    invalidate: {
+      value() {
+        invalidated = true
+        generation++
+      },
+    },
+  }) as RemoteKeySet
 }

@@ -53,6 +53,11 @@ export class TokenCache<T> {
     this.#entries.set(token, { value, deadline })
   }
 
+  /** Drops the entry of `token`, if any. */
+  delete(token: string): void {
+    this.#entries.delete(token)
+  }
+
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear()

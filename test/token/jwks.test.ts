@@ -89,3 +89,100 @@ t.test('rotation: a new key is accepted after refresh, a removed key refused', a
     code: 'KH_TOKEN_KEY_UNKNOWN',
   })
 })
+
+/** An authenticator over a key set holding key-1 and key-2, with the verified-token cache on. */
+async function cached(t: { teardown(fn: () => unknown): void }, jwks: Record<string, number>) {
+  const server = await startJwksServer([first.publicJwk, second.publicJwk])
+  t.teardown(() => server.close())
+  const authenticator = await createAuthenticator({
+    jwksUrl: server.url,
+    jwks,
+    algorithms: ['ES256'],
+    issuer,
+    audience,
+  })
+  return { server, authenticator }
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+t.test('a key that leaves the key set takes its cached tokens along', async (t) => {
+  const { authenticator, server } = await cached(t, { cooldownDuration: 40, cacheMaxAge: 50 })
+  const withFirst = await signed('key-1')
+  const withSecond = await signed('key-2', second.privateKey)
+  t.ok(await authenticator.authenticate(bearer(withFirst)), 'verified and cached')
+  t.ok(await authenticator.authenticate(bearer(withSecond)))
+  t.ok(await authenticator.authenticate(bearer(withFirst)), 'a cache hit')
+  server.keys = [second.publicJwk]
+  const fetches = server.fetches
+  await pause(60)
+  // Past cacheMaxAge: the hit refetches the set, sees key-1 gone and checks the token again.
+  const error = await authenticator.authenticate(bearer(withFirst)).catch((e) => e)
+  t.match(error, { code: 'KH_TOKEN_KEY_UNKNOWN', statusCode: 401 })
+  t.match(error.headers, { 'www-authenticate': /error="invalid_token"/ })
+  t.equal(server.fetches, fetches + 1, 'one refetch (the kid miss is within the cooldown)')
+  await t.rejects(authenticator.authenticate(bearer(withFirst)), { code: 'KH_TOKEN_KEY_UNKNOWN' })
+  t.equal(
+    (await authenticator.authenticate(bearer(withSecond))).capability.subject,
+    'user-1',
+    'a cached token of a key still held passes',
+  )
+  const fresh = await sign(claims({ sub: 'user-2' }), second.privateKey, {
+    alg: 'ES256',
+    kid: 'key-2',
+  })
+  t.equal((await authenticator.authenticate(bearer(fresh))).capability.subject, 'user-2')
+})
+
+t.test('a refetch made for another request also withdraws the cached tokens', async (t) => {
+  const { authenticator, server } = await cached(t, { cooldownDuration: 1, cacheMaxAge: 50 })
+  const withFirst = await signed('key-1')
+  t.ok(await authenticator.authenticate(bearer(withFirst)))
+  server.keys = [second.publicJwk]
+  await pause(60)
+  // A token not cached yet makes jose refetch the stale set.
+  t.ok(await authenticator.authenticate(bearer(await signed('key-2', second.privateKey))))
+  await t.rejects(authenticator.authenticate(bearer(withFirst)), { code: 'KH_TOKEN_KEY_UNKNOWN' })
+})
+
+t.test('a key replaced under the same kid takes its cached tokens along', async (t) => {
+  const { authenticator, server } = await cached(t, { cooldownDuration: 1, cacheMaxAge: 50 })
+  const withFirst = await signed('key-1')
+  t.ok(await authenticator.authenticate(bearer(withFirst)))
+  server.keys = [{ ...second.publicJwk, kid: 'key-1' }]
+  await pause(60)
+  await t.rejects(authenticator.authenticate(bearer(withFirst)), { code: 'KH_TOKEN_SIGNATURE' })
+  t.ok(await authenticator.authenticate(bearer(await signed('key-1', second.privateKey))))
+})
+
+t.test('a cached token needs a key set no older than cacheMaxAge: down → 503', async (t) => {
+  const { authenticator, server } = await cached(t, { cooldownDuration: 1, cacheMaxAge: 50 })
+  const withFirst = await signed('key-1')
+  t.ok(await authenticator.authenticate(bearer(withFirst)))
+  t.ok(await authenticator.authenticate(bearer(withFirst)), 'a hit within cacheMaxAge')
+  server.status = 500
+  await pause(60)
+  const error = await authenticator.authenticate(bearer(withFirst)).catch((e) => e)
+  t.match(error, { code: 'KH_KEYS_UNAVAILABLE', statusCode: 503 })
+  server.status = 200
+  await pause(20)
+  t.ok(await authenticator.authenticate(bearer(withFirst)), 'accepted once the set is fetched')
+})
+
+t.test('invalidate() refetches the key set before the next token is trusted', async (t) => {
+  const { authenticator, server } = await cached(t, { cooldownDuration: 60_000 })
+  const withFirst = await signed('key-1')
+  const withSecond = await signed('key-2', second.privateKey)
+  t.ok(await authenticator.authenticate(bearer(withFirst)))
+  t.ok(await authenticator.authenticate(bearer(withSecond)))
+  t.equal(server.fetches, 1)
+  server.keys = [second.publicJwk]
+  authenticator.invalidate()
+  await t.rejects(authenticator.authenticate(bearer(withFirst)), { code: 'KH_TOKEN_KEY_UNKNOWN' })
+  t.equal(server.fetches, 2, 'refetched at once, cooldown or not')
+  t.ok(await authenticator.authenticate(bearer(withSecond)))
+  t.equal(server.fetches, 2)
+  server.status = 500
+  authenticator.invalidate()
+  await t.rejects(authenticator.authenticate(bearer(withSecond)), { code: 'KH_KEYS_UNAVAILABLE' })
+})

@@ -7,7 +7,7 @@ import { createHash, generateKeyPairSync } from 'node:crypto'
 import type { JWK } from 'jose'
 import t from 'tap'
 import { createAuthenticator } from '../../src/token/authenticate.ts'
-import { MAX_RETRY_DELAY } from '../../src/token/remote-key-set.ts'
+import { MAX_RETRY_DELAY, remoteKeySet } from '../../src/token/remote-key-set.ts'
 import { startJwksServer } from '../helpers/jwks-server.ts'
 import { audience, b64, claims, issuer, keys, sign } from '../helpers/tokens.ts'
 
@@ -129,4 +129,33 @@ t.test('a connection failure also starts the back-off', async (t) => {
   t.not(first.cause?.name, 'RecentFailure', 'the first request tried the network')
   const second = await authenticator.authenticate(bearer(token)).catch((e) => e)
   t.match(second, { code: 'KH_KEYS_UNAVAILABLE', cause: { name: 'RecentFailure' } })
+})
+
+t.test('generation: bumped when a refetch drops a key, not when one is added', async (t) => {
+  const other = await keys('ES256', 'es-2')
+  const server = await startJwksServer([es.publicJwk])
+  t.teardown(() => server.close())
+  const options = { cooldownDuration: 60_000, cacheMaxAge: 60_000, timeoutDuration: 5000 }
+  const set = remoteKeySet(new URL(server.url), options)
+  t.equal(set.stale, true, 'nothing fetched yet')
+  await set({ alg: 'ES256', kid: 'es-1' })
+  t.same([set.generation, set.stale], [0, false])
+  const steps: [JWK[], number][] = [
+    [[es.publicJwk, other.publicJwk], 0],
+    [[other.publicJwk, es.publicJwk], 0],
+    [[{ ...other.publicJwk }, { ...es.publicJwk }], 0],
+    [[other.publicJwk], 1],
+    [[es.publicJwk, other.publicJwk], 1],
+    [[es.publicJwk, { ...other.publicJwk, use: undefined }], 2],
+    [[{ ...es.publicJwk, kid: 'es-3' }], 3],
+  ]
+  for (const [served, generation] of steps) {
+    server.keys = served
+    await set.refresh()
+    t.equal(set.generation, generation, served.map((k) => k.kid).join(', '))
+  }
+  set.invalidate()
+  t.same([set.generation, set.stale], [4, true], 'invalidate() bumps it and asks for a refetch')
+  await set.refresh()
+  t.equal(set.stale, false)
 })
