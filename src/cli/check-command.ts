@@ -1,6 +1,6 @@
-import pg from 'pg'
 import { checkDatabase } from '../db/check-database.ts'
 import { KEYHOLE_FUNCTIONS } from '../db/keyhole-sql.ts'
+import { loadPg } from '../db/pg-driver.ts'
 import type { GuardedOperation } from '../errors.ts'
 import { parse, required, type Command } from './io.ts'
 import { loadPolicies } from './load-policies.ts'
@@ -37,7 +37,7 @@ Tables without a schema in the policies are checked as public.<table>.`,
       table: table.includes('.') ? table : `public.${table}`,
       operations: Object.keys(policy).map((op) => operations[op]!),
     }))
-    const client = new pg.Client({ connectionString: url })
+    const client = new (loadPg('keyhole check').Client)({ connectionString: url })
     await client.connect()
     try {
       const findings = await checkDatabase(client, {

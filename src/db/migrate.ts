@@ -2,7 +2,7 @@
  * `keyhole migrate`: keyhole's own SQL, then the application's numbered SQL migrations, then the
  * RLS policies generated from the application's policies, all as the MIGRATION role.
  */
-import pg from 'pg'
+import { loadPg } from './pg-driver.ts'
 import type { GroupIdType } from '../capability/capability.ts'
 import type { Policies } from '../sql/policies.ts'
 import { applySqlDirectory, KEYHOLE_VERSION_TABLE, keyholeSqlDirectory } from './keyhole-sql.ts'
@@ -39,7 +39,7 @@ export interface MigrateResult {
  * await migrate(process.env.MIGRATION_URL, { migrationsDir: './migrations', policies, runtimeRole: 'app_runtime' })
  */
 export async function migrate(url: string, options: MigrateOptions = {}): Promise<MigrateResult> {
-  const client = new pg.Client({ connectionString: url })
+  const client = new (loadPg('migrate').Client)({ connectionString: url })
   await client.connect()
   try {
     const keyhole = await applySqlDirectory(client, keyholeSqlDirectory(), KEYHOLE_VERSION_TABLE)

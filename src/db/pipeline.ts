@@ -6,24 +6,7 @@
  * This is node-postgres's documented submittable interface (an object with `submit(connection)`
  * handed to `client.query`), built as pg-cursor builds it, on pg's own `Result` and `prepareValue`.
  */
-import { createRequire } from 'node:module'
-
-const require = createRequire(import.meta.url)
-
-interface PgResult {
-  command: string | null
-  rowCount: number | null
-  rows: unknown[]
-  fields: unknown[]
-  addFields(fields: unknown[]): void
-  addCommandComplete(message: unknown): void
-  parseRow(fields: unknown[]): unknown
-  addRow(row: unknown): void
-}
-
-// pg-cursor reaches pg's own row parser and value serialiser the same way.
-const Result = require('pg/lib/result.js') as new (rowMode?: string, types?: unknown) => PgResult
-const { prepareValue } = require('pg/lib/utils.js') as { prepareValue(value: unknown): unknown }
+import { loadPgInternals, type PgResult } from './pg-driver.ts'
 
 /** One statement of a pipeline. A `name` makes it a prepared statement, parsed once per connection. */
 export interface PipelineStatement {
@@ -80,6 +63,7 @@ export class Pipeline {
 
   constructor(statements: readonly PipelineStatement[]) {
     this.#statements = statements
+    const { Result } = loadPgInternals()
     this.#results = statements.map(() => new Result())
     this.done = new Promise((resolve, reject) => {
       this.callback = (error, results) => (error ? reject(error) : resolve(results!))
@@ -95,6 +79,7 @@ export class Pipeline {
     let values: unknown[][]
     try {
       // Serialise every value before writing anything: a bad value must not leave half a pipeline.
+      const { prepareValue } = loadPgInternals()
       values = this.#statements.map((s) => (s.values ?? []).map((v) => prepareValue(v)))
     } catch (error) {
       return error as Error

@@ -2,7 +2,7 @@
  * `keyhole setup`: the roles, privileges, `keyhole` schema and signing key, applied idempotently
  * over a connection of a role allowed to create roles (a superuser on a developer machine).
  */
-import pg from 'pg'
+import { loadPg, type PgClient } from './pg-driver.ts'
 import { ConfigurationError } from '../errors.ts'
 import { isIdentifier } from '../sql/identifier.ts'
 import {
@@ -41,8 +41,8 @@ export interface SetupResult<Key = string> {
   readonly signingKey: Key
 }
 
-const q = (name: string) => pg.Client.prototype.escapeIdentifier(name)
-const literal = (value: string) => pg.Client.prototype.escapeLiteral(value)
+const q = (name: string) => loadPg('setup').escapeIdentifier(name)
+const literal = (value: string) => loadPg('setup').escapeLiteral(value)
 
 function checkName(name: unknown, option: string): string {
   if (!isIdentifier(name) || name.startsWith('pg_')) {
@@ -101,7 +101,7 @@ function checkOptions(options: SetupOptions) {
  * WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR has_parameter_privilege(name, 'SET')
  * ```
  */
-async function quiet(client: pg.Client): Promise<void> {
+async function quiet(client: PgClient): Promise<void> {
   await client.query(
     `SELECT set_config(name, value, true) FROM (VALUES ('log_statement', 'none'),
        ('log_min_duration_statement', '-1'), ('log_parameter_max_length', '0'),
@@ -113,7 +113,7 @@ async function quiet(client: pg.Client): Promise<void> {
 }
 
 /** `CREATE ROLE` or `ALTER ROLE` to exactly these attributes; the password as a SCRAM verifier. */
-async function ensureRole(client: pg.Client, role: RoleCredentials, attributes: string) {
+async function ensureRole(client: PgClient, role: RoleCredentials, attributes: string) {
   const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name])
   const verb = rows.length === 0 ? 'CREATE' : 'ALTER'
   await client.query(
@@ -156,7 +156,7 @@ export async function setup(
   const { migration, runtime, schemas, key } = checkOptions(options)
   const m = q(migration)
   const r = q(runtime)
-  const client = new pg.Client({ connectionString: url })
+  const client = new (loadPg('setup').Client)({ connectionString: url })
   await client.connect()
   try {
     await client.query('BEGIN')
