@@ -7,8 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { migrate } from '../src/db/migrate.ts'
-import { setup } from '../src/db/setup.ts'
+import { migrate, setup } from 'keyhole'
 import { policies } from './policies.ts'
 
 export interface RoleNames {

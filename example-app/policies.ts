@@ -7,8 +7,7 @@
  * 3. Moderators can do the above and delete threads (and posts) in groups they moderate.
  * 4. Admins can do all of the above in any group (every guard admits admins).
  */
-import { adminOnly, and, inGroup, isSubject, or, viaParent } from '../src/sql/guard.ts'
-import { definePolicies } from '../src/sql/policies.ts'
+import { adminOnly, and, definePolicies, inGroup, isSubject, or, viaParent } from 'keyhole'
 
 const member = inGroup('group_id', 'member')
 const moderator = inGroup('group_id', 'moderator')

@@ -14,8 +14,8 @@ import {
   keyholeErrors,
   type KeyholeLogger,
   type KeyholeMiddleware,
-} from '../../plugins/express.ts'
-import { NotFound } from '../../src/errors.ts'
+} from 'keyhole/express'
+import { NotFound } from 'keyhole'
 import type { BuildOptions } from '../app.ts'
 import { prepareDatabase } from '../database.ts'
 import { policies } from '../policies.ts'

@@ -5,8 +5,8 @@
  * statements (404 for a row the caller cannot read, 403 for one it can read but not change).
  */
 import { Router, type Request } from 'express'
-import { requireRole, statementTransactions } from '../../plugins/express.ts'
-import { NotFound } from '../../src/errors.ts'
+import { requireRole, statementTransactions } from 'keyhole/express'
+import { NotFound } from 'keyhole'
 import * as schemas from '../schemas.ts'
 import { validate } from './validate.ts'
 

@@ -7,7 +7,7 @@
 import { Ajv, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import type { RequestHandler } from 'express'
-import { BadRequest } from '../../src/errors.ts'
+import { BadRequest } from 'keyhole'
 
 // ajv-formats is CommonJS: its default export arrives as the module namespace's default.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { requireRole } from '../../plugins/fastify.ts'
+import { requireRole } from 'keyhole/fastify'
 import { createGroup } from '../schemas.ts'
 
 interface CreateGroup {

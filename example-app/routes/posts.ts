@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { NotFound } from '../../src/errors.ts'
+import { NotFound } from 'keyhole'
 import { createPost, deletePost, listPosts } from '../schemas.ts'
 
 interface ThreadParams {

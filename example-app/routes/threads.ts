@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { requireRole } from '../../plugins/fastify.ts'
-import { NotFound } from '../../src/errors.ts'
+import { requireRole } from 'keyhole/fastify'
+import { NotFound } from 'keyhole'
 import { createThread, deleteThread, getThread, listThreads, updateThread } from '../schemas.ts'
 
 interface GroupParams {

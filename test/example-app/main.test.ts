@@ -17,7 +17,7 @@ const root = new URL('../../', import.meta.url)
 
 /** What `npm run example` runs. The tests run it directly: npm and the shell it starts do not pass
  * SIGTERM on to node, so signalling npm would test npm and leave the forum running, orphaned. */
-const command = ['--import', 'tsx', 'example-app/main.ts']
+const command = ['--conditions=keyhole-source', '--import', 'tsx', 'example-app/main.ts']
 
 /** How long a start (embedded PostgreSQL, setup, migrations) or a shutdown may take. */
 const START_MS = 60_000
