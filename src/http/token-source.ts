@@ -3,6 +3,7 @@
  * the raw header list, because Node keeps only the first of several `Authorization` headers and
  * would silently pick one of two tokens.
  */
+import { parseCookie } from 'cookie'
 import type { TokenSource } from '../token/authenticate.ts'
 import { TokenError } from '../errors.ts'
 
@@ -23,15 +24,44 @@ function count(rawHeaders: readonly string[], name: string): number {
   return n
 }
 
-/** The value of cookie `name`, or undefined; a name sent twice is ambiguous (which is the token?). */
-function cookieValue(header: string | undefined, name: string, realm: string): string | undefined {
-  if (header === undefined) return undefined
-  let value: string | undefined
+/**
+ * A cookie-value as RFC 6265 §4.1.1 writes it: optionally inside double quotes (not part of the
+ * value), percent-decoded as Express's and Fastify's cookie parsers do (an invalid escape is left
+ * as is, and the token's own check refuses it).
+ */
+function decodeValue(raw: string): string {
+  const value = raw.length > 1 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw
+  if (!value.includes('%')) return value
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    return value
+  }
+}
+
+const blanks = /^[ \t]+|[ \t]+$/g
+
+/** How many cookie-pairs are named `name` (trimmed as the cookie package trims names). */
+function occurrences(header: string, name: string): number {
+  let n = 0
   for (const pair of header.split(';')) {
     const eq = pair.indexOf('=')
-    if (eq < 0 || pair.slice(0, eq).trim() !== name) continue
-    if (value !== undefined) throw new TokenError('KH_TOKEN_AMBIGUOUS', { realm })
-    value = pair.slice(eq + 1).trim()
+    if (eq >= 0 && pair.slice(0, eq).replace(blanks, '') === name) n++
+  }
+  return n
+}
+
+/**
+ * The value of cookie `name`, or undefined. Parsed by the `cookie` package (the one Express and
+ * @fastify/cookie use), which keeps the first of two cookies of the same name; keyhole refuses
+ * them instead: which one is the token? A second one is how a sibling subdomain plants its own
+ * token next to the user's (cookie tossing).
+ */
+function cookieValue(header: string | undefined, name: string, realm: string): string | undefined {
+  if (header === undefined) return undefined
+  const value = parseCookie(header, { decode: decodeValue })[name]
+  if (value !== undefined && occurrences(header, name) > 1) {
+    throw new TokenError('KH_TOKEN_AMBIGUOUS', { realm })
   }
   return value
 }
