@@ -85,6 +85,12 @@ export const errorCatalogue = {
   KH_KEYS_UNAVAILABLE: { statusCode: 503, message: 'The token signing keys are unavailable' },
   KH_UNAVAILABLE: { statusCode: 503, message: 'Service unavailable' },
 
+  // 500: the request's own SQL left its pooled connection inside a transaction; it was destroyed.
+  KH_SESSION_DIRTY: {
+    statusCode: 500,
+    message: 'The request left its database connection inside a transaction',
+  },
+
   // 4xx: authenticated, but refused.
   KH_FORBIDDEN: { statusCode: 403, message: 'Insufficient role', bearer: 'insufficient_scope' },
   KH_CAPABILITY_DENIED: {
@@ -264,6 +270,17 @@ export class BadRequest extends KeyholeError {
 export class ServiceUnavailable extends KeyholeError {
   constructor(options: KeyholeErrorOptions = {}) {
     super('KH_UNAVAILABLE', options)
+  }
+}
+
+/**
+ * 500: the request's own SQL (an explicit `BEGIN` in a one-statement request, say) left its pooled
+ * connection inside a transaction. The connection was rolled back and destroyed, never reused: the
+ * next request on it would have run in that transaction.
+ */
+export class SessionDirty extends KeyholeError {
+  constructor(options: KeyholeErrorOptions = {}) {
+    super('KH_SESSION_DIRTY', options)
   }
 }
 

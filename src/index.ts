@@ -13,6 +13,7 @@ export {
   Conflict,
   BadRequest,
   ServiceUnavailable,
+  SessionDirty,
   ConfigurationError,
   InsecureDatabase,
   isKeyholeError,

@@ -16,6 +16,7 @@ import {
   KeyholeError,
   NotFound,
   ServiceUnavailable,
+  SessionDirty,
   TokenError,
   type KeyholeErrorCode,
 } from '../src/errors.ts'
@@ -61,6 +62,12 @@ const catalogue: Record<
     status: 503,
     error: 'Service Unavailable',
     class: ServiceUnavailable,
+  },
+  KH_SESSION_DIRTY: {
+    make: () => new SessionDirty(),
+    status: 500,
+    error: 'Internal Server Error',
+    class: SessionDirty,
   },
   KH_FORBIDDEN: { make: () => new Forbidden(), status: 403, error: 'Forbidden', class: Forbidden },
   KH_CAPABILITY_DENIED: {

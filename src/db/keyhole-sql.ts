@@ -20,12 +20,12 @@ export const KEYHOLE_FUNCTIONS = Object.freeze([
 ])
 
 /**
- * What setup lets the runtime role execute: the functions above, and `keyhole.reset_session()`
- * (invoker rights on purpose: it resets the caller's own session; see sql/).
+ * What setup lets the runtime role execute: the functions above, and `keyhole.reset_session(integer)`
+ * (invoker rights on purpose: it resets the caller's own session; see sql/000002).
  */
 export const KEYHOLE_RUNTIME_FUNCTIONS = Object.freeze([
   ...KEYHOLE_FUNCTIONS,
-  'keyhole.reset_session()',
+  'keyhole.reset_session(integer)',
 ])
 
 /** Where keyhole's schema versions are recorded (the runtime role has no access to `keyhole`). */

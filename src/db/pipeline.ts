@@ -20,6 +20,12 @@ export interface PipelineStatement {
    * server would answer "prepared statement does not exist".
    */
   readonly forgetsPrepared?: ((result: PipelineResult) => boolean) | undefined
+  /**
+   * Whether the statement's one parameter is the number of named statements the session holds when
+   * it runs, as pg records them (this pipeline's own included), instead of `values`: the server can
+   * then tell whether a statement pg believes parsed was dropped (`keyhole.reset_session`).
+   */
+  readonly countsPrepared?: boolean | undefined
 }
 
 /** What a pipeline resolves to, per statement: pg's result shape. */
@@ -41,6 +47,11 @@ export interface PgConnection {
   execute(message: { portal: string }): void
   sync(): void
   sendCopyFail(message: string): void
+  /** pg's `Connection` is an EventEmitter: each backend message is emitted by its name. */
+  prependOnceListener(
+    event: 'readyForQuery',
+    listener: (message: { status: string }) => void,
+  ): unknown
 }
 
 type Callback = (error: unknown, results?: PipelineResult[]) => void
@@ -60,6 +71,7 @@ export class Pipeline {
   #index = 0
   #finished = false
   #rowError: unknown = undefined
+  #status: string | undefined = undefined
 
   constructor(statements: readonly PipelineStatement[]) {
     this.#statements = statements
@@ -75,15 +87,32 @@ export class Pipeline {
     return this.#results.slice(0, this.#index)
   }
 
+  /**
+   * The transaction status the server reported with the pipeline's ReadyForQuery: `'I'` idle, `'T'`
+   * inside a transaction block, `'E'` inside a failed one; `undefined` before it arrived. A statement
+   * such as `BEGIN` turns the implicit transaction into an explicit one that outlives the Sync.
+   */
+  get transactionStatus(): string | undefined {
+    return this.#status
+  }
+
   submit(connection: PgConnection): Error | null {
     let values: unknown[][]
     try {
       // Serialise every value before writing anything: a bad value must not leave half a pipeline.
       const { prepareValue } = loadPgInternals()
-      values = this.#statements.map((s) => (s.values ?? []).map((v) => prepareValue(v)))
+      values = this.#statements.map((s, i) =>
+        s.countsPrepared === true
+          ? [prepareValue(this.#preparedCount(connection, i))]
+          : (s.values ?? []).map((v) => prepareValue(v)),
+      )
     } catch (error) {
       return error as Error
     }
+    // pg's client hands the ReadyForQuery to the active query without its status: read it first.
+    connection.prependOnceListener('readyForQuery', (message) => {
+      this.#status = message.status
+    })
     connection.stream.cork?.()
     try {
       this.#statements.forEach((s, i) => {
@@ -103,6 +132,16 @@ export class Pipeline {
       connection.stream.uncork?.()
     }
     return null
+  }
+
+  /** How many named statements the session holds when statement `index` runs, as pg records them. */
+  #preparedCount(connection: PgConnection, index: number): number {
+    const names = new Set([
+      ...Object.keys(connection.parsedStatements),
+      ...Object.keys(connection.submittedNamedStatements),
+    ])
+    for (const s of this.#statements.slice(0, index)) if (s.name !== undefined) names.add(s.name)
+    return names.size
   }
 
   handleRowDescription(message: { fields: unknown[] }): void {

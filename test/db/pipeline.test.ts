@@ -92,3 +92,45 @@ t.test('COPY FROM STDIN is refused, an empty statement counts', async (t) => {
   p.handlePortalSuspended()
   t.pass('no-op handlers')
 })
+
+t.test("the server's transaction status at the pipeline's end", async (t) => {
+  const idle = new Pipeline([{ text: 'SELECT 1' }])
+  t.equal(idle.transactionStatus, undefined, 'unknown before it ran')
+  await send(idle)
+  t.equal(idle.transactionStatus, 'I', 'the implicit transaction ended with the Sync')
+  const open = new Pipeline([{ text: 'SELECT 1' }, { text: 'BEGIN' }])
+  await send(open)
+  t.equal(open.transactionStatus, 'T', 'BEGIN made it explicit: it outlives the Sync')
+  const failed = new Pipeline([{ text: 'SELECT 1/0' }])
+  await t.rejects(send(failed), { code: '22012' })
+  await client.query('ROLLBACK')
+  t.equal(failed.transactionStatus, 'E', 'a failure inside it leaves it aborted')
+  const closed = new Pipeline([{ text: 'SELECT 1' }])
+  await send(closed)
+  t.equal(closed.transactionStatus, 'I')
+})
+
+t.test('a counted statement receives how many named statements the session holds', async (t) => {
+  const count = {
+    text: `SELECT $1::int AS counted,
+      (SELECT count(*)::int FROM pg_prepared_statements) AS held`,
+    countsPrepared: true,
+  }
+  for (const statements of [
+    [count],
+    [{ name: 'pipeline_counted_a', text: 'SELECT 1' }, count],
+    [
+      { name: 'pipeline_counted_a', text: 'SELECT 1' },
+      { name: 'pipeline_counted_b', text: 'SELECT 2' },
+      count,
+    ],
+  ]) {
+    const results = await send(new Pipeline(statements))
+    const { counted, held } = results.at(-1)!.rows[0] as { counted: number; held: number }
+    t.equal(counted, held, `${statements.length - 1} named: pg's count is the server's`)
+  }
+  await client.query('DEALLOCATE pipeline_counted_a')
+  const [after] = await send(new Pipeline([count]))
+  const { counted, held } = after!.rows[0] as { counted: number; held: number }
+  t.equal(counted, held + 1, 'a statement dropped by SQL: pg still counts it, the server does not')
+})
