@@ -5,7 +5,11 @@
  * nor run under her capability — nor she under his.
  */
 import t, { type Test } from 'tap'
-import { createSessionFactory, type SessionFactory } from '../../src/db/session.ts'
+import {
+  createSessionFactory,
+  type SessionFactory,
+  type SessionQueryable,
+} from '../../src/db/session.ts'
 import { bindPolicies } from '../../src/sql/policies.ts'
 import { capability, createKeyholeDatabase, notesPolicies } from './helpers/keyhole.ts'
 
@@ -245,4 +249,51 @@ t.test('SET SESSION AUTHORIZATION to another role is refused', async (t) => {
     code: '42501',
   })
   await c.bobReads(t, 'after')
+})
+
+t.test('the checks ride in round trips the request makes anyway', async (t) => {
+  let trips = 0
+  const runtime = k.runtimePool(1)
+  const counting = createSessionFactory({
+    signingKey: k.signingKey,
+    pool: {
+      async connect() {
+        const client = await runtime.connect()
+        return {
+          query: (query: unknown, values?: unknown) => {
+            trips++
+            return client.query(query as string, values as unknown[])
+          },
+          release: (error?: Error | boolean) => client.release(error),
+        }
+      },
+    },
+  })
+  const roundTrips = async (work: () => Promise<unknown>) => {
+    trips = 0
+    await work()
+    return trips
+  }
+  const insert = (db: SessionQueryable, body: string) =>
+    bindPolicies(notesPolicies, db, bob).insert('notes', { group_id: k.groupB, owner: 'bob', body })
+  t.equal(
+    await roundTrips(() => insert(counting.autocommit(bob), 'trip 1')),
+    1,
+    "a guarded insert, 'statement' mode",
+  )
+  t.equal(
+    await roundTrips(() => counting.withCapability(bob, (db) => insert(db, 'trip 2'))),
+    2,
+    "a guarded insert, 'request' mode: BEGIN with it, COMMIT",
+  )
+  t.equal(
+    await roundTrips(() => counting.runOne(bob, 'SELECT 1')),
+    1,
+    'own SQL: the reset goes with it',
+  )
+  t.equal(
+    await roundTrips(() => counting.withCapability(bob, (db) => db.query('SELECT 1'))),
+    2,
+    'own SQL in a transaction: the reset goes with the COMMIT',
+  )
 })
