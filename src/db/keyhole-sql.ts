@@ -20,8 +20,9 @@ export const KEYHOLE_FUNCTIONS = Object.freeze([
 ])
 
 /**
- * What setup lets the runtime role execute: the functions above, and `keyhole.reset_session(integer)`
- * (invoker rights on purpose: it resets the caller's own session; see sql/000002).
+ * What setup lets the runtime role execute: the functions above, and
+ * `keyhole.reset_session(integer)` (invoker rights on purpose: it resets the caller's own session;
+ * see sql/000002).
  */
 export const KEYHOLE_RUNTIME_FUNCTIONS = Object.freeze([
   ...KEYHOLE_FUNCTIONS,

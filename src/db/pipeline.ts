@@ -15,7 +15,7 @@ export interface PipelineStatement {
   readonly name?: string | undefined
   /**
    * Whether the statement, by its result, dropped every prepared statement of the session (as
-   * `keyhole.reset_session()` does when it finds planted ones): then pg's client-side record of
+   * `keyhole.reset_session` does when it finds one planted or dropped by SQL): then pg's client-side record of
    * parsed statements is cleared too, or pg would skip the Parse of the next named query and the
    * server would answer "prepared statement does not exist".
    */
