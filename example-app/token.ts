@@ -2,16 +2,17 @@
  * Mints a forum token for trying the example out, signed with the server's JWT_SECRET (and
  * JWT_ISSUER/JWT_AUDIENCE, when set):
  *
- *   node --import tsx example-app/token.ts <sub> [<role>:<group-uuid> ...]
+ *   node --import tsx example-app/token.ts <sub> [<group-uuid>:<role> ...]
  *
- * e.g. `… token.ts alice member:6e8bc430-…` prints a token for alice as a member of that group. In
+ * (GROUP:ROLE, the order `keyhole token --permission` takes), e.g. `… token.ts alice
+ * 6e8bc430-…:member` prints a token for alice as a member of that group. In
  * production an authentication service issues tokens; this stands in for it.
  */
 import { parseConfig, type ExampleConfig } from './config.ts'
 import { signToken, type Permission } from './tokens.ts'
 
-const usage = 'usage: token.ts <sub> [member|moderator|admin:<group-uuid> ...]'
-const roleAndGroup = /^(member|moderator|admin):([0-9a-f-]{36})$/
+const usage = 'usage: token.ts <sub> [<group-uuid>:member|moderator|admin ...]'
+const groupAndRole = /^([0-9a-f-]{36}):(member|moderator|admin)$/
 
 function fail(message: string): never {
   process.stderr.write(`keyhole example: ${message}\n`)
@@ -21,9 +22,9 @@ function fail(message: string): never {
 const [sub, ...grants] = process.argv.slice(2)
 if (!sub) fail(usage)
 const permissions: Permission[] = grants.map((grant) => {
-  const match = roleAndGroup.exec(grant)
-  if (!match) fail(`not <role>:<group-uuid>: ${grant}\n${usage}`)
-  return { role: match[1] as Permission['role'], group: match[2] as string }
+  const match = groupAndRole.exec(grant)
+  if (!match) fail(`not <group-uuid>:<role>: ${grant}\n${usage}`)
+  return { group: match[1] as string, role: match[2] as Permission['role'] }
 })
 
 let config: ExampleConfig

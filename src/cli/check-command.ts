@@ -3,7 +3,7 @@ import { KEYHOLE_FUNCTIONS } from '../db/keyhole-sql.ts'
 import { loadPg } from '../db/pg-driver.ts'
 import type { GuardedOperation } from '../errors.ts'
 import { parse, required, type Command } from './io.ts'
-import { loadPolicies } from './load-policies.ts'
+import { loadPolicies, policiesModuleHelp } from './load-policies.ts'
 
 const operations: Record<string, GuardedOperation> = {
   read: 'select',
@@ -18,7 +18,8 @@ export const checkCommand: Command = {
   usage: `keyhole check --policies MODULE [--migration-role NAME] [--schema NAME]...
 
 Connects as the RUNTIME role with KEYHOLE_RUNTIME_URL (or --database-url).
-Tables without a schema in the policies are checked as public.<table>.`,
+Tables without a schema in the policies are checked as public.<table>.
+${policiesModuleHelp}`,
   async run(args, io) {
     const flags = parse(args, {
       'database-url': { type: 'string' },

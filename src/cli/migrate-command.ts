@@ -1,7 +1,7 @@
 import type { GroupIdType } from '../capability/capability.ts'
 import { migrate } from '../db/migrate.ts'
 import { parse, required, UsageError, type Command } from './io.ts'
-import { loadPolicies } from './load-policies.ts'
+import { loadPolicies, policiesModuleHelp } from './load-policies.ts'
 
 export const groupIdTypes: readonly GroupIdType[] = ['uuid', 'bigint', 'integer', 'text']
 
@@ -19,7 +19,8 @@ export const migrateCommand: Command = {
   usage: `keyhole migrate [--migrations DIR] [--policies MODULE --runtime-role NAME [--group-id-type uuid]]
 
 Connects as the migration role with KEYHOLE_MIGRATION_URL (or --database-url).
-DIR holds postgrator files: 000001.do.name.sql, 000002.do.name.sql, …`,
+DIR holds postgrator files: 000001.do.name.sql, 000002.do.name.sql, …
+${policiesModuleHelp}`,
   async run(args, io) {
     const flags = parse(args, {
       'database-url': { type: 'string' },

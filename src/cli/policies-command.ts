@@ -1,6 +1,6 @@
 import { policySql } from '../db/policy-sql.ts'
 import { parse, required, type Command } from './io.ts'
-import { loadPolicies } from './load-policies.ts'
+import { loadPolicies, policiesModuleHelp } from './load-policies.ts'
 import { groupIdType } from './migrate-command.ts'
 
 export const policiesCommand: Command = {
@@ -8,7 +8,7 @@ export const policiesCommand: Command = {
   summary: 'print the RLS SQL generated from a policies module',
   usage: `keyhole policies --policies MODULE --runtime-role NAME [--group-id-type uuid]
 
-MODULE exports \`policies\` (or a default export) made with definePolicies().`,
+${policiesModuleHelp}`,
   async run(args, io) {
     const flags = parse(args, {
       policies: { type: 'string' },

@@ -19,8 +19,8 @@ function run(args: string[], env: Record<string, string> = { JWT_SECRET: secret 
   })
 }
 
-t.test('prints a token for <sub> with the given <role>:<group> permissions', async (t) => {
-  const result = run(['alice', `member:${group}`, `moderator:${group}`])
+t.test('prints a token for <sub> with the given <group>:<role> permissions', async (t) => {
+  const result = run(['alice', `${group}:member`, `${group}:moderator`])
   t.equal(result.status, 0)
   const { payload, protectedHeader } = await jwtVerify(
     result.stdout.trim(),
@@ -48,8 +48,9 @@ t.test('a token with no permissions', async (t) => {
 
 const refused: [string, string[], Record<string, string> | undefined, RegExp][] = [
   ['no subject', [], undefined, /usage: token\.ts <sub>/],
-  ['a grant without a role', ['alice', group], undefined, /not <role>:<group-uuid>/],
-  ['an unknown role', ['alice', `owner:${group}`], undefined, /not <role>:<group-uuid>/],
+  ['a grant without a role', ['alice', group], undefined, /not <group-uuid>:<role>/],
+  ['an unknown role', ['alice', `${group}:owner`], undefined, /not <group-uuid>:<role>/],
+  ['ROLE:GROUP, the old order', ['alice', `member:${group}`], undefined, /not <group-uuid>:<role>/],
   ['JWT_SECRET unset', ['alice'], {}, /set JWT_SECRET/],
   ['JWT_SECRET too short', ['alice'], { JWT_SECRET: 'short' }, /JWT_SECRET must be at least/],
 ]
