@@ -66,7 +66,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       },
     ],
     notes: [
-      `The cache held ${r.size.toLocaleString('en')} entries at the end (its bound is ${r.max.toLocaleString('en')}): the oldest is evicted first, so memory is bounded by max × (token + verified result), whatever the number of distinct tokens.`,
+      `The cache held ${r.size.toLocaleString('en')} entries at the end (its bound is ${r.max.toLocaleString('en')}): the least recently used is evicted first, so memory is bounded by max × (token + verified result), whatever the number of distinct tokens.`,
       'Tokens at scale are real HS256 JWTs signed with node:crypto and entries real derived capabilities; the end-to-end row goes through keyhole’s authenticate (jose verification) with more tokens than the cache holds.',
     ],
   }

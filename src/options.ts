@@ -63,8 +63,8 @@ export interface JwksOptions {
 /** The verified-token cache. */
 export interface CacheOptions {
   /**
-   * The most tokens held; the oldest is evicted first. Each entry holds the token string (at most
-   * `maxTokenBytes`), so memory is bounded by `max × maxTokenBytes`.
+   * The most tokens held; the least recently used is evicted first. Each entry holds the token
+   * string (at most `maxTokenBytes`), so memory is bounded by `max × maxTokenBytes`.
    * @default 10000
    */
   max?: number

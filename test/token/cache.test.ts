@@ -41,12 +41,30 @@ t.test('TokenCache: deadlines, eviction, clear', async (t) => {
   cache.set('b', 'B2', 5000)
   cache.set('d', 'D', 5000)
   t.equal(cache.size, 2, 'bounded')
-  t.equal(cache.get('c'), undefined, 'the oldest insertion is evicted first')
+  t.equal(cache.get('c'), undefined, 'the least recently used is evicted first')
   t.equal(cache.get('b'), 'B2')
   t.equal(cache.get('d'), 'D')
   cache.clear()
   t.equal(cache.size, 0)
   t.equal(new TokenCache<string>(1).get('x'), undefined, 'the default clock is Date.now')
+})
+
+t.test('TokenCache: a token in use stays while new ones flood through', async (t) => {
+  const cache = new TokenCache<number>(1000)
+  const deadline = Date.now() + 60_000
+  cache.set('hot', 0, deadline)
+  let misses = 0
+  for (let i = 1; i <= 20_000; i++) {
+    cache.set(`new-${i}`, i, deadline)
+    if (i % 100 === 0 && cache.get('hot') === undefined) {
+      misses++
+      cache.set('hot', 0, deadline)
+    }
+  }
+  t.equal(misses, 0, 'a first-in-first-out cache would have evicted it every 1 000 insertions')
+  t.equal(cache.size, 1000, 'bounded')
+  cache.delete('hot')
+  t.equal(cache.get('hot'), undefined, 'delete')
 })
 
 t.test('a repeated token skips the signature check', async (t) => {
