@@ -91,6 +91,7 @@ try {
         into: 'bench_threads',
         values: { id: randomUUID(), group_id: group, title: 'hello' },
         guard: groupGuard,
+        chosenKeys: ['id'], // generated here, not by a client
       })
     const plainPost: Op = () =>
       client.query({
@@ -118,6 +119,7 @@ try {
           into: 'bench_threads',
           values: { id: randomUUID(), group_id: group, title: 'hello' },
           guard: groupGuard,
+          chosenKeys: ['id'],
           prepared: false,
         })
       const [u, p] = await compare(unprepared, guardedThread)

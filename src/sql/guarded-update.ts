@@ -16,6 +16,7 @@ import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
 import { returningSql, runStatement, type Returning } from './run-statement.ts'
 import { typedRow } from './typed-values.ts'
+import { checkChosenKeys, setsUniqueKeySql } from './unique-keys.ts'
 import { renderWhere, whereShape, type Where } from './where.ts'
 import { writeOutcome, writeWithOutcome, type WriteResult } from './write-outcome.ts'
 
@@ -32,6 +33,12 @@ export interface GuardedUpdateOptions extends StatementOptions {
   readonly readGuard?: Guard | undefined
   /** @default '*' */
   readonly returning?: Returning | undefined
+  /**
+   * Columns of a unique key `set` may change. Setting any other unique column refuses the update
+   * with 400 `KH_BAD_REQUEST`, whatever its value (see guardedInsert's `chosenKeys`).
+   * @default []
+   */
+  readonly chosenKeys?: readonly string[] | undefined
 }
 
 function compileUpdate(
@@ -56,11 +63,13 @@ function compileUpdate(
   const guard = andSql(before === after ? [before] : [before, after])
   const read = options.readGuard ? renderGuard(options.readGuard.node, old, params) : undefined
   const returning = returningSql(options.returning ?? '*')
+  const setsKey = setsUniqueKeySql(table, columns, checkChosenKeys(options.chosenKeys))
   const write =
     `UPDATE ${table.sql} AS "t" SET ${[...set].map((c) => `${c} = "n".${c}`).join(', ')} ` +
     `FROM ${values} AS "n" ` +
-    `WHERE ${sqlText(andSql([...where, guard]))}`
-  return params.compile(writeWithOutcome(write, returning, table, where, read))
+    `WHERE ${sqlText(andSql([...where, guard]))}` +
+    (setsKey === undefined ? '' : ` AND NOT ${setsKey}`)
+  return params.compile(writeWithOutcome(write, returning, table, where, read, setsKey))
 }
 
 /**
@@ -77,7 +86,8 @@ function compileUpdate(
  *   RETURNING "t".*)
  * SELECT … -- affected, and (only if 0) found / visible: see writeWithOutcome
  * ```
- * @throws NotFound when no row matches `where`; CapabilityDenied when rows match but none may be
+ * @throws BadRequest when `set` changes a unique key not in `chosenKeys`; NotFound when no row
+ * matches `where`; CapabilityDenied when rows match but none may be
  * changed (403 if the holder can read one, else 404); database errors mapped by mapDatabaseError.
  * @example
  * const { rows: [thread] } = await guardedUpdate(pool, capability, {
@@ -111,7 +121,8 @@ export async function guardedUpdate<R = Row>(
   const returning = options.returning ?? '*'
   const key =
     `update|${options.table}|${columns.join(',')}|${shape}|${JSON.stringify(returning)}|` +
-    `${options.guard.id}|${options.readGuard?.id ?? ''}|${capabilityKey(capability)}`
+    `${options.guard.id}|${options.readGuard?.id ?? ''}|` +
+    `${checkChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}`
   const statement = cachedStatement(key, () => compileUpdate(options, columns, capability))
   const context = { table: options.table, operation: 'update' } as const
   const rows = await runStatement(db, statement, capability, inputs, options.prepared, context, [

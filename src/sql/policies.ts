@@ -112,7 +112,7 @@ export interface PolicyHandle {
     table: string,
     where: Where,
     set: Row,
-    options?: WriteOptions,
+    options?: UpdateOptions,
   ): Promise<WriteResult<R>>
   delete<R = Row>(table: string, where: Where, options?: WriteOptions): Promise<WriteResult<R>>
 }
@@ -120,6 +120,8 @@ export interface PolicyHandle {
 export interface InsertOptions {
   readonly returning?: Returning
   readonly atomic?: boolean
+  /** Unique columns the values may set (see guardedInsert): any other is refused with 400. */
+  readonly chosenKeys?: readonly string[]
 }
 export interface SelectOptions {
   readonly columns?: '*' | readonly string[]
@@ -128,6 +130,10 @@ export interface SelectOptions {
 }
 export interface WriteOptions {
   readonly returning?: Returning
+}
+export interface UpdateOptions extends WriteOptions {
+  /** Unique columns `set` may change (see guardedUpdate): any other is refused with 400. */
+  readonly chosenKeys?: readonly string[]
 }
 
 const checkedHierarchies = new WeakMap<Policies, readonly string[]>()
@@ -190,6 +196,7 @@ export function bindPolicies(
         readGuard: read(table),
         returning: opts.returning,
         atomic: opts.atomic,
+        chosenKeys: opts.chosenKeys,
         prepared,
       })
     },
@@ -212,6 +219,7 @@ export function bindPolicies(
         guard: guardFor(policies, table, 'update'),
         readGuard: read(table),
         returning: opts.returning,
+        chosenKeys: opts.chosenKeys,
         prepared,
       })
     },

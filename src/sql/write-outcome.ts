@@ -9,6 +9,7 @@ import type { TableName } from './identifier.ts'
 import type { Row } from './queryable.ts'
 import { andSql, sqlText, type Sql } from './render-guard.ts'
 import { withoutBookkeeping } from './run-statement.ts'
+import { uniqueKeyRefused } from './unique-keys.ts'
 
 /** What an UPDATE or DELETE did. */
 export interface WriteResult<R = Row> {
@@ -31,6 +32,8 @@ export interface WriteResult<R = Row> {
  * LEFT JOIN "changed" ON TRUE
  * ```
  * `"a"."affected" = 0` is a one-time filter: the counting scan runs only on the failure path.
+ * `setsKey` (an UPDATE setting a unique key it may not choose, see unique-keys.ts) adds
+ * `, <setsKey> AS "__keyhole_sets_key"` to the counts.
  */
 export function writeWithOutcome(
   write: string,
@@ -38,6 +41,7 @@ export function writeWithOutcome(
   table: TableName,
   where: readonly Sql[],
   readGuard: Sql | undefined,
+  setsKey?: string,
 ): string {
   const visible =
     readGuard === undefined ? '0' : `(count(*) FILTER (WHERE ${sqlText(readGuard)}))::int`
@@ -47,7 +51,8 @@ export function writeWithOutcome(
     `SELECT ${returning ? '"changed".*, ' : ''}"s".* FROM (` +
     `SELECT "a"."affected" AS "__keyhole_affected", "f".* ` +
     `FROM (SELECT count(*)::int AS "affected" FROM "changed") AS "a" ` +
-    `CROSS JOIN LATERAL (SELECT count(*)::int AS "__keyhole_found", ${visible} AS "__keyhole_visible" ` +
+    `CROSS JOIN LATERAL (SELECT count(*)::int AS "__keyhole_found", ${visible} AS "__keyhole_visible"` +
+    `${setsKey === undefined ? '' : `, ${setsKey} AS "__keyhole_sets_key"`} ` +
     `FROM ${table.sql} AS "t" WHERE ${found}) AS "f") AS "s"` +
     (returning ? ' LEFT JOIN "changed" ON TRUE' : '')
   )
@@ -57,11 +62,13 @@ interface Outcome {
   __keyhole_affected: number
   __keyhole_found: number
   __keyhole_visible: number
+  __keyhole_sets_key?: boolean
 }
 
 /**
  * The result of a statement built by {@link writeWithOutcome}.
- * @throws NotFound when `where` found no row; CapabilityDenied when it found rows but the guard
+ * @throws BadRequest when the write set a unique key it may not choose (`setsKey`, whatever the
+ * rows); NotFound when `where` found no row; CapabilityDenied when it found rows but the guard
  * let none be changed (`visible` when the read guard lets the holder see one of them).
  */
 export function writeOutcome(
@@ -72,6 +79,7 @@ export function writeOutcome(
 ): WriteResult {
   const outcome = rows[0] as unknown as Outcome
   if (outcome.__keyhole_affected === 0) {
+    if (outcome.__keyhole_sets_key === true) throw uniqueKeyRefused(table)
     if (outcome.__keyhole_found === 0) throw new NotFound()
     throw new CapabilityDenied({ table, operation, visible: outcome.__keyhole_visible > 0 })
   }

@@ -81,15 +81,20 @@ async function resolve(row: Row) {
       path = path.replace(placeholder, String(notes.id))
     }
   }
-  const body =
-    row.body === undefined
-      ? undefined
-      : Object.fromEntries(
-          Object.entries(row.body).map(([key, value]) => [
-            key,
-            value === ':A' ? groups.A : value === ':B' ? groups.B : value,
-          ]),
-        )
+  let body: Record<string, unknown> | undefined
+  if (row.body !== undefined) {
+    body = {}
+    for (const [key, value] of Object.entries(row.body)) {
+      body[key] =
+        value === ':A'
+          ? groups.A
+          : value === ':B'
+            ? groups.B
+            : value === ':noteB'
+              ? await seedNote(groups.B, 'hidden')
+              : value
+    }
+  }
   return { path, body, noteId: notes.id }
 }
 

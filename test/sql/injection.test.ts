@@ -147,16 +147,18 @@ t.test('malformed rows are a bad request', async (t) => {
   )
 })
 
-t.test('a duplicate key is a 409 without DETAIL', async (t) => {
+t.test('a duplicate key (of a key the statement may choose) is a 409 without DETAIL', async (t) => {
   await guardedInsert(pool, alice, {
     into: 'discussion_threads',
     values: { group_id: G1, title: 's', created_by: 'a', slug: 'secret-slug' },
     guard: member,
+    chosenKeys: ['slug'],
   })
   const e = await guardedInsert(pool, alice, {
     into: 'discussion_threads',
     values: { group_id: G1, title: 's', created_by: 'a', slug: 'secret-slug' },
     guard: member,
+    chosenKeys: ['slug'],
   }).then(
     () => undefined,
     (e: unknown) => e as Error,

@@ -4,7 +4,7 @@
  * driven over real HTTP, so both answer through the same wire.
  *
  * Routes: `GET /health` (public), `GET /me`, `GET /mod` (moderator anywhere),
- * `GET /groups/:groupId/mod` (moderator there), `GET /notes`, `POST /notes` `{ group, body }`,
+ * `GET /groups/:groupId/mod` (moderator there), `GET /notes`, `POST /notes` `{ id?, group, body }`,
  * `PATCH /notes/:id` `{ body }`, `DELETE /notes/:id`.
  */
 import { once } from 'node:events'
@@ -50,8 +50,14 @@ const handlers = {
   me: (capability: Capability) => ({ subject: capability.subject, isAdmin: capability.isAdmin }),
   notes: async (db: PolicyHandle) =>
     (await db.select('notes', {}, { orderBy: [['id', 'asc']] })).map((note) => note.body),
-  create: (db: PolicyHandle, capability: Capability, body: { group?: unknown; body?: unknown }) =>
+  // A client may send the note's id: keyhole refuses the key whatever its value (no oracle).
+  create: (
+    db: PolicyHandle,
+    capability: Capability,
+    body: { id?: unknown; group?: unknown; body?: unknown },
+  ) =>
     db.insert('notes', {
+      ...(body.id === undefined ? {} : { id: body.id }),
       group_id: body.group,
       owner: capability.subject,
       body: body.body,
@@ -103,7 +109,7 @@ async function fastifyApp(k: KeyholeDatabase): Promise<RunningApp> {
   await app.register(forFastify.capabilities, options(k))
   const group = (request: FastifyRequest) => (request.params as { groupId: string }).groupId
   type Id = { Params: { id: string } }
-  type Body = { Body: { group?: unknown; body?: unknown } }
+  type Body = { Body: { id?: unknown; group?: unknown; body?: unknown } }
   app.get('/health', async () => ({ status: 'ok' }))
   app.get('/me', async (request) => handlers.me(request.capability))
   app.get('/mod', { preHandler: forFastify.requireRole('moderator') }, async () => ({ ok: true }))

@@ -25,7 +25,10 @@ export interface Row {
   readonly name: string
   readonly caller: Caller
   readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'OPTIONS'
-  /** `:A`, `:B` are group A's and B's IDs; `:noteA` a fresh note of group A, `:noteB` of B. */
+  /**
+   * `:A`, `:B` are group A's and B's IDs; `:noteA` a fresh note of group A, `:noteB` of B (in the
+   * path, or as a body value: its id).
+   */
   readonly path: string
   readonly headers?: Readonly<Record<string, string>>
   readonly body?: Readonly<Record<string, unknown>>
@@ -289,6 +292,22 @@ export const databaseRows: Row[] = [
     path: '/notes',
     body: { group: ':A', body: 'intrusion' },
     expect: { status: 404, code: 'KH_NOT_FOUND', notes: { added: 0 } },
+  },
+  {
+    name: 'insert: a client-chosen id of a note it cannot see → 400 KH_BAD_REQUEST, not 409',
+    caller: member,
+    method: 'POST',
+    path: '/notes',
+    body: { id: ':noteB', group: ':A', body: 'mine' },
+    expect: { status: 400, code: 'KH_BAD_REQUEST', notes: { added: 0 } },
+  },
+  {
+    name: 'insert: an unused client-chosen id → the same 400 (the answer tells nothing)',
+    caller: member,
+    method: 'POST',
+    path: '/notes',
+    body: { id: 999_999, group: ':A', body: 'mine' },
+    expect: { status: 400, code: 'KH_BAD_REQUEST', notes: { added: 0 } },
   },
   {
     name: 'insert: a group ID of the wrong type → 400, nothing written',

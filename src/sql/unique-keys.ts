@@ -1,0 +1,68 @@
+/**
+ * Unique keys are the database's to choose. A value the caller picks for a column of a unique
+ * index (the primary key, a UNIQUE constraint or index, an exclusion constraint) is an existence
+ * oracle no answer can hide: the write succeeds when no row holds the value and fails when one
+ * does, whether or not the caller may see that row (PostgreSQL checks uniqueness across every row,
+ * past row-level security). So a guarded INSERT or UPDATE that sets such a column is refused with
+ * 400 `KH_BAD_REQUEST`, whatever the value, unless the statement names the column in `chosenKeys`
+ * (accepting the oracle for it: a value taken by any row then answers 409).
+ *
+ * The test runs in the write's own statement, read from the catalogue (no extra round trip, and
+ * never stale after a migration): it adds a one-time filter, not a per-row one.
+ */
+import { BadRequest, ConfigurationError } from '../errors.ts'
+import { describeInput, isIdentifier, type TableName } from './identifier.ts'
+
+/** The checked `chosenKeys` option: column names, or an empty list. */
+export function checkChosenKeys(chosenKeys: unknown): readonly string[] {
+  if (chosenKeys === undefined) return []
+  if (!Array.isArray(chosenKeys) || !chosenKeys.every(isIdentifier)) {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      `chosenKeys must be a list of column names, got ${describeInput(chosenKeys)}`,
+    )
+  }
+  return chosenKeys
+}
+
+/**
+ * True (in SQL) when a column of `columns` not in `chosenKeys` belongs to a unique index or an
+ * exclusion constraint of `table`: as a key column, or read by its expression or predicate (an
+ * index depends on those columns in `pg_depend`). `undefined` when every column is chosen.
+ * ```sql
+ * EXISTS (SELECT FROM pg_catalog.pg_index AS "i"
+ *   JOIN pg_catalog.pg_attribute AS "a" ON "a"."attrelid" = "i"."indrelid"
+ *   WHERE "i"."indrelid" = '"posts"'::regclass AND ("i"."indisunique" OR "i"."indisexclusion")
+ *     AND "a"."attname" IN ('id', 'slug')
+ *     AND ("a"."attnum" = ANY ("i"."indkey") OR EXISTS (SELECT FROM pg_catalog.pg_depend AS "d"
+ *       WHERE "d"."classid" = 'pg_catalog.pg_class'::regclass AND "d"."objid" = "i"."indexrelid"
+ *         AND "d"."refclassid" = 'pg_catalog.pg_class'::regclass
+ *         AND "d"."refobjid" = "i"."indrelid" AND "d"."refobjsubid" = "a"."attnum")))
+ * ```
+ */
+export function setsUniqueKeySql(
+  table: TableName,
+  columns: readonly string[],
+  chosenKeys: readonly string[],
+): string | undefined {
+  const set = columns.filter((c) => !chosenKeys.includes(c))
+  if (set.length === 0) return undefined
+  // Table and column names are checked identifiers (letters, digits, underscores): safe literals.
+  return (
+    'EXISTS (SELECT FROM pg_catalog.pg_index AS "i" ' +
+    'JOIN pg_catalog.pg_attribute AS "a" ON "a"."attrelid" = "i"."indrelid" ' +
+    `WHERE "i"."indrelid" = '${table.sql}'::regclass AND ("i"."indisunique" OR "i"."indisexclusion") ` +
+    `AND "a"."attname" IN (${set.map((c) => `'${c}'`).join(', ')}) ` +
+    'AND ("a"."attnum" = ANY ("i"."indkey") OR EXISTS (SELECT FROM pg_catalog.pg_depend AS "d" ' +
+    `WHERE "d"."classid" = 'pg_catalog.pg_class'::regclass AND "d"."objid" = "i"."indexrelid" ` +
+    `AND "d"."refclassid" = 'pg_catalog.pg_class'::regclass ` +
+    'AND "d"."refobjid" = "i"."indrelid" AND "d"."refobjsubid" = "a"."attnum")))'
+  )
+}
+
+/** The refusal: the same whatever the value, so it tells nothing about the table's rows. */
+export function uniqueKeyRefused(table: string): BadRequest {
+  return new BadRequest({
+    message: `A guarded write may not choose the value of a unique key of ${table}: let the database choose it, or name the column in chosenKeys`,
+  })
+}
