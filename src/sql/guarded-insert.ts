@@ -339,6 +339,6 @@ export async function guardedInsert(
   const count = rows.length - refused.length
   const inserted =
     count > 0 && (returning === '*' || returning.length > 0) ? result.map(withoutBookkeeping) : []
-  if (single) return inserted[0] ?? {}
+  if (single) return {} // one row returning nothing (any other single row took insertOne)
   return { inserted, refused, count }
 }

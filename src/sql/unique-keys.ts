@@ -27,17 +27,17 @@ export function checkChosenKeys(chosenKeys: unknown): readonly string[] {
 
 /**
  * True (in SQL) when a column of `columns` not in `chosenKeys` belongs to a unique index or an
- * exclusion constraint of `table`: as a key column, or read by its expression or predicate (an
- * index depends on those columns in `pg_depend`). `undefined` when every column is chosen.
+ * exclusion constraint of `table`: as a key column, or read by its expression or predicate (such
+ * an index depends on those columns in `pg_depend`). `undefined` when every column is chosen.
  * ```sql
  * EXISTS (SELECT FROM pg_catalog.pg_index AS "i"
- *   JOIN pg_catalog.pg_attribute AS "a" ON "a"."attrelid" = "i"."indrelid"
  *   WHERE "i"."indrelid" = '"posts"'::regclass AND ("i"."indisunique" OR "i"."indisexclusion")
- *     AND "a"."attname" IN ('id', 'slug')
- *     AND ("a"."attnum" = ANY ("i"."indkey") OR EXISTS (SELECT FROM pg_catalog.pg_depend AS "d"
- *       WHERE "d"."classid" = 'pg_catalog.pg_class'::regclass AND "d"."objid" = "i"."indexrelid"
- *         AND "d"."refclassid" = 'pg_catalog.pg_class'::regclass
- *         AND "d"."refobjid" = "i"."indrelid" AND "d"."refobjsubid" = "a"."attnum")))
+ *     AND ("i"."indkey"::int2[] && <attnums>
+ *       OR ("i"."indexprs" IS NOT NULL OR "i"."indpred" IS NOT NULL) AND EXISTS (
+ *         SELECT FROM pg_catalog.pg_depend AS "d" WHERE "d"."classid" = 'pg_catalog.pg_class'::regclass
+ *           AND "d"."objid" = "i"."indexrelid" AND "d"."refobjsubid" = ANY (<attnums>))))
+ * -- <attnums>: ARRAY(SELECT "a"."attnum" FROM pg_catalog.pg_attribute AS "a"
+ * --   WHERE "a"."attrelid" = '"posts"'::regclass AND "a"."attname" IN ('id', 'slug'))
  * ```
  */
 export function setsUniqueKeySql(
@@ -48,15 +48,16 @@ export function setsUniqueKeySql(
   const set = columns.filter((c) => !chosenKeys.includes(c))
   if (set.length === 0) return undefined
   // Table and column names are checked identifiers (letters, digits, underscores): safe literals.
+  const relation = `'${table.sql}'::regclass`
+  const attnums =
+    `ARRAY(SELECT "a"."attnum" FROM pg_catalog.pg_attribute AS "a" WHERE "a"."attrelid" = ${relation} ` +
+    `AND "a"."attname" IN (${set.map((c) => `'${c}'`).join(', ')}))`
   return (
-    'EXISTS (SELECT FROM pg_catalog.pg_index AS "i" ' +
-    'JOIN pg_catalog.pg_attribute AS "a" ON "a"."attrelid" = "i"."indrelid" ' +
-    `WHERE "i"."indrelid" = '${table.sql}'::regclass AND ("i"."indisunique" OR "i"."indisexclusion") ` +
-    `AND "a"."attname" IN (${set.map((c) => `'${c}'`).join(', ')}) ` +
-    'AND ("a"."attnum" = ANY ("i"."indkey") OR EXISTS (SELECT FROM pg_catalog.pg_depend AS "d" ' +
-    `WHERE "d"."classid" = 'pg_catalog.pg_class'::regclass AND "d"."objid" = "i"."indexrelid" ` +
-    `AND "d"."refclassid" = 'pg_catalog.pg_class'::regclass ` +
-    'AND "d"."refobjid" = "i"."indrelid" AND "d"."refobjsubid" = "a"."attnum")))'
+    `EXISTS (SELECT FROM pg_catalog.pg_index AS "i" WHERE "i"."indrelid" = ${relation} ` +
+    `AND ("i"."indisunique" OR "i"."indisexclusion") AND ("i"."indkey"::int2[] && ${attnums} ` +
+    `OR ("i"."indexprs" IS NOT NULL OR "i"."indpred" IS NOT NULL) AND EXISTS (` +
+    `SELECT FROM pg_catalog.pg_depend AS "d" WHERE "d"."classid" = 'pg_catalog.pg_class'::regclass ` +
+    `AND "d"."objid" = "i"."indexrelid" AND "d"."refobjsubid" = ANY (${attnums}))))`
   )
 }
 

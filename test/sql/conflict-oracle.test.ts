@@ -193,6 +193,13 @@ t.test("'guard' mode: the guard in the statement", async (t) => {
 
   t.test('a write that sets no unique column is unchanged', async (t) => {
     t.same(await outcome(insert({})), { ok: true })
+    const quiet = await guardedInsert(pool, alice, {
+      into: 'discussion_threads',
+      values: { group_id: G1, title: 'quiet', created_by: 'alice' },
+      guard: member,
+      returning: [],
+    })
+    t.same(quiet, {}, 'one row returning nothing')
     const refused = await outcome(
       guardedInsert(pool, alice, {
         into: 'discussion_threads',
@@ -201,6 +208,58 @@ t.test("'guard' mode: the guard in the statement", async (t) => {
       }),
     )
     t.match(refused, { statusCode: 404, code: 'KH_CAPABILITY_DENIED' }, 'a refused row: 404')
+  })
+
+  t.test('every column named in chosenKeys: no catalogue test in the statement', async (t) => {
+    const texts: string[] = []
+    const spy = {
+      query: (config: { text: string }) => {
+        texts.push(config.text)
+        return pool.query(config as never)
+      },
+    }
+    const all = ['group_id', 'title', 'created_by']
+    const admin = makeCapability({ subject: 'root', admin: true })
+    await guardedInsert(spy, admin, {
+      into: 'discussion_threads',
+      values: { group_id: G1, title: 'a', created_by: 'root' },
+      guard: member,
+      chosenKeys: all,
+    })
+    await guardedInsert(spy, alice, {
+      into: 'discussion_threads',
+      values: [{ group_id: G1, title: 'b', created_by: 'alice' }],
+      guard: member,
+      chosenKeys: all,
+    })
+    const refused = guardedInsert(spy, alice, {
+      into: 'discussion_threads',
+      values: { group_id: G3, title: 'c', created_by: 'alice' },
+      guard: member,
+      readGuard: member,
+      chosenKeys: all,
+    })
+    await t.rejects(refused, { code: 'KH_CAPABILITY_DENIED' })
+    const mine = await forum.thread(G1, 'mine')
+    await guardedUpdate(spy, alice, {
+      table: 'discussion_threads',
+      where: { id: mine },
+      set: { title: 'renamed' },
+      guard: member,
+      chosenKeys: ['title'],
+    })
+    t.equal(texts.length, 5, 'four writes and one refusal check')
+    t.notOk(
+      texts.some((text) => text.includes('pg_index')),
+      'none reads the catalogue',
+    )
+    texts.length = 0
+    await guardedInsert(spy, alice, {
+      into: 'discussion_threads',
+      values: { group_id: G1, title: 'd', created_by: 'alice' },
+      guard: member,
+    })
+    t.match(texts, [/AND NOT EXISTS \(SELECT FROM pg_catalog\.pg_index/], 'otherwise one filter')
   })
 
   t.test('chosenKeys must be a list of column names', async (t) => {
