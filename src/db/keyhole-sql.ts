@@ -20,13 +20,12 @@ export const KEYHOLE_FUNCTIONS = Object.freeze([
 ])
 
 /**
- * What setup lets the runtime role execute: the functions above, and
- * `keyhole.reset_session(integer)` (invoker rights on purpose: it resets the caller's own session;
- * see sql/000002).
+ * What setup lets the runtime role execute: the functions above, and `keyhole.reset_session()`
+ * (invoker rights on purpose: it resets the caller's own session; see sql/000001 and 000003).
  */
 export const KEYHOLE_RUNTIME_FUNCTIONS = Object.freeze([
   ...KEYHOLE_FUNCTIONS,
-  'keyhole.reset_session(integer)',
+  'keyhole.reset_session()',
 ])
 
 /** Where keyhole's schema versions are recorded (the runtime role has no access to `keyhole`). */

@@ -15,17 +15,11 @@ export interface PipelineStatement {
   readonly name?: string | undefined
   /**
    * Whether the statement, by its result, dropped every prepared statement of the session (as
-   * `keyhole.reset_session` does when it finds one planted or dropped by SQL): then pg's client-side record of
+   * `keyhole.reset_session()` does when it finds planted ones, or `DEALLOCATE ALL`): then pg's client-side record of
    * parsed statements is cleared too, or pg would skip the Parse of the next named query and the
    * server would answer "prepared statement does not exist".
    */
   readonly forgetsPrepared?: ((result: PipelineResult) => boolean) | undefined
-  /**
-   * Whether the statement's one parameter is the number of named statements the session holds when
-   * it runs, as pg records them (this pipeline's own included), instead of `values`: the server can
-   * then tell whether a statement pg believes parsed was dropped (`keyhole.reset_session`).
-   */
-  readonly countsPrepared?: boolean | undefined
 }
 
 /** What a pipeline resolves to, per statement: pg's result shape. */
@@ -72,6 +66,9 @@ export class Pipeline {
   #finished = false
   #rowError: unknown = undefined
   #status: string | undefined = undefined
+  /** Per statement: whether it was bound without a Parse, pg believing it parsed. */
+  readonly #reused: boolean[] = []
+  #lost = false
 
   constructor(statements: readonly PipelineStatement[]) {
     this.#statements = statements
@@ -96,16 +93,21 @@ export class Pipeline {
     return this.#status
   }
 
+  /**
+   * Whether the pipeline failed because the server no longer holds a named statement pg believed
+   * parsed, and so bound without a Parse (SQLSTATE 26000 at that statement): an earlier request on
+   * the connection ran `DEALLOCATE` or `DISCARD ALL`. The failing statement did not run.
+   */
+  get lostPrepared(): boolean {
+    return this.#lost
+  }
+
   submit(connection: PgConnection): Error | null {
     let values: unknown[][]
     try {
       // Serialise every value before writing anything: a bad value must not leave half a pipeline.
       const { prepareValue } = loadPgInternals()
-      values = this.#statements.map((s, i) =>
-        s.countsPrepared === true
-          ? [prepareValue(this.#preparedCount(connection, i))]
-          : (s.values ?? []).map((v) => prepareValue(v)),
-      )
+      values = this.#statements.map((s) => (s.values ?? []).map((v) => prepareValue(v)))
     } catch (error) {
       return error as Error
     }
@@ -123,6 +125,7 @@ export class Pipeline {
           connection.parse({ text: s.text, name: s.name })
           if (s.name !== undefined) connection.submittedNamedStatements[s.name] = s.text
         }
+        this.#reused[i] = parsed !== false && parsed !== undefined
         connection.bind({ statement: s.name, values: values[i]! })
         connection.describe({ type: 'P', name: '' })
         connection.execute({ portal: '' })
@@ -132,16 +135,6 @@ export class Pipeline {
       connection.stream.uncork?.()
     }
     return null
-  }
-
-  /** How many named statements the session holds when statement `index` runs, as pg records them. */
-  #preparedCount(connection: PgConnection, index: number): number {
-    const names = new Set([
-      ...Object.keys(connection.parsedStatements),
-      ...Object.keys(connection.submittedNamedStatements),
-    ])
-    for (const s of this.#statements.slice(0, index)) if (s.name !== undefined) names.add(s.name)
-    return names.size
   }
 
   handleRowDescription(message: { fields: unknown[] }): void {
@@ -168,6 +161,8 @@ export class Pipeline {
   }
 
   handleError(error: unknown): void {
+    this.#lost =
+      (error as { code?: unknown } | null)?.code === '26000' && this.#reused[this.#index] === true
     this.#finish(error)
   }
 

@@ -44,17 +44,20 @@ function connection() {
       return handle.insert('notes', { group_id: k.groupB, owner: 'bob', body })
     },
     /** Bob's named statement and a transaction of his: both of keyhole's statements are used. */
-    async bobReads(t: Test, label: string): Promise<void> {
-      const named = await sessions.runOne(bob, {
-        ...notesByGroup,
-        values: [k.groupB],
-      })
-      t.same(named.rows, [{ sees: true }], `${label}: bob's named statement`)
-      const subject = await sessions.withCapability(
-        bob,
-        async (db) => (await db.query('SELECT keyhole.subject() AS s')).rows,
-      )
-      t.same(subject, [{ s: 'bob' }], `${label}: bob's transaction`)
+    async bobReads(t: Test, label: string, transactionFirst = false): Promise<void> {
+      const named = async () => {
+        const read = await sessions.runOne(bob, { ...notesByGroup, values: [k.groupB] })
+        t.same(read.rows, [{ sees: true }], `${label}: bob's named statement`)
+      }
+      const transaction = async () => {
+        const subject = await sessions.withCapability(
+          bob,
+          async (db) => (await db.query('SELECT keyhole.subject() AS s')).rows,
+        )
+        t.same(subject, [{ s: 'bob' }], `${label}: bob's transaction`)
+      }
+      for (const read of transactionFirst ? [transaction, named] : [named, transaction])
+        await read()
     },
   }
 }
@@ -156,7 +159,8 @@ for (const attack of drops) {
       await c.bobReads(t, 'before')
       const before = await c.pid()
       await attacker(c.sessions, shape, attack)
-      await c.bobReads(t, 'after')
+      // The next request meets the dropped statement in its first round trip, either shape.
+      await c.bobReads(t, 'after', shape === 'withCapability')
       const body = `bob-${shape}-${attack.name}`
       await c.bobInserts(body)
       t.ok(await committed(body), "bob's write")
@@ -164,6 +168,26 @@ for (const attack of drops) {
     })
   }
 }
+
+t.test("an application's statement dropped by name", async (t) => {
+  const c = connection()
+  await c.bobReads(t, 'before')
+  const before = await c.pid()
+  await c.sessions.runOne(mallory, `DEALLOCATE ${notesByGroup.name}`)
+  await c.bobReads(t, 'first in its request: recovered')
+  t.equal(await c.pid(), before, 'on the same connection')
+  await c.sessions.runOne(mallory, `DEALLOCATE ${notesByGroup.name}`)
+  await t.rejects(
+    c.sessions.withCapability(bob, async (db) => {
+      await db.query('SELECT 1')
+      await db.query({ ...notesByGroup, values: [k.groupB] })
+    }),
+    { code: '26000' },
+    'later in a transaction: that one request fails (its earlier statements cannot be replayed)',
+  )
+  t.not(await c.pid(), before, 'and its connection is destroyed')
+  await c.bobReads(t, 'the next request')
+})
 
 // Whatever else the request's SQL could leave in the session: each is undone by the reset.
 interface Leftover extends Attack {

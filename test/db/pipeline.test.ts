@@ -110,27 +110,19 @@ t.test("the server's transaction status at the pipeline's end", async (t) => {
   t.equal(closed.transactionStatus, 'I')
 })
 
-t.test('a counted statement receives how many named statements the session holds', async (t) => {
-  const count = {
-    text: `SELECT $1::int AS counted,
-      (SELECT count(*)::int FROM pg_prepared_statements) AS held`,
-    countsPrepared: true,
-  }
-  for (const statements of [
-    [count],
-    [{ name: 'pipeline_counted_a', text: 'SELECT 1' }, count],
-    [
-      { name: 'pipeline_counted_a', text: 'SELECT 1' },
-      { name: 'pipeline_counted_b', text: 'SELECT 2' },
-      count,
-    ],
-  ]) {
-    const results = await send(new Pipeline(statements))
-    const { counted, held } = results.at(-1)!.rows[0] as { counted: number; held: number }
-    t.equal(counted, held, `${statements.length - 1} named: pg's count is the server's`)
-  }
-  await client.query('DEALLOCATE pipeline_counted_a')
-  const [after] = await send(new Pipeline([count]))
-  const { counted, held } = after!.rows[0] as { counted: number; held: number }
-  t.equal(counted, held + 1, 'a statement dropped by SQL: pg still counts it, the server does not')
+t.test('a named statement the server lost is told apart from other failures', async (t) => {
+  const named = { name: 'pipeline_lost', text: 'SELECT 1 AS one' }
+  const first = new Pipeline([named])
+  await send(first)
+  t.equal(first.lostPrepared, false)
+  await client.query('DEALLOCATE pipeline_lost')
+  const lost = new Pipeline([{ text: 'SELECT 2' }, named])
+  await t.rejects(send(lost), { code: '26000' })
+  t.equal(lost.lostPrepared, true, 'pg bound it without a Parse; the server had dropped it')
+  const sql = new Pipeline([{ text: 'DEALLOCATE pipeline_never_prepared' }])
+  await t.rejects(send(sql), { code: '26000' })
+  t.equal(sql.lostPrepared, false, "the same code from a statement's own SQL")
+  const other = new Pipeline([{ text: 'SELECT 1/0' }])
+  await t.rejects(send(other), { code: '22012' })
+  t.equal(other.lostPrepared, false)
 })

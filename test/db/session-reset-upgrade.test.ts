@@ -1,8 +1,8 @@
 /**
- * sql/000002 replaces `keyhole.reset_session()` by `keyhole.reset_session(parsed integer)`. A
- * database set up by the previous version and upgraded by `keyhole migrate` alone (which grants
- * nothing) keeps working: whoever could execute the old function can execute the new one, nobody
- * else can, and the old one is gone.
+ * sql/000002 replaced `keyhole.reset_session()` by `keyhole.reset_session(parsed integer)`, and
+ * 000003 puts version 1 back. A database set up at version 1 and upgraded by `keyhole migrate`
+ * alone (which grants nothing) keeps working: whoever could execute the function still can, nobody
+ * else can, and the integer version is gone.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -23,24 +23,24 @@ const oldFunction = version1.slice(
 )
 const migrator = new pg.Client({ connectionString: k.migratorUrl })
 await migrator.connect()
-await migrator.query('DROP FUNCTION keyhole.reset_session(integer)')
-await migrator.query('DELETE FROM keyhole.schemaversion WHERE version = 2')
+await migrator.query('DROP FUNCTION keyhole.reset_session()')
+await migrator.query('DELETE FROM keyhole.schemaversion WHERE version IN (2, 3)')
 await migrator.query(oldFunction)
 await migrator.query('REVOKE ALL ON FUNCTION keyhole.reset_session() FROM PUBLIC')
 await migrator.query(`GRANT EXECUTE ON FUNCTION keyhole.reset_session() TO "${k.runtime.name}"`)
 await migrator.end()
 
-t.test('keyhole migrate upgrades reset_session with its grant', async (t) => {
-  t.same((await migrate(k.migratorUrl)).keyhole, [2], 'version 2 applied')
+t.test('keyhole migrate upgrades reset_session with its grant, through version 2', async (t) => {
+  t.same((await migrate(k.migratorUrl)).keyhole, [2, 3], 'versions 2 and 3 applied')
   const { rows } = await k.db.pool.query(
-    `SELECT to_regprocedure('keyhole.reset_session()') IS NULL AS old_gone,
-       has_function_privilege($1, 'keyhole.reset_session(integer)', 'EXECUTE') AS runtime,
-       has_function_privilege('public', 'keyhole.reset_session(integer)', 'EXECUTE') AS public`,
+    `SELECT to_regprocedure('keyhole.reset_session(integer)') IS NULL AS integer_gone,
+       has_function_privilege($1, 'keyhole.reset_session()', 'EXECUTE') AS runtime,
+       has_function_privilege('public', 'keyhole.reset_session()', 'EXECUTE') AS public`,
     [k.runtime.name],
   )
-  t.same(rows, [{ old_gone: true, runtime: true, public: false }])
+  t.same(rows, [{ integer_gone: true, runtime: true, public: false }])
   const sessions = createSessionFactory({ pool: k.runtimePool(1), signingKey: k.signingKey })
   const bob = capability({ subject: 'bob', groups: { member: [k.groupB] } })
   const read = await sessions.runOne(bob, 'SELECT keyhole.subject() AS s')
-  t.same(read.rows, [{ s: 'bob' }], 'a request with its own SQL ends with the new reset')
+  t.same(read.rows, [{ s: 'bob' }], 'a request with its own SQL ends with the reset')
 })
