@@ -12,6 +12,7 @@ import {
   assertRequireRoleArguments,
   assertRoleKnown,
   checkRequiredRole,
+  presentCapability,
 } from '../src/capability/require-role.ts'
 import type { DatabaseMonitor } from '../src/db/monitor.ts'
 import {
@@ -48,7 +49,7 @@ export interface ExpressKeyholeOptions extends KeyholeOptions, AdapterOptions {
    * pino-shaped object (`fatal`, `error`, `warn`, `info`, `debug`). Never given a token or secret.
    * @default fatal, error and warn to stderr as one JSON line each; info and debug dropped
    */
-  logger?: KeyholeLogger
+  logger?: KeyholeLogger | undefined
 }
 
 /** What `capabilities()` returns: the middleware, with what routes and the server may ask of it. */
@@ -87,8 +88,19 @@ declare global {
   // Express's own augmentation point (@types/express-serve-static-core): a namespace by necessity.
   namespace Express {
     interface Request {
-      /** The verified, frozen capability; `null` on public routes. */
-      capability: Capability
+      /**
+       * The verified, frozen capability; `null` on public routes (and before the middleware).
+       * Behind keyhole on a protected route it is never null: read it with
+       * {@link Request.requireCapability} there.
+       */
+      capability: Capability | null
+      /**
+       * The capability, or 401 `KH_TOKEN_MISSING` when there is none (a public route): what a
+       * protected handler reads, with no `!`.
+       * @example
+       * created_by: req.requireCapability().subject
+       */
+      requireCapability(): Capability
       /** The policy-bound handle (with the `database` option); throws 401 without a capability. */
       db: PolicyHandle
     }
@@ -126,11 +138,19 @@ function invalid(message: string): ConfigurationError {
   return new ConfigurationError('KH_INVALID_OPTIONS', message)
 }
 
-function contextOf(req: Request): Context {
+/** The request as keyhole reads it, whatever the route's generics. */
+type AnyRequest = Request<unknown, unknown, unknown, unknown>
+
+function contextOf(req: AnyRequest): Context {
   return (req as KeyholeRequest)[kContext] ?? fallback
 }
 
-function report(req: Request, error: KeyholeError): void {
+/** `req.requireCapability()`: one function for every request, reading its `this`. */
+function requireCapability(this: Request): Capability {
+  return presentCapability(this.capability, contextOf(this).realm)
+}
+
+function report(req: AnyRequest, error: KeyholeError): void {
   const context = contextOf(req)
   if (context.logDenials) logDenial(context.logger, error, req.route?.path, req.capability)
 }
@@ -260,7 +280,8 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
   const middleware = async function keyhole(req: Request, res: Response, next: NextFunction) {
     const request = req as KeyholeRequest
     request[kContext] = context
-    req.capability = null as unknown as Capability
+    req.capability = null
+    req.requireCapability = requireCapability
     if (!serving()) throw new ServiceUnavailable()
     if (databases !== undefined) attachDatabase(request, res, databases, logger)
     if (isPublicPath(req)) return next()
@@ -344,12 +365,27 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
 
 export default capabilities
 
-export interface RequireRoleOptions {
+/** The options of {@link requireRole}; `Params` are the route's path parameters. */
+export interface RequireRoleOptions<Params = Request['params']> {
   /**
    * The group the role is needed in, from the request (usually a path parameter). The value must
    * be a group ID of the configured type: anything else answers 400 and never reaches SQL.
    */
-  group?: (req: Request) => unknown
+  group?: ((req: Request<Params>) => unknown) | undefined
+}
+
+/**
+ * What {@link requireRole} and {@link statementTransactions} return: a middleware for any route
+ * whose path parameters include `Params`. Generic in the route, so that the handlers after it
+ * keep the types Express infers from the path (a plain `RequestHandler` in a route's chain widens
+ * them to a dictionary).
+ */
+export interface RouteMiddleware<Params = Request['params']> {
+  <RouteParams extends Params, ResBody, ReqBody, ReqQuery, Locals extends Record<string, any>>(
+    req: Request<RouteParams, ResBody, ReqBody, ReqQuery, Locals>,
+    res: Response<ResBody, Locals>,
+    next: NextFunction,
+  ): void
 }
 
 /**
@@ -357,14 +393,25 @@ export interface RequireRoleOptions {
  * `role` or a higher one (anywhere, or in `group(req)`), or is admin; 401 without a capability.
  * The role is checked against the hierarchy on the first request (Express has no route hook): a
  * role outside it answers 500 `KH_INVALID_OPTIONS`, logged.
+ *
+ * The handlers after it keep the parameters Express infers from the route's path. `group` sees
+ * `req.params` as a dictionary of strings; give the parameters as the type argument to have them
+ * checked (`requireRole<{ groupId: string }>(…)`), and then every route it guards must have them.
  * @example
  * app.post('/groups/:groupId/threads', requireRole('member', { group: (req) => req.params.groupId }), handler)
  */
-export function requireRole(role: string, options: RequireRoleOptions = {}): RequestHandler {
+export function requireRole<Params = Request['params']>(
+  role: string,
+  options: RequireRoleOptions<Params> = {},
+): RouteMiddleware<Params> {
   const group = options.group
   assertRequireRoleArguments(role, group)
   const known = new WeakSet<Context>()
-  return function keyholeRequireRole(req, _res, next) {
+  const handler = function keyholeRequireRole(
+    req: Request<Params>,
+    _res: Response,
+    next: NextFunction,
+  ) {
     const context = (req as KeyholeRequest)[kContext]
     try {
       // Fails closed, and says why: a guard with no keyhole in front of it refuses everything.
@@ -385,6 +432,9 @@ export function requireRole(role: string, options: RequireRoleOptions = {}): Req
     }
     next()
   }
+  // Express's Request is invariant in its type parameters: the route's request, whatever its
+  // body and query types, is this one at run time.
+  return handler as RouteMiddleware<Params>
 }
 
 /**
@@ -394,8 +444,12 @@ export function requireRole(role: string, options: RequireRoleOptions = {}): Req
  * @example
  * app.post('/threads', statementTransactions(), async (req, res) => { res.status(201).json(await req.db.insert('threads', row)) })
  */
-export function statementTransactions(): RequestHandler {
-  return function keyholeStatementTransactions(req, _res, next) {
+export function statementTransactions(): RouteMiddleware {
+  const handler = function keyholeStatementTransactions(
+    req: Request,
+    _res: Response,
+    next: NextFunction,
+  ) {
     const request = req as KeyholeRequest
     if (request[kOpened] === true) {
       return next(invalid('statementTransactions() must come before the first use of req.db'))
@@ -403,6 +457,7 @@ export function statementTransactions(): RequestHandler {
     request[kStatement] = true
     next()
   }
+  return handler as RouteMiddleware
 }
 
 /**

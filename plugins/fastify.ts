@@ -6,11 +6,21 @@
  * route registered after it, in sibling and child plugins too.
  */
 import type {
+  ContextConfigDefault,
+  FastifyBaseLogger,
   FastifyInstance,
   FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
+  FastifySchema,
+  FastifyTypeProvider,
+  FastifyTypeProviderDefault,
   preHandlerAsyncHookHandler,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerBase,
+  RawServerDefault,
+  RouteGenericInterface,
   RouteOptions,
 } from 'fastify'
 import fp from 'fastify-plugin'
@@ -20,6 +30,7 @@ import {
   assertRequireRoleArguments,
   assertRoleKnown,
   checkRequiredRole,
+  presentCapability,
 } from '../src/capability/require-role.ts'
 import type { DatabaseMonitor } from '../src/db/monitor.ts'
 import {
@@ -64,8 +75,19 @@ export interface KeyholeDecoration {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The verified, frozen capability; `null` on public routes. */
-    capability: Capability
+    /**
+     * The verified, frozen capability; `null` on public routes (and before keyhole's `onRequest`
+     * hook). Behind keyhole on a protected route it is never null: read it with
+     * {@link FastifyRequest.requireCapability} there.
+     */
+    capability: Capability | null
+    /**
+     * The capability, or 401 `KH_TOKEN_MISSING` when there is none (a public route): what a
+     * protected handler reads, with no `!`.
+     * @example
+     * created_by: request.requireCapability().subject
+     */
+    requireCapability(): Capability
     /** The policy-bound handle (with the `database` option); throws 401 without a capability. */
     db: PolicyHandle
   }
@@ -93,7 +115,15 @@ function invalid(message: string): ConfigurationError {
   return new ConfigurationError('KH_INVALID_OPTIONS', message)
 }
 
-function report(request: FastifyRequest, error: KeyholeError): void {
+/** What `report` reads of a request, whatever the route's generics. */
+interface Reported {
+  readonly server: { readonly keyhole: KeyholeDecoration }
+  readonly log: FastifyBaseLogger
+  readonly routeOptions: { readonly url?: string | undefined }
+  readonly capability: Capability | null
+}
+
+function report(request: Reported, error: KeyholeError): void {
   const keyhole = request.server.keyhole as KeyholeDecoration & { [kLogDenials]?: boolean }
   if (keyhole?.[kLogDenials] === true) {
     logDenial(request.log, error, request.routeOptions.url, request.capability)
@@ -133,7 +163,10 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
   }
   Object.defineProperty(decoration, kLogDenials, { value: adapter.logDenials })
   fastify.decorate('keyhole', decoration)
-  fastify.decorateRequest('capability', null as unknown as Capability)
+  fastify.decorateRequest('capability', null)
+  fastify.decorateRequest('requireCapability', function (this: FastifyRequest) {
+    return presentCapability(this.capability, realm)
+  })
 
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const transaction = route.config?.keyhole?.transaction
@@ -234,30 +267,75 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
 export const capabilities = fp(plugin, { fastify: '5.x', name: 'keyhole' })
 export default capabilities
 
-export interface RequireRoleOptions {
+/** The options of {@link requireRole}; `Request` is the route's request type. */
+export interface RequireRoleOptions<Request = FastifyRequest> {
   /**
    * The group the role is needed in, from the request (usually a path parameter). The value must
    * be a group ID of the configured type: anything else answers 400 and never reaches SQL.
    */
-  group?: (request: FastifyRequest) => unknown
+  group?: ((request: Request) => unknown) | undefined
 }
 
 /**
  * A preHandler that answers 403 `KH_FORBIDDEN` (`insufficient_scope`) unless the holder has `role`
  * or a higher one (anywhere, or in `group(request)`), or is admin. The role is checked against
  * the hierarchy when the route is registered after keyhole (else on the first request).
+ *
+ * Typed by the route it guards: in a route's options, the route's generics (`Params`, `Body`,
+ * `Querystring`, …) reach `group`'s request. A guard declared apart from its routes takes them as
+ * its first type argument: `requireRole<{ Params: { groupId: string } }>('member', …)`.
  * @example
- * fastify.post('/groups/:groupId/threads', {
+ * fastify.post<{ Params: { groupId: string } }>('/groups/:groupId/threads', {
  *   preHandler: requireRole('member', { group: (request) => request.params.groupId }),
  * }, handler)
  */
-export function requireRole(
+export function requireRole<
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  ContextConfig = ContextConfigDefault,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+  Logger extends FastifyBaseLogger = FastifyBaseLogger,
+  RawServer extends RawServerBase = RawServerDefault,
+  RawRequest extends RawRequestDefaultExpression<RawServer> =
+    RawRequestDefaultExpression<RawServer>,
+  RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+>(
   role: string,
-  options: RequireRoleOptions = {},
-): preHandlerAsyncHookHandler {
+  options: RequireRoleOptions<
+    FastifyRequest<
+      RouteGeneric,
+      RawServer,
+      RawRequest,
+      SchemaCompiler,
+      TypeProvider,
+      ContextConfig,
+      Logger
+    >
+  > = {},
+): preHandlerAsyncHookHandler<
+  RawServer,
+  RawRequest,
+  RawReply,
+  RouteGeneric,
+  ContextConfig,
+  SchemaCompiler,
+  TypeProvider,
+  Logger
+> {
   const group = options.group
   assertRequireRoleArguments(role, group)
-  const hook = async function keyholeRequireRole(this: FastifyInstance, request: FastifyRequest) {
+  const hook = async function keyholeRequireRole(
+    this: FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>,
+    request: FastifyRequest<
+      RouteGeneric,
+      RawServer,
+      RawRequest,
+      SchemaCompiler,
+      TypeProvider,
+      ContextConfig,
+      Logger
+    >,
+  ) {
     const realm = this.keyhole?.realm
     try {
       const resolve = group === undefined ? undefined : () => group(request)

@@ -78,13 +78,13 @@ export interface KeyholeOptions {
    * the hash of every listed HS algorithm (32/48/64 bytes): a shorter one is guessable offline.
    * Exactly one of `secret`, `publicKey`, `jwksUrl`, `getKey`.
    */
-  secret?: string | Uint8Array
+  secret?: string | Uint8Array | undefined
   /**
    * One public key: PEM (SPKI) text, a public JWK, or a `KeyObject`/`CryptoKey`. It serves exactly
    * one algorithm (`algorithms` must list one), so a key can never be used with another primitive.
    * RSA keys must have at least 2048 bits; a JWK with `use: 'enc'` or another `alg` is refused.
    */
-  publicKey?: string | JWK | KeyObject | CryptoKey
+  publicKey?: string | JWK | KeyObject | CryptoKey | undefined
   /**
    * The URL of a JSON Web Key Set (https, or http on a loopback address). Keys are selected by exact
    * `kid`; the set is cached, refetched on an unknown `kid` after `jwks.cooldownDuration`, and a
@@ -92,15 +92,15 @@ export interface KeyholeOptions {
    * is made for `min(jwks.cooldownDuration, 5 s)`, so a request flood does not hammer a key server
    * that is down. A fetched RSA key with a public exponent below 3 is never used.
    */
-  jwksUrl?: string | URL
+  jwksUrl?: string | URL | undefined
   /** Tuning of the remote key set; only with `jwksUrl`. */
-  jwks?: JwksOptions
+  jwks?: JwksOptions | undefined
   /**
    * Your own key lookup, called per verification with the protected header (after the algorithm
    * check). Return `undefined` for an unknown key (401); a thrown error answers 503, unless it is a
    * keyhole `TokenError`, which is passed through.
    */
-  getKey?: GetKey
+  getKey?: GetKey | undefined
   /**
    * The algorithms accepted, never taken from the token. Required. HS algorithms only with
    * `secret`; asymmetric ones only with a public key or a key set; never both kinds. With `jwksUrl`,
@@ -112,56 +112,56 @@ export interface KeyholeOptions {
    * The required `iss`. Strongly encouraged: without it a token from any issuer sharing the key is
    * accepted.
    */
-  issuer?: string | readonly string[]
+  issuer?: string | readonly string[] | undefined
   /**
    * The required `aud` (a token's `aud` array must contain one). Strongly encouraged: without it a
    * token minted for another service with the same key is accepted.
    */
-  audience?: string | readonly string[]
+  audience?: string | readonly string[] | undefined
   /**
    * Seconds of clock skew tolerated on `exp`, `nbf` and `iat`. Each second extends the life of a
    * stolen, expired token.
    * @default 0
    */
-  clockTolerance?: number
+  clockTolerance?: number | undefined
   /** Seconds since `iat` after which a token is refused (then `iat` is required). */
-  maxTokenAge?: number
+  maxTokenAge?: number | undefined
   /** The required `typ` header (e.g. `at+jwt`): refuses ID tokens and other kinds of JWT. */
-  typ?: string
+  typ?: string | undefined
   /**
    * Whether `exp` is required. Turning it off makes a leaked token valid forever.
    * @default true
    */
-  requireExp?: boolean
+  requireExp?: boolean | undefined
   /** Further claims that must be present. */
-  requiredClaims?: readonly string[]
+  requiredClaims?: readonly string[] | undefined
   /**
    * The largest token accepted, in bytes, checked before any decoding or crypto.
    * @default 8192
    */
-  maxTokenBytes?: number
+  maxTokenBytes?: number | undefined
   /** The name of a cookie that may carry the token (a token in the header as well is refused). */
-  cookie?: string
+  cookie?: string | undefined
   /**
    * The realm named in `WWW-Authenticate`.
    * @default 'keyhole'
    */
-  realm?: string
+  realm?: string | undefined
   /**
    * The verified-token cache, or `false`. A hit skips the signature check only; revocation and
    * expiry are still checked on every request, and a hit is trusted only while the key that
    * verified it is in the key set (see `jwks.cacheMaxAge`; with `getKey`, call `invalidate()`).
    * @default { max: 10000, enabled: true }
    */
-  cache?: CacheOptions | false
+  cache?: CacheOptions | false | undefined
   /**
    * Called on every request (cache hits included) with the verified payload. Anything but `false`
    * refuses the token (`KH_TOKEN_REVOKED`); a throw answers 503. Fail-closed: a hook that forgets to
    * return refuses.
    */
-  isRevoked?: (payload: Readonly<JWTPayload>) => boolean | Promise<boolean>
+  isRevoked?: ((payload: Readonly<JWTPayload>) => boolean | Promise<boolean>) | undefined
   /** How the capability is read from the claims. */
-  capability?: CapabilityOptions
+  capability?: CapabilityOptions | undefined
 }
 
 function isFunction(value: unknown): boolean {

@@ -4,15 +4,12 @@
  * `requireRole` before any database work; thread and post routes leave the decision to the guarded
  * statements (404 for a row the caller cannot read, 403 for one it can read but not change).
  */
-import { Router, type Request } from 'express'
+import { Router } from 'express'
 import { requireRole, statementTransactions } from 'keyhole/express'
 import { NotFound } from 'keyhole'
 import * as schemas from '../schemas.ts'
 import { validate } from './validate.ts'
 
-/** A path parameter, once `validate` has checked it is a canonical UUID. */
-const param = (req: Request, name: string) => String(req.params[name])
-const inGroupFromPath = (req: Request) => param(req, 'groupId')
 const newestFirst = {
   orderBy: [
     ['created_at', 'desc'],
@@ -29,7 +26,9 @@ const oldestFirst = {
 /** The forum's routes; `healthy()` throws 503 while keyhole's monitor reports a finding. */
 export function forumRoutes(healthy: () => void): Router {
   const router = Router()
-  const member = requireRole('member', { group: inGroupFromPath })
+  const member = requireRole<{ groupId: string }>('member', {
+    group: (req) => req.params.groupId,
+  })
   // Routes that run one statement commit with it, in one round trip.
   const oneStatement = statementTransactions()
 
@@ -54,7 +53,7 @@ export function forumRoutes(healthy: () => void): Router {
     member,
     oneStatement,
     async (req, res) => {
-      const groupId = param(req, 'groupId')
+      const groupId = req.params.groupId
       res.json(await req.db.select('discussion_threads', { group_id: groupId }, newestFirst))
     },
   )
@@ -66,16 +65,16 @@ export function forumRoutes(healthy: () => void): Router {
     oneStatement,
     async (req, res) => {
       const thread = await req.db.insert('discussion_threads', {
-        group_id: param(req, 'groupId'),
+        group_id: req.params.groupId,
         title: req.body.title,
-        created_by: req.capability.subject,
+        created_by: req.requireCapability().subject,
       })
       res.status(201).json(thread)
     },
   )
 
   router.get('/threads/:threadId', validate(schemas.getThread), oneStatement, async (req, res) => {
-    const [thread] = await req.db.select('discussion_threads', { id: param(req, 'threadId') })
+    const [thread] = await req.db.select('discussion_threads', { id: req.params.threadId })
     if (thread === undefined) throw new NotFound()
     res.json(thread)
   })
@@ -87,7 +86,7 @@ export function forumRoutes(healthy: () => void): Router {
     async (req, res) => {
       const { rows } = await req.db.update(
         'discussion_threads',
-        { id: param(req, 'threadId') },
+        { id: req.params.threadId },
         { title: req.body.title },
       )
       res.json(rows[0])
@@ -99,29 +98,29 @@ export function forumRoutes(healthy: () => void): Router {
     validate(schemas.deleteThread),
     oneStatement,
     async (req, res) => {
-      await req.db.delete('discussion_threads', { id: param(req, 'threadId') }, { returning: [] })
+      await req.db.delete('discussion_threads', { id: req.params.threadId }, { returning: [] })
       res.status(204).end()
     },
   )
 
   router.get('/threads/:threadId/posts', validate(schemas.listPosts), async (req, res) => {
     // An empty list must not stand for "no such thread": read the thread through its own guard.
-    const [thread] = await req.db.select('discussion_threads', { id: param(req, 'threadId') })
+    const [thread] = await req.db.select('discussion_threads', { id: req.params.threadId })
     if (thread === undefined) throw new NotFound()
-    res.json(await req.db.select('posts', { thread_id: param(req, 'threadId') }, oldestFirst))
+    res.json(await req.db.select('posts', { thread_id: req.params.threadId }, oldestFirst))
   })
 
   router.post('/threads/:threadId/posts', validate(schemas.createPost), async (req, res) => {
     const post = await req.db.insert('posts', {
-      thread_id: param(req, 'threadId'),
+      thread_id: req.params.threadId,
       content: req.body.content,
-      author: req.capability.subject,
+      author: req.requireCapability().subject,
     })
     res.status(201).json(post)
   })
 
   router.delete('/posts/:postId', validate(schemas.deletePost), async (req, res) => {
-    await req.db.delete('posts', { id: param(req, 'postId') }, { returning: [] })
+    await req.db.delete('posts', { id: req.params.postId }, { returning: [] })
     res.status(204).end()
   })
 

@@ -6,7 +6,7 @@
  */
 import { Ajv, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
-import type { RequestHandler } from 'express'
+import type { NextFunction, Request, Response } from 'express'
 import { BadRequest } from 'keyhole'
 
 // ajv-formats is CommonJS: its default export arrives as the module namespace's default.
@@ -29,8 +29,14 @@ function check(validate: ValidateFunction, part: 'params' | 'body', value: unkno
   throw new BadRequest({ message: `${part}${error.instancePath} ${String(error.message)}` })
 }
 
-/** A middleware that answers 400 `KH_BAD_REQUEST` unless the path parameters and body match. */
-export function validate(schema: RouteSchema): RequestHandler {
+/**
+ * A middleware that answers 400 `KH_BAD_REQUEST` unless the path parameters and body match.
+ * Generic in the route's parameters, so that the handlers after it keep the ones Express infers
+ * from the path (a plain `RequestHandler` would widen them to a dictionary).
+ */
+type Validator = <Params>(req: Request<Params>, res: Response, next: NextFunction) => void
+
+export function validate(schema: RouteSchema): Validator {
   const params = schema.params === undefined ? undefined : ajv.compile(schema.params)
   const body = schema.body === undefined ? undefined : ajv.compile(schema.body)
   return function validateRequest(req, _res, next) {

@@ -40,7 +40,7 @@ export async function postRoutes(app: FastifyInstance): Promise<void> {
       const post = await request.db.insert('posts', {
         thread_id: request.params.threadId,
         content: request.body.content,
-        author: request.capability.subject,
+        author: request.requireCapability().subject,
       })
       return reply.code(201).send(post)
     },

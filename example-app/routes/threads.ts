@@ -20,16 +20,13 @@ interface TitleBody {
  */
 const oneStatement = { keyhole: { transaction: 'statement' } } as const
 
-const inGroupFromPath = (request: { params: unknown }) =>
-  (request.params as GroupParams['Params']).groupId
-
 /**
  * Thread routes. Group-scoped routes answer 403 through `requireRole` before any database work;
  * thread routes leave the decision to the guarded statements, which answer 404 for a thread the
  * caller cannot read and 403 for one it can read but not change.
  */
 export async function threadRoutes(app: FastifyInstance): Promise<void> {
-  const member = requireRole('member', { group: inGroupFromPath })
+  const member = requireRole<GroupParams>('member', { group: (request) => request.params.groupId })
 
   app.get<GroupParams>(
     '/groups/:groupId/threads',
@@ -55,7 +52,7 @@ export async function threadRoutes(app: FastifyInstance): Promise<void> {
       const thread = await request.db.insert('discussion_threads', {
         group_id: request.params.groupId,
         title: request.body.title,
-        created_by: request.capability.subject,
+        created_by: request.requireCapability().subject,
       })
       return reply.code(201).send(thread)
     },

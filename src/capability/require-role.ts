@@ -14,6 +14,21 @@ function realmOption(realm: string | undefined): { realm?: string } {
 }
 
 /**
+ * The capability of a request that must have one: no capability (a public route) is a 401
+ * `KH_TOKEN_MISSING`, as for any request without a token.
+ * @example
+ * // request.requireCapability() in both adapters
+ * presentCapability(request.capability, 'forum').subject
+ */
+export function presentCapability(
+  capability: Capability | null | undefined,
+  realm?: string,
+): Capability {
+  if (!capability) throw new TokenError('KH_TOKEN_MISSING', realmOption(realm))
+  return capability
+}
+
+/**
  * Throws unless the holder has `role` (or a higher one) in `group`; an admin always passes.
  *
  * Use this one when the route names a group (e.g. from a path parameter): a group that is missing

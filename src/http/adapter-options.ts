@@ -26,27 +26,27 @@ export interface DatabaseOptions {
    * The capability-signing key (≥ 32 bytes, or their base64url text), the one `keyhole setup`
    * installed. Never logged.
    */
-  signingKey?: string | Uint8Array
+  signingKey?: string | Uint8Array | undefined
   /**
    * `'rls'`: each request's statements run in one transaction that first sets the signed
    * capability, so PostgreSQL's row-level security re-checks every row (needs `signingKey`).
    * `'guard'`: statements run on the pool, guarded by the statement alone.
    * @default 'rls' when `signingKey` is given, else 'guard'
    */
-  mode?: 'guard' | 'rls'
+  mode?: 'guard' | 'rls' | undefined
   /** Named prepared statements (see PgBouncer's `max_prepared_statements`). @default true */
-  prepared?: boolean
+  prepared?: boolean | undefined
 }
 
 export interface MonitorSettings {
   /** Milliseconds between runs of the checks. @default 60000 */
-  intervalMs?: number
+  intervalMs?: number | undefined
   /**
    * On a finding, answer 503 to every request until a later run passes (`'503'`), or also close
    * the server (`'close'`). Findings are logged at fatal either way.
    * @default '503'
    */
-  onFinding?: 'close' | '503'
+  onFinding?: 'close' | '503' | undefined
 }
 
 export interface AdapterOptions {
@@ -56,11 +56,11 @@ export interface AdapterOptions {
    * A route can also say `config: { keyhole: { public: true } }`. Nothing else is public.
    * @default []
    */
-  public?: readonly string[]
+  public?: readonly string[] | undefined
   /** Log every 401 and 403 once, at info, with the code, route and subject. @default true */
-  logDenials?: boolean
+  logDenials?: boolean | undefined
   /** Decorates `request.db` with the policy-bound handle. */
-  database?: DatabaseOptions
+  database?: DatabaseOptions | undefined
   /**
    * Start-up checks (`assertDatabaseSecure`) in `onReady`: the server refuses to start on any
    * finding. `true` checks the policies' tables (unqualified names as `public.<table>`) and, in
@@ -70,9 +70,9 @@ export interface AdapterOptions {
    * policies' text).
    * @default true when `database` is given
    */
-  checks?: boolean | Partial<CheckDatabaseOptions>
+  checks?: boolean | Partial<CheckDatabaseOptions> | undefined
   /** Re-runs the checks on an interval; `false` turns it off. @default on when checks are */
-  monitor?: MonitorSettings | false
+  monitor?: MonitorSettings | false | undefined
 }
 
 export interface ResolvedDatabase {

@@ -24,9 +24,9 @@ interface Raw {
 function routes(app: Express) {
   app.post('/raw', async (req, res) => {
     const { shape, statements } = req.body as Raw
-    if (shape === 'runOne') await sessions.runOne(req.capability, statements[0]!)
+    if (shape === 'runOne') await sessions.runOne(req.requireCapability(), statements[0]!)
     else {
-      await sessions.withCapability(req.capability, async (db) => {
+      await sessions.withCapability(req.requireCapability(), async (db) => {
         for (const s of statements) await db.query(s)
       })
     }
@@ -34,7 +34,11 @@ function routes(app: Express) {
   })
   const write = async (req: Request, res: Response) => {
     const { body } = req.body as { body: string }
-    await req.db.insert('notes', { group_id: k.groupB, owner: req.capability.subject, body })
+    await req.db.insert('notes', {
+      group_id: k.groupB,
+      owner: req.requireCapability().subject,
+      body,
+    })
     res.status(201).json({ ok: true })
   }
   const read = async (req: Request, res: Response) => {

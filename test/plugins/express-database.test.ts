@@ -66,7 +66,11 @@ function routes(app: Express) {
   const write = async (req: Request, res: Response) => {
     const { group, bodies, fail, stream, writeHead } = req.body as NoteBody
     for (const body of bodies) {
-      await req.db.insert('notes', { group_id: group, owner: req.capability.subject, body })
+      await req.db.insert('notes', {
+        group_id: group,
+        owner: req.requireCapability().subject,
+        body,
+      })
     }
     if (fail === 'throw') throw new BadRequest()
     if (fail === '400') return void res.status(400).json({ refused: true })

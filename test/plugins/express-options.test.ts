@@ -76,7 +76,7 @@ t.test(
     t.doesNotThrow(() => keyhole.assertHealthy())
     const app = express()
     app.use(keyhole)
-    app.get('/me', (req, res) => void res.json(req.capability.subject))
+    app.get('/me', (req, res) => void res.json(req.requireCapability().subject))
     const request = client((await serve(t, app)).base)
     // Sent before ready(): the request waits for the key import and is served.
     t.equal((await request('GET', '/me', bearer(await mint()))).json, 'alice')
@@ -102,7 +102,7 @@ t.test('a request that arrives while the keys are still importing waits for them
     nexted = error
   })
   t.equal(nexted, undefined)
-  t.equal(req.capability.subject, 'alice')
+  t.equal(req.requireCapability().subject, 'alice')
 })
 
 t.test(
@@ -152,7 +152,7 @@ t.test("the caller's options object is never mutated", async (t) => {
 
 t.test('after close() every request answers 503', async (t) => {
   const { keyhole, request } = await startApp(t, {}, (app) => {
-    app.get('/me', (req, res) => void res.json(req.capability.subject))
+    app.get('/me', (req, res) => void res.json(req.requireCapability().subject))
   })
   const token = bearer(await mint())
   t.equal((await request('GET', '/me', token)).status, 200)

@@ -25,7 +25,7 @@ const alice = await mint()
 
 /** The routes of most tests: /me, /mod, /groups/:groupId/mod, /typo (unknown role), /boom. */
 function routes(app: TestApp['app']) {
-  app.get('/me', (req, res) => void res.json({ subject: req.capability.subject }))
+  app.get('/me', (req, res) => void res.json({ subject: req.requireCapability().subject }))
   app.get('/mod', requireRole('moderator'), (_req, res) => void res.json({ ok: true }))
   app.get(
     '/groups/:groupId/mod',

@@ -23,9 +23,9 @@ interface Raw {
 function routes(app: FastifyInstance) {
   app.post<{ Body: Raw }>('/raw', async (request) => {
     const { shape, statements } = request.body
-    if (shape === 'runOne') await sessions.runOne(request.capability, statements[0]!)
+    if (shape === 'runOne') await sessions.runOne(request.requireCapability(), statements[0]!)
     else {
-      await sessions.withCapability(request.capability, async (db) => {
+      await sessions.withCapability(request.requireCapability(), async (db) => {
         for (const s of statements) await db.query(s)
       })
     }
@@ -39,7 +39,7 @@ function routes(app: FastifyInstance) {
       async (request, reply) => {
         await request.db.insert('notes', {
           group_id: k.groupB,
-          owner: request.capability.subject,
+          owner: request.requireCapability().subject,
           body: request.body.body,
         })
         return reply.code(201).send({ ok: true })

@@ -32,7 +32,11 @@ function routes(app: FastifyInstance) {
     { preHandler: requireRole('member') },
     async (request, reply) => {
       const { group, body, fail } = request.body
-      await request.db.insert('notes', { group_id: group, owner: request.capability.subject, body })
+      await request.db.insert('notes', {
+        group_id: group,
+        owner: request.requireCapability().subject,
+        body,
+      })
       if (fail === 'throw') throw new BadRequest()
       if (fail === '400') return reply.code(400).send({ refused: true })
       return reply.code(201).send({ ok: true })

@@ -36,7 +36,7 @@ t.test("the caller's options object is never mutated", async (t) => {
   const frozen = structuredClone(options)
   deepFreeze(frozen)
   const { app } = await buildApp(t, frozen, (app) => {
-    app.get('/me', async (request) => request.capability.subject)
+    app.get('/me', async (request) => request.requireCapability().subject)
   })
   await buildApp(t, options)
   t.equal(JSON.stringify(options), before)

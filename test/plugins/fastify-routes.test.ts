@@ -16,7 +16,7 @@ async function routes(app: FastifyInstance) {
   app.get('/docs/static/*', async () => 'static')
   app.get('/posts/:id', async () => 'post')
   app.get('/open', { config: { keyhole: { public: true } } }, async () => 'open')
-  app.get('/private', async (request) => request.capability.subject)
+  app.get('/private', async (request) => request.requireCapability().subject)
   app.options('/private', async (_request, reply) => reply.code(204).send())
   await app.register(
     async (child) => {

@@ -38,7 +38,7 @@ function routes(app: FastifyInstance) {
         for (const body of bodies) {
           await request.db.insert('notes', {
             group_id: group,
-            owner: request.capability.subject,
+            owner: request.requireCapability().subject,
             body,
           })
         }

@@ -79,7 +79,7 @@ t.test('keyhole/fastify: fastify.keyhole.invalidate()', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(fastifyKeyhole, options)
-  app.get('/me', async (request) => ({ subject: request.capability.subject }))
+  app.get('/me', async (request) => ({ subject: request.requireCapability().subject }))
   const get = () => app.inject({ url: '/me', headers: bearer(withFirst) })
   t.equal((await get()).statusCode, 200)
   store.delete('key-1')
@@ -99,7 +99,7 @@ t.test('keyhole/express: the middleware’s invalidate()', async (t) => {
   const app = express()
   app.use(keyhole)
   app.get('/me', (req, res) => {
-    res.json({ subject: req.capability.subject })
+    res.json({ subject: req.requireCapability().subject })
   })
   app.use(keyholeErrors())
   const server = app.listen(0, '127.0.0.1')

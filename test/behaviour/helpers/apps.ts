@@ -111,7 +111,7 @@ async function fastifyApp(k: KeyholeDatabase): Promise<RunningApp> {
   type Id = { Params: { id: string } }
   type Body = { Body: { id?: unknown; group?: unknown; body?: unknown } }
   app.get('/health', async () => ({ status: 'ok' }))
-  app.get('/me', async (request) => handlers.me(request.capability))
+  app.get('/me', async (request) => handlers.me(request.requireCapability()))
   app.get('/mod', { preHandler: forFastify.requireRole('moderator') }, async () => ({ ok: true }))
   app.get(
     '/groups/:groupId/mod',
@@ -120,7 +120,9 @@ async function fastifyApp(k: KeyholeDatabase): Promise<RunningApp> {
   )
   app.get('/notes', async (request) => handlers.notes(request.db))
   app.post<Body>('/notes', async (request, reply) =>
-    reply.code(201).send(await handlers.create(request.db, request.capability, request.body)),
+    reply
+      .code(201)
+      .send(await handlers.create(request.db, request.requireCapability(), request.body)),
   )
   app.patch<Id & Body>('/notes/:id', async (request) =>
     handlers.rename(request.db, request.params.id, request.body),
@@ -139,7 +141,7 @@ async function expressApp(k: KeyholeDatabase): Promise<RunningApp> {
   const app = express()
   app.use(keyhole, express.json())
   app.get('/health', (_req, res) => void res.json({ status: 'ok' }))
-  app.get('/me', (req, res) => void res.json(handlers.me(req.capability)))
+  app.get('/me', (req, res) => void res.json(handlers.me(req.requireCapability())))
   app.get('/mod', forExpress.requireRole('moderator'), (_req, res) => void res.json({ ok: true }))
   app.get(
     '/groups/:groupId/mod',
@@ -148,7 +150,7 @@ async function expressApp(k: KeyholeDatabase): Promise<RunningApp> {
   )
   app.get('/notes', async (req, res) => void res.json(await handlers.notes(req.db)))
   app.post('/notes', async (req, res) => {
-    res.status(201).json(await handlers.create(req.db, req.capability, req.body ?? {}))
+    res.status(201).json(await handlers.create(req.db, req.requireCapability(), req.body ?? {}))
   })
   app.patch('/notes/:id', async (req, res) => {
     res.json(await handlers.rename(req.db, String(req.params.id), req.body ?? {}))

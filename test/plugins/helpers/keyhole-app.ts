@@ -73,8 +73,8 @@ export async function buildApp(
   t.teardown(() => app.close())
   await app.register(capabilities, { ...baseOptions, ...options } as FastifyKeyholeOptions)
   app.get('/me', async (request) => ({
-    subject: request.capability.subject,
-    isAdmin: request.capability.isAdmin,
+    subject: request.requireCapability().subject,
+    isAdmin: request.requireCapability().isAdmin,
   }))
   app.get('/open', { config: { keyhole: { public: true } } }, async (request) => ({
     capability: request.capability,
