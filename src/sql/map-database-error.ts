@@ -27,7 +27,8 @@ function sqlState(error: unknown): string | undefined {
  * The error to throw for `error`:
  * - `42501` (an RLS policy refused the row, or a privilege is missing) → {@link CapabilityDenied}
  *   that answers 404: the statement cannot tell whether the holder may see the row;
- * - `23505` unique violation → {@link Conflict} (409);
+ * - `23505` unique violation → {@link Conflict} (409): reached only through a unique column the
+ *   statement names in `chosenKeys` (any other is refused before writing, see unique-keys.ts);
  * - `23503` foreign-key violation → {@link NotFound} when the written row names a parent that does
  *   not exist (insert, update of the referencing row), {@link Conflict} when other rows still refer
  *   to the deleted or updated row;
