@@ -149,6 +149,7 @@ function compileInsert(
  *              COALESCE($2, (NULL::"posts")."content") AS "content") AS "r"
  * WHERE EXISTS (SELECT 1 FROM "discussion_threads" AS "p1"
  *               WHERE ("p1"."id" = "r"."thread_id" AND "p1"."group_id" = ANY ($3::uuid[])))
+ *   AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS "i" …) -- a unique key set: unique-keys.ts
  * RETURNING "t".*
  * ```
  */
@@ -262,7 +263,9 @@ async function insertOne(
  *   WHERE "r"."__keyhole_ord" <= $1),
  * "inserted" AS (
  *   INSERT INTO "discussion_threads" AS "t" ("title", "group_id")
- *   SELECT "title", "group_id" FROM "input" WHERE "__keyhole_allowed" ORDER BY "__keyhole_ord"
+ *   SELECT "title", "group_id" FROM "input"
+ *   WHERE "__keyhole_allowed" AND NOT EXISTS (SELECT FROM pg_catalog.pg_index …) -- unique-keys.ts
+ *   ORDER BY "__keyhole_ord"
  *   RETURNING "t".*)
  * SELECT "inserted".*, "s".* FROM (SELECT <refused indexes> FROM "input") AS "s"
  * LEFT JOIN "inserted" ON TRUE

@@ -83,6 +83,7 @@ function compileUpdate(
  *   FROM (SELECT COALESCE($1, (NULL::"discussion_threads")."title") AS "title",
  *                COALESCE($2, (NULL::"discussion_threads")."group_id") AS "group_id") AS "n"
  *   WHERE ("t"."id" = $3 AND "t"."group_id" = ANY ($4::uuid[]) AND "n"."group_id" = ANY ($4::uuid[]))
+ *     AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS "i" …) -- a unique key set: unique-keys.ts
  *   RETURNING "t".*)
  * SELECT … -- affected, and (only if 0) found / visible: see writeWithOutcome
  * ```
