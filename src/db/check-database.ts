@@ -7,6 +7,7 @@ import { InsecureDatabase, type DatabaseFinding } from '../errors.ts'
 import { checkCreatePrivileges } from './checks/create-privileges.ts'
 import { checkExactPolicies } from './checks/exact-policies.ts'
 import {
+  connectFailed,
   rows,
   type Check,
   type CheckContext,
@@ -28,6 +29,7 @@ import { checkRoleAttributes } from './checks/role-attributes.ts'
 import { checkSecurityDefiner } from './checks/security-definer.ts'
 import { checkSettings } from './checks/settings.ts'
 import { checkSigningKey } from './checks/signing-key.ts'
+import { checkStatementStats } from './checks/statement-stats.ts'
 import { checkTablePrivileges } from './checks/table-privileges.ts'
 import { checkUnguardedTables } from './checks/unguarded-tables.ts'
 import { checkViews } from './checks/views.ts'
@@ -42,6 +44,7 @@ const checks: readonly Check[] = [
   checkPolicies,
   checkExactPolicies,
   checkViews,
+  checkStatementStats,
   checkSecurityDefiner,
   checkKeyholeFunctions,
   checkLeakproof,
@@ -63,6 +66,24 @@ interface RuntimeRow {
   search_path: string[]
 }
 
+/**
+ * The schemas of the search_path that exist and may be used. `current_schemas(false)` creates the
+ * session's temporary schema when the path names `pg_temp`, and fails without TEMPORARY on the
+ * database: a `search_path = pg_temp` the runtime role gave itself must be reported
+ * (KH_DB_ROLE_SETTING), not stop the checks. Then the path is read from its text instead.
+ */
+const searchPathSql = `CASE
+  WHEN has_database_privilege(current_database(), 'TEMPORARY')
+    OR current_setting('search_path') !~* '(^|,)\\s*"?pg_temp"?\\s*(,|$)'
+  THEN current_schemas(false)::text[]
+  ELSE ARRAY(
+    SELECT n.nspname::text
+    FROM unnest(string_to_array(current_setting('search_path'), ',')) WITH ORDINALITY AS s(part, i)
+    JOIN pg_namespace n ON n.nspname = CASE WHEN btrim(s.part) IN ('$user', '"$user"')
+      THEN current_user::text ELSE (parse_ident(btrim(s.part)))[1] END
+    WHERE has_schema_privilege(n.oid, 'USAGE') ORDER BY s.i)
+  END`
+
 async function readRuntime(db: CheckQueryable): Promise<RuntimeFacts> {
   const [r] = await rows<RuntimeRow>(
     db,
@@ -70,7 +91,7 @@ async function readRuntime(db: CheckQueryable): Promise<RuntimeFacts> {
        r.rolcreaterole AS create_role, r.rolcreatedb AS create_db, r.rolreplication AS replication,
        current_setting('server_version_num')::int AS server_version,
        current_setting('row_security') AS row_security,
-       current_schemas(false)::text[] AS search_path
+       ${searchPathSql} AS search_path
      FROM pg_roles r WHERE r.rolname = current_user`,
   )
   return {
@@ -133,8 +154,11 @@ async function readGuardedTables(
  * A superuser holds every privilege and bypasses row-level security, so for one the report is the
  * role's attributes alone: nothing else can be judged until that is fixed.
  *
- * Pass a pg `Client` (or a `PoolClient`) to see one session's settings; with a `Pool` each query
- * may use another connection.
+ * Given a pg `Pool` (anything with pg-pool's `Client` and `options`), the checks run on a NEW
+ * connection opened with the pool's own settings, never on a pooled one, and a connection that
+ * fails is the finding KH_DB_CONNECT_FAILED: the runtime role may always change its own password
+ * (`ALTER ROLE CURRENT_USER PASSWORD …`), which locks the application out only as its pool opens
+ * new connections. Given a `Client` (or a `PoolClient`), they run on that session.
  *
  * @example
  * ```ts
@@ -151,6 +175,44 @@ export async function checkDatabase(
   options: CheckDatabaseOptions,
 ): Promise<DatabaseFinding[]> {
   const resolved = resolveCheckOptions(options)
+  if (!opensConnections(queryable)) return run(queryable, resolved)
+  const client = new queryable.Client(queryable.options)
+  // A connection the server ends mid-run fails the query that runs then; the event adds nothing.
+  client.on('error', ignore)
+  try {
+    await client.connect()
+  } catch (error) {
+    return [connectFailed(error)]
+  }
+  try {
+    return await run(client, resolved)
+  } finally {
+    await client.end()
+  }
+}
+
+/** The part of a pg `Pool` that opens a connection as the pool itself would (pg-pool's newClient). */
+interface OpensConnections {
+  readonly Client: new (options: object) => CheckQueryable & {
+    connect(): Promise<unknown>
+    end(): Promise<void>
+    on(event: 'error', listener: () => void): unknown
+  }
+  readonly options: object
+}
+
+function opensConnections(queryable: object): queryable is OpensConnections {
+  const pool = queryable as Partial<OpensConnections>
+  return typeof pool.Client === 'function' && typeof pool.options === 'object'
+}
+
+/* c8 ignore next: only when the server ends the connection between two of the checks' queries */
+const ignore = () => {}
+
+async function run(
+  queryable: CheckQueryable,
+  resolved: ResolvedCheckOptions,
+): Promise<DatabaseFinding[]> {
   const runtime = await readRuntime(queryable)
   const context: CheckContext = {
     db: queryable,

@@ -4,6 +4,7 @@
  * the adapters decide what to do (answer 503 while unhealthy, or close the server).
  */
 import { ConfigurationError, InsecureDatabase, type DatabaseFinding } from '../errors.ts'
+import { messageOf } from './checks/context.ts'
 
 /** The part of a pino-like logger the monitor uses. */
 export interface MonitorLogger {
@@ -44,17 +45,11 @@ const consoleLogger: MonitorLogger = {
   info: (_details, message) => console.info(message),
 }
 
-/** Hides the password of any connection URL an error message may carry. */
-function redact(message: string): string {
-  return message.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@')
-}
-
 /** A check that could not run is a finding: the monitor fails closed. */
 function checkFailed(error: unknown): DatabaseFinding {
-  const text = error instanceof Error ? error.message : String(error)
   return Object.freeze({
     code: 'KH_DB_CHECK_FAILED',
-    message: `the database checks could not run: ${redact(text)}`,
+    message: `the database checks could not run: ${messageOf(error)}`,
     fix: 'make the database reachable as the runtime role; keyhole stays unavailable until the checks pass',
   })
 }

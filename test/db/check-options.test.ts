@@ -32,8 +32,11 @@ t.test('defaults are filled and the result is frozen; the input is not touched',
     minimumServerVersion: 140000,
     policies: undefined,
     groupIdType: 'uuid',
+    allowedSettings: {},
+    mode: 'rls',
   })
   t.ok(Object.isFrozen(resolved))
+  t.ok(Object.isFrozen(resolved.allowedSettings))
   t.ok(Object.isFrozen(resolved.guardedTables[0]?.operations))
   const custom = resolveCheckOptions({
     guardedTables: [table],
@@ -45,7 +48,16 @@ t.test('defaults are filled and the result is frozen; the input is not touched',
     signingKeyTable: false,
     policies,
     groupIdType: 'bigint',
+    allowedSettings: { Statement_Timeout: '30s', 'app.Region': 'eu' },
+    mode: 'guard',
   })
+  t.same(
+    { ...custom.allowedSettings },
+    { statement_timeout: '30s', 'app.region': 'eu' },
+    'names as PostgreSQL folds them, values exactly as given',
+  )
+  t.equal(custom.allowedSettings.constructor, undefined, 'no inherited names')
+  t.equal(custom.mode, 'guard')
   t.equal(custom.policies, policies, 'the policies as given (definePolicies froze them)')
   t.equal(custom.groupIdType, 'bigint')
   t.same(custom.keyholeFunctions, [
@@ -84,6 +96,22 @@ t.test('bad options: KH_INVALID_OPTIONS naming the option', async (t) => {
     ['policies', { guardedTables: [], policies: { tables: {} } }],
     ['policies', { guardedTables: [], policies: 'app.posts' }],
     ['groupIdType', { guardedTables: [], groupIdType: 'UUID' }],
+    ['allowedSettings', { guardedTables: [], allowedSettings: ['statement_timeout'] }],
+    ['allowedSettings.a b', { guardedTables: [], allowedSettings: { 'a b': '1' } }],
+    ['allowedSettings.x', { guardedTables: [], allowedSettings: { x: 30 } }],
+    [
+      'allowedSettings.Keyhole.Capability',
+      { guardedTables: [], allowedSettings: { 'Keyhole.Capability': 'x' } },
+    ],
+    [
+      'allowedSettings.app.cap',
+      { guardedTables: [], capabilitySetting: 'app.cap', allowedSettings: { 'app.cap': 'x' } },
+    ],
+    [
+      'allowedSettings.row_security',
+      { guardedTables: [], allowedSettings: { row_security: 'on' } },
+    ],
+    ['mode', { guardedTables: [], mode: 'off' }],
   ]
   for (const [option, options] of bad) {
     t.throws(

@@ -153,12 +153,14 @@ t.test('checks: false serves at once, without ready()', async (t) => {
 
 t.test('close() stops the monitor, even one a ready() in flight was starting', async (t) => {
   const pool = runtimePool()
+  // The checks run on a new connection of the pool's Client class per run: count those.
   let queries = 0
-  const query = pool.query.bind(pool)
-  pool.query = ((...args: Parameters<typeof query>) => {
+  const counted = pool as unknown as { Client: new (options: object) => pg.Client }
+  const Client = counted.Client
+  counted.Client = function (options: object) {
     queries++
-    return query(...args)
-  }) as typeof pool.query
+    return new Client(options)
+  } as unknown as typeof Client
   const { keyhole } = await startApp(t, { ...database(pool), monitor: { intervalMs: 5 } }, routes, {
     ready: false,
   })

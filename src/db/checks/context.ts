@@ -73,3 +73,25 @@ export function guardedOids(context: CheckContext): number[] {
 export function ident(name: string): string {
   return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`
 }
+
+/** Hides the password of any connection URL an error message may carry. */
+export function redact(message: string): string {
+  return message.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@')
+}
+
+/** The message of anything thrown, with any URL's password hidden. */
+export function messageOf(error: unknown): string {
+  return redact(error instanceof Error ? error.message : String(error))
+}
+
+/**
+ * A new connection as the runtime role failed. keyhole cannot read the role's password (only a
+ * superuser can), so a password the runtime role changed itself shows only here.
+ */
+export function connectFailed(error: unknown): DatabaseFinding {
+  return finding(
+    'KH_DB_CONNECT_FAILED',
+    `a new connection with the pool's settings failed: ${messageOf(error)}`,
+    'make the database reachable as the runtime role; if the password was refused, an administrator sets it back (ALTER ROLE <runtime role> PASSWORD …, or keyhole setup) and finds out who changed it: any role may change its own password, so prefer certificate or short-lived credentials in pg_hba.conf',
+  )
+}

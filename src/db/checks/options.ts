@@ -58,6 +58,26 @@ export interface CheckDatabaseOptions {
   readonly policies?: Policies | undefined
   /** The group-ID type the policies were generated with. @default 'uuid' */
   readonly groupIdType?: GroupIdType | undefined
+  /**
+   * Role and database defaults (`ALTER ROLE … SET`, `ALTER DATABASE … SET`) allowed for the
+   * runtime role, each with its exact value as `pg_db_role_setting` stores it (`{
+   * statement_timeout: '30s' }`). Any other default that applies to the runtime role's logins in
+   * this database is KH_DB_ROLE_SETTING: the runtime role can set its own defaults (`ALTER ROLE
+   * CURRENT_USER SET default_transaction_read_only = on`), they survive `RESET ALL`, and a
+   * `statement_timeout` of 1 ms or a read-only default takes the application down. The capability
+   * setting and `row_security` cannot be allowed (their own findings cover them).
+   * @default {} (no default allowed)
+   */
+  readonly allowedSettings?: Readonly<Record<string, string>> | undefined
+  /**
+   * How the application runs its statements. `'rls'`: each transaction first sets the signed
+   * capability, and the guarded tables' forced row-level security re-checks every row. `'guard'`:
+   * the statement's own guard is the only line and no capability is ever set, so row-level
+   * security on a guarded table refuses every row (KH_DB_GUARD_MODE_UNDER_RLS); the checks then
+   * do not ask for row-level security or policies on the guarded tables.
+   * @default 'rls'
+   */
+  readonly mode?: 'rls' | 'guard' | undefined
 }
 
 export interface ResolvedCheckOptions {
@@ -71,6 +91,9 @@ export interface ResolvedCheckOptions {
   readonly minimumServerVersion: number
   readonly policies: Policies | undefined
   readonly groupIdType: GroupIdType
+  /** Lower-case setting name → the exact value allowed (a frozen object without prototype). */
+  readonly allowedSettings: Readonly<Record<string, string>>
+  readonly mode: 'rls' | 'guard'
 }
 
 export const defaultKeyholeFunctions: readonly KeyholeFunctionExpectation[] = Object.freeze([
@@ -129,6 +152,15 @@ const optionsSchema = z.strictObject({
     )
     .optional(),
   groupIdType: z.enum(['uuid', 'bigint', 'integer', 'text']).optional(),
+  allowedSettings: z
+    .record(
+      z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/, 'must be setting names'),
+      z.string(),
+    )
+    .optional(),
+  mode: z.enum(['rls', 'guard']).optional(),
 })
 
 /** Validates and freezes the options; throws `KH_INVALID_OPTIONS` naming the bad option. */
@@ -143,6 +175,18 @@ export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedChec
     throw new ConfigurationError('KH_INVALID_OPTIONS', `Invalid option ${path}: ${issue.message}`)
   }
   const o = parsed.data
+  const capabilitySetting = o.capabilitySetting ?? 'keyhole.capability'
+  const allowed: Record<string, string> = Object.create(null)
+  for (const [name, value] of Object.entries(o.allowedSettings ?? {})) {
+    const lower = name.toLowerCase()
+    if (lower === capabilitySetting.toLowerCase() || lower === 'row_security') {
+      throw new ConfigurationError(
+        'KH_INVALID_OPTIONS',
+        `Invalid option checkDatabase.allowedSettings.${name}: the capability setting and row_security cannot be allowed`,
+      )
+    }
+    allowed[lower] = value
+  }
   const functions = (o.keyholeFunctions ?? defaultKeyholeFunctions).map((f) =>
     Object.freeze(typeof f === 'string' ? { signature: f } : f),
   )
@@ -155,11 +199,13 @@ export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedChec
     migrationRole: o.migrationRole,
     applicationSchemas: o.applicationSchemas && Object.freeze([...o.applicationSchemas]),
     unguardedTables: Object.freeze([...(o.unguardedTables ?? [])]),
-    capabilitySetting: o.capabilitySetting ?? 'keyhole.capability',
+    capabilitySetting,
     keyholeFunctions: Object.freeze(functions),
     signingKeyTable: o.signingKeyTable ?? 'keyhole.signing_key',
     minimumServerVersion: o.minimumServerVersion ?? 140000,
     policies: o.policies,
     groupIdType: o.groupIdType ?? 'uuid',
+    allowedSettings: Object.freeze(allowed),
+    mode: o.mode ?? 'rls',
   })
 }

@@ -12,21 +12,27 @@ interface SettingRow {
 const on = new Set(['on', 'true', 'yes', '1', 't', 'tr', 'tru', 'y', 'ye'])
 
 /**
- * Check 10: the capability setting must only ever be set transaction-locally by keyhole, so it
- * must not be pre-set by a role or database default (`pg_db_role_setting`, which applies at login)
- * nor already hold a value in this session (postgresql.conf, PGOPTIONS, a session-level SET);
- * `row_security` must not be off (by default or in this session); and the server must be recent
- * enough.
+ * Check 10: role and database defaults (`pg_db_role_setting`, applied at every login of the
+ * runtime role in this database: its own, in this database or in all; every role's, in this
+ * database or in all), the session and the server.
+ * - KH_DB_SETTING_PRESET: the capability setting must only ever be set transaction-locally by
+ *   keyhole, so it must have no default, nor already hold a value in this session
+ *   (postgresql.conf, PGOPTIONS, a session-level SET).
+ * - KH_DB_ROW_SECURITY_OFF: `row_security` off, by default or in this session.
+ * - KH_DB_ROLE_SETTING: any other default not allowed, with its value, by `allowedSettings`. The
+ *   runtime role can `ALTER ROLE CURRENT_USER SET` any setting a user may set
+ *   (`default_transaction_read_only`, `statement_timeout`, `search_path`, …): the default
+ *   persists, applies to every new connection and survives `RESET ALL`.
+ * - KH_DB_SERVER_VERSION: the server is older than the supported minimum.
  *
  * The generated SQL:
  * ```sql
- * SELECT CASE WHEN s.setdatabase = 0 THEN NULL ELSE current_database()::text END AS database,
+ * SELECT 'default' AS source, CASE WHEN s.setdatabase = 0 THEN NULL ELSE current_database()::text END AS database,
  *   s.setrole = 0 AS all_roles, split_part(cfg, '=', 1) AS name, substr(cfg, strpos(cfg, '=') + 1) AS value
  * FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
  * WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
  *   AND s.setrole IN (0, $1::oid)
- *   AND lower(split_part(cfg, '=', 1)) IN (lower($2), 'row_security')
- * UNION ALL SELECT NULL, false, $2, current_setting($2, true) WHERE current_setting($2, true) <> ''
+ * UNION ALL SELECT 'session', NULL, false, $2, current_setting($2, true) WHERE current_setting($2, true) <> ''
  * ```
  */
 export const checkSettings: Check = async ({ db, runtime, options }) => {
@@ -39,7 +45,6 @@ export const checkSettings: Check = async ({ db, runtime, options }) => {
      FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
      WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
        AND s.setrole IN (0, $1::oid)
-       AND lower(split_part(cfg, '=', 1)) IN (lower($2), 'row_security')
      UNION ALL
      SELECT 'session', NULL, false, $2, current_setting($2, true)
      WHERE current_setting($2, true) <> ''`,
@@ -58,7 +63,17 @@ export const checkSettings: Check = async ({ db, runtime, options }) => {
       continue
     }
     const scope = `${s.all_roles ? 'every role' : `the runtime role ${runtime.name}`} in ${s.database ?? 'every database'}`
-    if (s.name.toLowerCase() !== 'row_security') {
+    const name = s.name.toLowerCase()
+    if (name !== 'row_security' && name !== options.capabilitySetting.toLowerCase()) {
+      if (options.allowedSettings[name] === s.value) continue
+      findings.push(
+        finding(
+          'KH_DB_ROLE_SETTING',
+          `${s.name} has a default for ${scope}: it applies to every new connection and survives RESET ALL (the runtime role can set its own defaults)`,
+          `${resetStatement(s, runtime.name)} (or, if you set it on purpose, allow it in the allowedSettings option with its exact value as pg_db_role_setting shows it)`,
+        ),
+      )
+    } else if (name !== 'row_security') {
       findings.push(
         finding(
           'KH_DB_SETTING_PRESET',
