@@ -30,8 +30,11 @@ export interface DatabaseOptions {
   /**
    * `'rls'`: each request's statements run in one transaction that first sets the signed
    * capability, so PostgreSQL's row-level security re-checks every row (needs `signingKey`).
-   * `'guard'`: statements run on the pool, guarded by the statement alone.
-   * @default 'rls' when `signingKey` is given, else 'guard'
+   * `'guard'`: statements run on the pool, guarded by the statement alone; no capability is set,
+   * so the guarded tables must not have row-level security (the start-up checks refuse them with
+   * KH_DB_GUARD_MODE_UNDER_RLS), and `signingKey` must not be given.
+   * Never inferred from a missing key: without `signingKey`, `mode` is required.
+   * @default 'rls' when `signingKey` is given; required otherwise
    */
   mode?: 'guard' | 'rls' | undefined
   /** Named prepared statements (see PgBouncer's `max_prepared_statements`). @default true */
@@ -161,6 +164,29 @@ function innermost(issue: z.core.$ZodIssue): z.core.$ZodIssue {
   return { ...inner, path: [...issue.path, ...inner.path] }
 }
 
+/**
+ * The security mode, stated or following from the key, never chosen silently: a missing key (an
+ * unset environment variable) must not quietly turn 'rls' into 'guard'.
+ */
+function databaseMode(mode: 'guard' | 'rls' | undefined, keyed: boolean): 'guard' | 'rls' {
+  if (mode === undefined && !keyed) {
+    throw invalid(
+      'database.mode',
+      "required without database.signingKey: give database.signingKey for 'rls' mode (PostgreSQL's row-level security re-checks every row), or state mode: 'guard' (the statement guard alone)",
+    )
+  }
+  if (mode === 'rls' && !keyed) {
+    throw invalid('database.signingKey', "required when database.mode is 'rls'")
+  }
+  if (mode === 'guard' && keyed) {
+    throw invalid(
+      'database.signingKey',
+      "not used in 'guard' mode: remove it, or remove mode: 'guard' to run in 'rls' mode",
+    )
+  }
+  return mode ?? 'rls'
+}
+
 /** What the adapter options need to know of the token options. */
 export interface AdapterContext {
   /** The capability's group-ID type, which the generated policies are compared in. */
@@ -185,10 +211,7 @@ export function resolveAdapterOptions(
   const o = parsed.data
   let database: ResolvedDatabase | undefined
   if (o.database) {
-    const mode = o.database.mode ?? (o.database.signingKey === undefined ? 'guard' : 'rls')
-    if (mode === 'rls' && o.database.signingKey === undefined) {
-      throw invalid('database.signingKey', "required when database.mode is 'rls'")
-    }
+    const mode = databaseMode(o.database.mode, o.database.signingKey !== undefined)
     database = Object.freeze({
       pool: o.database.pool,
       policies: o.database.policies,
@@ -201,6 +224,9 @@ export function resolveAdapterOptions(
   if (wantChecks !== false && database === undefined) {
     throw invalid('checks', 'needs the database option')
   }
+  if (typeof wantChecks === 'object' && 'mode' in wantChecks) {
+    throw invalid('checks.mode', 'follows database.mode: set the mode there')
+  }
   let checks: CheckDatabaseOptions | undefined
   if (wantChecks !== false && database !== undefined) {
     checks = {
@@ -212,6 +238,8 @@ export function resolveAdapterOptions(
         ? { policies: database.policies, groupIdType: context.groupIdType }
         : {}),
       ...(wantChecks === true ? {} : wantChecks),
+      // What the checks expect of the guarded tables follows the adapter's mode.
+      mode: database.mode,
     }
     // Fails now, naming the option, rather than in onReady.
     checks = resolveCheckOptions(checks)

@@ -308,7 +308,7 @@ t.test("'guard' mode: statements on the pool, guarded by the statement", async (
   // The superuser pool bypasses RLS: what is seen is the statement guard's doing alone.
   const { request } = await startApp(
     t,
-    { database: { pool: k.db.pool, policies: notesPolicies }, checks: false },
+    { database: { pool: k.db.pool, policies: notesPolicies, mode: 'guard' }, checks: false },
     routes,
   )
   const notes = (await request('GET', '/notes', alice)).json as string[]

@@ -137,7 +137,7 @@ t.test("'guard' mode: statements on the pool, guarded by the statement", async (
   // (group A's rows: the seeded note and the one the 'rls' test kept; never group B's).
   const { app } = await buildApp(
     t,
-    { database: { pool: superuserPool(t, k), policies }, checks: false },
+    { database: { pool: superuserPool(t, k), policies, mode: 'guard' }, checks: false },
     routes,
   )
   const alice = await mint({ sub: 'alice', permissions: [{ group: k.groupA, role: 'member' }] })
@@ -161,7 +161,11 @@ t.test('request.db on a public route answers 401 (no capability, no data)', asyn
 t.test('the start-up checks refuse an insecure database with the report', async (t) => {
   // The superuser pool: every check fails on a superuser.
   await t.rejects(
-    buildApp(t, { database: { pool: superuserPool(t, k), policies }, monitor: false }, routes),
+    buildApp(
+      t,
+      { database: { pool: superuserPool(t, k), policies, mode: 'guard' }, monitor: false },
+      routes,
+    ),
     {
       code: 'KH_INSECURE_DATABASE',
       message: /KH_DB_SUPERUSER|superuser/i,

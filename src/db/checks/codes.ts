@@ -17,6 +17,7 @@ export const databaseFindingCodes = [
   'KH_DB_OWNS_GUARDED_TABLE',
   'KH_DB_RLS_DISABLED',
   'KH_DB_RLS_NOT_FORCED',
+  'KH_DB_GUARD_MODE_UNDER_RLS',
   // 4. table privileges
   'KH_DB_TABLE_PRIVILEGE',
   'KH_DB_GRANT_OPTION',
@@ -33,8 +34,9 @@ export const databaseFindingCodes = [
   'KH_DB_POLICY_NOT_APPLIED',
   'KH_DB_POLICY_ALTERED',
   'KH_DB_POLICY_UNEXPECTED',
-  // 7. views
+  // 7. views and statistics
   'KH_DB_VIEW_OWNER_RIGHTS',
+  'KH_DB_STATEMENT_STATS_READABLE',
   // 8. functions
   'KH_DB_SECURITY_DEFINER',
   'KH_DB_KEYHOLE_FUNCTION_ALTERED',
@@ -43,6 +45,7 @@ export const databaseFindingCodes = [
   // 10. settings and server
   'KH_DB_SETTING_PRESET',
   'KH_DB_ROW_SECURITY_OFF',
+  'KH_DB_ROLE_SETTING',
   'KH_DB_SERVER_VERSION',
   // 11. tables outside the guard
   'KH_DB_UNGUARDED_TABLE',
@@ -51,6 +54,8 @@ export const databaseFindingCodes = [
   'KH_DB_SIGNING_KEY_MISSING',
   'KH_DB_SIGNING_KEY_READABLE',
   'KH_DB_RUNTIME_IS_MIGRATION_ROLE',
+  // a new connection as the runtime role failed (start-up and every monitor run)
+  'KH_DB_CONNECT_FAILED',
   // the monitor: the checks themselves could not run (fail closed)
   'KH_DB_CHECK_FAILED',
 ] as const

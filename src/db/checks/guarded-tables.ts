@@ -6,8 +6,12 @@ import { finding, type Check } from './context.ts'
  * enabled and forced (`pg_class.relrowsecurity`, `relforcerowsecurity`, `relowner`, read in the
  * context's second query). FORCE matters even though the runtime role is not the owner: it keeps
  * the policies on for the owner and its members too.
+ *
+ * In 'guard' mode (the `mode` option) no capability is ever set, so the tables must NOT have
+ * row-level security that applies to the runtime role: its policies, which read the capability,
+ * would refuse every row (KH_DB_GUARD_MODE_UNDER_RLS), and nothing is asked of RLS otherwise.
  */
-export const checkGuardedTables: Check = ({ runtime, tables }) => {
+export const checkGuardedTables: Check = ({ runtime, tables, options }) => {
   const findings: DatabaseFinding[] = []
   for (const t of tables) {
     if (t.oid === undefined) {
@@ -28,6 +32,18 @@ export const checkGuardedTables: Check = ({ runtime, tables }) => {
           `ALTER TABLE ${t.name} OWNER TO <migration role>; then grant the runtime role SELECT, INSERT, UPDATE, DELETE again`,
         ),
       )
+    }
+    if (options.mode === 'guard') {
+      if (t.rowSecurity && (t.forceRowSecurity || !t.owned)) {
+        findings.push(
+          finding(
+            'KH_DB_GUARD_MODE_UNDER_RLS',
+            `row-level security applies to the runtime role ${runtime.name} on the guarded table ${t.name}, but keyhole runs in 'guard' mode, which never sets the capability its policies read: every request on ${t.name} would be refused`,
+            `set database.signingKey (the key \`keyhole setup\` installed) so that keyhole runs in 'rls' mode; or, to serve with the statement guard alone, ALTER TABLE ${t.name} DISABLE ROW LEVEL SECURITY;`,
+          ),
+        )
+      }
+      continue
     }
     if (!t.rowSecurity) {
       findings.push(

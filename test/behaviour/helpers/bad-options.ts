@@ -10,7 +10,7 @@ const policies = definePolicies({})
 
 /** `[name, options, what the message names]`, from valid `base` token options. */
 export function badAdapterOptions(base: object): [string, Record<string, unknown>, RegExp][] {
-  const database = { pool, policies }
+  const database = { pool, policies, mode: 'guard' }
   return [
     ['an unknown option', { ...base, publik: ['/x'] }, /publik/],
     ['public not a list', { ...base, public: '/health' }, /public/],
@@ -28,6 +28,16 @@ export function badAdapterOptions(base: object): [string, Record<string, unknown
     [
       "mode 'rls' without a signing key",
       { ...base, database: { ...database, mode: 'rls' } },
+      /database\.signingKey/,
+    ],
+    [
+      'a database with neither a signing key nor a mode (no silent guard mode)',
+      { ...base, database: { pool, policies } },
+      /database\.mode/,
+    ],
+    [
+      'a signing key in guard mode',
+      { ...base, database: { ...database, signingKey: 'k'.repeat(43) } },
       /database\.signingKey/,
     ],
     [
