@@ -112,6 +112,35 @@ async function quiet(client: PgClient): Promise<void> {
   )
 }
 
+/**
+ * pg_stat_statements, when installed, grants its views and function to PUBLIC (and, in an
+ * application schema, the grant on all its tables above reaches its views): the runtime role
+ * would read the text and row counts of every statement its role ran. Revoked from PUBLIC and the
+ * runtime role, granted to pg_read_all_stats, so monitoring through pg_monitor keeps working (the check
+ * KH_DB_STATEMENT_STATS_READABLE reports an extension installed after setup).
+ *
+ * ```sql
+ * REVOKE ALL ON "public".pg_stat_statements, "public".pg_stat_statements_info FROM PUBLIC, "app_runtime";
+ * REVOKE EXECUTE ON FUNCTION "public".pg_stat_statements(boolean), "public".pg_stat_statements_info()
+ *   FROM PUBLIC, "app_runtime";
+ * GRANT SELECT ON "public".pg_stat_statements, "public".pg_stat_statements_info TO pg_read_all_stats;
+ * ```
+ */
+async function hideStatementStats(client: pg.Client, runtime: string): Promise<void> {
+  const { rows } = await client.query<{ schema: string }>(
+    `SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'pg_stat_statements'`,
+  )
+  for (const { schema } of rows) {
+    const views = `${q(schema)}.pg_stat_statements, ${q(schema)}.pg_stat_statements_info`
+    await client.query(`
+      REVOKE ALL ON ${views} FROM PUBLIC, ${runtime};
+      REVOKE EXECUTE ON FUNCTION ${q(schema)}.pg_stat_statements(boolean),
+        ${q(schema)}.pg_stat_statements_info() FROM PUBLIC, ${runtime};
+      GRANT SELECT ON ${views} TO pg_read_all_stats;`)
+  }
+}
+
 /** `CREATE ROLE` or `ALTER ROLE` to exactly these attributes; the password as a SCRAM verifier. */
 async function ensureRole(client: PgClient, role: RoleCredentials, attributes: string) {
   const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name])
@@ -131,7 +160,9 @@ async function ensureRole(client: PgClient, role: RoleCredentials, attributes: s
  *   REFERENCES, TRIGGER or GRANT OPTION;
  * - `REVOKE CREATE ON SCHEMA public FROM PUBLIC`, `REVOKE CREATE, TEMPORARY ON DATABASE … FROM PUBLIC`;
  * - keyhole's SQL (`sql/`, as the migration role), EXECUTE on its four functions for the runtime
- *   role only, and the signing key's HMAC pads (a new key unless `signingKey` is given or false).
+ *   role only, and the signing key's HMAC pads (a new key unless `signingKey` is given or false);
+ * - when pg_stat_statements is installed: its views and function revoked from PUBLIC, granted to
+ *   pg_read_all_stats.
  *
  * ```sql
  * CREATE ROLE "app_runtime" WITH LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION
@@ -207,6 +238,7 @@ export async function setup(
     await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_RUNTIME_FUNCTIONS.join(', ')} TO ${r}`)
+    await hideStatementStats(client, r)
     await quiet(client)
     if (key !== undefined) {
       const { innerPad, outerPad } = hmacPads(key)

@@ -86,6 +86,7 @@ const withEvents = withOptions({
 })
 
 const withPolicies = withOptions({ policies })
+const guardMode = withOptions({ mode: 'guard' })
 
 const cases: Record<string, Case[]> = {
   KH_DB_SUPERUSER: [
@@ -125,6 +126,16 @@ const cases: Record<string, Case[]> = {
       fix: `REVOKE pg_read_all_data FROM ${r}`,
       // pg_read_all_data reads every table: the signing key too.
       expect: ['KH_DB_POWERFUL_MEMBERSHIP', 'KH_DB_SIGNING_KEY_READABLE'],
+    },
+    {
+      name: "member of pg_signal_backend (it could end other roles' sessions)",
+      break: `GRANT pg_signal_backend TO ${r}`,
+      fix: `REVOKE pg_signal_backend FROM ${r}`,
+    },
+    {
+      name: "member of pg_monitor (every session's statement text, every statistic)",
+      break: `GRANT pg_monitor TO ${r}`,
+      fix: `REVOKE pg_monitor FROM ${r}`,
     },
   ],
   KH_DB_MEMBER_OF_OWNER: [
@@ -186,6 +197,27 @@ const cases: Record<string, Case[]> = {
       name: 'RLS not forced',
       break: 'ALTER TABLE app.comments NO FORCE ROW LEVEL SECURITY',
       fix: 'ALTER TABLE app.comments FORCE ROW LEVEL SECURITY',
+    },
+  ],
+  KH_DB_GUARD_MODE_UNDER_RLS: [
+    {
+      name: "'guard' mode against forced RLS: no capability is ever set, every row refused",
+      break: '',
+      options: guardMode,
+      fix: `ALTER TABLE app.posts DISABLE ROW LEVEL SECURITY;
+            ALTER TABLE app.comments DISABLE ROW LEVEL SECURITY`,
+      fixOptions: guardMode,
+      cleanup: `ALTER TABLE app.posts ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE app.comments ENABLE ROW LEVEL SECURITY`,
+    },
+    {
+      name: "'guard' mode, RLS enabled but not forced (it still applies to a role that owns nothing)",
+      break: `ALTER TABLE app.posts NO FORCE ROW LEVEL SECURITY;
+              ALTER TABLE app.comments DISABLE ROW LEVEL SECURITY`,
+      options: guardMode,
+      fix: 'ALTER TABLE app.posts DISABLE ROW LEVEL SECURITY',
+      cleanup: `ALTER TABLE app.posts ENABLE ROW LEVEL SECURITY; ALTER TABLE app.posts FORCE ROW LEVEL SECURITY;
+                ALTER TABLE app.comments ENABLE ROW LEVEL SECURITY`,
     },
   ],
   KH_DB_TABLE_PRIVILEGE: [
@@ -496,6 +528,25 @@ const cases: Record<string, Case[]> = {
       cleanup: 'DROP MATERIALIZED VIEW app.posts_copy',
     },
   ],
+  KH_DB_STATEMENT_STATS_READABLE: [
+    {
+      name: 'pg_stat_statements installed with its default grants to PUBLIC',
+      break: 'CREATE EXTENSION pg_stat_statements SCHEMA public',
+      fix: `REVOKE SELECT ON public.pg_stat_statements, public.pg_stat_statements_info FROM PUBLIC;
+            REVOKE EXECUTE ON FUNCTION public.pg_stat_statements(boolean),
+              public.pg_stat_statements_info() FROM PUBLIC;
+            GRANT SELECT ON public.pg_stat_statements, public.pg_stat_statements_info TO pg_read_all_stats`,
+      cleanup: 'DROP EXTENSION pg_stat_statements',
+    },
+    {
+      name: 'its views revoked, its function still executable',
+      break: `CREATE SCHEMA "Stats"; GRANT USAGE ON SCHEMA "Stats" TO ${r};
+              CREATE EXTENSION pg_stat_statements SCHEMA "Stats";
+              REVOKE SELECT ON "Stats".pg_stat_statements FROM PUBLIC`,
+      fix: 'REVOKE EXECUTE ON FUNCTION "Stats".pg_stat_statements(boolean) FROM PUBLIC',
+      cleanup: 'DROP EXTENSION pg_stat_statements; DROP SCHEMA "Stats"',
+    },
+  ],
   KH_DB_SECURITY_DEFINER: [
     {
       name: 'a SECURITY DEFINER function anyone may execute',
@@ -607,6 +658,30 @@ const cases: Record<string, Case[]> = {
       fix: `ALTER ROLE ${r} RESET row_security`,
     },
     { name: 'off in the session', break: '', fix: '', session: 'SET row_security = off' },
+  ],
+  KH_DB_ROLE_SETTING: [
+    {
+      name: 'a default for the runtime role in every database (read-only transactions)',
+      break: `ALTER ROLE ${r} SET default_transaction_read_only = on`,
+      fix: `ALTER ROLE ${r} RESET default_transaction_read_only`,
+    },
+    {
+      name: 'a default for the runtime role in this database',
+      break: `ALTER ROLE ${r} IN DATABASE ${db.name} SET lock_timeout = '5min'`,
+      fix: `ALTER ROLE ${r} IN DATABASE ${db.name} RESET lock_timeout`,
+    },
+    {
+      name: 'a default for every role in this database',
+      break: `ALTER DATABASE ${db.name} SET work_mem = '64kB'`,
+      fix: `ALTER DATABASE ${db.name} RESET work_mem`,
+    },
+    {
+      name: 'an allowed setting with another value than the allowed one',
+      break: `ALTER ROLE ${r} SET statement_timeout = '5min'`,
+      options: withOptions({ allowedSettings: { Statement_Timeout: '30s' } }),
+      fix: `ALTER ROLE ${r} SET statement_timeout = '30s'`,
+      cleanup: `ALTER ROLE ${r} RESET statement_timeout`,
+    },
   ],
   KH_DB_SERVER_VERSION: [
     {
@@ -794,8 +869,9 @@ t.test('the baseline is secure: no finding', async (t) => {
 })
 
 t.test('every finding code has its break → detect → fix cases', async (t) => {
-  // KH_DB_CHECK_FAILED is the monitor's (the checks could not run): test/db/monitor.test.ts.
-  const tested = [...Object.keys(cases), 'KH_DB_CHECK_FAILED'].sort()
+  // KH_DB_CHECK_FAILED is the monitor's (the checks could not run): test/db/monitor.test.ts;
+  // KH_DB_CONNECT_FAILED needs a pool to open a connection with: test/db/monitor-connect.test.ts.
+  const tested = [...Object.keys(cases), 'KH_DB_CHECK_FAILED', 'KH_DB_CONNECT_FAILED'].sort()
   t.same(tested, [...databaseFindingCodes].sort())
 })
 

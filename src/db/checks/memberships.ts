@@ -3,7 +3,12 @@ import { finding, guardedOids, ident, rows, type Check } from './context.ts'
 
 /**
  * Predefined roles that reach past privileges or out of the database: members read or write every
- * table (the signing key included) or the server's files and programs.
+ * table (the signing key included) or the server's files and programs; signal other roles'
+ * backends (pg_signal_backend); read every session's statement text and every statistic
+ * (pg_read_all_stats, pg_monitor), every setting (pg_read_all_settings); run table-scanning
+ * statistics functions (pg_stat_scan_tables); lock, vacuum or reindex any table (pg_maintain,
+ * PostgreSQL 17); force checkpoints (pg_checkpoint); create subscriptions (pg_create_subscription).
+ * Those a server version lacks simply match nothing.
  */
 export const powerfulPredefinedRoles: readonly string[] = Object.freeze([
   'pg_read_all_data',
@@ -11,6 +16,14 @@ export const powerfulPredefinedRoles: readonly string[] = Object.freeze([
   'pg_read_server_files',
   'pg_write_server_files',
   'pg_execute_server_program',
+  'pg_signal_backend',
+  'pg_read_all_stats',
+  'pg_read_all_settings',
+  'pg_stat_scan_tables',
+  'pg_monitor',
+  'pg_maintain',
+  'pg_checkpoint',
+  'pg_create_subscription',
 ])
 
 interface MembershipRow {
