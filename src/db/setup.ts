@@ -126,7 +126,7 @@ async function quiet(client: PgClient): Promise<void> {
  * GRANT SELECT ON "public".pg_stat_statements, "public".pg_stat_statements_info TO pg_read_all_stats;
  * ```
  */
-async function hideStatementStats(client: pg.Client, runtime: string): Promise<void> {
+async function hideStatementStats(client: PgClient, runtime: string): Promise<void> {
   const { rows } = await client.query<{ schema: string }>(
     `SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
      WHERE e.extname = 'pg_stat_statements'`,
