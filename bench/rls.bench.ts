@@ -13,7 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
 import type { Capability } from '../src/capability/capability.ts'
-import { kGenerated } from '../src/db/generated-statement.ts'
+import { kGenerated } from '../src/sql/generated-statement.ts'
 import { createSessionFactory } from '../src/db/session.ts'
 import { setup } from '../src/db/setup.ts'
 

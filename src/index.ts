@@ -60,15 +60,16 @@ export type { GuardedUpdateOptions } from './sql/guarded-update.ts'
 export { guardedDelete } from './sql/guarded-delete.ts'
 export type { GuardedDeleteOptions } from './sql/guarded-delete.ts'
 export type { WriteResult } from './sql/write-outcome.ts'
-export { definePolicies, bindPolicies, renderPolicySql } from './sql/policies.ts'
+export { definePolicies, bindPolicies } from './sql/policies.ts'
 export type {
   Policies,
   TablePolicy,
   PolicyOperation,
   PolicyHandle,
   BindOptions,
-  RenderPolicyOptions,
 } from './sql/policies.ts'
+export { renderPolicySql } from './sql/render-policy-sql.ts'
+export type { RenderPolicyOptions } from './sql/render-policy-sql.ts'
 export { mapDatabaseError } from './sql/map-database-error.ts'
 export { quoteIdentifier, quoteTable } from './sql/identifier.ts'
 export type { Queryable, QueryConfig, Row, StatementOptions } from './sql/queryable.ts'
@@ -80,8 +81,12 @@ export { setup } from './db/setup.ts'
 export type { SetupOptions, SetupResult, RoleCredentials } from './db/setup.ts'
 export { migrate } from './db/migrate.ts'
 export type { MigrateOptions, MigrateResult } from './db/migrate.ts'
-export { policySql, writePolicyMigration, applyPolicies } from './db/policy-sql.ts'
-export { renderRecordedPolicySql } from './db/checks/policy-record.ts'
+export {
+  policySql,
+  renderRecordedPolicySql,
+  writePolicyMigration,
+  applyPolicies,
+} from './db/policy-sql.ts'
 export type { PolicySqlOptions } from './db/policy-sql.ts'
 export { KEYHOLE_FUNCTIONS } from './db/keyhole-sql.ts'
 export { createSessionFactory } from './db/session.ts'

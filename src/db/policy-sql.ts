@@ -1,13 +1,87 @@
 /**
  * The RLS policies generated from the same definitions as the application's guards
- * (`renderPolicySql`), as a migration file or applied directly, so the two layers cannot drift.
+ * (`compilePolicyStatements`), recorded for the start-up checks, as a migration file or applied
+ * directly, so the two layers cannot drift.
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { GroupIdType } from '../capability/capability.ts'
 import { ConfigurationError } from '../errors.ts'
 import type { Policies } from '../sql/policies.ts'
-import { renderRecordedPolicySql } from './checks/policy-record.ts'
+import { compilePolicyStatements } from '../sql/policy-statements.ts'
+import { policyStatementsText } from '../sql/render-policy-sql.ts'
+import {
+  createsPolicy,
+  expectedPolicy,
+  POLICY_DEFINITION_SQL,
+  type ExpectedPolicyOptions,
+} from './checks/policy-record.ts'
+
+/** An SQL string literal (standard_conforming_strings, PostgreSQL's default since 9.1). */
+const literal = (text: string) => `'${text.replace(/'/g, "''")}'`
+
+/**
+ * The policy SQL of `renderPolicySql` with every `CREATE POLICY` moved into one DO block that
+ * creates each policy and records it (see checks/policy-record.ts). The migration step applies
+ * this instead of the bare SQL, as the tables' owner, in one transaction:
+ * ```sql
+ * ALTER TABLE "posts" ENABLE ROW LEVEL SECURITY;
+ * ALTER TABLE "posts" FORCE ROW LEVEL SECURITY;
+ * DROP POLICY IF EXISTS keyhole_select ON "posts";
+ * …
+ * DO $keyhole$
+ * DECLARE
+ *   policy text[];
+ *   definition text;
+ * BEGIN
+ *   FOREACH policy SLICE 1 IN ARRAY ARRAY[
+ *     ['"posts"', 'keyhole_select', 'CREATE POLICY keyhole_select ON "posts" AS PERMISSIVE FOR SELECT TO "app_runtime" USING (…)']
+ *   ]::text[] LOOP
+ *     EXECUTE policy[3];
+ *     SELECT <the definition digest> INTO definition FROM pg_catalog.pg_policy AS p
+ *       WHERE p.polrelid = policy[1]::pg_catalog.regclass AND p.polname = policy[2];
+ *     EXECUTE pg_catalog.format('COMMENT ON POLICY %I ON %s IS %L', policy[2], policy[1]::pg_catalog.regclass,
+ *       'keyhole-policy v1 statement:' || <SHA-256 of policy[3]> || ' definition:' || definition);
+ *   END LOOP;
+ * END
+ * $keyhole$;
+ * ```
+ * @throws ConfigurationError as `renderPolicySql`.
+ */
+export function renderRecordedPolicySql(policies: Policies, options: ExpectedPolicyOptions) {
+  const statements = compilePolicyStatements(policies, {
+    role: options.role,
+    groupIdType: options.groupIdType,
+  })
+  const kept = policyStatementsText(statements.filter((s) => !createsPolicy(s)))
+  const expected = statements.filter(createsPolicy).map(expectedPolicy)
+  if (expected.length === 0) return kept
+  const rows = expected.map(
+    (p) => `    [${literal(p.table)}, ${literal(p.name)}, ${literal(p.statement)}]`,
+  )
+  return `${kept.trimEnd()}
+-- keyhole's policies, each created and recorded on itself for the start-up checks (checkDatabase).
+DO $keyhole$
+DECLARE
+  policy text[];
+  definition text;
+BEGIN
+  FOREACH policy SLICE 1 IN ARRAY ARRAY[
+${rows.join(',\n')}
+  ]::text[] LOOP
+    EXECUTE policy[3];
+    SELECT ${POLICY_DEFINITION_SQL} INTO definition
+    FROM pg_catalog.pg_policy AS p
+    WHERE p.polrelid = policy[1]::pg_catalog.regclass AND p.polname = policy[2];
+    EXECUTE pg_catalog.format('COMMENT ON POLICY %I ON %s IS %L', policy[2],
+      policy[1]::pg_catalog.regclass, 'keyhole-policy v1 statement:'
+        || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(policy[3], 'UTF8')), 'hex')
+        || ' definition:' || definition);
+  END LOOP;
+END
+$keyhole$;
+`
+}
 
 export interface PolicySqlOptions {
   /** The runtime role the policies apply to. */

@@ -7,7 +7,7 @@
 import type { Capability } from '../capability/capability.ts'
 import { ServiceUnavailable, SessionDirty } from '../errors.ts'
 import { Pipeline, type PipelineResult, type PipelineStatement } from './pipeline.ts'
-import { isGenerated } from './generated-statement.ts'
+import { isGenerated } from '../sql/generated-statement.ts'
 import { createCapabilitySigner } from './sign-capability.ts'
 
 /** The part of a pg `PoolClient` the session uses. */

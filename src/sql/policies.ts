@@ -1,6 +1,6 @@
 /**
  * Policies, declared once per table: which guard each operation needs. The same declaration drives
- * the request-bound handle ({@link bindPolicies}) and the RLS policies ({@link renderPolicySql}),
+ * the request-bound handle ({@link bindPolicies}) and the RLS policies (`renderPolicySql`),
  * so the application's guard and the database's cannot drift apart.
  */
 import type { Capability } from '../capability/capability.ts'
@@ -15,8 +15,6 @@ import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import type { Returning } from './run-statement.ts'
 import type { Where } from './where.ts'
 import type { WriteResult } from './write-outcome.ts'
-
-export { renderPolicySql, type RenderPolicyOptions } from './render-policy-sql.ts'
 
 /** The operations a policy can allow. */
 export type PolicyOperation = 'read' | 'insert' | 'update' | 'delete'

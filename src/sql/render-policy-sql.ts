@@ -1,40 +1,31 @@
 /**
- * RLS policies generated from the same guards the statements use, for the database's second line
- * of defence. The capability's values come from the `keyhole` schema's functions (signed,
- * transaction-local), each called through a scalar subquery so it runs once per statement.
+ * The RLS policies as SQL text, rendered from the compiled policy statements
+ * (`compilePolicyStatements`), for the database's second line of defence.
  */
-import type { GroupIdType } from '../capability/capability.ts'
-import { ConfigurationError } from '../errors.ts'
-import { quoteIdentifier, quoteTable } from './identifier.ts'
-import type { Policies, PolicyOperation } from './policies.ts'
-import { columnsOf, renderGuard, sqlText, type GuardTarget } from './render-guard.ts'
+import type { Policies } from './policies.ts'
+import {
+  compilePolicyStatements,
+  type PolicyStatement,
+  type PolicyStatementOptions,
+} from './policy-statements.ts'
 
-export interface RenderPolicyOptions {
-  /** The group-ID type the group arrays are cast to. */
-  readonly groupIdType: GroupIdType
-  /** The runtime role the policies apply to (never PUBLIC). */
-  readonly role: string
-}
+export type RenderPolicyOptions = PolicyStatementOptions
 
-const GROUP_ID_TYPES: readonly GroupIdType[] = ['uuid', 'bigint', 'integer', 'text']
-
-const COMMANDS: readonly [PolicyOperation, string, 'USING' | 'WITH CHECK' | 'BOTH'][] = [
-  ['read', 'SELECT', 'USING'],
-  ['insert', 'INSERT', 'WITH CHECK'],
-  ['update', 'UPDATE', 'BOTH'],
-  ['delete', 'DELETE', 'USING'],
-]
-
-function policyTarget(groupIdType: GroupIdType): GuardTarget {
-  return {
-    admin: '(SELECT keyhole.is_admin())',
-    // Roles passed the identifier check when the guard was built: safe inside a literal.
-    groups: (role) => `(SELECT keyhole.group_ids('${role}'))::${groupIdType}[]`,
-    subject: () => '(SELECT keyhole.subject())',
-    castSubjectColumn: true,
-    /* c8 ignore next: never called, a policy's admin flag is SQL and never folds */
-    noteRole: () => {},
+/**
+ * The statements as one SQL script: one statement a line, each table's introduced by a comment
+ * naming it.
+ */
+export function policyStatementsText(statements: readonly PolicyStatement[]): string {
+  const out: string[] = []
+  let table: string | undefined
+  for (const statement of statements) {
+    if (statement.table !== table) {
+      table = statement.table
+      out.push(`-- ${table}`)
+    }
+    out.push(`${statement.sql};`)
   }
+  return out.join('\n') + '\n'
 }
 
 /**
@@ -52,33 +43,5 @@ function policyTarget(groupIdType: GroupIdType): GuardTarget {
  * @throws ConfigurationError for an unknown group-ID type or a bad role name.
  */
 export function renderPolicySql(policies: Policies, options: RenderPolicyOptions): string {
-  if (!GROUP_ID_TYPES.includes(options?.groupIdType)) {
-    throw new ConfigurationError(
-      'KH_INVALID_OPTIONS',
-      `groupIdType must be one of ${GROUP_ID_TYPES.join(', ')}`,
-    )
-  }
-  const role = quoteIdentifier(options.role, 'role')
-  const target = policyTarget(options.groupIdType)
-  const out: string[] = []
-  for (const [name, policy] of Object.entries(policies.tables)) {
-    const table = quoteTable(name)
-    const scope = columnsOf(table.relation)
-    out.push(`-- ${table.sql}`)
-    out.push(`ALTER TABLE ${table.sql} ENABLE ROW LEVEL SECURITY;`)
-    out.push(`ALTER TABLE ${table.sql} FORCE ROW LEVEL SECURITY;`)
-    for (const [operation, command, clause] of COMMANDS) {
-      const policyName = `keyhole_${command.toLowerCase()}`
-      out.push(`DROP POLICY IF EXISTS ${policyName} ON ${table.sql};`)
-      const guard = policy[operation]
-      if (guard === undefined) continue
-      const condition = `(${sqlText(renderGuard(guard.node, scope, target))})`
-      const clauses =
-        clause === 'BOTH' ? `USING ${condition} WITH CHECK ${condition}` : `${clause} ${condition}`
-      out.push(
-        `CREATE POLICY ${policyName} ON ${table.sql} AS PERMISSIVE FOR ${command} TO ${role} ${clauses};`,
-      )
-    }
-  }
-  return out.join('\n') + '\n'
+  return policyStatementsText(compilePolicyStatements(policies, options))
 }

@@ -1,5 +1,5 @@
 /** Runs a compiled statement and maps its database errors. */
-import { kGenerated } from '../db/generated-statement.ts'
+import { kGenerated } from './generated-statement.ts'
 import { ConfigurationError } from '../errors.ts'
 import type { Capability } from '../capability/capability.ts'
 import { bindParameters, type CompiledStatement } from './compile.ts'

@@ -11,7 +11,7 @@ import {
   databaseFindingCodes,
   type CheckDatabaseOptions,
 } from '../../src/db/check-database.ts'
-import { renderRecordedPolicySql } from '../../src/db/checks/policy-record.ts'
+import { renderRecordedPolicySql } from '../../src/db/policy-sql.ts'
 import { inGroup, viaParent } from '../../src/sql/guard.ts'
 import { definePolicies } from '../../src/sql/policies.ts'
 import { createTestDatabase } from '../helpers/database.ts'

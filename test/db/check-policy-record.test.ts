@@ -10,17 +10,14 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t from 'tap'
 import { checkDatabase, type CheckDatabaseOptions } from '../../src/db/check-database.ts'
-import {
-  expectedPolicies,
-  parseRecord,
-  renderRecordedPolicySql,
-} from '../../src/db/checks/policy-record.ts'
+import { expectedPolicies, parseRecord } from '../../src/db/checks/policy-record.ts'
 import { KEYHOLE_FUNCTIONS } from '../../src/db/keyhole-sql.ts'
 import { migrate } from '../../src/db/migrate.ts'
-import { applyPolicies } from '../../src/db/policy-sql.ts'
+import { applyPolicies, renderRecordedPolicySql } from '../../src/db/policy-sql.ts'
 import { setup } from '../../src/db/setup.ts'
 import { and, inGroup, isSubject, viaParent } from '../../src/sql/guard.ts'
-import { definePolicies, renderPolicySql } from '../../src/sql/policies.ts'
+import { definePolicies } from '../../src/sql/policies.ts'
+import { renderPolicySql } from '../../src/sql/render-policy-sql.ts'
 import { createTestDatabase } from '../helpers/database.ts'
 
 const member = inGroup('group_id', 'member')

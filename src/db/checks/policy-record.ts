@@ -6,8 +6,8 @@
  * parsing both, and parsing the expected one means creating a policy, which needs the table's
  * owner (and an ACCESS EXCLUSIVE lock on the table, every monitor tick). The runtime role may
  * create nothing, and the serving process must not hold the migration role's credentials. So
- * the policy SQL that migrations apply creates each policy from its statement text inside one DO
- * block that, in the same transaction, records on the policy itself (`COMMENT ON POLICY`, which
+ * the policy SQL that migrations apply (`renderRecordedPolicySql` in policy-sql.ts) creates each
+ * policy from its statement text inside one DO block that, in the same transaction, records on the policy itself (`COMMENT ON POLICY`, which
  * only the table's owner may write and everyone may read) two SHA-256 digests:
  * - `statement`: the exact `CREATE POLICY` text it executed. The checks render the application's
  *   policies again and compare: a change of guard, runtime role, command or group-ID type since
@@ -22,8 +22,13 @@
  * `keyhole migrate` does) after either. That errs on the safe side.
  */
 import { createHash } from 'node:crypto'
-import type { GroupIdType } from '../../capability/capability.ts'
-import { renderPolicySql, type Policies } from '../../sql/policies.ts'
+import type { Policies } from '../../sql/policies.ts'
+import {
+  compilePolicyStatements,
+  type CreatePolicyStatement,
+  type PolicyStatement,
+  type PolicyStatementOptions,
+} from '../../sql/policy-statements.ts'
 
 /** `keyhole-policy v1 statement:<hex> definition:<hex>`, the comment on a recorded policy. */
 const RECORD = /^keyhole-policy v1 statement:([0-9a-f]{64}) definition:([0-9a-f]{64})$/
@@ -49,7 +54,7 @@ export const POLICY_DEFINITION_SQL = `pg_catalog.encode(pg_catalog.sha256(pg_cat
     pg_catalog.regexp_replace(COALESCE(p.polwithcheck::text, ''), ' :(location|stmt_location|stmt_len) -?[0-9]+', '', 'g')),
   'UTF8')), 'hex')`
 
-/** One policy keyhole generates, as `renderPolicySql` writes it. */
+/** One policy keyhole generates, as the record holds it. */
 export interface ExpectedPolicy {
   /** The table as the statement names it (quoted SQL: `"app"."posts"`). */
   readonly table: string
@@ -61,98 +66,31 @@ export interface ExpectedPolicy {
   readonly statementSha256: string
 }
 
-export interface ExpectedPolicyOptions {
-  /** The runtime role the policies apply to. */
-  readonly role: string
-  readonly groupIdType: GroupIdType
+export type ExpectedPolicyOptions = PolicyStatementOptions
+
+/** Whether a compiled statement creates a policy. */
+export function createsPolicy(statement: PolicyStatement): statement is CreatePolicyStatement {
+  return statement.kind === 'create-policy'
 }
 
-const CREATE = /^CREATE POLICY ([a-z_]+) ON (.+?) AS PERMISSIVE FOR /
+/** The policy a `CREATE POLICY` statement makes, with the digest its record carries. */
+export function expectedPolicy(statement: CreatePolicyStatement): ExpectedPolicy {
+  return {
+    table: statement.table,
+    name: statement.name,
+    statement: statement.sql,
+    statementSha256: createHash('sha256').update(statement.sql, 'utf8').digest('hex'),
+  }
+}
 
 /**
- * The policies `renderPolicySql` generates for `policies`, one per table and declared operation,
- * in its order. Every statement is one line of its output.
+ * The policies keyhole generates for `policies`, one per table and declared operation, in the
+ * order the policy SQL creates them.
  * @throws ConfigurationError as `renderPolicySql` (a bad role name or group-ID type).
  */
 export function expectedPolicies(
   policies: Policies,
   options: ExpectedPolicyOptions,
 ): ExpectedPolicy[] {
-  const sql = renderPolicySql(policies, { role: options.role, groupIdType: options.groupIdType })
-  return sql.split('\n').flatMap((line) => {
-    const match = CREATE.exec(line)
-    if (match === null) return []
-    const statement = line.replace(/;$/, '')
-    return [
-      {
-        table: match[2]!,
-        name: match[1]!,
-        statement,
-        statementSha256: createHash('sha256').update(statement, 'utf8').digest('hex'),
-      },
-    ]
-  })
-}
-
-/** An SQL string literal (standard_conforming_strings, PostgreSQL's default since 9.1). */
-const literal = (text: string) => `'${text.replace(/'/g, "''")}'`
-
-/**
- * The policy SQL of `renderPolicySql` with every `CREATE POLICY` moved into one DO block that
- * creates each policy and records it (see the top of this file). The migration step applies this
- * instead of the bare SQL, as the tables' owner, in one transaction:
- * ```sql
- * ALTER TABLE "posts" ENABLE ROW LEVEL SECURITY;
- * ALTER TABLE "posts" FORCE ROW LEVEL SECURITY;
- * DROP POLICY IF EXISTS keyhole_select ON "posts";
- * …
- * DO $keyhole$
- * DECLARE
- *   policy text[];
- *   definition text;
- * BEGIN
- *   FOREACH policy SLICE 1 IN ARRAY ARRAY[
- *     ['"posts"', 'keyhole_select', 'CREATE POLICY keyhole_select ON "posts" AS PERMISSIVE FOR SELECT TO "app_runtime" USING (…)']
- *   ]::text[] LOOP
- *     EXECUTE policy[3];
- *     SELECT <the definition digest> INTO definition FROM pg_catalog.pg_policy AS p
- *       WHERE p.polrelid = policy[1]::pg_catalog.regclass AND p.polname = policy[2];
- *     EXECUTE pg_catalog.format('COMMENT ON POLICY %I ON %s IS %L', policy[2], policy[1]::pg_catalog.regclass,
- *       'keyhole-policy v1 statement:' || <SHA-256 of policy[3]> || ' definition:' || definition);
- *   END LOOP;
- * END
- * $keyhole$;
- * ```
- * @throws ConfigurationError as `renderPolicySql`.
- */
-export function renderRecordedPolicySql(policies: Policies, options: ExpectedPolicyOptions) {
-  const sql = renderPolicySql(policies, { role: options.role, groupIdType: options.groupIdType })
-  const expected = expectedPolicies(policies, options)
-  const kept = sql.split('\n').filter((line) => !CREATE.test(line))
-  if (expected.length === 0) return kept.join('\n')
-  const rows = expected.map(
-    (p) => `    [${literal(p.table)}, ${literal(p.name)}, ${literal(p.statement)}]`,
-  )
-  return `${kept.join('\n').trimEnd()}
--- keyhole's policies, each created and recorded on itself for the start-up checks (checkDatabase).
-DO $keyhole$
-DECLARE
-  policy text[];
-  definition text;
-BEGIN
-  FOREACH policy SLICE 1 IN ARRAY ARRAY[
-${rows.join(',\n')}
-  ]::text[] LOOP
-    EXECUTE policy[3];
-    SELECT ${POLICY_DEFINITION_SQL} INTO definition
-    FROM pg_catalog.pg_policy AS p
-    WHERE p.polrelid = policy[1]::pg_catalog.regclass AND p.polname = policy[2];
-    EXECUTE pg_catalog.format('COMMENT ON POLICY %I ON %s IS %L', policy[2],
-      policy[1]::pg_catalog.regclass, 'keyhole-policy v1 statement:'
-        || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(policy[3], 'UTF8')), 'hex')
-        || ' definition:' || definition);
-  END LOOP;
-END
-$keyhole$;
-`
+  return compilePolicyStatements(policies, options).filter(createsPolicy).map(expectedPolicy)
 }
