@@ -222,9 +222,11 @@ function attachDatabase(
  * 503 `KH_UNAVAILABLE` until `ready()` has resolved, so an application that forgets `ready()`
  * never serves on an unchecked database; and while the monitor reports a finding.
  *
- * `public`: `'/health'` is that path, `':id'` one non-empty segment, `'/docs/*'` `/docs` and
- * everything below; case-insensitive and one trailing slash tolerated, as Express routes (the
- * app's `case sensitive routing` and `strict routing` are honoured); nothing is decoded.
+ * `public`: each entry is matched by path-to-regexp as Express 5 matches a route written the same
+ * way (`'/health'`, `'/posts/:id'`, `'/files/:name.json'`), plus `'/docs/*'` for `/docs` and
+ * everything below; case-insensitive and one trailing slash tolerated unless the app's `case
+ * sensitive routing` and `strict routing` say otherwise; nothing is decoded. Other route syntax
+ * (`*`, `{…}`) is literal in an entry.
  *
  * Synchronous: every option is validated here (`KH_INVALID_OPTIONS` naming it); the key import
  * starts here and `ready()` reports its failure; requests wait for it.

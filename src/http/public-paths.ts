@@ -1,24 +1,16 @@
 /**
  * The `public` option matched against a request's PATH, for adapters whose middleware runs before
- * routing (Express): `'/health'` is that path, `':id'` one non-empty segment, and an entry ending
- * in `/*` covers the path and everything below it. Matching follows Express's routing (by default
- * case-insensitive, one trailing slash tolerated; the app's `case sensitive routing` and `strict
- * routing` settings tighten it) and never reaches further than Express would route: segments are
- * compared as sent (an encoded `%2F` stays inside its segment, nothing is decoded or normalised),
- * and an empty segment (`//health`) matches nothing. A path that matches nothing needs a token:
- * mistakes fail closed.
+ * routing (Express): `'/health'` is that path, `':id'` a parameter, and an entry ending in `/*`
+ * covers the path and everything below it. The matching is path-to-regexp's, with the options
+ * Express 5's router gives it (case-insensitive unless `case sensitive routing`, one trailing slash
+ * tolerated unless `strict routing`, the raw path: nothing decoded or normalised), so that an entry
+ * covers exactly the paths Express routes to the route written the same way. Only `:name`
+ * parameters are path syntax in an entry: any other character path-to-regexp reserves (`*`, `{`,
+ * `(`, …) is literal, and an entry with an empty segment (`/a//b`) matches nothing. A path that
+ * matches nothing needs a token: mistakes fail closed.
  */
-
-interface Pattern {
-  /** Literal segments; `undefined` where a `:param` takes any non-empty segment. */
-  readonly segments: readonly (string | undefined)[]
-  /** Lower-cased literal segments, for case-insensitive matching. */
-  readonly lower: readonly (string | undefined)[]
-  /** True for `/*`: any further segments are covered too. */
-  readonly below: boolean
-  /** The entry ends with `/` (only strict routing tells it apart). */
-  readonly slash: boolean
-}
+import { match } from 'path-to-regexp'
+import { ConfigurationError } from '../errors.ts'
 
 /** How the application routes (Express's `case sensitive routing` and `strict routing`). */
 export interface PathMatching {
@@ -26,42 +18,47 @@ export interface PathMatching {
   readonly strict?: boolean
 }
 
-function compile(entry: string): Pattern {
-  const below = entry.endsWith('/*')
-  const path = below ? entry.slice(0, -2) : entry
-  const slash = path.length > 1 && path.endsWith('/')
-  const trimmed = slash ? path.slice(0, -1) : path
-  // An empty segment inside an entry (`/a//b`) stays a literal '' that no request segment matches.
-  const segments = (trimmed === '/' || trimmed === '' ? [] : trimmed.split('/').slice(1)).map(
-    (segment) => (segment.startsWith(':') ? undefined : segment),
-  )
-  const lower = segments.map((segment) => segment?.toLowerCase())
-  return { segments, lower, below, slash }
+/** path-to-regexp's reserved characters but `:`, which starts a parameter in an entry too. */
+const reserved = /[{}()[\]+?!*\\]/g
+
+/** An entry in path-to-regexp's syntax, as an Express route would be written. */
+function routeOf(entry: string): string {
+  if (!entry.endsWith('/*')) return entry.replace(reserved, '\\$&')
+  const prefix = entry.slice(0, -2).replace(reserved, '\\$&')
+  // `/docs/*`: `/docs` and everything below it; `/*`: every path, `/` included.
+  return prefix === '' ? '/{*rest}' : `${prefix}{/*rest}`
 }
 
-function matches(
-  pattern: Pattern,
-  segments: readonly string[],
-  slash: boolean,
-  { caseSensitive = false, strict = false }: PathMatching,
-): boolean {
-  const wanted = caseSensitive ? pattern.segments : pattern.lower
-  if (segments.length < wanted.length) return false
-  if (segments.length > wanted.length && !pattern.below) return false
-  if (strict && !pattern.below && slash !== pattern.slash) return false
-  for (let i = 0; i < segments.length; i++) {
-    const segment = segments[i] as string
-    if (segment === '') return false
-    const literal = wanted[i]
-    if (literal === undefined) continue
-    if ((caseSensitive ? segment : segment.toLowerCase()) !== literal) return false
-  }
-  return true
+/**
+ * Express's router matches a route with a trailing slash removed unless routing is strict (its
+ * `loosen`), and tolerates one trailing slash on the request unless strict (`trailing`).
+ */
+function loosen(route: string, strict: boolean): string {
+  return strict || route === '/' ? route : route.replace(/\/+$/, '')
+}
+
+function compile(entries: readonly string[], strict: boolean, sensitive: boolean) {
+  const routes = entries
+    .filter((entry) => !entry.includes('//'))
+    .map((entry) => {
+      const route = routeOf(entry)
+      try {
+        return match(loosen(route, strict), { sensitive, trailing: !strict, decode: false })
+      } catch (error) {
+        throw new ConfigurationError(
+          'KH_INVALID_OPTIONS',
+          `Invalid option public: ${JSON.stringify(entry)} is not a route path (${(error as Error).message})`,
+          error,
+        )
+      }
+    })
+  return (path: string) => routes.some((matches) => matches(path) !== false)
 }
 
 /**
  * A predicate over request paths (`req.path`: no query string) from the `public` entries, which
- * `resolveAdapterOptions` has already checked start with `/`.
+ * `resolveAdapterOptions` has already checked start with `/`. An entry that is not a route path
+ * (`'/a/:'`, a parameter without a name) throws `KH_INVALID_OPTIONS` here.
  * @example
  * const isPublic = publicPathMatcher(['/health', '/docs/*'])
  * isPublic('/docs/json') // true
@@ -71,12 +68,10 @@ export function publicPathMatcher(
   entries: readonly string[],
 ): (path: string, matching?: PathMatching) => boolean {
   if (entries.length === 0) return () => false
-  const patterns = entries.map(compile)
-  return (path, matching = {}) => {
-    // One trailing slash is the same route to Express (unless strict); `/` itself has no segments.
-    const slash = path.length > 1 && path.endsWith('/')
-    const trimmed = slash ? path.slice(0, -1) : path
-    const segments = trimmed === '/' ? [] : trimmed.split('/').slice(1)
-    return patterns.some((pattern) => matches(pattern, segments, slash, matching))
-  }
+  // One matcher per routing setting, all compiled now, so that a bad entry fails at start-up.
+  const matchers = [false, true].flatMap((strict) =>
+    [false, true].map((sensitive) => compile(entries, strict, sensitive)),
+  )
+  return (path, { caseSensitive = false, strict = false } = {}) =>
+    (matchers[(strict ? 2 : 0) + (caseSensitive ? 1 : 0)] as (path: string) => boolean)(path)
 }

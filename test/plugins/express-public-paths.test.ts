@@ -13,8 +13,19 @@ import { publicPathMatcher } from '../../src/http/public-paths.ts'
 import { baseOptions, serve } from './helpers/express-app.ts'
 
 /** The public entries, and the Express routes that serve them. */
-const entries = ['/health', '/posts/:id', '/docs/*', '/']
-const routes = ['/health', '/posts/:id', '/docs', '/docs/*rest', '/']
+const entries = ['/health', '/posts/:id', '/docs/*', '/', '/files/:name.json', '/range/:from-:to']
+const routes = [
+  '/health',
+  '/posts/:id',
+  '/docs',
+  '/docs/*rest',
+  '/',
+  '/files/:name.json',
+  '/range/:from-:to',
+  // Protected routes a public entry must not open.
+  '/files/:id',
+  '/range/:id',
+]
 
 interface Raw {
   readonly status: number
@@ -78,10 +89,17 @@ const table: [string, string | undefined][] = [
   ['/docs/a/b', '/docs/*rest'],
   ['/docsx', undefined],
   ['/docs%2Fx', undefined],
-  ['/docs//x', undefined],
+  ['/docs//x', '/docs/*rest'],
   ['/', '/'],
   ['//', '/'],
   ['/admin', undefined],
+  // A parameter is path-to-regexp's, as in Express's routes: text around it must be there too.
+  ['/files/a.json', '/files/:name.json'],
+  ['/files/a.JSON', '/files/:name.json'],
+  ['/files/secret', undefined],
+  ['/files/.json', undefined],
+  ['/range/1-9', '/range/:from-:to'],
+  ['/range/19', undefined],
 ]
 
 t.test('public paths reach their route without a token; nothing else does', async (t) => {
@@ -125,6 +143,16 @@ t.test('entries are relative to where the middleware is mounted', async (t) => {
   t.equal((await get(port, '/health')).body, '"outside keyhole"', 'not behind the middleware')
 })
 
+t.test('an entry that is not a route path is refused when the middleware is made', async (t) => {
+  for (const entry of ['/a/:', '/a/:/b', '/a/:"x']) {
+    t.throws(
+      () => capabilities({ ...baseOptions, public: [entry] }),
+      { code: 'KH_INVALID_OPTIONS', message: /^Invalid option public: / },
+      entry,
+    )
+  }
+})
+
 t.test('the matcher on its own: entries with a trailing slash, empty segments, none', async (t) => {
   t.equal(publicPathMatcher([])('/anything'), false)
   const isPublic = publicPathMatcher(['/a/', '/b//c', '/*x'])
@@ -140,4 +168,5 @@ t.test('the matcher on its own: entries with a trailing slash, empty segments, n
     ['/', '/x', '/x/y/'].every((path) => everything(path)),
     "'/*' covers every path",
   )
+  t.ok(everything('/', { strict: true }), "'/*' covers / under strict routing too")
 })
