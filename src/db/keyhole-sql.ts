@@ -21,7 +21,7 @@ export const KEYHOLE_FUNCTIONS = Object.freeze([
 
 /**
  * What setup lets the runtime role execute: the functions above, and `keyhole.reset_session()`
- * (invoker rights on purpose: it resets the caller's own session; see sql/000001 and 000003).
+ * (invoker rights on purpose: it resets the caller's own session; see sql/000001).
  */
 export const KEYHOLE_RUNTIME_FUNCTIONS = Object.freeze([
   ...KEYHOLE_FUNCTIONS,
