@@ -134,6 +134,20 @@ function refused(): ServiceUnavailable {
   })
 }
 
+/**
+ * A connection the pool could not open (the database down, or the runtime role's login refused,
+ * as after it changed its own password) answers 503 `KH_UNAVAILABLE` with the generic message,
+ * never a 500 carrying the driver's message; the monitor's next run reports why
+ * (KH_DB_CONNECT_FAILED).
+ */
+async function connect(pool: SessionPool): Promise<SessionClient> {
+  try {
+    return await pool.connect()
+  } catch (error) {
+    throw new ServiceUnavailable({ cause: error })
+  }
+}
+
 function isRefusal(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === REFUSED
 }
@@ -226,7 +240,7 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     query: string | SessionQuery,
     values?: readonly unknown[],
   ): Promise<SessionResult<R>> {
-    const client = await pool.connect()
+    const client = await connect(pool)
     const sent = statement(query, values)
     const untrusted = !isGenerated(sent)
     try {
@@ -246,7 +260,7 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     capability: Capability,
     work: (db: SessionQueryable) => Promise<T>,
   ): Promise<T> {
-    const client = await pool.connect()
+    const client = await connect(pool)
     let open = true
     let begun: Promise<unknown> | undefined
     let untrusted = false

@@ -113,6 +113,38 @@ t.test('Fastify: the monitor turns /health and every request to 503, then back',
   t.equal((await app.inject({ method: 'GET', url: '/notes', headers: alice })).statusCode, 200)
 })
 
+t.test('before the monitor runs: a request on a new connection answers 503, not 500', async (t) => {
+  // Idle connections close at once, so every request opens a new one; the monitor is off.
+  const pool = new pg.Pool({ connectionString: k.runtimeUrl, max: 1, idleTimeoutMillis: 1 })
+  pool.on('error', () => {})
+  t.teardown(() => pool.end())
+  const { app } = await buildApp(
+    t,
+    { database: { pool, policies: notesPolicies, signingKey: k.signingKey }, checks: false },
+    (app) => {
+      app.get('/notes', async (request) => (await request.db.select('notes')).length)
+    },
+  )
+  const alice = bearer(
+    await mint({ sub: 'alice', permissions: [{ group: k.groupA, role: 'member' }] }),
+  )
+  t.equal((await app.inject({ method: 'GET', url: '/notes', headers: alice })).statusCode, 200)
+  await pool.query(`ALTER ROLE CURRENT_USER PASSWORD '${attackerPassword}'`)
+  t.teardown(restore)
+  while (pool.totalCount > 0) await new Promise((resolve) => setTimeout(resolve, 5))
+  const response = await app.inject({ method: 'GET', url: '/notes', headers: alice })
+  t.equal(response.statusCode, 503)
+  t.same(response.json(), {
+    statusCode: 503,
+    error: 'Service Unavailable',
+    message: 'Service unavailable',
+    code: 'KH_UNAVAILABLE',
+  })
+  t.notMatch(response.body, /password|runtime/, "nothing of the driver's message")
+  await restore()
+  t.equal((await app.inject({ method: 'GET', url: '/notes', headers: alice })).statusCode, 200)
+})
+
 t.test('start-up refuses a runtime role that cannot log in', async (t) => {
   const pool = runtimePool(1)
   await pool.query('SELECT 1')

@@ -1,6 +1,7 @@
 /**
- * One request's transaction when the pool cannot give a connection: the statement fails with the
- * pool's error, and ending the request has nothing left to do (nothing was opened).
+ * One request's transaction when the pool cannot give a connection: the statement fails with 503
+ * KH_UNAVAILABLE (the pool's error as its cause, never in the answer), and ending the request has
+ * nothing left to do (nothing was opened).
  */
 import t from 'tap'
 import { createSessionFactory } from '../../src/db/session.ts'
@@ -16,7 +17,11 @@ t.test('a pool that cannot connect: the statement fails, end() resolves', async 
   })
   const capability = makeCapability({ subject: 'alice', groups: { member: ['g1'] } })
   const transaction = requestTransaction(sessions, capability)
-  await t.rejects(transaction.queryable.query('SELECT 1'), down)
+  await t.rejects(transaction.queryable.query('SELECT 1'), {
+    code: 'KH_UNAVAILABLE',
+    statusCode: 503,
+    cause: down,
+  })
   await t.resolves(transaction.end(true))
   await t.rejects(transaction.queryable.query('SELECT 1'), /ended/, 'dead once ended')
 })
