@@ -56,13 +56,13 @@ function checkRole(role: unknown): string {
  * The row's group column is among the holder's groups for `role` (or a higher role), or the holder
  * is admin.
  *
- * The generated SQL (statement, non-admin; admin folds to `TRUE`):
+ * The generated SQL, in a statement on `discussion_threads` (non-admin; admin folds to `TRUE`):
  * ```sql
- * "t"."group_id" = ANY ($4::uuid[])
+ * "t"."group_id" = ANY ($1::uuid[])
  * ```
  * In an RLS policy:
  * ```sql
- * ("posts"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin()))
+ * ("discussion_threads"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin()))
  * ```
  * @example inGroup('group_id', 'member')
  */
@@ -125,10 +125,10 @@ function parentNode(link: ParentLink, role: string | undefined): GuardNode {
  * The row's parent (found through `column = parent.key`) passes the group check: for tables
  * without a group column of their own. Nestable (comment → post → thread → group).
  *
- * The generated SQL (statement, non-admin):
+ * The generated SQL, in a statement on `posts` (non-admin):
  * ```sql
  * EXISTS (SELECT 1 FROM "discussion_threads" AS "p1"
- *         WHERE "p1"."id" = "t"."thread_id" AND "p1"."group_id" = ANY ($4::uuid[]))
+ *         WHERE ("p1"."id" = "t"."thread_id" AND "p1"."group_id" = ANY ($1::uuid[])))
  * ```
  * For an admin the group condition folds away but the parent must still exist.
  * @example
@@ -144,8 +144,14 @@ export function viaParent(link: ParentLink, role?: string): Guard {
 /**
  * The row's column holds the capability's subject (e.g. its author). Admins get no exception.
  *
- * The generated SQL: `"t"."created_by" = $5`; in a policy
- * `"posts"."created_by"::text = (SELECT keyhole.subject())`.
+ * The generated SQL, in a statement on `discussion_threads`:
+ * ```sql
+ * "t"."created_by" = $1
+ * ```
+ * In an RLS policy:
+ * ```sql
+ * "discussion_threads"."created_by"::text = (SELECT keyhole.subject())
+ * ```
  * @example isSubject('created_by')
  */
 export function isSubject(column: string): Guard {

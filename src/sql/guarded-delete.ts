@@ -43,7 +43,7 @@ function compileDelete(options: GuardedDeleteOptions, capability: Capability): C
 /**
  * Deletes the rows that match `where` and pass `guard`.
  *
- * The generated SQL (for `inGroup('group_id', 'moderator')`, non-admin):
+ * The generated SQL for the example (non-admin), pinned by test/sql/statement-text.test.ts:
  * ```sql
  * WITH "changed" AS (
  *   DELETE FROM "discussion_threads" AS "t"

@@ -141,14 +141,15 @@ function compileInsert(
 /**
  * One row with a RETURNING list takes a leaner statement (no bookkeeping CTE): the happy path is
  * one plain `INSERT … SELECT … WHERE <guard>` over the typed values (see typed-values.ts); only a
- * refused row costs a second, read-only statement, to tell 403 from 404.
+ * refused row costs a second, read-only statement, to tell 403 from 404. The generated SQL for
+ * guardedInsert's first example, pinned by test/sql/statement-text.test.ts:
  * ```sql
- * INSERT INTO "posts" AS "t" ("thread_id", "content")
- * SELECT "r"."thread_id", "r"."content"
- * FROM (SELECT COALESCE($1, (NULL::"posts")."thread_id") AS "thread_id",
- *              COALESCE($2, (NULL::"posts")."content") AS "content") AS "r"
- * WHERE EXISTS (SELECT 1 FROM "discussion_threads" AS "p1"
- *               WHERE ("p1"."id" = "r"."thread_id" AND "p1"."group_id" = ANY ($3::uuid[])))
+ * INSERT INTO "discussion_threads" AS "t" ("title", "group_id", "created_by")
+ * SELECT "r"."title", "r"."group_id", "r"."created_by"
+ * FROM (SELECT COALESCE($1, (NULL::"discussion_threads")."title") AS "title",
+ *              COALESCE($2, (NULL::"discussion_threads")."group_id") AS "group_id",
+ *              COALESCE($3, (NULL::"discussion_threads")."created_by") AS "created_by") AS "r"
+ * WHERE "r"."group_id" = ANY ($4::uuid[])
  *   AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS "i" …) -- a unique key set: unique-keys.ts
  * RETURNING "t".*
  * ```
@@ -250,20 +251,22 @@ async function insertOne(
  * no catalogue look-up, no cache to invalidate when the schema changes), and the guard reads the
  * typed values.
  *
- * The generated SQL for several rows (for `inGroup('group_id', 'member')`, non-admin; the VALUES
- * list holds the next power of two of rows, so a client choosing the row count yields a handful of
- * statements, and `$1` is how many of them are real):
+ * The generated SQL for several rows (the second example, non-admin; one row: see
+ * compileSingleInsert), pinned by test/sql/statement-text.test.ts. The VALUES list holds the next
+ * power of two of rows, so a client choosing the row count yields a handful of statements, and
+ * `$8` is how many of them are real:
  * ```sql
  * WITH "input" AS (
- *   SELECT "r"."__keyhole_ord", "r"."title", "r"."group_id",
- *          COALESCE("r"."group_id" = ANY ($6::uuid[]), FALSE) AS "__keyhole_allowed", …
+ *   SELECT "r"."__keyhole_ord", "r"."title", "r"."group_id", "r"."created_by",
+ *          COALESCE("r"."group_id" = ANY ($1::uuid[]), FALSE) AS "__keyhole_allowed", …
  *   FROM (VALUES (1, COALESCE($2, (NULL::"discussion_threads")."title"),
- *                    COALESCE($3, (NULL::"discussion_threads")."group_id")),
- *                (2, $4, $5)) AS "r" ("__keyhole_ord", "title", "group_id")
- *   WHERE "r"."__keyhole_ord" <= $1),
+ *                    COALESCE($3, (NULL::"discussion_threads")."group_id"),
+ *                    COALESCE($4, (NULL::"discussion_threads")."created_by")),
+ *                (2, $5, $6, $7)) AS "r" ("__keyhole_ord", "title", "group_id", "created_by")
+ *   WHERE "r"."__keyhole_ord" <= $8),
  * "inserted" AS (
- *   INSERT INTO "discussion_threads" AS "t" ("title", "group_id")
- *   SELECT "title", "group_id" FROM "input"
+ *   INSERT INTO "discussion_threads" AS "t" ("title", "group_id", "created_by")
+ *   SELECT "title", "group_id", "created_by" FROM "input"
  *   WHERE "__keyhole_allowed" AND NOT EXISTS (SELECT FROM pg_catalog.pg_index …) -- unique-keys.ts
  *   ORDER BY "__keyhole_ord"
  *   RETURNING "t".*)
@@ -279,6 +282,16 @@ async function insertOne(
  * const thread = await guardedInsert(pool, capability, {
  *   into: 'discussion_threads',
  *   values: { title: 'Hello', group_id: groupId, created_by: capability.subject },
+ *   guard: inGroup('group_id', 'member'),
+ * })
+ * @example
+ * // several rows: which were inserted, and the indexes of those the guard refused
+ * const { inserted, refused } = await guardedInsert(pool, capability, {
+ *   into: 'discussion_threads',
+ *   values: [
+ *     { title: 'First', group_id: groupId, created_by: capability.subject },
+ *     { title: 'Second', group_id: otherGroupId, created_by: capability.subject },
+ *   ],
  *   guard: inGroup('group_id', 'member'),
  * })
  */

@@ -80,10 +80,11 @@ function compileSelect(options: GuardedSelectOptions, capability: Capability): C
  * Reads the rows that match `where` and pass `guard`; rows the holder may not see are simply not
  * there.
  *
- * The generated SQL (non-admin; for an admin the guard folds away):
+ * The generated SQL for the example (non-admin; for an admin the guard folds away), pinned by
+ * test/sql/statement-text.test.ts:
  * ```sql
  * SELECT "t".* FROM "discussion_threads" AS "t"
- * WHERE ("t"."id" = $1 AND "t"."group_id" = ANY ($2::uuid[]))
+ * WHERE ("t"."group_id" = $1 AND "t"."group_id" = ANY ($2::uuid[]))
  * ORDER BY "t"."created_at" DESC LIMIT $3
  * ```
  * @example

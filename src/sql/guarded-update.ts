@@ -76,13 +76,14 @@ function compileUpdate(
  * Sets `set` on the rows that match `where` and pass `guard` before and after the change. Each new
  * value is its own parameter, typed as its column by the table's row type (see typed-values.ts).
  *
- * The generated SQL (for `inGroup('group_id', 'member')`, setting `title` and `group_id`):
+ * The generated SQL for the example (non-admin; the guard holds for the row before and after),
+ * pinned by test/sql/statement-text.test.ts:
  * ```sql
  * WITH "changed" AS (
  *   UPDATE "discussion_threads" AS "t" SET "title" = "n"."title", "group_id" = "n"."group_id"
  *   FROM (SELECT COALESCE($1, (NULL::"discussion_threads")."title") AS "title",
  *                COALESCE($2, (NULL::"discussion_threads")."group_id") AS "group_id") AS "n"
- *   WHERE ("t"."id" = $3 AND "t"."group_id" = ANY ($4::uuid[]) AND "n"."group_id" = ANY ($4::uuid[]))
+ *   WHERE ("t"."id" = $3 AND ("t"."group_id" = ANY ($4::uuid[]) AND "n"."group_id" = ANY ($4::uuid[])))
  *     AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS "i" …) -- a unique key set: unique-keys.ts
  *   RETURNING "t".*)
  * SELECT … -- affected, and (only if 0) found / visible: see writeWithOutcome
@@ -91,10 +92,11 @@ function compileUpdate(
  * matches `where`; CapabilityDenied when rows match but none may be
  * changed (403 if the holder can read one, else 404); database errors mapped by mapDatabaseError.
  * @example
+ * // moves a thread to another group: the holder must moderate both
  * const { rows: [thread] } = await guardedUpdate(pool, capability, {
  *   table: 'discussion_threads',
  *   where: { id: threadId },
- *   set: { title: 'Renamed' },
+ *   set: { title: 'Moved', group_id: otherGroupId },
  *   guard: inGroup('group_id', 'moderator'),
  *   readGuard: inGroup('group_id', 'member'),
  * })
