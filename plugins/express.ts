@@ -11,9 +11,9 @@ import { resolveCapabilityOptions } from '../src/capability/derive.ts'
 import {
   assertRequireRoleArguments,
   assertRoleKnown,
-  checkRequiredRole,
+  assertRequiredRole,
   presentCapability,
-} from '../src/capability/require-role.ts'
+} from '../src/capability/assert-role.ts'
 import type { DatabaseMonitor } from '../src/db/monitor.ts'
 import {
   ConfigurationError,
@@ -27,12 +27,12 @@ import { errorResponse } from '../src/http/error-response.ts'
 import { holdResponse } from '../src/http/hold-response.ts'
 import { resolveLogger, stderrLogger, type KeyholeLogger } from '../src/http/keyhole-logger.ts'
 import { logDenial } from '../src/http/log-denial.ts'
-import { publicPathMatcher } from '../src/http/public-paths.ts'
+import { publicRequestPathMatcher } from '../src/http/public-paths.ts'
 import { requestDatabases, type RequestDatabases } from '../src/http/request-database.ts'
 import { tokenSource } from '../src/http/token-source.ts'
 import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../src/options.ts'
 import type { PolicyHandle } from '../src/sql/policies.ts'
-import { checkKeyOptions } from '../src/token/keys.ts'
+import { assertKeyOptions } from '../src/token/keys.ts'
 import { createAuthenticator, type Authenticator } from '../src/token/authenticate.ts'
 
 export type {
@@ -257,7 +257,7 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
   const parsed = parseKeyholeOptions(tokenOptions)
   const { realm, cookie: cookieName } = resolveTokenOptions(parsed)
   // The key sources and a short secret too; only the import itself is left to ready().
-  checkKeyOptions(parsed)
+  assertKeyOptions(parsed)
   const capabilityOptions = resolveCapabilityOptions(parsed.capability)
   const adapter = resolveAdapterOptions(
     { public: publicRoutes, logDenials, database, checks, monitor: monitorOptions },
@@ -266,7 +266,7 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
   const logger = resolveLogger(givenLogger)
   const roles = capabilityOptions.hierarchy.roles
   const context: Context = Object.freeze({ realm, roles, logger, logDenials: adapter.logDenials })
-  const isPublic = publicPathMatcher(adapter.publicRoutes)
+  const isPublic = publicRequestPathMatcher(adapter.publicRoutes)
   const databases = adapter.database && requestDatabases(adapter.database, realm)
 
   let authenticator: Authenticator | undefined
@@ -427,7 +427,7 @@ export function requireRole<Params = Request['params']>(
         known.add(context)
       }
       const resolve = group === undefined ? undefined : () => group(req)
-      checkRequiredRole(req.capability, role, resolve, context.realm)
+      assertRequiredRole(req.capability, role, resolve, context.realm)
     } catch (error) {
       if (isKeyholeError(error)) report(req, error)
       return next(error)

@@ -29,9 +29,9 @@ import { resolveCapabilityOptions } from '../src/capability/derive.ts'
 import {
   assertRequireRoleArguments,
   assertRoleKnown,
-  checkRequiredRole,
+  assertRequiredRole,
   presentCapability,
-} from '../src/capability/require-role.ts'
+} from '../src/capability/assert-role.ts'
 import type { DatabaseMonitor } from '../src/db/monitor.ts'
 import {
   ConfigurationError,
@@ -42,7 +42,7 @@ import {
 import { resolveAdapterOptions, type AdapterOptions } from '../src/http/adapter-options.ts'
 import { errorResponse } from '../src/http/error-response.ts'
 import { logDenial } from '../src/http/log-denial.ts'
-import { publicRouteMatcher } from '../src/http/public-routes.ts'
+import { publicRoutePatternMatcher } from '../src/http/public-routes.ts'
 import { startDatabaseHealth } from '../src/http/database-health.ts'
 import { requestDatabases, type RequestTransactionMode } from '../src/http/request-database.ts'
 import { tokenSource } from '../src/http/token-source.ts'
@@ -147,7 +147,7 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
   const authenticator = await createAuthenticator(tokenOptions)
   const { realm, cookieName } = authenticator
   const roles = capabilityOptions.hierarchy.roles
-  const isPublic = publicRouteMatcher(adapter.publicRoutes)
+  const isPublic = publicRoutePatternMatcher(adapter.publicRoutes)
   let monitor: DatabaseMonitor | undefined
 
   const decoration: KeyholeDecoration = {
@@ -339,7 +339,7 @@ export function requireRole<
     const realm = this.keyhole?.realm
     try {
       const resolve = group === undefined ? undefined : () => group(request)
-      checkRequiredRole(request.capability, role, resolve, realm)
+      assertRequiredRole(request.capability, role, resolve, realm)
     } catch (error) {
       if (isKeyholeError(error)) report(request, error)
       throw error

@@ -1,6 +1,6 @@
 /**
- * keyhole's framework-free core. The adapters are separate entry points: `keyhole/fastify` (and,
- * later, `keyhole/express`), so an Express user never loads Fastify.
+ * keyhole's framework-free core. The adapters are separate entry points, `keyhole/fastify` and
+ * `keyhole/express`, so an Express user never loads Fastify.
  */
 
 // Errors
@@ -45,7 +45,7 @@ export {
   capabilityOptionsSchema,
 } from './capability/derive.ts'
 export type { CapabilityOptions, ResolvedCapabilityOptions } from './capability/derive.ts'
-export { checkRole, assertRoleKnown } from './capability/require-role.ts'
+export { assertRole, checkRole, assertRoleKnown } from './capability/assert-role.ts'
 export type { Capability, GroupIdType, RoleBinding } from './capability/capability.ts'
 
 // Guards and guarded statements

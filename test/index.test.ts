@@ -24,6 +24,7 @@ t.test('the core entry point exports the public API and nothing framework-specif
     'deriveCapability',
     'resolveCapabilityOptions',
     'checkRole',
+    'assertRole',
     'checkDatabase',
     'assertDatabaseSecure',
     'startMonitor',

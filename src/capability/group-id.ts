@@ -3,7 +3,7 @@
  * lower-case, integers in plain decimal), so `"1"` and `1` are one group, and nothing that could be
  * read as two IDs (`"1,3"`), as SQL (`"1);--"`) or that PostgreSQL would refuse (a NUL byte) gets
  * through. IDs are never negative. One definition serves the claim, `Capability.has` and
- * `checkRole`, so a group named by a route is read exactly as a group named by a token.
+ * `assertRole`, so a group named by a route is read exactly as a group named by a token.
  */
 import type { GroupIdType } from './capability.ts'
 

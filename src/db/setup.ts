@@ -44,7 +44,7 @@ export interface SetupResult<Key = string> {
 const q = (name: string) => loadPg('setup').escapeIdentifier(name)
 const literal = (value: string) => loadPg('setup').escapeLiteral(value)
 
-function checkName(name: unknown, option: string): string {
+function parseIdentifierOption(name: unknown, option: string): string {
   if (!isIdentifier(name) || name.startsWith('pg_')) {
     throw new ConfigurationError(
       'KH_INVALID_IDENTIFIER',
@@ -54,9 +54,9 @@ function checkName(name: unknown, option: string): string {
   return name
 }
 
-function checkOptions(options: SetupOptions) {
-  const migration = checkName(options.migrationRole?.name, 'migration role name')
-  const runtime = checkName(options.runtimeRole?.name, 'runtime role name')
+function parseSetupOptions(options: SetupOptions) {
+  const migration = parseIdentifierOption(options.migrationRole?.name, 'migration role name')
+  const runtime = parseIdentifierOption(options.runtimeRole?.name, 'runtime role name')
   if (migration === runtime) {
     throw new ConfigurationError(
       'KH_INVALID_OPTIONS',
@@ -74,7 +74,7 @@ function checkOptions(options: SetupOptions) {
       )
     }
   }
-  const schemas = (options.schemas ?? ['public']).map((s) => checkName(s, 'schema name'))
+  const schemas = (options.schemas ?? ['public']).map((s) => parseIdentifierOption(s, 'schema name'))
   if (schemas.length === 0 || schemas.includes('keyhole')) {
     throw new ConfigurationError(
       'KH_INVALID_OPTIONS',
@@ -184,7 +184,7 @@ export async function setup(
   url: string,
   options: SetupOptions,
 ): Promise<SetupResult<string | undefined>> {
-  const { migration, runtime, schemas, key } = checkOptions(options)
+  const { migration, runtime, schemas, key } = parseSetupOptions(options)
   const m = q(migration)
   const r = q(runtime)
   const client = new (loadPg('setup').Client)({ connectionString: url })

@@ -60,11 +60,11 @@ function compile(entries: readonly string[], strict: boolean, sensitive: boolean
  * `resolveAdapterOptions` has already checked start with `/`. An entry that is not a route path
  * (`'/a/:'`, a parameter without a name) throws `KH_INVALID_OPTIONS` here.
  * @example
- * const isPublic = publicPathMatcher(['/health', '/docs/*'])
+ * const isPublic = publicRequestPathMatcher(['/health', '/docs/*'])
  * isPublic('/docs/json') // true
  * isPublic('/healthz') // false
  */
-export function publicPathMatcher(
+export function publicRequestPathMatcher(
   entries: readonly string[],
 ): (path: string, matching?: PathMatching) => boolean {
   if (entries.length === 0) return () => false

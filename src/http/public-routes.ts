@@ -1,11 +1,12 @@
 /**
- * Which routes need no token. Matched against the route as registered (Fastify's
- * `routeOptions.url`, Express's `route.path`), never the raw request URL, so encodings, dot
- * segments or a query string cannot make a protected route look public.
+ * Which Fastify routes need no token: the `public` entries matched against the route pattern as
+ * registered (`routeOptions.url`), never the raw request URL, so encodings, dot segments or a query
+ * string cannot make a protected route look public. (Express's middleware runs before routing and
+ * matches request paths instead: see `public-paths.ts`.)
  */
 
 /** A matcher over route patterns: exact entries, and `/prefix/*` entries for a whole subtree. */
-export function publicRouteMatcher(
+export function publicRoutePatternMatcher(
   entries: readonly string[],
 ): (route: string | undefined) => boolean {
   const exact = new Set<string>()

@@ -47,7 +47,7 @@ export function assertGuard(value: unknown, verb: string): asserts value is Guar
   if (!isGuard(value)) throw new ConfigurationError('KH_INVALID_OPTIONS', `${verb} needs a guard`)
 }
 
-function checkRole(role: unknown): string {
+function parseRoleName(role: unknown): string {
   quoteIdentifier(role, 'role')
   return role as string
 }
@@ -70,7 +70,7 @@ export function inGroup(column: string, role: string): Guard {
   return new Guard({
     kind: 'inGroup',
     column: quoteIdentifier(column, 'column'),
-    role: checkRole(role),
+    role: parseRoleName(role),
   })
 }
 

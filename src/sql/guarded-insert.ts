@@ -15,7 +15,7 @@ import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { renderGuard, sqlText } from './render-guard.ts'
 import { returningSql, runStatement, withoutBookkeeping, type Returning } from './run-statement.ts'
-import { checkChosenKeys, setsUniqueKeySql, uniqueKeyRefused } from './unique-keys.ts'
+import { parseChosenKeys, setsUniqueKeySql, uniqueKeyRefused } from './unique-keys.ts'
 import {
   suppliedScope,
   typedRow,
@@ -69,7 +69,7 @@ export interface InsertResult<R = Row> {
   readonly count: number
 }
 
-function checkRows(values: unknown): { rows: readonly Row[]; columns: string[] } {
+function parseRows(values: unknown): { rows: readonly Row[]; columns: string[] } {
   const rows = (Array.isArray(values) ? values : [values]) as unknown[]
   const first = rows[0]
   const columns = first !== null && typeof first === 'object' ? Object.keys(first) : []
@@ -118,7 +118,7 @@ function compileInsert(
     ? sqlText(renderGuard(options.readGuard.node, scope, params))
     : 'FALSE'
   const returning = returningSql(options.returning ?? '*')
-  const setsKey = setsUniqueKeySql(table, columns, checkChosenKeys(options.chosenKeys))
+  const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
   const atomic =
     (options.atomic === true
       ? ' AND NOT EXISTS (SELECT FROM "input" WHERE NOT "__keyhole_allowed")'
@@ -165,7 +165,7 @@ function compileSingleInsert(
   const row = typedRow(params, table.sql, quoted, 0)
   knowValues(params, columns)
   const allowed = renderGuard(options.guard.node, suppliedScope('"r"', table.sql, quoted), params)
-  const setsKey = setsUniqueKeySql(table, columns, checkChosenKeys(options.chosenKeys))
+  const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
   const where = [
     ...(allowed === true ? [] : [sqlText(allowed)]),
     ...(setsKey === undefined ? [] : [`NOT ${setsKey}`]),
@@ -195,7 +195,7 @@ function compileRefusal(
   const visible = options.readGuard
     ? sqlText(renderGuard(options.readGuard.node, suppliedScope('"r"', table.sql, quoted), params))
     : 'FALSE'
-  const setsKey = setsUniqueKeySql(table, columns, checkChosenKeys(options.chosenKeys)) ?? 'FALSE'
+  const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys)) ?? 'FALSE'
   return params.compile(
     `SELECT COALESCE(${visible}, FALSE) AS "visible", ${setsKey} AS "sets_key" FROM ${row} AS "r"`,
   )
@@ -223,7 +223,7 @@ async function insertOne(
     facts,
   )
   if (rows.length > 0) return rows[0] as Row
-  const chosen = checkChosenKeys(options.chosenKeys)
+  const chosen = parseChosenKeys(options.chosenKeys)
   let visible = false
   if (options.readGuard !== undefined || columns.some((c) => !chosen.includes(c))) {
     const check = cachedStatement(`${key}|refusal`, () =>
@@ -312,14 +312,14 @@ export async function guardedInsert(
 ): Promise<Row | InsertResult> {
   assertGuard(options.guard, 'guardedInsert')
   const single = !Array.isArray(options.values)
-  const { rows, columns } = checkRows(options.values)
+  const { rows, columns } = parseRows(options.values)
   if (rows.length === 0) return { inserted: [], refused: [], count: 0 }
   const returning = options.returning ?? '*'
   assertTableName(options.into) // checked on every call: the cache key must not be forgeable
   const key =
     `insert|${options.into}|${columns.join(',')}|${JSON.stringify(returning)}|` +
     `${options.guard.id}|${options.readGuard?.id ?? ''}|${options.atomic === true}|` +
-    `${checkChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}`
+    `${parseChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}`
   if (single && (returning === '*' || returning.length > 0)) {
     return insertOne(db, capability, options, columns, `${key}|one`)
   }

@@ -16,7 +16,7 @@ import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
 import { returningSql, runStatement, type Returning } from './run-statement.ts'
 import { typedRow } from './typed-values.ts'
-import { checkChosenKeys, setsUniqueKeySql } from './unique-keys.ts'
+import { parseChosenKeys, setsUniqueKeySql } from './unique-keys.ts'
 import { renderWhere, whereShape, type Where } from './where.ts'
 import { writeOutcome, writeWithOutcome, type WriteResult } from './write-outcome.ts'
 
@@ -63,7 +63,7 @@ function compileUpdate(
   const guard = andSql(before === after ? [before] : [before, after])
   const read = options.readGuard ? renderGuard(options.readGuard.node, old, params) : undefined
   const returning = returningSql(options.returning ?? '*')
-  const setsKey = setsUniqueKeySql(table, columns, checkChosenKeys(options.chosenKeys))
+  const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
   const write =
     `UPDATE ${table.sql} AS "t" SET ${[...set].map((c) => `${c} = "n".${c}`).join(', ')} ` +
     `FROM ${values} AS "n" ` +
@@ -125,7 +125,7 @@ export async function guardedUpdate<R = Row>(
   const key =
     `update|${options.table}|${columns.join(',')}|${shape}|${JSON.stringify(returning)}|` +
     `${options.guard.id}|${options.readGuard?.id ?? ''}|` +
-    `${checkChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}`
+    `${parseChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}`
   const statement = cachedStatement(key, () => compileUpdate(options, columns, capability))
   const context = { table: options.table, operation: 'update' } as const
   const rows = await runStatement(db, statement, capability, inputs, options.prepared, context, [

@@ -136,7 +136,7 @@ export interface UpdateOptions extends WriteOptions {
 
 const checkedHierarchies = new WeakMap<Policies, readonly string[]>()
 
-function checkRoles(policies: Policies, capability: Capability): void {
+function assertRoles(policies: Policies, capability: Capability): void {
   if (checkedHierarchies.get(policies) === capability.roles) return
   for (const role of policies.roles) {
     if (!capability.roles.includes(role)) {
@@ -180,7 +180,7 @@ export function bindPolicies(
   capability: Capability,
   options: BindOptions = {},
 ): PolicyHandle {
-  checkRoles(policies, capability)
+  assertRoles(policies, capability)
   const prepared = options.prepared
   // Only called after guardFor found the table's policy.
   const read = (table: string) => (policies.tables[table] as TablePolicy).read

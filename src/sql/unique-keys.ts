@@ -14,7 +14,7 @@ import { BadRequest, ConfigurationError } from '../errors.ts'
 import { describeInput, isIdentifier, type TableName } from './identifier.ts'
 
 /** The checked `chosenKeys` option: column names, or an empty list. */
-export function checkChosenKeys(chosenKeys: unknown): readonly string[] {
+export function parseChosenKeys(chosenKeys: unknown): readonly string[] {
   if (chosenKeys === undefined) return []
   if (!Array.isArray(chosenKeys) || !chosenKeys.every(isIdentifier)) {
     throw new ConfigurationError(

@@ -24,7 +24,7 @@ export type WhereValue =
 /** Column → value, all ANDed. */
 export type Where = { readonly [column: string]: WhereValue }
 
-function checkWhere(where: unknown): asserts where is Where {
+function assertWhere(where: unknown): asserts where is Where {
   if (where === null || typeof where !== 'object' || Array.isArray(where)) {
     throw new ConfigurationError('KH_INVALID_OPTIONS', 'where must be an object of column → value')
   }
@@ -38,7 +38,7 @@ function checkWhere(where: unknown): asserts where is Where {
  */
 export function whereShape(where: Where | undefined, inputs: unknown[], required = false): string {
   if (where === undefined && !required) return ''
-  checkWhere(where)
+  assertWhere(where)
   let shape = ''
   for (const key of Object.keys(where)) {
     quoteIdentifier(key, 'where key')

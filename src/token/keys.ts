@@ -63,7 +63,7 @@ async function importSecret(
   const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Uint8Array.from(secret)
   const keys = new Map<string, CryptoKey>()
   for (const alg of algorithms) {
-    // Long enough: checkKeyOptions refused a shorter secret. Imported once as a non-extractable CryptoKey bound to its hash, so jose neither re-imports
+    // Long enough: assertKeyOptions refused a shorter secret. Imported once as a non-extractable CryptoKey bound to its hash, so jose neither re-imports
     // it per request nor can use it with another HMAC.
     const key = await webcrypto.subtle.importKey(
       'raw',
@@ -117,7 +117,7 @@ const curves: Record<string, string> = {
   ES512: 'secp521r1',
 }
 
-function checkKeyFits(key: KeyObject, alg: Algorithm): void {
+function assertKeyFits(key: KeyObject, alg: Algorithm): void {
   const type = key.asymmetricKeyType
   // Always set for an asymmetric public key (the only kind toKeyObject returns).
   const details = key.asymmetricKeyDetails as NonNullable<KeyObject['asymmetricKeyDetails']>
@@ -148,7 +148,7 @@ async function importPublicKey(
   }
   const alg = algorithms[0] as Algorithm
   const key = toKeyObject(publicKey, alg)
-  checkKeyFits(key, alg)
+  assertKeyFits(key, alg)
   const jwk = key.export({ format: 'jwk' }) as JWK
   return (await importJWK({ ...jwk, alg }, alg)) as CryptoKey
 }
@@ -222,7 +222,7 @@ const secretLength = (secret: string | Uint8Array) =>
  * {@link createKeySet}. Returns the source.
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option
  */
-export function checkKeyOptions(
+export function assertKeyOptions(
   options: KeyOptions,
 ): 'secret' | 'publicKey' | 'jwksUrl' | 'getKey' {
   const { algorithms } = options
@@ -257,13 +257,13 @@ export function checkKeyOptions(
 }
 
 /**
- * Checks the key source against the algorithms ({@link checkKeyOptions}) and imports it once.
+ * Checks the key source against the algorithms ({@link assertKeyOptions}) and imports it once.
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option
  */
 export async function createKeySet(options: KeyOptions): Promise<KeySet> {
   const { algorithms } = options
   const hmac = algorithms.filter(isHmac)
-  const source = checkKeyOptions(options)
+  const source = assertKeyOptions(options)
   if (source === 'jwksUrl')
     return remoteKeys(options.jwksUrl as string | URL, options.jwks, algorithms)
   if (source === 'getKey') {

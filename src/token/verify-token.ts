@@ -62,7 +62,7 @@ export async function verifyToken(
       typ: options.typ,
       requiredClaims: options.requiredClaims as string[],
     })
-    checkTimes(payload)
+    assertTimes(payload)
     return payload
   } catch (error) {
     throw toTokenError(error)
@@ -75,7 +75,7 @@ const timeClaims = ['exp', 'nbf', 'iat'] as const
  * jose checks that `exp`, `nbf` and `iat` are numbers and compares them; a negative one (before
  * 1970) passes its comparisons for `nbf` and `iat`. No issuer mints such a time: refuse it.
  */
-function checkTimes(payload: JWTPayload): void {
+function assertTimes(payload: JWTPayload): void {
   for (const claim of timeClaims) {
     const value = payload[claim]
     if (value !== undefined && !(typeof value === 'number' && value >= 0)) {

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { publicRouteMatcher } from '../../src/http/public-routes.ts'
+import { publicRoutePatternMatcher } from '../../src/http/public-routes.ts'
 
 t.test('exact entries and /* subtrees, matched against the route pattern', async (t) => {
-  const isPublic = publicRouteMatcher(['/health', '/posts/:id', '/docs/*'])
+  const isPublic = publicRoutePatternMatcher(['/health', '/posts/:id', '/docs/*'])
   const rows: [string | undefined, boolean][] = [
     ['/health', true],
     ['/posts/:id', true],
@@ -20,9 +20,9 @@ t.test('exact entries and /* subtrees, matched against the route pattern', async
 })
 
 t.test('/* alone: every route, and only on purpose', async (t) => {
-  const all = publicRouteMatcher(['/*'])
+  const all = publicRoutePatternMatcher(['/*'])
   t.ok(all('/'))
   t.ok(all('/anything/at/all'))
   t.notOk(all(undefined), 'the 404 handler stays protected')
-  t.notOk(publicRouteMatcher([])('/'), 'nothing is public by default')
+  t.notOk(publicRoutePatternMatcher([])('/'), 'nothing is public by default')
 })

@@ -1,6 +1,6 @@
 /**
  * The framework-free decision behind `requireRole`: both adapters call it. `assertRoleKnown` runs
- * when a route is registered; `checkRole` or `checkRoleInGroup` on each request, before any
+ * when a route is registered; `assertRole` or `assertRoleInGroup` on each request, before any
  * database work.
  */
 import type { Capability } from './capability.ts'
@@ -39,9 +39,9 @@ export function presentCapability(
  *
  * @example
  * // requireRole('moderator', { group: (request) => request.params.groupId })
- * checkRoleInGroup(request.capability, 'moderator', request.params.groupId, 'forum')
+ * assertRoleInGroup(request.capability, 'moderator', request.params.groupId, 'forum')
  */
-export function checkRoleInGroup(
+export function assertRoleInGroup(
   capability: Capability | null | undefined,
   role: string,
   group: unknown,
@@ -55,41 +55,44 @@ export function checkRoleInGroup(
 
 /**
  * Throws unless the holder has `role` (or a higher one) anywhere or, when `group` is given, in
- * that group; an admin always passes. Errors as {@link checkRoleInGroup}.
+ * that group; an admin always passes. Errors as {@link assertRoleInGroup}.
  *
  * `group === undefined` means "anywhere": an adapter whose route names a group must call
- * {@link checkRoleInGroup}, so a group resolver that returns nothing fails closed.
+ * {@link assertRoleInGroup}, so a group resolver that returns nothing fails closed.
  *
  * @example
- * checkRole(request.capability, 'moderator') // moderator (or admin) somewhere
+ * assertRole(request.capability, 'moderator') // moderator (or admin) somewhere
  */
-export function checkRole(
+export function assertRole(
   capability: Capability | null | undefined,
   role: string,
   group?: unknown,
   realm?: string,
 ): void {
-  if (group !== undefined) return checkRoleInGroup(capability, role, group, realm)
+  if (group !== undefined) return assertRoleInGroup(capability, role, group, realm)
   if (!capability) throw new TokenError('KH_TOKEN_MISSING', realmOption(realm))
   if (!capability.has(role)) throw new Forbidden(realmOption(realm))
 }
+
+/** @deprecated use {@link assertRole} (the same function: it throws, it does not report). */
+export const checkRole = assertRole
 
 /**
  * What an adapter's `requireRole(role, { group })` checks on each request: with a group resolver,
  * the role in the group it returns (a missing group is a 400 `KH_BAD_REQUEST`, never widened to
  * "anywhere"; the resolver is only asked once there is a capability); without one, the role
- * anywhere. Errors as {@link checkRoleInGroup}.
+ * anywhere. Errors as {@link assertRoleInGroup}.
  */
-export function checkRequiredRole(
+export function assertRequiredRole(
   capability: Capability | null | undefined,
   role: string,
   group: (() => unknown) | undefined,
   realm?: string,
 ): void {
-  if (!capability || group === undefined) return checkRole(capability, role, undefined, realm)
+  if (!capability || group === undefined) return assertRole(capability, role, undefined, realm)
   const id = group()
   if (id === undefined || id === null) throw new BadRequest({ message: 'The group ID is missing' })
-  checkRoleInGroup(capability, role, id, realm)
+  assertRoleInGroup(capability, role, id, realm)
 }
 
 /**

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { assertRoleKnown, checkRole, checkRoleInGroup } from '../../src/capability/require-role.ts'
+import { assertRoleKnown, assertRole, assertRoleInGroup } from '../../src/capability/assert-role.ts'
 import { deriveCapability, resolveCapabilityOptions } from '../../src/capability/derive.ts'
 import { Forbidden, TokenError } from '../../src/errors.ts'
 
@@ -13,49 +13,49 @@ const memberOfA = holder([{ group: A, role: 'member' }])
 const adminOfB = holder([{ group: B, role: 'admin' }])
 
 t.test('passes when the holder has the role (or higher), anywhere or in the group', async (t) => {
-  t.doesNotThrow(() => checkRole(moderatorOfA, 'member'))
-  t.doesNotThrow(() => checkRole(moderatorOfA, 'moderator'))
-  t.doesNotThrow(() => checkRole(moderatorOfA, 'moderator', A))
-  t.doesNotThrow(() => checkRole(moderatorOfA, 'member', A.toUpperCase()))
-  t.doesNotThrow(() => checkRoleInGroup(moderatorOfA, 'moderator', A))
-  t.doesNotThrow(() => checkRole(adminOfB, 'admin'))
-  t.doesNotThrow(() => checkRole(adminOfB, 'admin', A), 'admin everywhere')
-  t.doesNotThrow(() => checkRoleInGroup(adminOfB, 'moderator', A))
+  t.doesNotThrow(() => assertRole(moderatorOfA, 'member'))
+  t.doesNotThrow(() => assertRole(moderatorOfA, 'moderator'))
+  t.doesNotThrow(() => assertRole(moderatorOfA, 'moderator', A))
+  t.doesNotThrow(() => assertRole(moderatorOfA, 'member', A.toUpperCase()))
+  t.doesNotThrow(() => assertRoleInGroup(moderatorOfA, 'moderator', A))
+  t.doesNotThrow(() => assertRole(adminOfB, 'admin'))
+  t.doesNotThrow(() => assertRole(adminOfB, 'admin', A), 'admin everywhere')
+  t.doesNotThrow(() => assertRoleInGroup(adminOfB, 'moderator', A))
 })
 
 t.test('refuses with 403 insufficient_scope otherwise', async (t) => {
   const refusals: [string, () => void][] = [
-    ['a member needs moderator', () => checkRole(memberOfA, 'moderator')],
-    ['a member of A is not one of B', () => checkRole(memberOfA, 'member', B)],
-    ['in-group form', () => checkRoleInGroup(moderatorOfA, 'moderator', B)],
-    ['no groups at all', () => checkRole(holder([]), 'member')],
-    ['a moderator is not admin', () => checkRole(moderatorOfA, 'admin')],
-    ['case-variant role entry', () => checkRole(holder([{ group: A, role: 'Admin' }]), 'member')],
+    ['a member needs moderator', () => assertRole(memberOfA, 'moderator')],
+    ['a member of A is not one of B', () => assertRole(memberOfA, 'member', B)],
+    ['in-group form', () => assertRoleInGroup(moderatorOfA, 'moderator', B)],
+    ['no groups at all', () => assertRole(holder([]), 'member')],
+    ['a moderator is not admin', () => assertRole(moderatorOfA, 'admin')],
+    ['case-variant role entry', () => assertRole(holder([{ group: A, role: 'Admin' }]), 'member')],
   ]
   for (const [name, refusal] of refusals) {
     t.throws(refusal, { name: 'Forbidden', code: 'KH_FORBIDDEN', statusCode: 403 }, name)
   }
-  const error = t.throws(() => checkRole(memberOfA, 'admin', undefined, 'forum'))
+  const error = t.throws(() => assertRole(memberOfA, 'admin', undefined, 'forum'))
   t.type(error, Forbidden)
   t.match(
     (error as Forbidden).headers['www-authenticate'],
     /^Bearer realm="forum", error="insufficient_scope"/,
   )
-  const inGroup = t.throws(() => checkRoleInGroup(memberOfA, 'admin', A, 'forum'))
+  const inGroup = t.throws(() => assertRoleInGroup(memberOfA, 'admin', A, 'forum'))
   t.equal((inGroup as Forbidden).realm, 'forum')
-  t.equal((t.throws(() => checkRole(memberOfA, 'admin')) as Forbidden).realm, 'keyhole')
+  t.equal((t.throws(() => assertRole(memberOfA, 'admin')) as Forbidden).realm, 'keyhole')
 })
 
 t.test('no capability is 401 KH_TOKEN_MISSING', async (t) => {
   for (const missing of [undefined, null]) {
-    t.throws(() => checkRole(missing, 'member'), { code: 'KH_TOKEN_MISSING', statusCode: 401 })
-    t.throws(() => checkRole(missing, 'member', A), { code: 'KH_TOKEN_MISSING' })
-    t.throws(() => checkRoleInGroup(missing, 'member', A, 'forum'), {
+    t.throws(() => assertRole(missing, 'member'), { code: 'KH_TOKEN_MISSING', statusCode: 401 })
+    t.throws(() => assertRole(missing, 'member', A), { code: 'KH_TOKEN_MISSING' })
+    t.throws(() => assertRoleInGroup(missing, 'member', A, 'forum'), {
       code: 'KH_TOKEN_MISSING',
       realm: 'forum',
     })
   }
-  const error = t.throws(() => checkRole(undefined, 'member', undefined, 'forum'))
+  const error = t.throws(() => assertRole(undefined, 'member', undefined, 'forum'))
   t.type(error, TokenError)
   t.equal((error as TokenError).realm, 'forum')
   t.equal((error as TokenError).headers['www-authenticate'], 'Bearer realm="forum"')
@@ -64,14 +64,14 @@ t.test('no capability is 401 KH_TOKEN_MISSING', async (t) => {
 t.test('a malformed group is 400 and never reaches SQL; a missing one fails closed', async (t) => {
   for (const bad of ['1);--', `${A},${B}`, `{${A}}`, 5, '', null, [A], { id: A }]) {
     t.throws(
-      () => checkRole(memberOfA, 'member', bad),
+      () => assertRole(memberOfA, 'member', bad),
       { name: 'BadRequest', code: 'KH_BAD_REQUEST', statusCode: 400 },
       JSON.stringify(bad),
     )
-    t.throws(() => checkRoleInGroup(adminOfB, 'member', bad), { code: 'KH_BAD_REQUEST' })
+    t.throws(() => assertRoleInGroup(adminOfB, 'member', bad), { code: 'KH_BAD_REQUEST' })
   }
   t.throws(
-    () => checkRoleInGroup(moderatorOfA, 'member', undefined),
+    () => assertRoleInGroup(moderatorOfA, 'member', undefined),
     { code: 'KH_BAD_REQUEST' },
     'a group resolver that returns nothing never widens to "anywhere"',
   )
@@ -83,6 +83,6 @@ t.test('an unknown role name is API misuse', async (t) => {
     message: /moderater/,
   })
   t.doesNotThrow(() => assertRoleKnown(options.hierarchy.roles, 'moderator'))
-  t.throws(() => checkRole(memberOfA, 'owner'), { code: 'KH_INVALID_OPTIONS' })
-  t.throws(() => checkRole(adminOfB, 'Admin', A), { code: 'KH_INVALID_OPTIONS' }, 'even for admins')
+  t.throws(() => assertRole(memberOfA, 'owner'), { code: 'KH_INVALID_OPTIONS' })
+  t.throws(() => assertRole(adminOfB, 'Admin', A), { code: 'KH_INVALID_OPTIONS' }, 'even for admins')
 })

@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import express from 'express'
 import { capabilities, keyholeErrors } from '../../plugins/express.ts'
-import { publicPathMatcher } from '../../src/http/public-paths.ts'
-import { baseOptions, serve } from './helpers/express-app.ts'
+import { publicRequestPathMatcher } from '../../src/http/public-paths.ts'
+import { baseOptions, serve } from '../plugins/helpers/express-app.ts'
 
 /** The public entries, and the Express routes that serve them. */
 const entries = ['/health', '/posts/:id', '/docs/*', '/', '/files/:name.json', '/range/:from-:to']
@@ -154,8 +154,8 @@ t.test('an entry that is not a route path is refused when the middleware is made
 })
 
 t.test('the matcher on its own: entries with a trailing slash, empty segments, none', async (t) => {
-  t.equal(publicPathMatcher([])('/anything'), false)
-  const isPublic = publicPathMatcher(['/a/', '/b//c', '/*x'])
+  t.equal(publicRequestPathMatcher([])('/anything'), false)
+  const isPublic = publicRequestPathMatcher(['/a/', '/b//c', '/*x'])
   t.equal(isPublic('/a'), true)
   t.equal(isPublic('/a/', { strict: true }), true)
   t.equal(isPublic('/a', { strict: true }), false)
@@ -163,7 +163,7 @@ t.test('the matcher on its own: entries with a trailing slash, empty segments, n
   t.equal(isPublic('/b//c'), false)
   t.equal(isPublic('/*x'), true, 'a * inside an entry is a literal')
   t.equal(isPublic('/yx'), false)
-  const everything = publicPathMatcher(['/*'])
+  const everything = publicRequestPathMatcher(['/*'])
   t.ok(
     ['/', '/x', '/x/y/'].every((path) => everything(path)),
     "'/*' covers every path",
