@@ -18,8 +18,8 @@ interface CatalogueEntry {
 }
 
 /**
- * Every code keyhole can raise, with its status and generic message. The README's error table is
- * this table; `test/errors.test.ts` walks it.
+ * Every code keyhole can raise, with its status and generic message. The error table of
+ * docs/errors.md is this table; `test/errors.test.ts` walks it.
  */
 export const errorCatalogue = {
   // Configuration and API misuse: thrown at registration or build time, never per request.

@@ -1,6 +1,6 @@
 /**
  * The stable codes of the database findings, grouped as SECURITY-CASES.md's start-up checks. The
- * README's table of findings lists the same codes.
+ * table of findings in docs/errors.md lists the same codes.
  */
 export const databaseFindingCodes = [
   // 1. role attributes
