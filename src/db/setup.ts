@@ -74,7 +74,9 @@ function parseSetupOptions(options: SetupOptions) {
       )
     }
   }
-  const schemas = (options.schemas ?? ['public']).map((s) => parseIdentifierOption(s, 'schema name'))
+  const schemas = (options.schemas ?? ['public']).map((s) =>
+    parseIdentifierOption(s, 'schema name'),
+  )
   if (schemas.length === 0 || schemas.includes('keyhole')) {
     throw new ConfigurationError(
       'KH_INVALID_OPTIONS',

@@ -84,5 +84,9 @@ t.test('an unknown role name is API misuse', async (t) => {
   })
   t.doesNotThrow(() => assertRoleKnown(options.hierarchy.roles, 'moderator'))
   t.throws(() => assertRole(memberOfA, 'owner'), { code: 'KH_INVALID_OPTIONS' })
-  t.throws(() => assertRole(adminOfB, 'Admin', A), { code: 'KH_INVALID_OPTIONS' }, 'even for admins')
+  t.throws(
+    () => assertRole(adminOfB, 'Admin', A),
+    { code: 'KH_INVALID_OPTIONS' },
+    'even for admins',
+  )
 })
