@@ -10,6 +10,7 @@ import t from 'tap'
 import pg from 'pg'
 import { checkDatabase } from '../../src/db/check-database.ts'
 import { bearer, buildApp, mint } from '../plugins/helpers/app.ts'
+import { startApp } from '../plugins/helpers/express-app.ts'
 import { createKeyholeDatabase, notesPolicies } from './helpers/keyhole.ts'
 
 const k = await createKeyholeDatabase(t)
@@ -159,4 +160,33 @@ t.test('start-up refuses a runtime role that cannot log in', async (t) => {
     }),
     { code: 'KH_INSECURE_DATABASE', message: /KH_DB_CONNECT_FAILED/ },
   )
+})
+
+t.test('Express: the same, through ready() and the monitor', async (t) => {
+  const pool = runtimePool(2)
+  const { keyhole, request } = await startApp(
+    t,
+    {
+      database: { pool, policies: notesPolicies, signingKey: k.signingKey },
+      checks: { migrationRole: k.migrator.name },
+      monitor: { intervalMs: 20 },
+      public: ['/health'],
+    },
+    (app, keyhole) => {
+      app.get('/health', (_req, res) => {
+        keyhole.assertHealthy()
+        res.json('ok')
+      })
+    },
+  )
+  t.equal((await request('GET', '/health')).status, 200)
+  await pool.query(`ALTER ROLE CURRENT_USER PASSWORD '${attackerPassword}'`)
+  t.teardown(restore)
+  while (keyhole.healthy) await new Promise((resolve) => setTimeout(resolve, 10))
+  const unhealthy = await request('GET', '/health')
+  t.equal(unhealthy.status, 503)
+  t.match(unhealthy.json, { code: 'KH_UNAVAILABLE' })
+  await restore()
+  while (!keyhole.healthy) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal((await request('GET', '/health')).status, 200, 'recovered')
 })
