@@ -6,7 +6,8 @@ import { guardedInsert } from '../../src/sql/guarded-insert.ts'
 import { guardedSelect } from '../../src/sql/guarded-select.ts'
 import { guardedUpdate } from '../../src/sql/guarded-update.ts'
 import { definePolicies } from '../../src/sql/policies.ts'
-import { renderPolicySql } from '../../src/sql/render-policy-sql.ts'
+import { compilePolicyStatements } from '../../src/sql/policy-statements.ts'
+import { policyStatementsText, renderPolicySql } from '../../src/sql/render-policy-sql.ts'
 import { makeCapability } from '../helpers/sql-capability.ts'
 import { actAs, installStandIn } from '../helpers/sql-rls.ts'
 import {
@@ -94,6 +95,53 @@ t.test('the important clauses', async (t) => {
       role,
     )
   }
+})
+
+t.test('the statements are structured once; the text is only their rendering', async (t) => {
+  const options = { groupIdType: 'uuid', role: 'app_runtime' } as const
+  const statements = compilePolicyStatements(policies, options)
+  const posts = statements.filter((s) => s.table === '"posts"')
+  t.same(
+    posts.map((s) => (s.kind === 'create-policy' || s.kind === 'drop-policy' ? s.name : s.kind)),
+    [
+      'enable-rls',
+      'force-rls',
+      'keyhole_select',
+      'keyhole_select',
+      'keyhole_insert',
+      'keyhole_insert',
+      'keyhole_update',
+      'keyhole_delete',
+      'keyhole_delete',
+    ],
+    'per table: RLS enabled and forced, every policy dropped, the declared ones created',
+  )
+  const created = statements.flatMap((s) => (s.kind === 'create-policy' ? [s] : []))
+  t.same(
+    created
+      .filter((s) => s.table === '"discussion_threads"')
+      .map((s) => [s.command, s.using !== undefined, s.withCheck !== undefined]),
+    [
+      ['SELECT', true, false],
+      ['INSERT', false, true],
+      ['UPDATE', true, true],
+      ['DELETE', true, false],
+    ],
+    'USING for the rows a command reads, WITH CHECK for the rows it writes',
+  )
+  for (const s of created) {
+    t.equal(s.role, '"app_runtime"')
+    const clauses = [
+      ...(s.using === undefined ? [] : [`USING (${s.using})`]),
+      ...(s.withCheck === undefined ? [] : [`WITH CHECK (${s.withCheck})`]),
+    ]
+    t.equal(
+      s.sql,
+      `CREATE POLICY ${s.name} ON ${s.table} AS PERMISSIVE FOR ${s.command} TO ${s.role} ${clauses.join(' ')}`,
+    )
+  }
+  t.equal(policyStatementsText(statements), renderPolicySql(policies, options))
+  t.equal(policyStatementsText([]), '\n', 'no tables: an empty script')
 })
 
 t.test(
