@@ -90,6 +90,8 @@ export const errorCatalogue = {
     statusCode: 500,
     message: 'The request left its database connection inside a transaction',
   },
+  // 500: the database refused a guarded statement for a reason that is not the caller's input.
+  KH_DATABASE_ERROR: { statusCode: 500, message: 'Database error' },
 
   // 4xx: authenticated, but refused.
   KH_FORBIDDEN: { statusCode: 403, message: 'Insufficient role', bearer: 'insufficient_scope' },
@@ -281,6 +283,17 @@ export class ServiceUnavailable extends KeyholeError {
 export class SessionDirty extends KeyholeError {
   constructor(options: KeyholeErrorOptions = {}) {
     super('KH_SESSION_DIRTY', options)
+  }
+}
+
+/**
+ * 500: the database failed a guarded statement for a reason that is neither the caller's input nor
+ * a refusal (a server fault, a missing table). The server's message stays in `cause`: it can name
+ * roles, tables or values, so it never reaches a response.
+ */
+export class DatabaseFault extends KeyholeError {
+  constructor(options: KeyholeErrorOptions = {}) {
+    super('KH_DATABASE_ERROR', options)
   }
 }
 

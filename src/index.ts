@@ -14,6 +14,7 @@ export {
   BadRequest,
   ServiceUnavailable,
   SessionDirty,
+  DatabaseFault,
   ConfigurationError,
   InsecureDatabase,
   isKeyholeError,

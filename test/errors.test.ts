@@ -17,6 +17,7 @@ import {
   NotFound,
   ServiceUnavailable,
   SessionDirty,
+  DatabaseFault,
   TokenError,
   type KeyholeErrorCode,
 } from '../src/errors.ts'
@@ -68,6 +69,12 @@ const catalogue: Record<
     status: 500,
     error: 'Internal Server Error',
     class: SessionDirty,
+  },
+  KH_DATABASE_ERROR: {
+    make: () => new DatabaseFault(),
+    status: 500,
+    error: 'Internal Server Error',
+    class: DatabaseFault,
   },
   KH_FORBIDDEN: { make: () => new Forbidden(), status: 403, error: 'Forbidden', class: Forbidden },
   KH_CAPABILITY_DENIED: {

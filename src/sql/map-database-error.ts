@@ -7,8 +7,12 @@ import {
   BadRequest,
   CapabilityDenied,
   Conflict,
+  DatabaseFault,
   NotFound,
+  ServiceUnavailable,
+  isKeyholeError,
   type GuardedOperation,
+  type KeyholeError,
 } from '../errors.ts'
 
 /** What the failed statement was doing. */
@@ -24,6 +28,36 @@ function sqlState(error: unknown): string | undefined {
 }
 
 /**
+ * SQLSTATE classes that say the database could not serve the statement now, not that the statement
+ * or the caller is wrong: 08 connection exception, 28 invalid authorization (the runtime role's
+ * password changed), 40 transaction rollback (serialization failure, deadlock), 53 insufficient
+ * resources (too many connections), 57 operator intervention (statement timeout, shutdown).
+ */
+const UNAVAILABLE_CLASSES = new Set(['08', '28', '40', '53', '57'])
+
+/** Node's socket errors and pg's own connection errors carry no SQLSTATE. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+])
+const PG_CONNECTION_MESSAGE =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed)/
+
+function isConnectionFailure(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
+  return (
+    (typeof code === 'string' && NETWORK_CODES.has(code)) ||
+    (typeof message === 'string' && PG_CONNECTION_MESSAGE.test(message))
+  )
+}
+
+/**
  * The error to throw for `error`:
  * - `42501` (an RLS policy refused the row, or a privilege is missing) → {@link CapabilityDenied}
  *   that answers 404: the statement cannot tell whether the holder may see the row;
@@ -34,12 +68,22 @@ function sqlState(error: unknown): string | undefined {
  *   to the deleted or updated row;
  * - class `22` (bad value: invalid UUID, NUL byte, out of range…), `23502` not-null, `23514` check,
  *   `42703` unknown column → {@link BadRequest} (400);
- * - anything else (not a database error, or a server fault) → `error` itself.
+ * - classes `08`, `28`, `40`, `53`, `57`, and a connection that failed or was cut (no SQLSTATE) →
+ *   {@link ServiceUnavailable} (503): retry later;
+ * - any other SQLSTATE, or any other failure of the driver → {@link DatabaseFault} (500).
+ *
+ * Every mapped error answers with the catalogue's generic message: the server's message can name
+ * roles, tables and values. A keyhole error passes through unchanged.
  */
-export function mapDatabaseError(error: unknown, context: DatabaseErrorContext): unknown {
-  const code = sqlState(error)
-  if (code === undefined) return error
+export function mapDatabaseError(error: unknown, context: DatabaseErrorContext): KeyholeError {
+  if (isKeyholeError(error)) return error
   const cause = error
+  const code = sqlState(error)
+  if (code === undefined) {
+    return isConnectionFailure(error)
+      ? new ServiceUnavailable({ cause })
+      : new DatabaseFault({ cause })
+  }
   switch (code) {
     case '42501':
       return new CapabilityDenied({ ...context, visible: false, cause })
@@ -57,6 +101,9 @@ export function mapDatabaseError(error: unknown, context: DatabaseErrorContext):
     case '42703':
       return new BadRequest({ cause })
     default:
-      return code.startsWith('22') ? new BadRequest({ cause }) : error
+      if (code.startsWith('22')) return new BadRequest({ cause })
+      return UNAVAILABLE_CLASSES.has(code.slice(0, 2))
+        ? new ServiceUnavailable({ cause })
+        : new DatabaseFault({ cause })
   }
 }

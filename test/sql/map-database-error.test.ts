@@ -1,4 +1,5 @@
 import t from 'tap'
+import { ServiceUnavailable } from '../../src/errors.ts'
 import { mapDatabaseError } from '../../src/sql/map-database-error.ts'
 
 const pgError = (code: string, extra: object = {}) =>
@@ -52,8 +53,42 @@ t.test('23503 on update: own row → 404, referenced by others → 409', async (
   )
 })
 
-t.test('anything else passes through unchanged', async (t) => {
-  for (const error of [new Error('boom'), pgError('57014'), pgError('bad'), null, 'text']) {
-    t.equal(mapDatabaseError(error, { table: 'posts', operation: 'select' }), error)
-  }
+t.test(
+  'a database that cannot serve now → 503, any other fault → 500, never its message',
+  async (t) => {
+    const network = (code: string) =>
+      Object.assign(new Error(`connect ${code} 127.0.0.1:5432 role kh_runtime`), { code })
+    const rows: [unknown, string, number][] = [
+      [pgError('08006'), 'KH_UNAVAILABLE', 503],
+      [pgError('28P01'), 'KH_UNAVAILABLE', 503],
+      [pgError('40001'), 'KH_UNAVAILABLE', 503],
+      [pgError('40P01'), 'KH_UNAVAILABLE', 503],
+      [pgError('53300'), 'KH_UNAVAILABLE', 503],
+      [pgError('57014'), 'KH_UNAVAILABLE', 503],
+      [pgError('57P01'), 'KH_UNAVAILABLE', 503],
+      [network('ECONNREFUSED'), 'KH_UNAVAILABLE', 503],
+      [network('ECONNRESET'), 'KH_UNAVAILABLE', 503],
+      [new Error('Connection terminated unexpectedly'), 'KH_UNAVAILABLE', 503],
+      [new Error('timeout exceeded when trying to connect'), 'KH_UNAVAILABLE', 503],
+      [pgError('42P01'), 'KH_DATABASE_ERROR', 500],
+      [pgError('XX000'), 'KH_DATABASE_ERROR', 500],
+      [pgError('bad'), 'KH_DATABASE_ERROR', 500],
+      [new Error('boom: role kh_runtime'), 'KH_DATABASE_ERROR', 500],
+      [new TypeError('Converting circular structure to JSON'), 'KH_DATABASE_ERROR', 500],
+      [null, 'KH_DATABASE_ERROR', 500],
+      ['text', 'KH_DATABASE_ERROR', 500],
+    ]
+    for (const [original, code, status] of rows) {
+      const mapped = mapDatabaseError(original, { table: 'posts', operation: 'select' })
+      const label = `${(original as { code?: string } | null)?.code ?? String(original)}`
+      t.match(mapped, { code, statusCode: status }, label)
+      t.equal(mapped.cause, original, `${label}: the original is the cause`)
+      t.notMatch(JSON.stringify(mapped.toJSON()), /kh_runtime|duplicate|Key|circular|boom/, label)
+    }
+  },
+)
+
+t.test('a keyhole error passes through unchanged', async (t) => {
+  const error = new ServiceUnavailable()
+  t.equal(mapDatabaseError(error, { table: 'posts', operation: 'select' }), error)
 })
