@@ -39,7 +39,7 @@ export interface MigrateResult {
  * await migrate(process.env.MIGRATION_URL, { migrationsDir: './migrations', policies, runtimeRole: 'app_runtime' })
  */
 export async function migrate(url: string, options: MigrateOptions = {}): Promise<MigrateResult> {
-  const client = new (loadPg('migrate').Client)({ connectionString: url })
+  const client = new (loadPg("keyhole's migrate()").Client)({ connectionString: url })
   await client.connect()
   try {
     const keyhole = await applySqlDirectory(client, keyholeSqlDirectory(), KEYHOLE_VERSION_TABLE)

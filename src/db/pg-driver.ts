@@ -72,7 +72,7 @@ export function requirePg(id: string, feature: string, load: (id: string) => unk
     if (e.code !== 'MODULE_NOT_FOUND' || !String(e.message).includes(`'${id}'`)) throw error
     throw Object.assign(
       new Error(
-        `keyhole: ${feature} needs the pg package (node-postgres ^8.11.0), which is not installed: npm install pg`,
+        `${feature} needs the pg package (node-postgres ^8.11.0), which is not installed: npm install pg`,
         { cause: error },
       ),
       { code: 'ERR_MODULE_NOT_FOUND' },
@@ -88,7 +88,8 @@ export function loadPg(feature: string): PgModule {
 /** pg's `Result` and `prepareValue`, loaded on the first pipeline. */
 export function loadPgInternals(): PgInternals {
   return (internals ??= {
-    Result: requirePg('pg/lib/result.js', 'a database session') as PgInternals['Result'],
-    prepareValue: (requirePg('pg/lib/utils.js', 'a database session') as PgInternals).prepareValue,
+    Result: requirePg('pg/lib/result.js', "keyhole's database session") as PgInternals['Result'],
+    prepareValue: (requirePg('pg/lib/utils.js', "keyhole's database session") as PgInternals)
+      .prepareValue,
   })
 }

@@ -41,8 +41,8 @@ export interface SetupResult<Key = string> {
   readonly signingKey: Key
 }
 
-const q = (name: string) => loadPg('setup').escapeIdentifier(name)
-const literal = (value: string) => loadPg('setup').escapeLiteral(value)
+const q = (name: string) => loadPg("keyhole's setup()").escapeIdentifier(name)
+const literal = (value: string) => loadPg("keyhole's setup()").escapeLiteral(value)
 
 function parseIdentifierOption(name: unknown, option: string): string {
   if (!isIdentifier(name) || name.startsWith('pg_')) {
@@ -189,7 +189,7 @@ export async function setup(
   const { migration, runtime, schemas, key } = parseSetupOptions(options)
   const m = q(migration)
   const r = q(runtime)
-  const client = new (loadPg('setup').Client)({ connectionString: url })
+  const client = new (loadPg("keyhole's setup()").Client)({ connectionString: url })
   await client.connect()
   try {
     await client.query('BEGIN')
