@@ -103,6 +103,8 @@ export class Pipeline {
   }
 
   submit(connection: PgConnection): Error | null {
+    // pg before 8.23 keeps no record of statements parsed but not yet complete: ours is then its own.
+    connection.submittedNamedStatements ??= {}
     let values: unknown[][]
     try {
       // Serialise every value before writing anything: a bad value must not leave half a pipeline.
