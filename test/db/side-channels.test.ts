@@ -8,8 +8,9 @@
  * - Side channels PostgreSQL leaves open: built-in LEAKPROOF operators run the attacker's
  *   condition before the policy, and EXPLAIN ANALYZE shows whether the policy's sub-plans ran
  *   ("never executed"), a yes/no oracle that extracts the hidden text; the table's row counts in
- *   pg_class.reltuples and the statistics views and functions; other backends of the same role
- *   (their statement text, and pg_terminate_backend).
+ *   pg_class.reltuples and the statistics views and functions; the planner's estimates, built from
+ *   statistics pg_stats hides; other backends of the same role (their statement text, and
+ *   pg_terminate_backend).
  */
 import t from 'tap'
 import pg from 'pg'
@@ -234,4 +235,35 @@ t.test('other backends of the same role: their statement text, and a kill', asyn
     { code: '42501' },
     'not a backend of another role',
   )
+})
+
+t.test('planner estimates: whether a guessed value is frequent among hidden rows', async (t) => {
+  // 200 hidden rows share one value; mallory's group has 200 distinct ones.
+  await k.db.pool.query(
+    `INSERT INTO notes (group_id, owner, body) SELECT $1, 'bob', 'only-hidden' FROM generate_series(1, 200)`,
+    [k.groupB],
+  )
+  await k.db.pool.query(
+    `INSERT INTO notes (group_id, owner, body) SELECT $1, 'alice', 'note ' || i FROM generate_series(1, 200) i`,
+    [k.groupA],
+  )
+  await k.db.pool.query('ANALYZE notes')
+  const estimate = (db: SessionQueryable, value: string) =>
+    db
+      .query<{ 'QUERY PLAN': string }>('EXPLAIN SELECT id FROM notes WHERE body = $1', [value])
+      .then(({ rows }) => Number(/rows=(\d+)/.exec(rows[0]!['QUERY PLAN'])![1]))
+  await asMallory(async (db) => {
+    t.same(
+      (await db.query(`SELECT count(*)::int AS n FROM pg_stats WHERE tablename = 'notes'`)).rows,
+      [{ n: 0 }],
+      'pg_stats hides the statistics of a table whose row security applies',
+    )
+    t.same(
+      (await db.query(`SELECT count(*)::int AS n FROM notes WHERE body = 'only-hidden'`)).rows,
+      [{ n: 0 }],
+      'no row has the value, as mallory reads',
+    )
+    t.ok((await estimate(db, 'only-hidden')) >= 100, 'yet the plan expects many')
+    t.equal(await estimate(db, 'only-hiddem'), 1, 'and one for a value no row has')
+  })
 })
