@@ -10,9 +10,7 @@ import {
   DatabaseFault,
   NotFound,
   ServiceUnavailable,
-  isKeyholeError,
   type GuardedOperation,
-  type KeyholeError,
 } from '../errors.ts'
 
 /** What the failed statement was doing. */
@@ -70,20 +68,18 @@ function isConnectionFailure(error: unknown): boolean {
  *   `42703` unknown column → {@link BadRequest} (400);
  * - classes `08`, `28`, `40`, `53`, `57`, and a connection that failed or was cut (no SQLSTATE) →
  *   {@link ServiceUnavailable} (503): retry later;
- * - any other SQLSTATE, or any other failure of the driver → {@link DatabaseFault} (500).
+ * - any other SQLSTATE → {@link DatabaseFault} (500);
+ * - anything else (not from the database: a keyhole error, a misuse such as a statement after the
+ *   response) → `error` itself.
  *
  * Every mapped error answers with the catalogue's generic message: the server's message can name
- * roles, tables and values. A keyhole error passes through unchanged.
+ * roles, tables and values.
  */
-export function mapDatabaseError(error: unknown, context: DatabaseErrorContext): KeyholeError {
-  if (isKeyholeError(error)) return error
+export function mapDatabaseError(error: unknown, context: DatabaseErrorContext): unknown {
   const cause = error
   const code = sqlState(error)
-  if (code === undefined) {
-    return isConnectionFailure(error)
-      ? new ServiceUnavailable({ cause })
-      : new DatabaseFault({ cause })
-  }
+  if (code === undefined)
+    return isConnectionFailure(error) ? new ServiceUnavailable({ cause }) : error
   switch (code) {
     case '42501':
       return new CapabilityDenied({ ...context, visible: false, cause })

@@ -11,14 +11,26 @@ import { devAdminToken } from '../../example-app/tokens.ts'
 import { createTestDatabase } from '../helpers/database.ts'
 import { assertError, startForum } from './helpers/forum.ts'
 
-t.test('an unexpected database error answers a generic 500', async (t) => {
+t.test("a database fault in a guarded statement answers keyhole's generic 500", async (t) => {
   const forum = await startForum(t)
   const thread = await forum.seedThread(forum.groupA, 'alice')
   await forum.db.pool.query('ALTER TABLE posts RENAME TO posts_gone')
   const response = await forum.request('alice', { method: 'GET', url: `/threads/${thread}/posts` })
-  assertError(t, response, 500, 'INTERNAL')
+  assertError(t, response, 500, 'KH_DATABASE_ERROR')
   t.notMatch(response.body, /posts_gone|relation|SELECT/i, 'no SQL or server detail in the body')
   await forum.db.pool.query('ALTER TABLE posts_gone RENAME TO posts')
+})
+
+t.test("any other unexpected error answers the forum's generic 500", async (t) => {
+  const forum = await startForum(t)
+  const thread = await forum.seedThread(forum.groupA, 'alice')
+  await forum.seedPost(thread, 'alice')
+  // The rows no longer fit the response schema: serialising them fails after the statement ran.
+  await forum.db.pool.query('ALTER TABLE posts RENAME COLUMN content TO content_gone')
+  const response = await forum.request('alice', { method: 'GET', url: `/threads/${thread}/posts` })
+  assertError(t, response, 500, 'INTERNAL')
+  t.notMatch(response.body, /content|required|SELECT/i, 'no SQL or server detail in the body')
+  await forum.db.pool.query('ALTER TABLE posts RENAME COLUMN content_gone TO content')
 })
 
 t.test('a build that fails to start closes what it opened and rethrows', async (t) => {
