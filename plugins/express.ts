@@ -1,39 +1,27 @@
 /**
- * keyhole for Express 5: `capabilities(options)` is a middleware that verifies the bearer token of
- * every non-public request and sets `req.capability`; `requireRole` guards routes; with the
- * `database` option, `req.db` is the policy-bound handle, one transaction per request in 'rls'
- * mode; `keyholeErrors()` answers keyhole's errors; `ready()` runs the start-up checks and starts
- * the monitor. Imports nothing from Express at run time (types only) and nothing from Fastify.
+ * keyhole for Express 5: the `capabilities(options)` middleware sets `req.capability` (and `req.db`
+ * with `database`), `requireRole` guards routes, `keyholeErrors()` answers keyhole's errors. The
+ * decisions are the runtime's (src/http/keyhole-runtime.ts): this file holds the middleware and
+ * the responses. Imports nothing from Express at run time (types only) and nothing from Fastify.
  */
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
-import type { Capability } from '../src/capability/capability.ts'
-import { resolveCapabilityOptions } from '../src/capability/derive.ts'
-import {
-  assertRequireRoleArguments,
-  assertRoleKnown,
-  assertRequiredRole,
-  presentCapability,
-} from '../src/capability/assert-role.ts'
-import type { DatabaseMonitor } from '../src/db/monitor.ts'
-import {
-  ConfigurationError,
-  isKeyholeError,
-  ServiceUnavailable,
-  type KeyholeError,
-} from '../src/errors.ts'
-import { resolveAdapterOptions, type AdapterOptions } from '../src/http/adapter-options.ts'
-import { startDatabaseHealth } from '../src/http/database-health.ts'
-import { errorResponse } from '../src/http/error-response.ts'
-import { holdResponse } from '../src/http/hold-response.ts'
+import { ConfigurationError, isKeyholeError } from '../src/errors.ts'
+import type { AdapterOptions } from '../src/http/adapter-options.ts'
+import { defineHeldDatabase, useStatementTransactions } from '../src/http/held-database.ts'
 import { resolveLogger, stderrLogger, type KeyholeLogger } from '../src/http/keyhole-logger.ts'
-import { logDenial } from '../src/http/log-denial.ts'
+import {
+  answerError,
+  createKeyholeRuntime,
+  exposeState,
+  roleCheck,
+  type KeyholeRequestFields,
+  type KeyholeRuntime,
+  type RuntimeLogger,
+  type KeyholeState,
+  type RoleOptions,
+} from '../src/http/keyhole-runtime.ts'
 import { publicRequestPathMatcher } from '../src/http/public-paths.ts'
-import { requestDatabases, type RequestDatabases } from '../src/http/request-database.ts'
-import { tokenSource } from '../src/http/token-source.ts'
-import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../src/options.ts'
-import type { PolicyHandle } from '../src/sql/policies.ts'
-import { assertKeyOptions } from '../src/token/keys.ts'
-import { createAuthenticator, type Authenticator } from '../src/token/authenticate.ts'
+import type { KeyholeOptions } from '../src/options.ts'
 
 export type {
   AdapterOptions,
@@ -53,20 +41,7 @@ export interface ExpressKeyholeOptions extends KeyholeOptions, AdapterOptions {
 }
 
 /** What `capabilities()` returns: the middleware, with what routes and the server may ask of it. */
-export interface KeyholeMiddleware extends RequestHandler {
-  /** The realm of `WWW-Authenticate`. */
-  readonly realm: string
-  /** The role hierarchy, lowest first. */
-  readonly roles: readonly string[]
-  /**
-   * Whether requests are served: false before `ready()` resolved (when the database checks are
-   * configured), while the monitor reports a finding, and after `close()`.
-   */
-  readonly healthy: boolean
-  /** Throws 503 `KH_UNAVAILABLE` unless {@link KeyholeMiddleware.healthy} (for a health route). */
-  assertHealthy(): void
-  /** Forgets every verified token (see `Authenticator.invalidate`): for `getKey` key rotation. */
-  invalidate(): void
+export interface KeyholeMiddleware extends RequestHandler, KeyholeState {
   /**
    * Awaits the key import (a bad key rejects here with `KH_INVALID_OPTIONS`), then runs the
    * database start-up checks and starts the monitor. Call it before `listen`: until it resolves,
@@ -87,52 +62,16 @@ export interface KeyholeMiddleware extends RequestHandler {
 declare global {
   // Express's own augmentation point (@types/express-serve-static-core): a namespace by necessity.
   namespace Express {
-    interface Request {
-      /**
-       * The verified, frozen capability; `null` on public routes (and before the middleware).
-       * Behind keyhole on a protected route it is never null: read it with
-       * {@link Request.requireCapability} there.
-       */
-      capability: Capability | null
-      /**
-       * The capability, or 401 `KH_TOKEN_MISSING` when there is none (a public route): what a
-       * protected handler reads, with no `!`.
-       * @example
-       * created_by: req.requireCapability().subject
-       */
-      requireCapability(): Capability
-      /** The policy-bound handle (with the `database` option); throws 401 without a capability. */
-      db: PolicyHandle
-    }
+    interface Request extends KeyholeRequestFields {}
   }
 }
 
-/** What the middleware leaves on each request for `requireRole` and `keyholeErrors`. */
-interface Context {
-  readonly realm: string
-  readonly roles: readonly string[]
-  readonly logger: KeyholeLogger
-  readonly logDenials: boolean
-}
+/** The runtime the middleware leaves on each request for `requireRole` and `keyholeErrors`. */
+const kRuntime = Symbol('keyhole.runtime')
 
-const kContext = Symbol('keyhole.context')
-const kStatement = Symbol('keyhole.statementTransactions')
-const kOpened = Symbol('keyhole.dbOpened')
+type KeyholeRequest = Request & { [kRuntime]?: KeyholeRuntime }
 
-type KeyholeRequest = Request & {
-  [kContext]?: Context
-  [kStatement]?: true
-  [kOpened]?: true
-}
-
-const ignore = () => {}
-
-const fallback: Context = {
-  realm: 'keyhole',
-  roles: [],
-  logger: stderrLogger(),
-  logDenials: true,
-}
+const fallbackLogger = stderrLogger()
 
 function invalid(message: string): ConfigurationError {
   return new ConfigurationError('KH_INVALID_OPTIONS', message)
@@ -141,92 +80,25 @@ function invalid(message: string): ConfigurationError {
 /** The request as keyhole reads it, whatever the route's generics. */
 type AnyRequest = Request<unknown, unknown, unknown, unknown>
 
-function contextOf(req: AnyRequest): Context {
-  return (req as KeyholeRequest)[kContext] ?? fallback
-}
+const runtimeOf = (req: AnyRequest) => (req as KeyholeRequest)[kRuntime]
 
-/** `req.requireCapability()`: one function for every request, reading its `this`. */
-function requireCapability(this: Request): Capability {
-  return presentCapability(this.capability, contextOf(this).realm)
-}
-
-function report(req: AnyRequest, error: KeyholeError): void {
-  const context = contextOf(req)
-  if (context.logDenials) logDenial(context.logger, error, req.route?.path, req.capability)
-}
-
-/** keyhole's answer to one of its errors: status, headers and body; 5xx generic, details logged. */
-function answer(res: Response, error: KeyholeError, logger: KeyholeLogger): void {
-  const response = errorResponse(error)
-  if (response.internal) logger.error({ err: error }, 'keyhole: request failed')
-  res.status(response.statusCode).set(response.headers).json(response.body)
-}
-
-/**
- * A COMMIT that failed (a deferred constraint, a transaction a swallowed SQL error aborted, a lost
- * connection): a 500 that says nothing more, the details to the log.
- */
-function answerFailure(res: Response, error: unknown, logger: KeyholeLogger): void {
-  logger.error({ err: error }, 'keyhole: the request transaction did not commit')
-  res.status(500).json({
-    statusCode: 500,
-    error: 'Internal Server Error',
-    message: 'Internal Server Error',
-  })
-}
-
-/**
- * Defines `req.db`: the request's handle on first use; in 'rls' mode with request transactions,
- * the response is held at its first byte until the transaction has committed (rolled back for a
- * status of 400 or more), and a response that closes without finishing rolls back.
- */
-function attachDatabase(
-  req: KeyholeRequest,
-  res: Response,
-  databases: RequestDatabases,
-  logger: KeyholeLogger,
-): void {
-  Object.defineProperty(req, 'db', {
-    configurable: true,
-    enumerable: false,
-    get(): PolicyHandle {
-      const mode = req[kStatement] === true ? 'statement' : 'request'
-      const handle = databases.handle(req, req.capability, mode)
-      if (req[kOpened] === true) return handle
-      req[kOpened] = true
-      if (!databases.transactional || mode === 'statement') return handle
-      holdResponse(
-        res,
-        (statusCode) => databases.end(req, statusCode < 400),
-        (error) => answerFailure(res, error, logger),
-      )
-      // After a finished response this finds the transaction ended: it only acts on an abort.
-      // A rollback never rejects (the session destroys a client whose ROLLBACK failed); the catch
-      // keeps a change there from ever becoming an unhandled rejection.
-      res.once('close', () => void databases.end(req, false).catch(ignore))
-      return handle
-    },
-  })
+function reportOf(req: AnyRequest, logger: RuntimeLogger) {
+  return { log: logger, route: req.route?.path, capability: req.capability }
 }
 
 /**
  * The keyhole middleware. Verifies the bearer token of every request that reaches it and sets
- * `req.capability`, except the `public` entries (`req.capability` is then `null`), matched against
- * `req.path` (relative to where the middleware is mounted: the middleware runs before routing), as
- * Express routes (see `public` below). Mount it before the routes it protects; mount
- * `keyholeErrors()` after them. A CORS preflight is a request like any other: without a valid token
- * it reaches no handler (nor Express's automatic `OPTIONS` answer). Mount the `cors` middleware
- * BEFORE keyhole, so that it answers preflights (204 and its headers) first.
+ * `req.capability`, except on the `public` paths (`req.capability` is then `null`). Mount it before
+ * the routes it protects, `keyholeErrors()` after them, and `cors` BEFORE it: a CORS preflight is a
+ * request like any other, and without a valid token reaches no handler.
  *
  * Fail closed: with the database checks (the default with `database`), every request answers
- * 503 `KH_UNAVAILABLE` until `ready()` has resolved, so an application that forgets `ready()`
- * never serves on an unchecked database; and while the monitor reports a finding.
+ * 503 `KH_UNAVAILABLE` until `ready()` has resolved, and while the monitor reports a finding.
  *
- * `public`: each entry is matched by path-to-regexp as Express 5 matches a route written the same
- * way (`'/health'`, `'/posts/:id'`, `'/files/:name.json'`), plus `'/docs/*'` for `/docs` and
- * everything below; case-insensitive and one trailing slash tolerated unless the app's `case
- * sensitive routing` and `strict routing` say otherwise; nothing is decoded. Other route syntax
- * (`*`, `{…}`) is literal in an entry.
+ * `public`: the middleware runs before routing, so each entry is matched against `req.path`
+ * (relative to the mount point) by path-to-regexp as Express 5 matches a route written the same
+ * way (`'/posts/:id'`; `'/docs/*'` for `/docs` and below), under the app's `case sensitive
+ * routing` and `strict routing`; nothing is decoded; other route syntax is literal.
  *
  * Synchronous: every option is validated here (`KH_INVALID_OPTIONS` naming it); the key import
  * starts here and `ready()` reports its failure; requests wait for it.
@@ -245,136 +117,48 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
   if (typeof options !== 'object' || options === null) {
     throw invalid('Invalid options: must be an object')
   }
-  const {
-    public: publicRoutes,
-    logDenials,
-    database,
-    checks,
-    monitor: monitorOptions,
-    logger: givenLogger,
-    ...tokenOptions
-  } = options
-  const parsed = parseKeyholeOptions(tokenOptions)
-  const { realm, cookie: cookieName } = resolveTokenOptions(parsed)
-  // The key sources and a short secret too; only the import itself is left to ready().
-  assertKeyOptions(parsed)
-  const capabilityOptions = resolveCapabilityOptions(parsed.capability)
-  const adapter = resolveAdapterOptions(
-    { public: publicRoutes, logDenials, database, checks, monitor: monitorOptions },
-    { groupIdType: capabilityOptions.groupIdType },
-  )
+  const { logger: givenLogger, ...rest } = options
   const logger = resolveLogger(givenLogger)
-  const roles = capabilityOptions.hierarchy.roles
-  const context: Context = Object.freeze({ realm, roles, logger, logDenials: adapter.logDenials })
-  const isPublic = publicRequestPathMatcher(adapter.publicRoutes)
-  const databases = adapter.database && requestDatabases(adapter.database, realm)
-
-  let authenticator: Authenticator | undefined
-  const authenticating = createAuthenticator(tokenOptions)
-  // Handled here (a bad key fails ready() and every request), never an unhandled rejection.
-  authenticating.then((value) => (authenticator = value), ignore)
-  let monitor: DatabaseMonitor | undefined
-  let readying: Promise<void> | undefined
-  let started = adapter.checks === undefined
-  let closed = false
-  const serving = () => started && !closed && (monitor?.healthy ?? true)
+  const runtime = createKeyholeRuntime(rest, logger)
+  const isPublic = publicRequestPathMatcher(runtime.options.publicRoutes)
+  const databases = runtime.databases
 
   const middleware = async function keyhole(req: Request, res: Response, next: NextFunction) {
-    const request = req as KeyholeRequest
-    request[kContext] = context
+    ;(req as KeyholeRequest)[kRuntime] = runtime
     req.capability = null
-    req.requireCapability = requireCapability
-    if (!serving()) throw new ServiceUnavailable()
-    if (databases !== undefined) attachDatabase(request, res, databases, logger)
-    if (isPublicPath(req)) return next()
-    try {
-      const source = tokenSource(req, cookieName, realm)
-      const result = await (authenticator ?? (await authenticating)).authenticate(source)
-      req.capability = result.capability
-      if (result.ignored > 0) {
-        logger.debug(
-          { keyhole: { ignored: result.ignored } },
-          'keyhole: permissions with unknown roles',
-        )
-      }
-    } catch (error) {
-      if (isKeyholeError(error)) report(req, error)
-      throw error
+    req.requireCapability = runtime.requireCapability
+    runtime.assertHealthy()
+    if (databases !== undefined) {
+      const send = (status: number, body: object) => void res.status(status).json(body)
+      defineHeldDatabase(req, res, databases, { logger, send })
     }
+    const caseSensitive = req.app.get('case sensitive routing') === true
+    if (isPublic(req.path, { caseSensitive, strict: req.app.get('strict routing') === true })) {
+      return next()
+    }
+    // The middleware runs before routing: no route pattern to log yet.
+    req.capability = await runtime.authenticate(req, logger, undefined)
     next()
   }
 
-  function isPublicPath(req: Request): boolean {
-    const app = req.app
-    return isPublic(req.path, {
-      caseSensitive: app.get('case sensitive routing') === true,
-      strict: app.get('strict routing') === true,
-    })
-  }
-
-  async function start(server: { close(): unknown } | undefined): Promise<void> {
-    await authenticating
-    const { database: db, checks: checkOptions } = adapter
-    if (db === undefined || checkOptions === undefined) return
-    if (adapter.monitor?.onFinding === 'close' && server === undefined) {
-      throw invalid("Invalid option monitor.onFinding: 'close' needs ready({ server })")
-    }
-    monitor = await startDatabaseHealth({
-      database: db,
-      checks: checkOptions,
-      monitor: adapter.monitor,
-      logger,
-      // As Fastify's close(): the server stops accepting and keyhole serves nothing any more.
-      close: () => {
-        void shutdown()
-        return server?.close()
-      },
-    })
-    started = true
-  }
-
-  async function shutdown(): Promise<void> {
-    closed = true
-    // A ready() in flight finishes first, so the monitor it starts is stopped too.
-    await readying?.catch(ignore)
-    await monitor?.stop()
-    authenticator?.close()
-  }
-
-  return Object.defineProperties(middleware, {
-    realm: { value: realm, enumerable: true },
-    roles: { value: roles, enumerable: true },
-    healthy: { get: serving, enumerable: true },
-    assertHealthy: {
-      value() {
-        if (!serving()) throw new ServiceUnavailable()
-      },
-    },
-    invalidate: { value: () => authenticator?.invalidate() },
+  return Object.defineProperties(exposeState(middleware, runtime), {
     ready: {
-      value(options: { server?: { close(): unknown } } = {}) {
-        if (closed) return Promise.reject(new ServiceUnavailable({ message: 'keyhole was closed' }))
-        readying ??= start(options.server).catch((error: unknown) => {
-          readying = undefined
-          throw error
-        })
-        return readying
+      value({ server }: { server?: { close(): unknown } } = {}) {
+        // As Fastify's close(): the server stops accepting and keyhole serves nothing any more.
+        const close = server && (() => (void runtime.close(), server.close()))
+        return runtime.ready(close)
       },
     },
-    close: { value: shutdown },
+    close: { value: () => runtime.close() },
   }) as KeyholeMiddleware
 }
 
 export default capabilities
 
 /** The options of {@link requireRole}; `Params` are the route's path parameters. */
-export interface RequireRoleOptions<Params = Request['params']> {
-  /**
-   * The group the role is needed in, from the request (usually a path parameter). The value must
-   * be a group ID of the configured type: anything else answers 400 and never reaches SQL.
-   */
-  group?: ((req: Request<Params>) => unknown) | undefined
-}
+export interface RequireRoleOptions<Params = Request['params']> extends RoleOptions<
+  Request<Params>
+> {}
 
 /**
  * What {@link requireRole} and {@link statementTransactions} return: a middleware for any route
@@ -406,30 +190,22 @@ export function requireRole<Params = Request['params']>(
   role: string,
   options: RequireRoleOptions<Params> = {},
 ): RouteMiddleware<Params> {
-  const group = options.group
-  assertRequireRoleArguments(role, group)
-  const known = new WeakSet<Context>()
+  const check = roleCheck(role, options)
   const handler = function keyholeRequireRole(
     req: Request<Params>,
     _res: Response,
     next: NextFunction,
   ) {
-    const context = (req as KeyholeRequest)[kContext]
+    const runtime = runtimeOf(req)
+    // Fails closed, and says why: a guard with no keyhole in front of it refuses everything.
+    if (runtime === undefined) {
+      return next(
+        invalid('requireRole needs the keyhole middleware (app.use(capabilities(…))) before it'),
+      )
+    }
     try {
-      // Fails closed, and says why: a guard with no keyhole in front of it refuses everything.
-      if (context === undefined) {
-        throw invalid(
-          'requireRole needs the keyhole middleware (app.use(capabilities(…))) before it',
-        )
-      }
-      if (!known.has(context)) {
-        assertRoleKnown(context.roles, role)
-        known.add(context)
-      }
-      const resolve = group === undefined ? undefined : () => group(req)
-      assertRequiredRole(req.capability, role, resolve, context.realm)
+      check(runtime, req, reportOf(req, runtime.logger))
     } catch (error) {
-      if (isKeyholeError(error)) report(req, error)
       return next(error)
     }
     next()
@@ -447,19 +223,10 @@ export function requireRole<Params = Request['params']>(
  * app.post('/threads', statementTransactions(), async (req, res) => { res.status(201).json(await req.db.insert('threads', row)) })
  */
 export function statementTransactions(): RouteMiddleware {
-  const handler = function keyholeStatementTransactions(
-    req: Request,
-    _res: Response,
-    next: NextFunction,
-  ) {
-    const request = req as KeyholeRequest
-    if (request[kOpened] === true) {
-      return next(invalid('statementTransactions() must come before the first use of req.db'))
-    }
-    request[kStatement] = true
-    next()
-  }
-  return handler as RouteMiddleware
+  return function keyholeStatementTransactions(req: Request, _res: Response, next: NextFunction) {
+    if (useStatementTransactions(req)) return next()
+    next(invalid('statementTransactions() must come before the first use of req.db'))
+  } as RouteMiddleware
 }
 
 /**
@@ -474,7 +241,9 @@ export function statementTransactions(): RouteMiddleware {
 export function keyholeErrors(): ErrorRequestHandler {
   return function keyholeErrorHandler(error: unknown, req, res, next) {
     if (!isKeyholeError(error) || res.headersSent) return next(error)
-    report(req, error)
-    answer(res, error, contextOf(req).logger)
+    const runtime = runtimeOf(req)
+    const at = reportOf(req, runtime?.logger ?? fallbackLogger)
+    const response = answerError(runtime, error, at)
+    res.status(response.statusCode).set(response.headers).json(response.body)
   }
 }

@@ -8,7 +8,6 @@
 import type {
   ContextConfigDefault,
   FastifyBaseLogger,
-  FastifyInstance,
   FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
@@ -25,30 +24,22 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Capability } from '../src/capability/capability.ts'
-import { resolveCapabilityOptions } from '../src/capability/derive.ts'
+import { isKeyholeError } from '../src/errors.ts'
+import type { AdapterOptions } from '../src/http/adapter-options.ts'
 import {
-  assertRequireRoleArguments,
-  assertRoleKnown,
-  assertRequiredRole,
-  presentCapability,
-} from '../src/capability/assert-role.ts'
-import type { DatabaseMonitor } from '../src/db/monitor.ts'
-import {
-  ConfigurationError,
-  isKeyholeError,
-  ServiceUnavailable,
-  type KeyholeError,
-} from '../src/errors.ts'
-import { resolveAdapterOptions, type AdapterOptions } from '../src/http/adapter-options.ts'
-import { errorResponse } from '../src/http/error-response.ts'
-import { logDenial } from '../src/http/log-denial.ts'
+  answerError,
+  createKeyholeRuntime,
+  exposeState,
+  roleCheck,
+  runtimeOf,
+  type KeyholeRequestFields,
+  type KeyholeState,
+  type RoleOptions,
+} from '../src/http/keyhole-runtime.ts'
 import { publicRoutePatternMatcher } from '../src/http/public-routes.ts'
-import { startDatabaseHealth } from '../src/http/database-health.ts'
-import { requestDatabases, type RequestTransactionMode } from '../src/http/request-database.ts'
-import { tokenSource } from '../src/http/token-source.ts'
+import { assertTransactionMode, type RequestTransactionMode } from '../src/http/request-database.ts'
 import type { KeyholeOptions } from '../src/options.ts'
 import type { PolicyHandle } from '../src/sql/policies.ts'
-import { createAuthenticator } from '../src/token/authenticate.ts'
 
 export type {
   AdapterOptions,
@@ -60,37 +51,10 @@ export type {
 export interface FastifyKeyholeOptions extends KeyholeOptions, AdapterOptions {}
 
 /** `fastify.keyhole`: what routes may ask of keyhole. */
-export interface KeyholeDecoration {
-  /** The realm of `WWW-Authenticate`. */
-  readonly realm: string
-  /** The role hierarchy, lowest first. */
-  readonly roles: readonly string[]
-  /** False while the monitor reports a finding on the database. */
-  readonly healthy: boolean
-  /** Throws 503 `KH_UNAVAILABLE` while the monitor reports a finding (for a health route). */
-  assertHealthy(): void
-  /** Forgets every verified token (see `Authenticator.invalidate`): for `getKey` key rotation. */
-  invalidate(): void
-}
+export interface KeyholeDecoration extends KeyholeState {}
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /**
-     * The verified, frozen capability; `null` on public routes (and before keyhole's `onRequest`
-     * hook). Behind keyhole on a protected route it is never null: read it with
-     * {@link FastifyRequest.requireCapability} there.
-     */
-    capability: Capability | null
-    /**
-     * The capability, or 401 `KH_TOKEN_MISSING` when there is none (a public route): what a
-     * protected handler reads, with no `!`.
-     * @example
-     * created_by: request.requireCapability().subject
-     */
-    requireCapability(): Capability
-    /** The policy-bound handle (with the `database` option); throws 401 without a capability. */
-    db: PolicyHandle
-  }
+  interface FastifyRequest extends KeyholeRequestFields {}
   interface FastifyContextConfig {
     keyhole?: {
       /** No token needed (see the plugin's `public` option). */
@@ -109,125 +73,47 @@ declare module 'fastify' {
 }
 
 const kRole = Symbol('keyhole.requireRole')
-const kLogDenials = Symbol('keyhole.logDenials')
-
-function invalid(message: string): ConfigurationError {
-  return new ConfigurationError('KH_INVALID_OPTIONS', message)
-}
-
-/** What `report` reads of a request, whatever the route's generics. */
-interface Reported {
-  readonly server: { readonly keyhole: KeyholeDecoration }
-  readonly log: FastifyBaseLogger
-  readonly routeOptions: { readonly url?: string | undefined }
-  readonly capability: Capability | null
-}
-
-function report(request: Reported, error: KeyholeError): void {
-  const keyhole = request.server.keyhole as KeyholeDecoration & { [kLogDenials]?: boolean }
-  if (keyhole?.[kLogDenials] === true) {
-    logDenial(request.log, error, request.routeOptions.url, request.capability)
-  }
-}
-
 const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, options) => {
-  const {
-    public: publicRoutes,
-    logDenials,
-    database,
-    checks,
-    monitor: monitorOptions,
-    ...tokenOptions
-  } = options
-  const capabilityOptions = resolveCapabilityOptions(tokenOptions.capability)
-  const adapter = resolveAdapterOptions(
-    { public: publicRoutes, logDenials, database, checks, monitor: monitorOptions },
-    { groupIdType: capabilityOptions.groupIdType },
-  )
-  const authenticator = await createAuthenticator(tokenOptions)
-  const { realm, cookieName } = authenticator
-  const roles = capabilityOptions.hierarchy.roles
-  const isPublic = publicRoutePatternMatcher(adapter.publicRoutes)
-  let monitor: DatabaseMonitor | undefined
+  const runtime = createKeyholeRuntime(options, fastify.log)
+  await runtime.imported()
+  const { databases } = runtime
+  const isPublic = publicRoutePatternMatcher(runtime.options.publicRoutes)
 
-  const decoration: KeyholeDecoration = {
-    realm,
-    roles,
-    get healthy() {
-      return monitor?.healthy ?? true
-    },
-    assertHealthy() {
-      if (!decoration.healthy) throw new ServiceUnavailable()
-    },
-    invalidate: () => authenticator.invalidate(),
-  }
-  Object.defineProperty(decoration, kLogDenials, { value: adapter.logDenials })
-  fastify.decorate('keyhole', decoration)
+  fastify.decorate('keyhole', exposeState({}, runtime))
   fastify.decorateRequest('capability', null)
-  fastify.decorateRequest('requireCapability', function (this: FastifyRequest) {
-    return presentCapability(this.capability, realm)
-  })
+  fastify.decorateRequest('requireCapability', runtime.requireCapability)
 
   fastify.addHook('onRoute', (route: RouteOptions) => {
-    const transaction = route.config?.keyhole?.transaction
-    if (transaction !== undefined && transaction !== 'request' && transaction !== 'statement') {
-      throw invalid(
-        `Invalid route config keyhole.transaction on ${route.url}: must be 'request' or 'statement'`,
-      )
-    }
+    assertTransactionMode(route.config?.keyhole?.transaction, route.url)
     // A typo in requireRole('moderater') fails at start-up, not on the first request.
     for (const hook of [route.onRequest, route.preValidation, route.preHandler].flat()) {
       const role = (hook as { [kRole]?: string } | undefined)?.[kRole]
-      if (role !== undefined) assertRoleKnown(roles, role)
+      if (role !== undefined) runtime.assertRoleKnown(role)
     }
   })
 
   fastify.addHook('onRequest', async function keyholeAuthenticate(request) {
-    if (!decoration.healthy) throw new ServiceUnavailable()
+    runtime.assertHealthy()
     if (request.routeOptions.config.keyhole?.public === true) return
     if (isPublic(request.routeOptions.url)) return
-    try {
-      const source = tokenSource(request.raw, cookieName, realm)
-      const { capability, ignored } = await authenticator.authenticate(source)
-      request.capability = capability
-      if (ignored > 0) {
-        request.log.debug({ keyhole: { ignored } }, 'keyhole: permissions with unknown roles')
-      }
-    } catch (error) {
-      if (isKeyholeError(error)) report(request, error)
-      throw error
-    }
+    request.capability = await runtime.authenticate(
+      request.raw,
+      request.log,
+      request.routeOptions.url,
+    )
   })
 
   const previous = fastify.errorHandler
   fastify.setErrorHandler(function keyholeErrorHandler(error, request, reply) {
     if (!isKeyholeError(error)) return previous.call(this, error, request, reply)
-    report(request, error)
-    const response = errorResponse(error)
-    if (response.internal) request.log.error({ err: error }, 'keyhole: request failed')
+    const response = answerError(runtimeOf(request.server.keyhole), error, reportOf(request))
     return reply.code(error.statusCode).headers(response.headers).send(response.body)
   })
 
-  fastify.addHook('onClose', async () => {
-    await monitor?.stop()
-    authenticator.close?.()
-  })
+  fastify.addHook('onReady', () => runtime.ready(() => fastify.close()))
+  fastify.addHook('onClose', () => runtime.close())
 
-  const { database: db, checks: checkOptions } = adapter
-  if (db === undefined) return
-  if (checkOptions !== undefined) {
-    fastify.addHook('onReady', async () => {
-      monitor = await startDatabaseHealth({
-        database: db,
-        checks: checkOptions,
-        monitor: adapter.monitor,
-        logger: fastify.log,
-        close: () => fastify.close(),
-      })
-    })
-  }
-
-  const databases = requestDatabases(db, realm)
+  if (databases === undefined) return
   fastify.decorateRequest('db', {
     getter(this: FastifyRequest): PolicyHandle {
       return databases.handle(this, this.capability, this.routeOptions.config.keyhole?.transaction)
@@ -243,6 +129,15 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
   const rollback = (request: FastifyRequest) => databases.end(request, false)
   fastify.addHook('onResponse', rollback)
   fastify.addHook('onRequestAbort', rollback)
+}
+
+/** What a denial report reads of a request, whatever the route's generics. */
+function reportOf(request: {
+  readonly log: FastifyBaseLogger
+  readonly routeOptions: { readonly url?: string | undefined }
+  readonly capability: Capability | null
+}) {
+  return { log: request.log, route: request.routeOptions.url, capability: request.capability }
 }
 
 /**
@@ -268,13 +163,7 @@ export const capabilities = fp(plugin, { fastify: '5.x', name: 'keyhole' })
 export default capabilities
 
 /** The options of {@link requireRole}; `Request` is the route's request type. */
-export interface RequireRoleOptions<Request = FastifyRequest> {
-  /**
-   * The group the role is needed in, from the request (usually a path parameter). The value must
-   * be a group ID of the configured type: anything else answers 400 and never reaches SQL.
-   */
-  group?: ((request: Request) => unknown) | undefined
-}
+export interface RequireRoleOptions<Request = FastifyRequest> extends RoleOptions<Request> {}
 
 /**
  * A preHandler that answers 403 `KH_FORBIDDEN` (`insufficient_scope`) unless the holder has `role`
@@ -322,28 +211,12 @@ export function requireRole<
   TypeProvider,
   Logger
 > {
-  const group = options.group
-  assertRequireRoleArguments(role, group)
+  const check = roleCheck(role, options)
   const hook = async function keyholeRequireRole(
-    this: FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>,
-    request: FastifyRequest<
-      RouteGeneric,
-      RawServer,
-      RawRequest,
-      SchemaCompiler,
-      TypeProvider,
-      ContextConfig,
-      Logger
-    >,
+    this: { keyhole?: KeyholeDecoration },
+    request: Parameters<NonNullable<typeof options.group>>[0],
   ) {
-    const realm = this.keyhole?.realm
-    try {
-      const resolve = group === undefined ? undefined : () => group(request)
-      assertRequiredRole(request.capability, role, resolve, realm)
-    } catch (error) {
-      if (isKeyholeError(error)) report(request, error)
-      throw error
-    }
+    check(runtimeOf(this.keyhole), request, reportOf(request))
   }
   return Object.defineProperty(hook, kRole, { value: role })
 }

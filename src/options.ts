@@ -258,13 +258,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${path}: ${issue.message}`
 }
 
+/** The options as {@link parseKeyholeOptions} returns them: validated, a copy. */
+export type ParsedKeyholeOptions = z.output<typeof keyholeOptionsSchema>
+
 /**
  * Validates the options with zod; throws `ConfigurationError('KH_INVALID_OPTIONS')` naming each bad
  * option. Returns a validated copy; the caller's object is not touched.
  */
-export function parseKeyholeOptions(
-  options: KeyholeOptions,
-): z.output<typeof keyholeOptionsSchema> {
+export function parseKeyholeOptions(options: KeyholeOptions): ParsedKeyholeOptions {
   const parsed = keyholeOptionsSchema.safeParse(options)
   if (!parsed.success) {
     throw new ConfigurationError(
@@ -277,9 +278,7 @@ export function parseKeyholeOptions(
 }
 
 /** Fills the defaults of validated options and freezes the result (key sources left out). */
-export function resolveTokenOptions(
-  options: z.output<typeof keyholeOptionsSchema>,
-): ResolvedTokenOptions {
+export function resolveTokenOptions(options: ParsedKeyholeOptions): ResolvedTokenOptions {
   const required = new Set(options.requiredClaims ?? [])
   if (options.requireExp !== false) required.add('exp')
   const cache =

@@ -7,7 +7,7 @@
  */
 import type { Capability } from '../capability/capability.ts'
 import { createSessionFactory, type SessionFactory, type SessionQueryable } from '../db/session.ts'
-import { TokenError } from '../errors.ts'
+import { ConfigurationError, TokenError } from '../errors.ts'
 import { bindPolicies, type PolicyHandle } from '../sql/policies.ts'
 import type { Queryable } from '../sql/queryable.ts'
 import type { ResolvedDatabase } from './adapter-options.ts'
@@ -79,6 +79,19 @@ export function requestTransaction(
  *   in one round trip. For routes that write at most once: two writes would commit separately.
  */
 export type RequestTransactionMode = 'request' | 'statement'
+
+/** A route's `transaction` setting: absent, or a {@link RequestTransactionMode}. */
+export function assertTransactionMode(
+  mode: unknown,
+  route: string,
+): asserts mode is RequestTransactionMode | undefined {
+  if (mode !== undefined && mode !== 'request' && mode !== 'statement') {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      `Invalid route config keyhole.transaction on ${route}: must be 'request' or 'statement'`,
+    )
+  }
+}
 
 /** The `request.db` of every request: one policy-bound handle, and in 'rls' mode one transaction. */
 export interface RequestDatabases {

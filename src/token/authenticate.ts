@@ -7,7 +7,12 @@ import type { JWTPayload } from 'jose'
 import type { Capability } from '../capability/capability.ts'
 import { deriveCapability, resolveCapabilityOptions } from '../capability/derive.ts'
 import { ServiceUnavailable, TokenError } from '../errors.ts'
-import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../options.ts'
+import {
+  parseKeyholeOptions,
+  resolveTokenOptions,
+  type KeyholeOptions,
+  type ParsedKeyholeOptions,
+} from '../options.ts'
 import { extractToken, type TokenSource } from './extract-token.ts'
 import { createKeySet } from './keys.ts'
 import { precheckToken } from './precheck-token.ts'
@@ -75,7 +80,11 @@ function deadlineOf(payload: JWTPayload, maxTokenAge: number | undefined): numbe
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the bad option
  */
 export async function createAuthenticator(options: KeyholeOptions): Promise<Authenticator> {
-  const parsed = parseKeyholeOptions(options)
+  return authenticatorOf(parseKeyholeOptions(options))
+}
+
+/** {@link createAuthenticator} for options already parsed (the adapters parse them once). */
+export async function authenticatorOf(parsed: ParsedKeyholeOptions): Promise<Authenticator> {
   const resolved = resolveTokenOptions(parsed)
   const capabilityOptions = resolveCapabilityOptions(parsed.capability)
   const keys = await createKeySet(parsed)
