@@ -6,6 +6,7 @@
  * This is node-postgres's documented submittable interface (an object with `submit(connection)`
  * handed to `client.query`), built as pg-cursor builds it, on pg's own `Result` and `prepareValue`.
  */
+import { ConfigurationError } from '../errors.ts'
 import { loadPgInternals, type PgResult } from './pg-driver.ts'
 
 /** One statement of a pipeline. A `name` makes it a prepared statement, parsed once per connection. */
@@ -49,6 +50,39 @@ export interface PgConnection {
 }
 
 type Callback = (error: unknown, results?: PipelineResult[]) => void
+
+const connectionMethods = [
+  'parse',
+  'bind',
+  'describe',
+  'execute',
+  'sync',
+  'sendCopyFail',
+  'prependOnceListener',
+] as const
+
+/**
+ * Whether pg handed the pipeline node-postgres's own `Connection`: a client that is not a
+ * node-postgres `Client` (pg.native, another driver behind a pg-shaped pool) hands something else,
+ * or nothing, and the pipeline cannot write to it.
+ */
+export function isPgConnection(connection: unknown): connection is PgConnection {
+  const c = connection as Record<string, unknown> | null | undefined
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    typeof c.parsedStatements === 'object' &&
+    typeof c.stream === 'object' &&
+    connectionMethods.every((method) => typeof c[method] === 'function')
+  )
+}
+
+function unsupportedPool(): ConfigurationError {
+  return new ConfigurationError(
+    'KH_INVALID_OPTIONS',
+    "Invalid option database.pool: 'rls' mode pipelines each request's statements on node-postgres's connection, and this pool's clients are not node-postgres Clients: give a pg.Pool (pg ^8.11.0, not pg.native)",
+  )
+}
 
 /**
  * Submittable for `client.query(new Pipeline([...]))`; await `pipeline.done`. On an error the
@@ -103,6 +137,7 @@ export class Pipeline {
   }
 
   submit(connection: PgConnection): Error | null {
+    if (!isPgConnection(connection)) return unsupportedPool()
     // pg before 8.23 keeps no record of statements parsed but not yet complete: ours is then its own.
     connection.submittedNamedStatements ??= {}
     let values: unknown[][]

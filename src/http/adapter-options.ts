@@ -99,7 +99,7 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 
 const pool = z.custom<DatabasePool>(
   (p) => isObject(p) && typeof p.query === 'function' && typeof p.connect === 'function',
-  'must be a pg Pool (with query and connect)',
+  "must be a node-postgres pg.Pool, or a pool with its query and connect whose clients are pg Clients ('guard' mode needs only query and connect)",
 )
 const policies = z.custom<Policies>(
   (p) => isObject(p) && isObject(p.tables) && Array.isArray(p.roles) && Object.isFrozen(p),

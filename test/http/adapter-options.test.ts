@@ -95,6 +95,18 @@ t.test('bad options name the option', async (t) => {
     ['public entry with a query', { public: ['/x?y'] }, /Invalid option public\.0:/],
     ['logDenials', { logDenials: 1 }, /Invalid option logDenials:/],
     ['database.pool', { database: { pool: {}, policies } }, /Invalid option database\.pool:/],
+    ...(
+      [
+        ['a connection string', 'postgres://app@db/app'],
+        ['without connect', { query: pool.query }],
+        ['without query', { connect: pool.connect }],
+        ['the Pool class, not a pool', class Pool {}],
+      ] as const
+    ).map(([name, bad]): [string, unknown, RegExp] => [
+      `database.pool: ${name}`,
+      { database: { pool: bad, policies } },
+      /Invalid option database\.pool: must be a node-postgres pg\.Pool/,
+    ]),
     ['database.policies', { database: { pool, policies: {} } }, /database\.policies:/],
     ['database.mode', { database: { ...database, mode: 'off' } }, /database\.mode:/],
     ['database.extra', { database: { ...database, extra: 1 } }, /database\.extra:/],

@@ -332,6 +332,36 @@ t.test('with the database checks (real PostgreSQL)', async (t) => {
     await runtime.close()
   })
 
+  t.test("'rls' mode on a pool whose clients are not pg Clients: KH_INVALID_OPTIONS", async (t) => {
+    const real = pool()
+    // A pg-shaped pool over another driver: its client takes pg's submittable but has no pg
+    // Connection to hand it (pg.native's client has none either).
+    const foreign = {
+      query: real.query.bind(real),
+      async connect() {
+        return {
+          query(submittable: { submit(c: unknown): Error | null; handleError(e: unknown): void }) {
+            const error = submittable.submit(undefined)
+            if (error) submittable.handleError(error)
+          },
+          release() {},
+        }
+      },
+    }
+    const runtime = createKeyholeRuntime(
+      options(foreign as unknown as pg.Pool, { checks: false }),
+      memoryLogger(),
+    )
+    const capability = await runtime.authenticate(await bearer(), memoryLogger(), '/x')
+    const db = runtime.databases?.handle({}, capability, 'statement')
+    await t.rejects(db!.select('notes'), {
+      code: 'KH_INVALID_OPTIONS',
+      message: /Invalid option database\.pool: .*not node-postgres Clients: give a pg\.Pool/,
+    })
+    const held = runtime.databases?.handle({}, capability)
+    await t.rejects(held!.select('notes'), { code: 'KH_INVALID_OPTIONS' })
+  })
+
   t.test('close() during ready(): the monitor it starts is stopped too', async (t) => {
     const runtime = createKeyholeRuntime(
       options(pool(), { monitor: { intervalMs: 20 } }),

@@ -21,6 +21,16 @@ export function badAdapterOptions(base: object): [string, Record<string, unknown
     ['monitor without database', { ...base, checks: false, monitor: {} }, /monitor/],
     ['database.pool not a pool', { ...base, database: { pool: {}, policies } }, /database\.pool/],
     [
+      'database.pool a connection string',
+      { ...base, database: { pool: 'postgres://app@db/app', policies } },
+      /database\.pool: must be a node-postgres pg\.Pool/,
+    ],
+    [
+      'database.pool without connect',
+      { ...base, database: { pool: { query() {} }, policies } },
+      /database\.pool: must be a node-postgres pg\.Pool/,
+    ],
+    [
       'database.policies not from definePolicies',
       { ...base, database: { pool, policies: { tables: {}, roles: [] } } },
       /database\.policies/,
