@@ -29,7 +29,7 @@ const guardMode = (pool: pg.Pool) =>
 const underRls = {
   code: 'KH_INSECURE_DATABASE',
   message:
-    /KH_DB_GUARD_MODE_UNDER_RLS: .*public\.notes.*'guard' mode.*\n\s+fix: set database\.signingKey/,
+    /KH_DB_GUARD_MODE_UNDER_RLS: .*public\.notes.*'guard' mode.*\n\s+fix: set database\.mode: 'rls' with database\.signingKey.*without --policies/,
   findings: [{ code: 'KH_DB_GUARD_MODE_UNDER_RLS' }],
 }
 

@@ -39,7 +39,7 @@ export const checkGuardedTables: Check = ({ runtime, tables, options }) => {
           finding(
             'KH_DB_GUARD_MODE_UNDER_RLS',
             `row-level security applies to the runtime role ${runtime.name} on the guarded table ${t.name}, but keyhole runs in 'guard' mode, which never sets the capability its policies read: every request on ${t.name} would be refused`,
-            `set database.signingKey (the key \`keyhole setup\` installed) so that keyhole runs in 'rls' mode; or, to serve with the statement guard alone, ALTER TABLE ${t.name} DISABLE ROW LEVEL SECURITY;`,
+            `set database.mode: 'rls' with database.signingKey (the key \`keyhole setup\` installed); or, for the statement guard alone, run \`keyhole migrate\` without --policies and disable row-level security on the table in a migration (ALTER TABLE ${t.name} DISABLE ROW LEVEL SECURITY), since \`keyhole migrate --policies\` enables it again`,
           ),
         )
       }
