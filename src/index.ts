@@ -79,7 +79,7 @@ export type { Returning } from './sql/run-statement.ts'
 
 // PostgreSQL: roles, migrations, the signed session, checks and the monitor
 export { setup } from './db/setup.ts'
-export type { SetupOptions, SetupResult, RoleCredentials } from './db/setup.ts'
+export type { SetupOptions, SetupResult, SetupRepair, RoleCredentials } from './db/setup.ts'
 export { migrate } from './db/migrate.ts'
 export type { MigrateOptions, MigrateResult } from './db/migrate.ts'
 export {

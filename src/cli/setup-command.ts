@@ -10,7 +10,9 @@ export const setupCommand: Command = {
 Connects with KEYHOLE_ADMIN_URL (or --database-url), a role allowed to create roles.
 Passwords come from KEYHOLE_MIGRATION_PASSWORD and KEYHOLE_RUNTIME_PASSWORD; they are never printed.
 The signing key comes from KEYHOLE_SIGNING_KEY; --generate-key makes one and prints it once on stdout;
---keep-key leaves the stored key as it is.`,
+--keep-key leaves the stored key as it is.
+Reports on stderr what it created, and each repair as \`repaired KH_…: …\` naming the start-up
+finding it corrected (or "no repairs").`,
   async run(args, io) {
     const flags = parse(args, {
       'database-url': { type: 'string' },
@@ -35,7 +37,7 @@ The signing key comes from KEYHOLE_SIGNING_KEY; --generate-key makes one and pri
       throw new UsageError('set exactly one of KEYHOLE_SIGNING_KEY, --generate-key or --keep-key')
     }
     const signingKey = flags['keep-key'] ? false : (given ?? generateSigningKey())
-    await setup(url, {
+    const { repairs, created } = await setup(url, {
       migrationRole: {
         name: required(flags['migration-role'], '--migration-role'),
         password: required(io.env.KEYHOLE_MIGRATION_PASSWORD, 'KEYHOLE_MIGRATION_PASSWORD'),
@@ -48,6 +50,11 @@ The signing key comes from KEYHOLE_SIGNING_KEY; --generate-key makes one and pri
       signingKey,
     })
     if (flags['generate-key']) io.out(signingKey as string)
+    // On stderr, as the rest of the report: stdout carries only the generated key.
+    for (const what of created) io.err(`created ${what}`)
+    for (const repair of repairs) io.err(`repaired ${repair.code}: ${repair.message}`)
+    if (repairs.length === 0)
+      io.err('no repairs: the roles and privileges were as setup leaves them')
     io.err('keyhole setup: done')
     return 0
   },

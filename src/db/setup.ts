@@ -12,6 +12,14 @@ import {
   keyholeSqlDirectory,
 } from './keyhole-sql.ts'
 import { scramVerifier } from './scram.ts'
+import {
+  attributeRepairs,
+  createRepairs,
+  membershipRepair,
+  statementStatsRepairs,
+  tablePrivilegeRepairs,
+  type SetupRepair,
+} from './setup-repairs.ts'
 import { generateSigningKey, hmacPads, parseSigningKey } from './signing-key.ts'
 
 /** A role `setup` creates or updates. The password never reaches a log, a message or SQL text. */
@@ -39,7 +47,18 @@ export interface SetupOptions {
 export interface SetupResult<Key = string> {
   /** The key now stored (base64url); undefined when `signingKey: false` left it as it was. */
   readonly signingKey: Key
+  /**
+   * The start-up findings setup corrected, in the order it applied them: the drift it repaired
+   * (e.g. `{ code: 'KH_DB_BYPASSRLS', message: 'removed BYPASSRLS from the runtime role "app"' }`).
+   * Empty when the database was already as setup leaves it. What setup creates the first time
+   * (the roles, the signing key) is in `created`, not here; a password set again is in neither.
+   */
+  readonly repairs: readonly SetupRepair[]
+  /** What did not exist and setup created: `role "app_runtime"`, `signing key`. */
+  readonly created: readonly string[]
 }
+
+export type { SetupRepair } from './setup-repairs.ts'
 
 const q = (name: string) => loadPg("keyhole's setup()").escapeIdentifier(name)
 const literal = (value: string) => loadPg("keyhole's setup()").escapeLiteral(value)
@@ -143,13 +162,17 @@ async function hideStatementStats(client: PgClient, runtime: string): Promise<vo
   }
 }
 
-/** `CREATE ROLE` or `ALTER ROLE` to exactly these attributes; the password as a SCRAM verifier. */
+/**
+ * `CREATE ROLE` or `ALTER ROLE` to exactly these attributes; the password as a SCRAM verifier.
+ * Returns the attributes it removed, or undefined when it created the role.
+ */
 async function ensureRole(client: PgClient, role: RoleCredentials, attributes: string) {
-  const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role.name])
-  const verb = rows.length === 0 ? 'CREATE' : 'ALTER'
+  const removed = await attributeRepairs(client, role.name)
+  const verb = removed === undefined ? 'CREATE' : 'ALTER'
   await client.query(
     `${verb} ROLE ${q(role.name)} WITH ${attributes} PASSWORD ${literal(scramVerifier(role.password))}`,
   )
+  return removed
 }
 
 /**
@@ -190,20 +213,34 @@ export async function setup(
   const m = q(migration)
   const r = q(runtime)
   const client = new (loadPg("keyhole's setup()").Client)({ connectionString: url })
+  const repairs: SetupRepair[] = []
+  const created: string[] = []
   await client.connect()
   try {
     await client.query('BEGIN')
     await quiet(client)
     const roleAttributes = 'LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION'
-    await ensureRole(client, options.migrationRole, roleAttributes)
-    await ensureRole(client, options.runtimeRole, roleAttributes)
+    if ((await ensureRole(client, options.migrationRole, roleAttributes)) === undefined) {
+      created.push(`role "${migration}"`)
+    }
+    const runtimeRemoved = await ensureRole(client, options.runtimeRole, roleAttributes)
+    if (runtimeRemoved === undefined) created.push(`role "${runtime}"`)
+    else repairs.push(...runtimeRemoved)
     // The runtime role is a member of nothing: a membership could carry ownership or BYPASSRLS.
     const { rows: memberships } = await client.query<{ role: string }>(
       `SELECT g.rolname AS role FROM pg_auth_members a JOIN pg_roles g ON g.oid = a.roleid
-       WHERE a.member = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+       WHERE a.member = (SELECT oid FROM pg_roles WHERE rolname = $1) ORDER BY 1`,
       [runtime],
     )
-    for (const { role } of memberships) await client.query(`REVOKE ${q(role)} FROM ${r}`)
+    for (const { role } of memberships) {
+      const repair = await membershipRepair(client, role, runtime, migration, schemas)
+      if (repair !== undefined) repairs.push(repair)
+      await client.query(`REVOKE ${q(role)} FROM ${r}`)
+    }
+    repairs.push(...(await createRepairs(client, runtime, schemas)))
+    repairs.push(...(await tablePrivilegeRepairs(client, runtime, schemas)))
+    // Before the grants on all tables below, which reach the extension's views for a moment.
+    repairs.push(...(await statementStatsRepairs(client, runtime)))
     const { rows: db } = await client.query<{ name: string }>('SELECT current_database() AS name')
     const database = q(db[0]!.name)
     await client.query(`
@@ -212,7 +249,7 @@ export async function setup(
       GRANT CONNECT ON DATABASE ${database} TO ${m}, ${r};
       CREATE SCHEMA IF NOT EXISTS keyhole AUTHORIZATION ${m};
       ALTER SCHEMA keyhole OWNER TO ${m};
-      REVOKE ALL ON SCHEMA keyhole FROM PUBLIC;
+      REVOKE ALL ON SCHEMA keyhole FROM PUBLIC, ${r};
       GRANT USAGE ON SCHEMA keyhole TO ${r};`)
     for (const schema of schemas) {
       const s = q(schema)
@@ -233,16 +270,28 @@ export async function setup(
     }
     await client.query('COMMIT')
     // keyhole's own SQL, owned by the migration role: run it as that role on this session.
+    const { rows: keyTable } = await client.query<{ exists: boolean }>(
+      `SELECT to_regclass('keyhole.signing_key') IS NOT NULL AS exists`,
+    )
     await client.query(`SET ROLE ${m}`)
     await applySqlDirectory(client, keyholeSqlDirectory(), KEYHOLE_VERSION_TABLE)
     await client.query('RESET ROLE')
     await client.query('BEGIN')
+    repairs.push(...(await tablePrivilegeRepairs(client, runtime, ['keyhole'])))
     await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_RUNTIME_FUNCTIONS.join(', ')} TO ${r}`)
     await hideStatementStats(client, r)
     await quiet(client)
     if (key !== undefined) {
+      // A key replaced is no finding (the key is the caller's choice); a key missing is one.
+      const { rows: stored } = await client.query('SELECT 1 FROM keyhole.signing_key')
+      if (stored.length === 0 && keyTable[0]!.exists) {
+        repairs.push({
+          code: 'KH_DB_SIGNING_KEY_MISSING',
+          message: 'stored the signing key (keyhole.signing_key was empty)',
+        })
+      } else if (stored.length === 0) created.push('signing key')
       const { innerPad, outerPad } = hmacPads(key)
       await client.query(
         `INSERT INTO keyhole.signing_key (id, inner_pad, outer_pad) VALUES (true, $1, $2)
@@ -251,12 +300,12 @@ export async function setup(
       )
     }
     await client.query('COMMIT')
-    const result = {}
+    const result = { repairs, created }
     Object.defineProperty(result, 'signingKey', {
       value: key?.toString('base64url'),
       enumerable: false,
     })
-    return result as SetupResult<string | undefined>
+    return result as unknown as SetupResult<string | undefined>
   } finally {
     // The session may hold SET ROLE or an open transaction: never pooled, ended here.
     await client.end()

@@ -67,7 +67,17 @@ t.test('setup --generate-key prints the key once, nothing else secret', async (t
   const r = await spawn(['setup', ...roles, '--generate-key'])
   t.equal(r.status, 0, r.stderr)
   t.match(r.stdout, /^[A-Za-z0-9_-]{43}\n$/)
-  t.equal(r.stderr, 'keyhole setup: done\n')
+  t.equal(
+    r.stderr,
+    [
+      `created role "${migrator.name}"`,
+      `created role "${runtime.name}"`,
+      'created signing key',
+      `repaired KH_DB_DATABASE_TEMP: revoked TEMPORARY on database "${db.name}" from PUBLIC`,
+      'keyhole setup: done\n',
+    ].join('\n'),
+    'what it created, each repair with its finding code',
+  )
   for (const s of [migrator.password, runtime.password, db.url]) {
     t.notOk(r.stdout.includes(s) || r.stderr.includes(s), 'no secret echoed')
   }
@@ -80,6 +90,44 @@ t.test('setup --generate-key prints the key once, nothing else secret', async (t
     KEYHOLE_SIGNING_KEY: randomBytes(32).toString('base64url'),
   })
   t.same([given.status, given.out], [0, ''])
+})
+
+t.test('setup prints each repair of drift with its code, then "no repairs"', async (t) => {
+  await db.pool.query(`ALTER ROLE ${runtime.name} BYPASSRLS; GRANT CREATE ON SCHEMA app TO PUBLIC`)
+  const repaired = await cli(['setup', ...roles, '--keep-key'])
+  t.same(
+    [repaired.status, repaired.out, repaired.err.split('\n')],
+    [
+      0,
+      '',
+      [
+        `repaired KH_DB_BYPASSRLS: removed BYPASSRLS from the runtime role "${runtime.name}"`,
+        'repaired KH_DB_SCHEMA_CREATE: revoked CREATE on schema "app" from PUBLIC',
+        'keyhole setup: done',
+      ],
+    ],
+  )
+  const again = await cli(['setup', ...roles, '--keep-key'])
+  t.same(again.err.split('\n'), [
+    'no repairs: the roles and privileges were as setup leaves them',
+    'keyhole setup: done',
+  ])
+  await db.pool.query(`DROP OWNED BY ${runtime.name}; DROP ROLE ${runtime.name}`)
+  const recreated = await cli(['setup', ...roles, '--keep-key'])
+  t.same(
+    recreated.err.split('\n'),
+    [
+      `created role "${runtime.name}"`,
+      'no repairs: the roles and privileges were as setup leaves them',
+      'keyhole setup: done',
+    ],
+    'a role created again is no repair',
+  )
+  for (const output of [repaired.err, again.err]) {
+    for (const s of [migrator.password, runtime.password, db.url]) {
+      t.notOk(output.includes(s), 'no secret echoed')
+    }
+  }
 })
 
 t.test('migrate, policies, check', async (t) => {
