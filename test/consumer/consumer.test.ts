@@ -26,11 +26,15 @@ const app = join(work, 'app')
 await mkdir(app)
 t.teardown(() => rm(work, { recursive: true, force: true }))
 
-/** The environment of a process a user starts: no npm lifecycle, test runner or loader settings. */
+/**
+ * The environment of a process a user starts: no npm lifecycle, test runner, loader or coverage
+ * settings (with NODE_V8_COVERAGE the installed copy's dist/ would be reported, through its source
+ * maps, as partly covered sources of its own).
+ */
 const userEnv = Object.fromEntries(
   Object.entries(process.env).filter(
     ([name]) =>
-      !/^(npm_(?!config_cache$|config_registry$)|NODE_OPTIONS$|TAP|_TAPJS|DATABASE_URL$)/i.test(
+      !/^(npm_(?!config_cache$|config_registry$)|NODE_OPTIONS$|NODE_V8_COVERAGE$|TAP|_TAPJS|DATABASE_URL$)/i.test(
         name,
       ),
   ),
