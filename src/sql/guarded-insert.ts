@@ -27,7 +27,10 @@ import {
 export interface GuardedInsertOptions extends StatementOptions {
   /** The table, optionally schema-qualified. */
   readonly into: string
-  /** One row (column → value), or several with the same columns. */
+  /**
+   * One row (column → value), or several with the same columns; a key whose value is `undefined`
+   * is left out, so its column takes its default.
+   */
   readonly values: Row | readonly Row[]
   /** Evaluated on each row as it will be inserted. */
   readonly guard: Guard
@@ -69,10 +72,19 @@ export interface InsertResult<R = Row> {
   readonly count: number
 }
 
+/**
+ * The columns a row sets: its keys, without those whose value is `undefined` (an optional property
+ * of a TypeScript object that was not given), so the column takes its default as if the key were
+ * absent. JSON never carries `undefined`.
+ */
+function setColumns(row: object): string[] {
+  return Object.keys(row).filter((key) => (row as Row)[key] !== undefined)
+}
+
 function parseRows(values: unknown): { rows: readonly Row[]; columns: string[] } {
   const rows = (Array.isArray(values) ? values : [values]) as unknown[]
   const first = rows[0]
-  const columns = first !== null && typeof first === 'object' ? Object.keys(first) : []
+  const columns = first !== null && typeof first === 'object' ? setColumns(first) : []
   if (rows.length > 0 && columns.length === 0) {
     throw new BadRequest({
       message: 'Each row to insert must be an object with at least one column',
@@ -84,8 +96,8 @@ function parseRows(values: unknown): { rows: readonly Row[]; columns: string[] }
       row === null ||
       typeof row !== 'object' ||
       Array.isArray(row) ||
-      Object.keys(row).length !== columns.length ||
-      !columns.every((c) => Object.hasOwn(row, c))
+      setColumns(row).length !== columns.length ||
+      !columns.every((c) => Object.hasOwn(row, c) && (row as Row)[c] !== undefined)
     ) {
       throw new BadRequest({ message: 'Every row to insert must have the same columns' })
     }

@@ -25,7 +25,7 @@ export interface GuardedUpdateOptions extends StatementOptions {
   readonly table: string
   /** Which rows: column → value equalities (`null` → `IS NULL`) and guard fragments. */
   readonly where: Where
-  /** The new values, column → value. */
+  /** The new values, column → value; a key whose value is `undefined` is left out (its column kept). */
   readonly set: Row
   /** The write guard, checked on the row before and after the change. */
   readonly guard: Guard
@@ -109,15 +109,14 @@ export async function guardedUpdate<R = Row>(
   assertGuard(options.guard, 'guardedUpdate')
   assertTableName(options.table) // checked on every call: the cache key must not be forgeable
   const set = options.set
-  if (
-    set === null ||
-    typeof set !== 'object' ||
-    Array.isArray(set) ||
-    Object.keys(set).length === 0
-  ) {
+  // A key whose value is `undefined` (an optional property not given) leaves its column alone.
+  const columns =
+    set !== null && typeof set === 'object' && !Array.isArray(set)
+      ? Object.keys(set).filter((c) => set[c] !== undefined)
+      : []
+  if (columns.length === 0) {
     throw new BadRequest({ message: 'Nothing to update: set must name at least one column' })
   }
-  const columns = Object.keys(set)
   for (const column of columns) quoteIdentifier(column, 'column')
   const inputs: unknown[] = columns.map((c) => set[c])
   const shape = whereShape(options.where, inputs, true)

@@ -451,3 +451,55 @@ t.test(
     t.same(await titles(), [])
   },
 )
+
+t.test(
+  'a value that is undefined (an optional property not given) is left out: the column takes its default',
+  async (t) => {
+    const given: { group_id: string; title: string; created_by: string; created_at?: Date } = {
+      group_id: G1,
+      title: 'one',
+      created_by: 'alice',
+      created_at: undefined,
+    }
+    const one = await guardedInsert(pool, alice, {
+      into: 'discussion_threads',
+      values: given,
+      guard: member,
+    })
+    t.type(one.created_at, Date, 'the default, not NULL (a NOT NULL violation)')
+    const several = await guardedInsert(pool, alice, {
+      into: 'discussion_threads',
+      values: [
+        { group_id: G1, title: 'two', created_by: 'alice', created_at: undefined },
+        { group_id: G1, title: 'three', created_by: 'alice' },
+      ],
+      guard: member,
+    })
+    t.equal(several.count, 2, 'rows that differ only by undefined keys have the same columns')
+    t.same(await titles(), ['one', 'three', 'two'])
+    await t.rejects(
+      guardedInsert(pool, alice, {
+        into: 'discussion_threads',
+        values: [
+          { group_id: G1, title: 'four', created_by: 'alice' },
+          { group_id: G1, title: undefined, created_by: 'alice' },
+        ],
+        guard: member,
+      }),
+      { code: 'KH_BAD_REQUEST', message: 'Every row to insert must have the same columns' },
+      'a column given in one row and undefined in another',
+    )
+    await t.rejects(
+      guardedInsert(pool, alice, {
+        into: 'discussion_threads',
+        values: { title: undefined },
+        guard: member,
+      }),
+      {
+        code: 'KH_BAD_REQUEST',
+        message: 'Each row to insert must be an object with at least one column',
+      },
+      'no column given at all',
+    )
+  },
+)

@@ -297,3 +297,28 @@ t.test(
     ])
   },
 )
+
+t.test(
+  'a value that is undefined (an optional property not given) leaves its column alone',
+  async (t) => {
+    const id = await forum.thread(G1, 'before', 'bob')
+    const patch: { title?: string; created_by?: string } = { title: 'after' }
+    const result = await guardedUpdate(pool, alice, {
+      table: 'discussion_threads',
+      where: { id },
+      set: { ...patch, created_by: patch.created_by as string },
+      guard: member,
+    })
+    t.match(result.rows, [{ id, title: 'after', created_by: 'bob' }], 'created_by kept, not NULL')
+    await t.rejects(
+      guardedUpdate(pool, alice, {
+        table: 'discussion_threads',
+        where: { id },
+        set: { title: undefined },
+        guard: member,
+      }),
+      { code: 'KH_BAD_REQUEST', message: 'Nothing to update: set must name at least one column' },
+      'nothing left to set',
+    )
+  },
+)
