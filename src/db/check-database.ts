@@ -30,6 +30,7 @@ import { checkSecurityDefiner } from './checks/security-definer.ts'
 import { checkSettings } from './checks/settings.ts'
 import { checkSigningKey } from './checks/signing-key.ts'
 import { checkStatementStats } from './checks/statement-stats.ts'
+import { checkTls } from './checks/tls.ts'
 import { checkTablePrivileges } from './checks/table-privileges.ts'
 import { checkUnguardedTables } from './checks/unguarded-tables.ts'
 import { checkViews } from './checks/views.ts'
@@ -51,6 +52,7 @@ const checks: readonly Check[] = [
   checkSettings,
   checkUnguardedTables,
   checkSigningKey,
+  checkTls,
 ]
 
 interface RuntimeRow {

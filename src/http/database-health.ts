@@ -12,7 +12,8 @@ export interface DatabaseHealthOptions {
   readonly database: ResolvedDatabase
   readonly checks: CheckDatabaseOptions
   readonly monitor: Required<MonitorSettings> | undefined
-  readonly logger: MonitorLogger
+  /** The monitor's logger, and `warn` for a check the options waive. */
+  readonly logger: MonitorLogger & { warn(details: object, message: string): void }
   /** Closes the server (for `onFinding: 'close'`). */
   readonly close: () => unknown
 }
@@ -26,6 +27,13 @@ export async function startDatabaseHealth(
 ): Promise<DatabaseMonitor | undefined> {
   const { database, checks, monitor } = options
   await assertDatabaseSecure(database.pool, checks)
+  // A waived check is said at every start, never silent.
+  if (checks.tls === 'waived') {
+    options.logger.warn(
+      { waived: 'tls' },
+      "keyhole: checks.tls is 'waived': the connection to the database is not checked for encryption (KH_DB_NOT_ENCRYPTED)",
+    )
+  }
   if (monitor === undefined) return undefined
   return startMonitor({
     check: () => checkDatabase(database.pool, checks),

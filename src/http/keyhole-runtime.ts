@@ -44,8 +44,10 @@ export interface RequestLogger extends InfoLogger {
   debug(details: object, message: string): void
 }
 
-/** The adapter's logger: the request logger's levels and the monitor's `fatal`. */
-export interface RuntimeLogger extends RequestLogger, MonitorLogger {}
+/** The adapter's logger: the request logger's levels, the monitor's `fatal`, and `warn`. */
+export interface RuntimeLogger extends RequestLogger, MonitorLogger {
+  warn(details: object, message: string): void
+}
 
 /** What keyhole reports a denial with: where to log, the route pattern, the capability if any. */
 export interface RequestReport {

@@ -29,7 +29,14 @@ function memoryLogger(): RuntimeLogger & { readonly lines: Line[] } {
   const lines: Line[] = []
   const at = (level: string) => (details: object, message: string) =>
     void lines.push({ level, details: details as Record<string, any>, message })
-  return { lines, fatal: at('fatal'), error: at('error'), info: at('info'), debug: at('debug') }
+  return {
+    lines,
+    fatal: at('fatal'),
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+  }
 }
 
 const base = { secret, algorithms: ['HS256'], issuer, audience } satisfies KeyholeRuntimeOptions

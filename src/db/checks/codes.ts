@@ -54,6 +54,8 @@ export const databaseFindingCodes = [
   'KH_DB_SIGNING_KEY_MISSING',
   'KH_DB_SIGNING_KEY_READABLE',
   'KH_DB_RUNTIME_IS_MIGRATION_ROLE',
+  // 13. transport
+  'KH_DB_NOT_ENCRYPTED',
   // a new connection as the runtime role failed (start-up and every monitor run)
   'KH_DB_CONNECT_FAILED',
   // the monitor: the checks themselves could not run (fail closed)

@@ -78,6 +78,15 @@ export interface CheckDatabaseOptions {
    * @default 'rls'
    */
   readonly mode?: 'rls' | 'guard' | undefined
+  /**
+   * Whether the runtime connection must be encrypted (KH_DB_NOT_ENCRYPTED). `'remote'`: unless
+   * it stays on the machine (a Unix socket, or loopback: 127.0.0.0/8, ::1). `'always'`: on
+   * loopback too. `'waived'`: never; the adapters log the waiver at warn level at start-up, so
+   * it is never silent. Waive it only where the network is encrypted otherwise (a VPN, a sidecar
+   * that terminates TLS). Production connects with `sslmode=verify-full` and the server's CA.
+   * @default 'remote'
+   */
+  readonly tls?: 'remote' | 'always' | 'waived' | undefined
 }
 
 export interface ResolvedCheckOptions {
@@ -94,6 +103,7 @@ export interface ResolvedCheckOptions {
   /** Lower-case setting name → the exact value allowed (a frozen object without prototype). */
   readonly allowedSettings: Readonly<Record<string, string>>
   readonly mode: 'rls' | 'guard'
+  readonly tls: 'remote' | 'always' | 'waived'
 }
 
 export const defaultKeyholeFunctions: readonly KeyholeFunctionExpectation[] = Object.freeze([
@@ -161,6 +171,7 @@ const optionsSchema = z.strictObject({
     )
     .optional(),
   mode: z.enum(['rls', 'guard']).optional(),
+  tls: z.enum(['remote', 'always', 'waived']).optional(),
 })
 
 /** Validates and freezes the options; throws `KH_INVALID_OPTIONS` naming the bad option. */
@@ -207,5 +218,6 @@ export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedChec
     groupIdType: o.groupIdType ?? 'uuid',
     allowedSettings: Object.freeze(allowed),
     mode: o.mode ?? 'rls',
+    tls: o.tls ?? 'remote',
   })
 }
