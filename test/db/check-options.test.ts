@@ -34,6 +34,7 @@ t.test('defaults are filled and the result is frozen; the input is not touched',
     groupIdType: 'uuid',
     allowedSettings: {},
     mode: 'rls',
+    tls: 'remote',
   })
   t.ok(Object.isFrozen(resolved))
   t.ok(Object.isFrozen(resolved.allowedSettings))
@@ -112,6 +113,7 @@ t.test('bad options: KH_INVALID_OPTIONS naming the option', async (t) => {
       { guardedTables: [], allowedSettings: { row_security: 'on' } },
     ],
     ['mode', { guardedTables: [], mode: 'off' }],
+    ['tls', { guardedTables: [], tls: 'required' }],
   ]
   for (const [option, options] of bad) {
     t.throws(
