@@ -29,6 +29,7 @@ import { checkRoleAttributes } from './checks/role-attributes.ts'
 import { checkSecurityDefiner } from './checks/security-definer.ts'
 import { checkSettings } from './checks/settings.ts'
 import { checkSigningKey } from './checks/signing-key.ts'
+import { checkSigningKeyMismatch } from './checks/signing-key-mismatch.ts'
 import { checkStatementStats } from './checks/statement-stats.ts'
 import { checkTls } from './checks/tls.ts'
 import { checkTablePrivileges } from './checks/table-privileges.ts'
@@ -52,6 +53,7 @@ const checks: readonly Check[] = [
   checkSettings,
   checkUnguardedTables,
   checkSigningKey,
+  checkSigningKeyMismatch,
   checkTls,
 ]
 

@@ -235,7 +235,11 @@ export function resolveAdapterOptions(
       // In 'guard' mode the statements carry the guard; the policies are the second layer that
       // 'rls' mode relies on, so there they must be exactly the generated ones.
       ...(database.mode === 'rls'
-        ? { policies: database.policies, groupIdType: context.groupIdType }
+        ? {
+            policies: database.policies,
+            groupIdType: context.groupIdType,
+            signingKey: database.signingKey,
+          }
         : {}),
       ...(wantChecks === true ? {} : wantChecks),
       // What the checks expect of the guarded tables follows the adapter's mode.

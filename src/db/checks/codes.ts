@@ -54,6 +54,8 @@ export const databaseFindingCodes = [
   'KH_DB_SIGNING_KEY_MISSING',
   'KH_DB_SIGNING_KEY_READABLE',
   'KH_DB_RUNTIME_IS_MIGRATION_ROLE',
+  // 12b. the database accepts what the server signs
+  'KH_DB_SIGNING_KEY_MISMATCH',
   // 13. transport
   'KH_DB_NOT_ENCRYPTED',
   // a new connection as the runtime role failed (start-up and every monitor run)

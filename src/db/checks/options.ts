@@ -6,6 +6,7 @@ import { z } from 'zod'
 import type { GroupIdType } from '../../capability/capability.ts'
 import { ConfigurationError, type GuardedOperation } from '../../errors.ts'
 import type { Policies } from '../../sql/policies.ts'
+import { parseSigningKey } from '../signing-key.ts'
 
 /** A guarded table and the operations keyhole performs on it (each needs a policy). */
 export interface GuardedTable {
@@ -87,6 +88,13 @@ export interface CheckDatabaseOptions {
    * @default 'remote'
    */
   readonly tls?: 'remote' | 'always' | 'waived' | undefined
+  /**
+   * The server's capability-signing key (the adapter passes `database.signingKey`). When given in
+   * 'rls' mode, the checks sign a capability that grants nothing with it and ask the database to
+   * accept it (`keyhole.set_capability`, in a transaction rolled back at once): a key other than
+   * the one `keyhole setup` installed is KH_DB_SIGNING_KEY_MISMATCH. Kept in no enumerable property.
+   */
+  readonly signingKey?: Uint8Array | string | undefined
 }
 
 export interface ResolvedCheckOptions {
@@ -104,6 +112,8 @@ export interface ResolvedCheckOptions {
   readonly allowedSettings: Readonly<Record<string, string>>
   readonly mode: 'rls' | 'guard'
   readonly tls: 'remote' | 'always' | 'waived'
+  /** Not enumerable: a secret. */
+  readonly signingKey: Uint8Array | string | undefined
 }
 
 export const defaultKeyholeFunctions: readonly KeyholeFunctionExpectation[] = Object.freeze([
@@ -172,6 +182,7 @@ const optionsSchema = z.strictObject({
     .optional(),
   mode: z.enum(['rls', 'guard']).optional(),
   tls: z.enum(['remote', 'always', 'waived']).optional(),
+  signingKey: z.union([z.string(), z.instanceof(Uint8Array)]).optional(),
 })
 
 /** Validates and freezes the options; throws `KH_INVALID_OPTIONS` naming the bad option. */
@@ -201,7 +212,8 @@ export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedChec
   const functions = (o.keyholeFunctions ?? defaultKeyholeFunctions).map((f) =>
     Object.freeze(typeof f === 'string' ? { signature: f } : f),
   )
-  return Object.freeze({
+  if (o.signingKey !== undefined) parseSigningKey(o.signingKey, 'checkDatabase.signingKey')
+  const resolved = {
     guardedTables: Object.freeze(
       o.guardedTables.map((g) =>
         Object.freeze({ table: g.table, operations: Object.freeze([...new Set(g.operations)]) }),
@@ -219,5 +231,8 @@ export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedChec
     allowedSettings: Object.freeze(allowed),
     mode: o.mode ?? 'rls',
     tls: o.tls ?? 'remote',
-  })
+  }
+  // A secret never sits in an enumerable property (a logged options object would show it).
+  Object.defineProperty(resolved, 'signingKey', { value: o.signingKey, enumerable: false })
+  return Object.freeze(resolved as ResolvedCheckOptions)
 }
