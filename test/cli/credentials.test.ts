@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -84,6 +84,7 @@ interface Run {
 /** Runs `keyhole …` as the shell does, in a fresh working directory. */
 async function keyhole(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
   const cwd = await mkdtemp(join(tmpdir(), 'keyhole-credentials-'))
+  t.teardown(() => rm(cwd, { recursive: true, force: true }))
   await mkdir(join(cwd, 'migrations'))
   await writeFile(
     join(cwd, 'migrations', '000001.do.notes.sql'),
