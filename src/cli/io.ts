@@ -52,3 +52,36 @@ export function required(value: string | undefined, what: string): string {
   if (value === undefined || value === '') throw new UsageError(`missing ${what}`)
   return value
 }
+
+/** Whether WHATWG's URL parser takes `url` (URL.canParse is Node 19.9+). */
+function parses(url: string): boolean {
+  try {
+    new URL(url, 'postgres://base')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The connection URL from `--database-url` or else the environment variable `variable`, checked
+ * as node-postgres will read it (pg-connection-string: a value starting with `/` is a socket
+ * directory; spaces and stray `%` are encoded; an empty host is allowed). A password with `/`,
+ * `#`, `?` or `:` left un-encoded makes it invalid, which pg reports as `Invalid URL` without
+ * saying which URL: this says which, and never echoes it (it holds a password).
+ * @throws UsageError naming the flag or the variable.
+ */
+export function databaseUrl(flag: string | undefined, env: CliIo['env'], variable: string): string {
+  const name = flag === undefined ? variable : '--database-url'
+  const url = required(flag ?? env[variable], `${variable} (or --database-url)`)
+  if (url.startsWith('/')) return url
+  const encoded = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url)
+    ? encodeURI(url).replace(/%25(\d\d)/g, '%$1')
+    : url
+  if (!parses(encoded) && !parses(encoded.replace('@/', '@___DUMMY___/'))) {
+    throw new UsageError(
+      `${name} is not a valid URL: percent-encode @ : / # ? % in the password (@ → %40)`,
+    )
+  }
+  return url
+}

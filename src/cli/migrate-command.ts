@@ -1,6 +1,7 @@
+import { readdir } from 'node:fs/promises'
 import type { GroupIdType } from '../capability/capability.ts'
 import { migrate } from '../db/migrate.ts'
-import { parse, required, UsageError, type Command } from './io.ts'
+import { databaseUrl, parse, required, UsageError, type CliIo, type Command } from './io.ts'
 import { loadPolicies, policiesModuleHelp } from './load-policies.ts'
 
 export const groupIdTypes: readonly GroupIdType[] = ['uuid', 'bigint', 'integer', 'text']
@@ -11,6 +12,27 @@ export function groupIdType(value: string | undefined): GroupIdType {
     throw new UsageError(`--group-id-type must be one of ${groupIdTypes.join(', ')}`)
   }
   return value as GroupIdType
+}
+
+/** postgrator's files: `<version>.do.<name>.sql`. */
+const migrationFile = /^\d+\.do\..+\.sql$/
+
+/**
+ * A missing folder is a mistake (a typo would otherwise report "0 migrations applied" and exit
+ * 0); a folder without one migration file is worth a warning.
+ */
+async function checkMigrations(dir: string, io: CliIo): Promise<void> {
+  let files: string[]
+  try {
+    files = await readdir(dir)
+  } catch {
+    throw new UsageError(`--migrations ${dir}: no such directory`)
+  }
+  if (!files.some((f) => migrationFile.test(f))) {
+    io.err(
+      `keyhole migrate: warning: --migrations ${dir} holds no NNNNNN.do.NAME.sql file (postgrator's names: 000001.do.create-posts.sql)`,
+    )
+  }
 }
 
 export const migrateCommand: Command = {
@@ -30,10 +52,8 @@ ${policiesModuleHelp}`,
       'group-id-type': { type: 'string' },
     })
     if (flags.help) return (io.out(this.usage), 0)
-    const url = required(
-      flags['database-url'] ?? io.env.KEYHOLE_MIGRATION_URL,
-      'KEYHOLE_MIGRATION_URL (or --database-url)',
-    )
+    const url = databaseUrl(flags['database-url'], io.env, 'KEYHOLE_MIGRATION_URL')
+    if (flags.migrations !== undefined) await checkMigrations(flags.migrations, io)
     const type = groupIdType(flags['group-id-type'])
     const policies = flags.policies === undefined ? undefined : await loadPolicies(flags.policies)
     const runtimeRole =
