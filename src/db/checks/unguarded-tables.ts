@@ -5,6 +5,7 @@ import { covers, policyProblems, readAppliedPolicies, type PolicyRow } from './p
 
 interface TableRow {
   oid: number
+  /** Schema-qualified whatever the search_path, as `checks.unguardedTables` takes it. */
   name: string
   parent: string | null
   partition: boolean
@@ -68,7 +69,7 @@ function shortfalls(t: TableRow, policies: readonly PolicyRow[], names: readonly
  * WITH RECURSIVE children(oid, root) AS (
  *   SELECT i.inhrelid, i.inhparent FROM pg_inherits i WHERE i.inhparent = ANY ($1::oid[])
  *   UNION SELECT i.inhrelid, x.root FROM children x JOIN pg_inherits i ON i.inhparent = x.oid)
- * SELECT c.oid, c.oid::regclass::text AS name, x.root::regclass::text AS parent, c.relispartition AS partition,
+ * SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name, x.root::regclass::text AS parent, c.relispartition AS partition,
  *   c.relrowsecurity AS rls, c.relforcerowsecurity AS forced, pg_has_role(c.relowner, 'MEMBER') AS owner_rights,
  *   array_remove(ARRAY[CASE WHEN has_any_column_privilege(c.oid, 'SELECT') THEN 'select' END, …], NULL) AS granted,
  *   array_remove(ARRAY[CASE WHEN has_table_privilege(c.oid, 'TRUNCATE') THEN 'TRUNCATE' END, …], NULL) AS unfiltered,
@@ -91,7 +92,8 @@ export const checkUnguardedTables: Check = async (context) => {
        UNION
        SELECT i.inhrelid, x.root FROM children x JOIN pg_inherits i ON i.inhparent = x.oid
      )
-     SELECT c.oid, c.oid::regclass::text AS name, x.root::regclass::text AS parent,
+     SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name,
+       x.root::regclass::text AS parent,
        c.relispartition AS partition, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
        pg_has_role(c.relowner, 'MEMBER') AS owner_rights,
        array_remove(ARRAY[
@@ -157,7 +159,7 @@ export const checkUnguardedTables: Check = async (context) => {
         finding(
           'KH_DB_UNGUARDED_TABLE',
           `the runtime role ${runtime.name} can reach the table ${t.name}, which keyhole does not guard, without the protection keyhole requires: ${why}`,
-          `guard it (list it in the guarded tables; FORCE ROW LEVEL SECURITY and policies that read the capability), ${revoke(t.name)} or list it in unguardedTables if it is meant to be shared`,
+          `guard it (list it in the guarded tables; FORCE ROW LEVEL SECURITY and policies that read the capability), ${revoke(t.name)} or, if it is meant to be shared, list ${t.name} in checks.unguardedTables (keyhole check --unguarded-table ${t.name})`,
         ),
       )
     }

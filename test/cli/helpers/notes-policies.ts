@@ -1,0 +1,1 @@
+export { notesPolicies as policies } from '../../db/helpers/keyhole.ts'
