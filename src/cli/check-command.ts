@@ -2,7 +2,7 @@ import { checkDatabase } from '../db/check-database.ts'
 import { KEYHOLE_FUNCTIONS } from '../db/keyhole-sql.ts'
 import { loadPg } from '../db/pg-driver.ts'
 import type { GuardedOperation } from '../errors.ts'
-import { databaseUrl, parse, required, type Command } from './io.ts'
+import { databaseUrl, parse, required, UsageError, type Command } from './io.ts'
 import { loadPolicies, policiesModuleHelp } from './load-policies.ts'
 import { groupIdType } from './migrate-command.ts'
 
@@ -37,6 +37,11 @@ ${policiesModuleHelp}`,
       'group-id-type': { type: 'string' },
     })
     if (flags.help) return (io.out(this.usage), 0)
+    for (const table of flags['unguarded-table'] ?? []) {
+      if (!/^[^.\s]+\.[^.\s]+$/.test(table)) {
+        throw new UsageError('--unguarded-table must be SCHEMA.TABLE (public.audit_log)')
+      }
+    }
     const url = databaseUrl(flags['database-url'], io.env, 'KEYHOLE_RUNTIME_URL')
     const type = groupIdType(flags['group-id-type'])
     const signingKey = io.env.KEYHOLE_SIGNING_KEY || undefined

@@ -68,6 +68,16 @@ t.test('a table outside the policies: named schema-qualified, then listed', asyn
   )
 })
 
+t.test('--unguarded-table takes SCHEMA.TABLE', async (t) => {
+  for (const bad of ['audit_log', 'a.b.c', 'public. x']) {
+    t.same(await cli([...check, '--unguarded-table', bad]), {
+      status: 1,
+      out: '',
+      err: 'keyhole check: --unguarded-table must be SCHEMA.TABLE (public.audit_log)',
+    })
+  }
+})
+
 t.test('--help names the new flags', async (t) => {
   const help = await cli(['check', '--help'])
   t.match(help.out, /--unguarded-table SCHEMA\.TABLE/)
