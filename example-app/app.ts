@@ -1,6 +1,7 @@
 /**
- * The forum as a Fastify instance: `build(options)` prepares the database (keyhole's setup and the
- * forum's migrations, as the migration role), connects as the restricted runtime role, registers
+ * The forum as a Fastify instance: `build(options)` connects as the restricted runtime role (given
+ * `runtime`, the serve step: nothing is changed) or first prepares the database from a privileged
+ * URL (given `databaseUrl`, development: keyhole's setup and the forum's migrations), registers
  * keyhole (token verification, start-up checks, the monitor, the policy-bound `request.db`) and the
  * routes. `main.ts` serves it; the tests drive it through `inject`.
  */
@@ -16,7 +17,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { capabilities } from 'keyhole/fastify'
 import { isKeyholeError } from 'keyhole'
-import { prepareDatabase, type RoleNames } from './database.ts'
+import { connectDatabase, type DatabaseChoice } from './database.ts'
 import { policies } from './policies.ts'
 import { groupRoutes } from './routes/groups.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -25,11 +26,7 @@ import { threadRoutes } from './routes/threads.ts'
 import { sharedSchemas } from './schemas.ts'
 import type { TokenSettings } from './tokens.ts'
 
-export interface BuildOptions extends TokenSettings {
-  /** A role allowed to create roles (e.g. a superuser): used for setup and migrations only. */
-  readonly databaseUrl: string
-  /** Role names for the migration and runtime roles; default `forum_migrator` and `forum_app`. */
-  readonly roles?: Partial<RoleNames>
+export interface BuildOptions extends TokenSettings, DatabaseChoice {
   /** How often the monitor re-runs the database checks; default 60 s. */
   readonly monitorIntervalMs?: number
   readonly logger?: FastifyServerOptions['logger']
@@ -37,13 +34,14 @@ export interface BuildOptions extends TokenSettings {
 
 /** Builds the forum; close it with `app.close()`, which also stops the monitor and ends the pool. */
 export async function build(options: BuildOptions): Promise<FastifyInstance> {
-  const database = await prepareDatabase(options.databaseUrl, options.roles)
+  const database = await connectDatabase(options)
   const app = Fastify({
     logger: options.logger ?? false,
     // Fastify's defaults would silently drop unknown fields and turn `42` into `"42"`: refuse both.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   })
   app.addHook('onClose', () => database.pool.end())
+  for (const { level, message, fields } of database.log) app.log[level](fields, message)
 
   try {
     for (const schema of sharedSchemas) app.addSchema(schema)

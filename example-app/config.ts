@@ -9,8 +9,13 @@ import { z } from 'zod'
 export interface ExampleConfig {
   readonly port: number
   readonly host: string
-  /** A role allowed to create roles (e.g. a superuser); unset: start an embedded PostgreSQL. */
+  /**
+   * The runtime role's URL (the serve step), or in development a role allowed to create roles;
+   * unset: start an embedded PostgreSQL.
+   */
   readonly databaseUrl: string | undefined
+  /** The key `npm run example -- setup` installed (non-enumerable); the serve step needs it. */
+  readonly signingKey: string | undefined
   /** The HS256 secret tokens are signed with (non-enumerable: never serialised into a log). */
   readonly jwtSecret: string
   /** True when JWT_SECRET was unset and a random secret was generated for this run. */
@@ -20,6 +25,16 @@ export interface ExampleConfig {
   readonly monitorIntervalMs: number
   /** Where the embedded PostgreSQL keeps its data; default example-app/.data/. */
   readonly dataDir: string
+}
+
+/** The setup step's configuration (`npm run example -- setup`); the secrets are non-enumerable. */
+export interface SetupConfig {
+  /** A role allowed to create roles. */
+  readonly adminUrl: string
+  readonly migrationPassword: string
+  readonly runtimePassword: string
+  readonly signingKey: string
+  readonly roles: { readonly migration: string; readonly runtime: string }
 }
 
 /** A configuration error: its message is the one line printed before exiting 1. */
@@ -36,16 +51,32 @@ const decimal = (name: string, min: number, max: number) =>
 
 const nonEmpty = (name: string) => z.string().min(1, `${name} must not be empty`)
 
-const envSchema = z.object({
-  PORT: decimal('PORT', 0, 65535).default(3000),
-  HOST: nonEmpty('HOST').default('127.0.0.1'),
-  DATABASE_URL: z
+const postgresUrl = (name: string) =>
+  z
     .string()
     .refine(
       (value) => URL.canParse(value) && /^postgres(ql)?:$/.test(new URL(value).protocol),
-      'DATABASE_URL must be a postgres:// or postgresql:// URL',
+      `${name} must be a postgres:// or postgresql:// URL`,
     )
-    .optional(),
+
+// keyhole's own rule for the key (32 bytes or more), as base64url text.
+const signingKey = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_-]{43,}$/,
+    'KEYHOLE_SIGNING_KEY must be at least 32 bytes as base64url (what `keyhole setup --generate-key` prints)',
+  )
+
+const roleName = (name: string) =>
+  z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, `${name} must be a lower-case SQL identifier`)
+
+const password = (name: string) => z.string().min(12, `${name} must be at least 12 characters`)
+
+const envSchema = z.object({
+  PORT: decimal('PORT', 0, 65535).default(3000),
+  HOST: nonEmpty('HOST').default('127.0.0.1'),
+  DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
+  KEYHOLE_SIGNING_KEY: signingKey.optional(),
   JWT_SECRET: z
     .string()
     // HS256 needs a key at least as long as its hash (RFC 7518 §3.2): 32 bytes.
@@ -57,24 +88,62 @@ const envSchema = z.object({
   DATA_DIR: z.string().default(fileURLToPath(new URL('./.data/', import.meta.url))),
 })
 
+const setupSchema = z.object({
+  KEYHOLE_ADMIN_URL: postgresUrl('KEYHOLE_ADMIN_URL'),
+  KEYHOLE_MIGRATION_PASSWORD: password('KEYHOLE_MIGRATION_PASSWORD'),
+  KEYHOLE_RUNTIME_PASSWORD: password('KEYHOLE_RUNTIME_PASSWORD'),
+  KEYHOLE_SIGNING_KEY: signingKey,
+  FORUM_MIGRATION_ROLE: roleName('FORUM_MIGRATION_ROLE').default('forum_migrator'),
+  FORUM_RUNTIME_ROLE: roleName('FORUM_RUNTIME_ROLE').default('forum_app'),
+})
+
+/** The set variables of `schema` in `env` (empty counts as unset), validated; one line if bad. */
+function read<S extends z.ZodObject>(
+  schema: S,
+  env: Readonly<Record<string, string | undefined>>,
+): z.output<S> {
+  const present: Record<string, string> = {}
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') present[key] = value
+  }
+  const parsed = schema.safeParse(present)
+  if (!parsed.success) {
+    // Every rule above carries a message naming its variable and never its value; a missing
+    // required variable is named by its path.
+    throw new ConfigError(
+      `invalid configuration: ${parsed.error.issues.map((i) => (i.code === 'invalid_type' ? `${String(i.path[0])} must be set` : i.message)).join('; ')}`,
+    )
+  }
+  return parsed.data
+}
+
+/**
+ * The setup step's configuration from `env`: KEYHOLE_ADMIN_URL, KEYHOLE_MIGRATION_PASSWORD,
+ * KEYHOLE_RUNTIME_PASSWORD and KEYHOLE_SIGNING_KEY, all required (the same variables as
+ * `keyhole setup`); FORUM_MIGRATION_ROLE and FORUM_RUNTIME_ROLE name the roles.
+ * Throws {@link ConfigError} with a one-line message naming each bad or missing variable.
+ */
+export function parseSetupConfig(env: Readonly<Record<string, string | undefined>>): SetupConfig {
+  const v = read(setupSchema, env)
+  const config = { roles: { migration: v.FORUM_MIGRATION_ROLE, runtime: v.FORUM_RUNTIME_ROLE } }
+  for (const [key, value] of [
+    ['adminUrl', v.KEYHOLE_ADMIN_URL],
+    ['migrationPassword', v.KEYHOLE_MIGRATION_PASSWORD],
+    ['runtimePassword', v.KEYHOLE_RUNTIME_PASSWORD],
+    ['signingKey', v.KEYHOLE_SIGNING_KEY],
+  ] as const) {
+    Object.defineProperty(config, key, { value, enumerable: false })
+  }
+  return Object.freeze(config) as SetupConfig
+}
+
 /**
  * Reads the configuration from `env`. Empty variables count as unset, as shells often export them
  * that way. Throws {@link ConfigError} with a one-line message naming the first bad variable.
  */
 export function parseConfig(env: Readonly<Record<string, string | undefined>>): ExampleConfig {
-  const present: Record<string, string> = {}
-  for (const key of Object.keys(envSchema.shape)) {
-    const value = env[key]
-    if (value !== undefined && value !== '') present[key] = value
-  }
-  const parsed = envSchema.safeParse(present)
-  if (!parsed.success) {
-    // Every rule above carries a message naming its variable and never its value.
-    throw new ConfigError(
-      `invalid configuration: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
-    )
-  }
-  const v = parsed.data
+  const v = read(envSchema, env)
   const config = {
     port: v.PORT,
     host: v.HOST,
@@ -89,5 +158,6 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     value: v.JWT_SECRET ?? randomBytes(32).toString('base64url'),
     enumerable: false,
   })
+  Object.defineProperty(config, 'signingKey', { value: v.KEYHOLE_SIGNING_KEY, enumerable: false })
   return Object.freeze(config) as ExampleConfig
 }

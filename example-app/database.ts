@@ -1,13 +1,18 @@
 /**
- * Prepares the forum's database from a privileged URL: keyhole's setup (the migration and runtime
- * roles, their grants, the `keyhole` schema and the capability-signing key), then keyhole's own
- * migrations and the forum's, run as the migration role, with the RLS policies generated from
- * `policies.ts`. Returns a pool connected as the runtime role: it owns nothing and bypasses nothing.
+ * The forum's database, in the two steps of production and the one of development:
+ * - `setupDatabase(adminUrl, …)` (the setup step, `npm run example -- setup`): keyhole's setup (the
+ *   migration and runtime roles, their grants, the `keyhole` schema and the capability-signing
+ *   key), then keyhole's migrations and the forum's with the RLS policies generated from
+ *   `policies.ts`, run as the migration role. Returns what it created and every drift it repaired,
+ *   each with the start-up finding's code.
+ * - `connectRuntime(url)` (the serve step): a pool as the runtime role; nothing is changed.
+ * - `prepareDatabase(privilegedUrl)` (development): the setup step with fresh passwords on every
+ *   start, then a pool as the runtime role.
  */
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { migrate, setup } from 'keyhole'
+import { checkDatabase, migrate, setup, type DatabaseFinding } from 'keyhole'
 import { policies } from './policies.ts'
 
 export interface RoleNames {
@@ -15,11 +20,31 @@ export interface RoleNames {
   readonly runtime: string
 }
 
-const defaultRoles: RoleNames = { migration: 'forum_migrator', runtime: 'forum_app' }
+export const defaultRoles: RoleNames = { migration: 'forum_migrator', runtime: 'forum_app' }
 
 const migrationsDir = fileURLToPath(new URL('./migrations/', import.meta.url))
 
-export interface PreparedDatabase {
+/** A drift the setup step repaired: the start-up finding's code and one line, never a secret. */
+export interface Repair {
+  readonly code: string
+  readonly message: string
+}
+
+export interface SetupReport {
+  /** What did not exist before: the roles, the signing key. */
+  readonly created: readonly string[]
+  readonly repairs: readonly Repair[]
+}
+
+export interface SetupStepOptions {
+  readonly migrationPassword: string
+  readonly runtimePassword: string
+  /** The capability-signing key (base64url); undefined: a new one. */
+  readonly signingKey?: string | undefined
+  readonly roles?: Partial<RoleNames> | undefined
+}
+
+export interface PreparedDatabase extends SetupReport {
   /** A pool connected as the runtime role. */
   readonly pool: pg.Pool
   readonly signingKey: string
@@ -32,30 +57,167 @@ function urlAs(url: string, user: string, password: string): string {
   return u.toString()
 }
 
-/** Runs setup and migrations (idempotent: safe on every start) and connects as the runtime role. */
-export async function prepareDatabase(
-  privilegedUrl: string,
-  roles: Partial<RoleNames> = {},
-): Promise<PreparedDatabase> {
-  const names = { ...defaultRoles, ...roles }
-  // Fresh passwords on every start: setup sets them, and nothing outside this process needs them.
-  const migrationPassword = randomBytes(24).toString('base64url')
-  const runtimePassword = randomBytes(24).toString('base64url')
-  const { signingKey } = await setup(privilegedUrl, {
-    migrationRole: { name: names.migration, password: migrationPassword },
-    runtimeRole: { name: names.runtime, password: runtimePassword },
+const operations = { read: 'select', insert: 'insert', update: 'update', delete: 'delete' } as const
+
+/** The start-up checks' options for the forum, as keyhole's plugin derives them from the policies. */
+const checkOptions = {
+  guardedTables: Object.entries(policies.tables).map(([table, policy]) => ({
+    table: `public.${table}`,
+    operations: Object.keys(policy).map((op) => operations[op as keyof typeof operations]),
+  })),
+  policies,
+}
+
+async function runtimeFindings(runtimeUrl: string): Promise<DatabaseFinding[]> {
+  const client = new pg.Client({ connectionString: runtimeUrl })
+  await client.connect()
+  try {
+    return await checkDatabase(client, checkOptions)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * The setup step. Setup reports its own repairs (role attributes, memberships, privileges); the
+ * migrations reapply row-level security and the policies, so what they repaired is read from the
+ * start-up checks as the runtime role, before and after: a finding gone is a repair, except on a
+ * table the migrations created (that is creation, not drift).
+ */
+export async function setupDatabase(
+  adminUrl: string,
+  options: SetupStepOptions,
+): Promise<SetupReport & { readonly signingKey: string; readonly runtimeUrl: string }> {
+  const names = { ...defaultRoles, ...options.roles }
+  const result = await setup(adminUrl, {
+    migrationRole: { name: names.migration, password: options.migrationPassword },
+    runtimeRole: { name: names.runtime, password: options.runtimePassword },
+    ...(options.signingKey === undefined ? {} : { signingKey: options.signingKey }),
   })
-  await migrate(urlAs(privilegedUrl, names.migration, migrationPassword), {
+  const runtimeUrl = urlAs(adminUrl, names.runtime, options.runtimePassword)
+  const before = await runtimeFindings(runtimeUrl)
+  await migrate(urlAs(adminUrl, names.migration, options.migrationPassword), {
     migrationsDir,
     policies,
     runtimeRole: names.runtime,
   })
-  const pool = new pg.Pool({
-    connectionString: urlAs(privilegedUrl, names.runtime, runtimePassword),
-  })
+  const after = new Set((await runtimeFindings(runtimeUrl)).map((f) => `${f.code} ${f.message}`))
+  const created = checkOptions.guardedTables
+    .map((g) => g.table)
+    .filter((table) =>
+      before.some((f) => f.code === 'KH_DB_GUARDED_TABLE_MISSING' && f.message.includes(table)),
+    )
+  const migrated = before
+    .filter((f) => !after.has(`${f.code} ${f.message}`))
+    .filter((f) => !created.some((table) => f.message.includes(table)))
+    .map((f) => ({ code: f.code, message: `${f.message} (the migrations reapplied it)` }))
+  return {
+    created: [...result.created, ...created.map((table) => `table ${table}`)],
+    repairs: [...result.repairs, ...migrated],
+    signingKey: result.signingKey,
+    runtimeUrl,
+  }
+}
+
+/** The serve step: a pool as the runtime role, with the settings of `url`. Changes nothing. */
+export function connectRuntime(url: string): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url })
   // An idle client whose connection dropped (a server restart, or the embedded server stopping
   // during shutdown) is removed by pg, and the next query connects afresh; without a listener the
   // 'error' event would crash the process instead (pg's documented advice).
   pool.on('error', () => {})
-  return { pool, signingKey }
+  return pool
+}
+
+/**
+ * True when the role of `url` may create roles (a superuser, or CREATEROLE): the development
+ * convenience, where the serving process runs setup itself. The runtime role never may.
+ *
+ * ```sql
+ * SELECT rolsuper OR rolcreaterole AS privileged FROM pg_roles WHERE rolname = current_user
+ * ```
+ */
+export async function canCreateRoles(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ privileged: boolean }>(
+      'SELECT rolsuper OR rolcreaterole AS privileged FROM pg_roles WHERE rolname = current_user',
+    )
+    return rows[0]!.privileged
+  } finally {
+    await client.end()
+  }
+}
+
+/** Development: the setup step with fresh passwords (idempotent: safe on every start), then a pool. */
+export async function prepareDatabase(
+  privilegedUrl: string,
+  roles: Partial<RoleNames> = {},
+): Promise<PreparedDatabase> {
+  // Fresh passwords on every start: setup sets them, and nothing outside this process needs them.
+  const report = await setupDatabase(privilegedUrl, {
+    migrationPassword: randomBytes(24).toString('base64url'),
+    runtimePassword: randomBytes(24).toString('base64url'),
+    roles,
+  })
+  const { created, repairs, signingKey, runtimeUrl } = report
+  return { created, repairs, signingKey, pool: connectRuntime(runtimeUrl) }
+}
+
+/**
+ * Where `build()` gets its database: `runtime` (the serve step: the runtime role's URL and the
+ * signing key setup installed; nothing is changed) or `databaseUrl` (development: a role allowed to
+ * create roles, with which the process runs the setup step itself at every start).
+ */
+export interface DatabaseChoice {
+  readonly runtime?: { readonly url: string; readonly signingKey: string } | undefined
+  /** A role allowed to create roles (e.g. a superuser): used for setup and migrations only. */
+  readonly databaseUrl?: string | undefined
+  /** Role names for the migration and runtime roles; default `forum_migrator` and `forum_app`. */
+  readonly roles?: Partial<RoleNames> | undefined
+}
+
+/** A line for the server's log once it has one: what the development convenience did. */
+export interface StartupLogLine {
+  readonly level: 'warn' | 'info'
+  readonly message: string
+  readonly fields: Record<string, unknown>
+}
+
+export const PRIVILEGED_WARNING =
+  'the serving process holds privileged database credentials (a role that may create roles) and ran setup and the migrations at start: for development only; in production run `npm run example -- setup` as a separate step and serve with the runtime role'
+
+/** Connects as the runtime role, preparing the database first in development; see DatabaseChoice. */
+export async function connectDatabase(
+  choice: DatabaseChoice,
+): Promise<{ pool: pg.Pool; signingKey: string; log: StartupLogLine[] }> {
+  if (choice.runtime !== undefined) {
+    return {
+      pool: connectRuntime(choice.runtime.url),
+      signingKey: choice.runtime.signingKey,
+      log: [],
+    }
+  }
+  if (choice.databaseUrl === undefined) {
+    throw new TypeError('build(): give runtime (the serve step) or databaseUrl (development)')
+  }
+  const prepared = await prepareDatabase(choice.databaseUrl, choice.roles)
+  return {
+    pool: prepared.pool,
+    signingKey: prepared.signingKey,
+    log: [
+      { level: 'warn', message: PRIVILEGED_WARNING, fields: {} },
+      ...prepared.created.map((what) => ({
+        level: 'info' as const,
+        message: `created ${what}`,
+        fields: {},
+      })),
+      ...prepared.repairs.map((repair) => ({
+        level: 'warn' as const,
+        message: `repaired ${repair.code}: ${repair.message}`,
+        fields: { code: repair.code },
+      })),
+    ],
+  }
 }

@@ -2,16 +2,31 @@
  * `npm run example`: the forum, runnable with one command (`-- --express`: the same forum on
  * Express, through `keyhole/express`).
  *
- * With no DATABASE_URL it starts an embedded PostgreSQL whose data lives in example-app/.data/
- * (git-ignored; DATA_DIR moves it; `--fresh` deletes it first). Either way `build()` runs keyhole's setup and the
- * migrations as the migration role and serves as the restricted runtime role, start-up checks on.
- * SIGTERM/SIGINT stop accepting, let in-flight requests finish, close the pool, stop the embedded
- * server and exit 0.
+ * Production has two steps:
+ * - `npm run example -- setup` (KEYHOLE_ADMIN_URL, KEYHOLE_MIGRATION_PASSWORD,
+ *   KEYHOLE_RUNTIME_PASSWORD, KEYHOLE_SIGNING_KEY): creates or repairs the roles and their grants,
+ *   runs keyhole's and the forum's migrations and the policies as the migration role, prints what it
+ *   created and every repair with its finding code, and exits.
+ * - `npm run example` with DATABASE_URL naming the runtime role and KEYHOLE_SIGNING_KEY: serves as
+ *   that role, changing nothing; the start-up checks refuse to start on any finding.
+ *
+ * Development: with no DATABASE_URL it starts an embedded PostgreSQL whose data lives in
+ * example-app/.data/ (git-ignored; DATA_DIR moves it; `--fresh` deletes it first); with no
+ * DATABASE_URL, or one whose role may create roles, the process runs the setup step itself at every
+ * start and says so in its log (warn). SIGTERM/SIGINT stop accepting, let in-flight requests
+ * finish, close the pool, stop the embedded server and exit 0.
  */
 import { rm } from 'node:fs/promises'
 import { startEmbeddedPostgres, type RunningPostgres } from '../dev/embedded-postgres.ts'
 import { build } from './app.ts'
-import { parseConfig, type ConfigError, type ExampleConfig } from './config.ts'
+import {
+  parseConfig,
+  parseSetupConfig,
+  type ConfigError,
+  type ExampleConfig,
+  type SetupConfig,
+} from './config.ts'
+import { canCreateRoles, setupDatabase, type DatabaseChoice } from './database.ts'
 import { devAdminToken } from './tokens.ts'
 
 /** How long a graceful shutdown may take before the process gives up and exits 1. */
@@ -20,6 +35,31 @@ const SHUTDOWN_TIMEOUT_MS = 10_000
 function fail(message: string): never {
   process.stderr.write(`keyhole example: ${message}\n`)
   process.exit(1)
+}
+
+/** The first line of an error's message: pg's and keyhole's messages carry no secret. */
+const firstLine = (error: unknown) => String((error as Error).message).split('\n')[0]
+
+if (process.argv[2] === 'setup') {
+  let setupConfig: SetupConfig
+  try {
+    setupConfig = parseSetupConfig(process.env)
+  } catch (error) {
+    fail((error as ConfigError).message)
+  }
+  try {
+    const report = await setupDatabase(setupConfig.adminUrl, setupConfig)
+    const lines = [
+      ...report.created.map((what) => `created ${what}`),
+      ...report.repairs.map((repair) => `repaired ${repair.code}: ${repair.message}`),
+      ...(report.repairs.length === 0 ? ['no repairs: the database was as setup leaves it'] : []),
+      'keyhole example setup: done',
+    ]
+    process.stdout.write(`${lines.join('\n')}\n`)
+    process.exit(0)
+  } catch (error) {
+    fail(`setup failed: ${firstLine(error)}`)
+  }
 }
 
 let config: ExampleConfig
@@ -31,11 +71,9 @@ try {
 }
 
 let embedded: RunningPostgres | undefined
-let databaseUrl = config.databaseUrl
-if (databaseUrl === undefined) {
+if (config.databaseUrl === undefined) {
   if (process.argv.includes('--fresh')) await rm(config.dataDir, { recursive: true, force: true })
   embedded = await startEmbeddedPostgres({ dataDir: config.dataDir })
-  databaseUrl = embedded.url
 }
 
 /** What shutdown needs of either server. */
@@ -45,8 +83,18 @@ interface Running {
   close(): Promise<void>
 }
 
-const options = {
-  databaseUrl,
+/** The serve step when DATABASE_URL names a role that cannot create roles; else development. */
+async function database(url: string): Promise<DatabaseChoice> {
+  if (await canCreateRoles(url)) return { databaseUrl: url }
+  if (config.signingKey === undefined) {
+    fail(
+      'invalid configuration: KEYHOLE_SIGNING_KEY must be set when DATABASE_URL names the runtime role',
+    )
+  }
+  return { runtime: { url, signingKey: config.signingKey } }
+}
+
+const settings = {
   jwtSecret: config.jwtSecret,
   jwtIssuer: config.jwtIssuer,
   jwtAudience: config.jwtAudience,
@@ -54,6 +102,12 @@ const options = {
 }
 
 async function start(): Promise<Running> {
+  const options = {
+    ...settings,
+    ...(embedded === undefined
+      ? await database(config.databaseUrl as string)
+      : { databaseUrl: embedded.url }),
+  }
   if (process.argv.includes('--express')) {
     // Loaded only when asked for: the Fastify forum never loads Express.
     const { buildExpress } = await import('./express/app.ts')
@@ -76,7 +130,7 @@ try {
   await embedded?.stop()
   // A start-up refusal (an insecure database, an unreachable server) is reported by its message:
   // keyhole's messages never carry secrets, and a stack would bury the report.
-  fail(`could not start: ${(error as Error).message}`)
+  fail(`could not start: ${String((error as Error).message)}`)
 }
 
 if (config.jwtSecretGenerated) {

@@ -17,7 +17,7 @@ import {
 } from 'keyhole/express'
 import { NotFound } from 'keyhole'
 import type { BuildOptions } from '../app.ts'
-import { prepareDatabase } from '../database.ts'
+import { connectDatabase } from '../database.ts'
 import { policies } from '../policies.ts'
 import { forumRoutes } from './routes.ts'
 
@@ -103,7 +103,11 @@ export function forumErrors(logger: KeyholeLogger | undefined): ErrorRequestHand
 
 /** Builds the forum on Express; `listen()` serves it, `close()` ends everything it opened. */
 export async function buildExpress(options: ExpressBuildOptions): Promise<ExpressForum> {
-  const database = await prepareDatabase(options.databaseUrl, options.roles)
+  const database = await connectDatabase(options)
+  for (const { level, message, fields } of database.log) {
+    if (options.logger !== undefined) options.logger[level](fields, message)
+    else process.stdout.write(`${JSON.stringify({ level, ...fields, msg: message })}\n`)
+  }
   let keyhole: KeyholeMiddleware
   try {
     keyhole = capabilities({
