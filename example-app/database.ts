@@ -92,7 +92,7 @@ export async function setupDatabase(
   const result = await setup(adminUrl, {
     migrationRole: { name: names.migration, password: options.migrationPassword },
     runtimeRole: { name: names.runtime, password: options.runtimePassword },
-    ...(options.signingKey === undefined ? {} : { signingKey: options.signingKey }),
+    signingKey: options.signingKey,
   })
   const runtimeUrl = urlAs(adminUrl, names.runtime, options.runtimePassword)
   const before = await runtimeFindings(runtimeUrl)
@@ -109,7 +109,13 @@ export async function setupDatabase(
     )
   const migrated = before
     .filter((f) => !after.has(`${f.code} ${f.message}`))
-    .filter((f) => !created.some((table) => f.message.includes(table)))
+    // The findings name a table as public.posts or "posts".
+    .filter(
+      (f) =>
+        !created.some((t) =>
+          [t, `"${t.slice('public.'.length)}"`].some((n) => f.message.includes(n)),
+        ),
+    )
     .map((f) => ({ code: f.code, message: `${f.message} (the migrations reapplied it)` }))
   return {
     created: [...result.created, ...created.map((table) => `table ${table}`)],

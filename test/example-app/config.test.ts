@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, parseConfig } from '../../example-app/config.ts'
+import { ConfigError, parseConfig, parseSetupConfig } from '../../example-app/config.ts'
 
 const secret = 'x'.repeat(32)
 
@@ -83,6 +83,75 @@ t.test('a bad value is one line naming the variable, never echoing the value', (
     const text = error instanceof Error ? error.message : ''
     t.notMatch(text, '\n', `${name}: one line`)
     for (const value of Object.values(env)) t.notOk(text.includes(value), `${name}: no value`)
+  }
+  t.end()
+})
+
+t.test('KEYHOLE_SIGNING_KEY: read for the serve step, never serialised', (t) => {
+  const key = 'k'.repeat(43)
+  const config = parseConfig({ JWT_SECRET: secret, KEYHOLE_SIGNING_KEY: key })
+  t.equal(config.signingKey, key)
+  t.notMatch(JSON.stringify(config), key)
+  t.equal(parseConfig({}).signingKey, undefined)
+  t.throws(() => parseConfig({ KEYHOLE_SIGNING_KEY: 'not base64url!' }), {
+    message:
+      'invalid configuration: KEYHOLE_SIGNING_KEY must be at least 32 bytes as base64url (what `keyhole setup --generate-key` prints)',
+  })
+  t.end()
+})
+
+const setupEnv = {
+  KEYHOLE_ADMIN_URL: 'postgres://admin:admin-password@db.example/forum',
+  KEYHOLE_MIGRATION_PASSWORD: 'migration-password',
+  KEYHOLE_RUNTIME_PASSWORD: 'runtime-password',
+  KEYHOLE_SIGNING_KEY: 's'.repeat(43),
+}
+
+t.test('the setup step: four variables, the roles forum_migrator and forum_app', (t) => {
+  const config = parseSetupConfig(setupEnv)
+  t.same(config.roles, { migration: 'forum_migrator', runtime: 'forum_app' })
+  t.same(
+    [config.adminUrl, config.migrationPassword, config.runtimePassword, config.signingKey],
+    Object.values(setupEnv),
+  )
+  t.same(Object.keys(config), ['roles'], 'the secrets are not enumerable')
+  t.ok(Object.isFrozen(config))
+  const named = parseSetupConfig({
+    ...setupEnv,
+    FORUM_MIGRATION_ROLE: 'm',
+    FORUM_RUNTIME_ROLE: 'r',
+  })
+  t.same(named.roles, { migration: 'm', runtime: 'r' })
+  t.end()
+})
+
+const badSetup: [string, Record<string, string>, string][] = [
+  [
+    'nothing set',
+    {},
+    'invalid configuration: KEYHOLE_ADMIN_URL must be set; KEYHOLE_MIGRATION_PASSWORD must be set; KEYHOLE_RUNTIME_PASSWORD must be set; KEYHOLE_SIGNING_KEY must be set',
+  ],
+  [
+    'an admin URL of another scheme',
+    { ...setupEnv, KEYHOLE_ADMIN_URL: 'mysql://h/db' },
+    'invalid configuration: KEYHOLE_ADMIN_URL must be a postgres:// or postgresql:// URL',
+  ],
+  [
+    'a short migration password',
+    { ...setupEnv, KEYHOLE_MIGRATION_PASSWORD: 'eleven-char' },
+    'invalid configuration: KEYHOLE_MIGRATION_PASSWORD must be at least 12 characters',
+  ],
+  [
+    'a role name that is no identifier',
+    { ...setupEnv, FORUM_RUNTIME_ROLE: 'Forum-App' },
+    'invalid configuration: FORUM_RUNTIME_ROLE must be a lower-case SQL identifier',
+  ],
+]
+
+t.test('a bad setup variable is one line naming it, never echoing the value', (t) => {
+  for (const [name, env, message] of badSetup) {
+    const error = t.throws(() => parseSetupConfig(env), { message }, name)
+    t.ok(error instanceof ConfigError, `${name}: a ConfigError`)
   }
   t.end()
 })

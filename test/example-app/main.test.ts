@@ -1,7 +1,9 @@
 /**
  * `npm run example` as a process: it starts on a free port (embedded PostgreSQL when DATABASE_URL
- * is unset), answers /health and an authenticated request, and exits 0 on SIGTERM or SIGINT. A bad
- * setting or an unreachable database is one line on stderr and exit status 1.
+ * is unset), answers /health and an authenticated request, and exits 0 on SIGTERM or SIGINT; in
+ * this development shape it logs that it holds privileged credentials, and what setup created and
+ * repaired. A bad setting or an unreachable database is one line on stderr and exit status 1. The
+ * production shape (setup step, serve step) is production-shape.test.ts.
  */
 import { uncoveredChildEnv } from '../helpers/child-env.ts'
 import t from 'tap'
@@ -131,6 +133,17 @@ for (const [forum, args] of forums) {
       t.notOk(stdout.includes(token) || stderr.includes(token), 'the token never reaches the log')
       t.notOk(stdout.includes(secret) || stderr.includes(secret), 'nor does the secret')
       t.notMatch(stdout, /export TOKEN=/, 'no development token when JWT_SECRET is set')
+      t.match(
+        stdout,
+        /"level":("warn"|40),.*"msg":"the serving process holds privileged database credentials/,
+        'development: a warning that the process holds privileged credentials',
+      )
+      t.match(stdout, /"msg":"created role \\"forum_app\\""/, 'what setup created, logged')
+      t.match(
+        stdout,
+        /"code":"KH_DB_DATABASE_TEMP".*"msg":"repaired KH_DB_DATABASE_TEMP: /,
+        'each repair logged with its code',
+      )
     },
   )
 }

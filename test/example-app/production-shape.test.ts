@@ -13,6 +13,8 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from '../../dev/free-port.ts'
 import { build } from '../../example-app/app.ts'
+import { canCreateRoles, PRIVILEGED_WARNING } from '../../example-app/database.ts'
+import { buildExpress } from '../../example-app/express/app.ts'
 import { signToken } from '../../example-app/tokens.ts'
 import { createTestDatabase } from '../helpers/database.ts'
 
@@ -111,9 +113,21 @@ const second = await setupStep()
 
 t.test('the setup step creates the roles and tables, then changes nothing', async (t) => {
   t.equal(first.status, 0, first.stderr)
-  t.match(first.stdout, `created role "${migrator}"\ncreated role "${runtime}"\n`)
-  t.match(first.stdout, /created table public\.groups\n/)
-  t.match(first.stdout, /keyhole example setup: done\n$/)
+  t.equal(
+    first.stdout,
+    [
+      `created role "${migrator}"`,
+      `created role "${runtime}"`,
+      'created signing key',
+      'created table public.groups',
+      'created table public.discussion_threads',
+      'created table public.posts',
+      // A new database gives PUBLIC TEMPORARY: a finding, which setup corrects.
+      `repaired KH_DB_DATABASE_TEMP: revoked TEMPORARY on database "${db.name}" from PUBLIC`,
+      'keyhole example setup: done\n',
+    ].join('\n'),
+    'what it created is not reported as a repair',
+  )
   t.equal(second.status, 0, second.stderr)
   t.equal(
     second.stdout,
@@ -228,4 +242,46 @@ t.test('build() needs a database: the runtime role or a privileged URL', async (
     build({ jwtSecret: secrets.jwt, jwtIssuer: 'i', jwtAudience: 'a' }),
     /give runtime \(the serve step\) or databaseUrl \(development\)/,
   )
+})
+
+t.test('in process: build() as the runtime role serves; the two shapes told apart', async (t) => {
+  t.equal(await canCreateRoles(db.url), true, 'the administrator may create roles')
+  t.equal(await canCreateRoles(serveEnv.DATABASE_URL), false, 'the runtime role may not')
+  const app = await build({
+    runtime: { url: serveEnv.DATABASE_URL, signingKey: secrets.signingKey },
+    jwtSecret: secrets.jwt,
+    jwtIssuer: 'keyhole-example',
+    jwtAudience: 'forum',
+  })
+  t.teardown(() => app.close())
+  t.equal((await app.inject('/health')).statusCode, 200)
+})
+
+// Last: development sets new passwords for both roles on every start.
+t.test('development (a URL that may create roles): a warning, then each repair', async (t) => {
+  await db.pool.query(`ALTER ROLE ${runtime} CREATEDB`)
+  const lines: [string, object, string][] = []
+  const logger = Object.fromEntries(
+    ['fatal', 'error', 'warn', 'info', 'debug'].map((level) => [
+      level,
+      (fields: object, message: string) => lines.push([level, fields, message]),
+    ]),
+  ) as unknown as Parameters<typeof buildExpress>[0]['logger']
+  const forum = await buildExpress({
+    databaseUrl: db.url,
+    roles: { migration: migrator, runtime },
+    jwtSecret: secrets.jwt,
+    jwtIssuer: 'keyhole-example',
+    jwtAudience: 'forum',
+    logger,
+  })
+  await forum.close()
+  t.same(lines.slice(0, 2), [
+    ['warn', {}, PRIVILEGED_WARNING],
+    [
+      'warn',
+      { code: 'KH_DB_CREATEDB' },
+      `repaired KH_DB_CREATEDB: removed CREATEDB from the runtime role "${runtime}"`,
+    ],
+  ])
 })
