@@ -12,7 +12,7 @@ import { generateSigningKey } from '../../src/db/signing-key.ts'
 import { createKeyholeDatabase } from '../db/helpers/keyhole.ts'
 
 const k = await createKeyholeDatabase(t)
-const policiesModule = fileURLToPath(new URL('./helpers/notes-policies.ts', import.meta.url))
+const policiesModule = fileURLToPath(new URL('./helpers/notes-policies.js', import.meta.url))
 const check = ['check', '--policies', policiesModule, '--migration-role', k.migrator.name]
 
 async function cli(args: string[], env: Record<string, string> = {}) {

@@ -25,7 +25,7 @@ const db = await createTestDatabase(t)
 const bin = fileURLToPath(new URL('../../bin/keyhole.ts', import.meta.url))
 // Resolved here: the child runs in a directory with no node_modules.
 const tsx = import.meta.resolve('tsx')
-const policiesModule = fileURLToPath(new URL('./helpers/policies.ts', import.meta.url))
+const policiesModule = fileURLToPath(new URL('./helpers/policies.js', import.meta.url))
 const migrator = { name: `${db.prefix}_migrator`, password: randomBytes(18).toString('base64url') }
 const runtime = { name: `${db.prefix}_runtime`, password: randomBytes(18).toString('base64url') }
 const signingKey = randomBytes(32).toString('base64url')

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadFailure, loadPolicies } from '../../src/cli/load-policies.ts'
 
-const inRepo = fileURLToPath(new URL('./helpers/policies.ts', import.meta.url))
+const inRepo = fileURLToPath(new URL('./helpers/literal-policies.ts', import.meta.url))
 const outside = await mkdtemp(join(tmpdir(), 'keyhole-policies-'))
 t.teardown(() => import('node:fs/promises').then((fs) => fs.rm(outside, { recursive: true })))
 
