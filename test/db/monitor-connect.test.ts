@@ -12,6 +12,7 @@ import { checkDatabase } from '../../src/db/check-database.ts'
 import { bearer, buildApp, mint } from '../plugins/helpers/app.ts'
 import { startApp } from '../plugins/helpers/express-app.ts'
 import { createKeyholeDatabase, notesPolicies } from './helpers/keyhole.ts'
+import { monitoredNotesApp } from './helpers/monitored-notes-app.ts'
 
 const k = await createKeyholeDatabase(t)
 const runtime = `"${k.runtime.name}"`
@@ -74,27 +75,7 @@ t.test('an unreachable database is the same finding, without the URL password', 
 
 t.test('Fastify: the monitor turns /health and every request to 503, then back', async (t) => {
   const pool = runtimePool(2)
-  const policies = notesPolicies
-  const { app } = await buildApp(
-    t,
-    {
-      database: { pool, policies, signingKey: k.signingKey },
-      checks: { migrationRole: k.migrator.name },
-      monitor: { intervalMs: 20 },
-    },
-    (app) => {
-      app.get('/health', { config: { keyhole: { public: true } } }, async () => {
-        app.keyhole.assertHealthy()
-        return 'ok'
-      })
-      app.get('/notes', async (request) => (await request.db.select('notes')).length)
-    },
-  )
-  const alice = bearer(
-    await mint({ sub: 'alice', permissions: [{ group: k.groupA, role: 'member' }] }),
-  )
-  t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
-  t.equal((await app.inject({ method: 'GET', url: '/notes', headers: alice })).statusCode, 200)
+  const { app, alice } = await monitoredNotesApp(t, k, pool)
 
   await pool.query(`ALTER ROLE CURRENT_USER PASSWORD '${attackerPassword}'`)
   t.teardown(restore)

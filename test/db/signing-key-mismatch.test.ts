@@ -9,8 +9,9 @@
 import t from 'tap'
 import { checkDatabase } from '../../src/db/check-database.ts'
 import { generateSigningKey, hmacPads, parseSigningKey } from '../../src/db/signing-key.ts'
-import { bearer, buildApp, mint } from '../plugins/helpers/app.ts'
+import { buildApp } from '../plugins/helpers/app.ts'
 import { createKeyholeDatabase, notesPolicies } from './helpers/keyhole.ts'
+import { monitoredNotesApp } from './helpers/monitored-notes-app.ts'
 
 const k = await createKeyholeDatabase(t)
 const wrongKey = generateSigningKey()
@@ -93,26 +94,7 @@ t.test('the adapter: starts with the installed key, refuses another', async (t) 
 
 t.test('the monitor: another key installed turns /health to 503, then back', async (t) => {
   const pool = k.runtimePool(2)
-  const { app } = await buildApp(
-    t,
-    {
-      database: { pool, policies: notesPolicies, signingKey: k.signingKey },
-      checks: { migrationRole: k.migrator.name },
-      monitor: { intervalMs: 20 },
-    },
-    (app) => {
-      app.get('/health', { config: { keyhole: { public: true } } }, async () => {
-        app.keyhole.assertHealthy()
-        return 'ok'
-      })
-      app.get('/notes', async (request) => (await request.db.select('notes')).length)
-    },
-  )
-  const alice = bearer(
-    await mint({ sub: 'alice', permissions: [{ group: k.groupA, role: 'member' }] }),
-  )
-  t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200)
-  t.equal((await app.inject({ method: 'GET', url: '/notes', headers: alice })).statusCode, 200)
+  const { app, alice } = await monitoredNotesApp(t, k, pool)
 
   await install(wrongKey)
   t.teardown(() => install(k.signingKey))
