@@ -47,6 +47,8 @@ export {
 } from './capability/derive.ts'
 export type { CapabilityOptions, ResolvedCapabilityOptions } from './capability/derive.ts'
 export { assertRole, checkRole, assertRoleKnown } from './capability/assert-role.ts'
+export { defineCapability } from './capability/define-capability.ts'
+export type { CapabilitySpec } from './capability/define-capability.ts'
 export type { Capability, GroupIdType, RoleBinding } from './capability/capability.ts'
 
 // Guards and guarded statements
@@ -100,6 +102,9 @@ export type {
   SessionQueryable,
   SessionResult,
 } from './db/session.ts'
+export { createKeyhole } from './db/create-keyhole.ts'
+export type { Keyhole, CreateKeyholeOptions } from './db/create-keyhole.ts'
+export type { DatabaseOptions, DatabasePool } from './db/database-options.ts'
 export { createCapabilitySigner } from './db/sign-capability.ts'
 export type { CapabilitySigner } from './db/sign-capability.ts'
 export { generateSigningKey } from './db/signing-key.ts'

@@ -33,6 +33,8 @@ t.test('the core entry point exports the public API and nothing framework-specif
     'migrate',
     'KeyholeError',
     'CapabilityDenied',
+    'createKeyhole',
+    'defineCapability',
   ]) {
     t.ok(names.includes(name), `exports ${name}`)
   }

@@ -6,40 +6,19 @@
  */
 import { z } from 'zod'
 import type { GroupIdType } from '../capability/capability.ts'
-import type { CheckDatabaseOptions, CheckQueryable } from '../db/check-database.ts'
+import type { CheckDatabaseOptions } from '../db/check-database.ts'
 import { resolveCheckOptions } from '../db/checks/options.ts'
 import { KEYHOLE_FUNCTIONS } from '../db/keyhole-sql.ts'
-import type { SessionPool } from '../db/session.ts'
+import {
+  databaseShape,
+  resolveDatabase,
+  type DatabaseOptions,
+  type ResolvedDatabase,
+} from '../db/database-options.ts'
 import { ConfigurationError, type GuardedOperation } from '../errors.ts'
 import type { Policies } from '../sql/policies.ts'
-import type { Queryable } from '../sql/queryable.ts'
 
-/** A pg `Pool` of the RUNTIME role (or anything with its `query` and `connect`). */
-export type DatabasePool = SessionPool & Queryable & CheckQueryable
-
-export interface DatabaseOptions {
-  /** The runtime role's pool. keyhole never ends it: end it in your own `onClose`. */
-  pool: DatabasePool
-  /** From `definePolicies`: the guard of each table and operation behind `request.db`. */
-  policies: Policies
-  /**
-   * The capability-signing key (≥ 32 bytes, or their base64url text), the one `keyhole setup`
-   * installed. Never logged.
-   */
-  signingKey?: string | Uint8Array | undefined
-  /**
-   * `'rls'`: each request's statements run in one transaction that first sets the signed
-   * capability, so PostgreSQL's row-level security re-checks every row (needs `signingKey`).
-   * `'guard'`: statements run on the pool, guarded by the statement alone; no capability is set,
-   * so the guarded tables must not have row-level security (the start-up checks refuse them with
-   * KH_DB_GUARD_MODE_UNDER_RLS), and `signingKey` must not be given.
-   * Never inferred from a missing key: without `signingKey`, `mode` is required.
-   * @default 'rls' when `signingKey` is given; required otherwise
-   */
-  mode?: 'guard' | 'rls' | undefined
-  /** Named prepared statements (see PgBouncer's `max_prepared_statements`). @default true */
-  prepared?: boolean | undefined
-}
+export type { DatabaseOptions, DatabasePool, ResolvedDatabase } from '../db/database-options.ts'
 
 export interface MonitorSettings {
   /** Milliseconds between runs of the checks. @default 60000 */
@@ -78,14 +57,6 @@ export interface AdapterOptions {
   monitor?: MonitorSettings | false | undefined
 }
 
-export interface ResolvedDatabase {
-  readonly pool: DatabasePool
-  readonly policies: Policies
-  readonly signingKey: string | Uint8Array | undefined
-  readonly mode: 'guard' | 'rls'
-  readonly prepared: boolean
-}
-
 export interface ResolvedAdapterOptions {
   readonly publicRoutes: readonly string[]
   readonly logDenials: boolean
@@ -94,32 +65,12 @@ export interface ResolvedAdapterOptions {
   readonly monitor: Required<MonitorSettings> | undefined
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null
-
-const pool = z.custom<DatabasePool>(
-  (p) => isObject(p) && typeof p.query === 'function' && typeof p.connect === 'function',
-  "must be a node-postgres pg.Pool, or a pool with its query and connect whose clients are pg Clients ('guard' mode needs only query and connect)",
-)
-const policies = z.custom<Policies>(
-  (p) => isObject(p) && isObject(p.tables) && Array.isArray(p.roles) && Object.isFrozen(p),
-  'must come from definePolicies()',
-)
-
 const schema = z.strictObject({
   public: z
     .array(z.string().regex(/^\/[^\s?#]*$/, 'each route must start with / (no query, no spaces)'))
     .optional(),
   logDenials: z.boolean().optional(),
-  database: z
-    .strictObject({
-      pool,
-      policies,
-      signingKey: z.union([z.string().min(1), z.instanceof(Uint8Array)]).optional(),
-      mode: z.enum(['guard', 'rls']).optional(),
-      prepared: z.boolean().optional(),
-    })
-    .optional(),
+  database: z.strictObject(databaseShape).optional(),
   checks: z.union([z.boolean(), z.record(z.string(), z.unknown())]).optional(),
   monitor: z
     .union([
@@ -164,29 +115,6 @@ function innermost(issue: z.core.$ZodIssue): z.core.$ZodIssue {
   return { ...inner, path: [...issue.path, ...inner.path] }
 }
 
-/**
- * The security mode, stated or following from the key, never chosen silently: a missing key (an
- * unset environment variable) must not quietly turn 'rls' into 'guard'.
- */
-function databaseMode(mode: 'guard' | 'rls' | undefined, keyed: boolean): 'guard' | 'rls' {
-  if (mode === undefined && !keyed) {
-    throw invalid(
-      'database.mode',
-      "required without database.signingKey: give database.signingKey for 'rls' mode (PostgreSQL's row-level security re-checks every row), or state mode: 'guard' (the statement guard alone)",
-    )
-  }
-  if (mode === 'rls' && !keyed) {
-    throw invalid('database.signingKey', "required when database.mode is 'rls'")
-  }
-  if (mode === 'guard' && keyed) {
-    throw invalid(
-      'database.signingKey',
-      "not used in 'guard' mode: remove it, or remove mode: 'guard' to run in 'rls' mode",
-    )
-  }
-  return mode ?? 'rls'
-}
-
 /** What the adapter options need to know of the token options. */
 export interface AdapterContext {
   /** The capability's group-ID type, which the generated policies are compared in. */
@@ -211,14 +139,7 @@ export function resolveAdapterOptions(
   const o = parsed.data
   let database: ResolvedDatabase | undefined
   if (o.database) {
-    const mode = databaseMode(o.database.mode, o.database.signingKey !== undefined)
-    database = Object.freeze({
-      pool: o.database.pool,
-      policies: o.database.policies,
-      signingKey: o.database.signingKey,
-      mode,
-      prepared: o.database.prepared ?? true,
-    })
+    database = resolveDatabase(o.database, 'database.')
   }
   const wantChecks = o.checks ?? database !== undefined
   if (wantChecks !== false && database === undefined) {

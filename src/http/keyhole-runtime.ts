@@ -13,6 +13,7 @@ import {
   assertRoleKnown,
   presentCapability,
 } from '../capability/assert-role.ts'
+import { createDatabaseRunner } from '../db/database-runner.ts'
 import type { DatabaseMonitor, MonitorLogger } from '../db/monitor.ts'
 import {
   ConfigurationError,
@@ -207,7 +208,7 @@ export function createKeyholeRuntime(
     roles,
     logger,
     options: adapter,
-    databases: adapter.database && requestDatabases(adapter.database, realm),
+    databases: adapter.database && requestDatabases(createDatabaseRunner(adapter.database), realm),
     get healthy() {
       return serving()
     },

@@ -6,11 +6,11 @@
  * of this request's capability survives on the pooled connection.
  */
 import type { Capability } from '../capability/capability.ts'
-import { createSessionFactory, type SessionFactory, type SessionQueryable } from '../db/session.ts'
+import type { DatabaseRunner } from '../db/database-runner.ts'
+import type { SessionFactory, SessionQueryable } from '../db/session.ts'
 import { ConfigurationError, TokenError } from '../errors.ts'
-import { bindPolicies, type PolicyHandle } from '../sql/policies.ts'
+import type { PolicyHandle } from '../sql/policies.ts'
 import type { Queryable } from '../sql/queryable.ts'
-import type { ResolvedDatabase } from './adapter-options.ts'
 
 /** Ends `work` with a ROLLBACK; never surfaces, because the adapter asked for it. */
 class Rollback extends Error {}
@@ -111,15 +111,9 @@ export interface RequestDatabases {
   end(key: object, ok: boolean): Promise<void>
 }
 
-export function requestDatabases(db: ResolvedDatabase, realm: string): RequestDatabases {
-  const sessions =
-    db.mode === 'rls'
-      ? createSessionFactory({
-          pool: db.pool,
-          signingKey: db.signingKey as string | Uint8Array,
-          prepared: db.prepared,
-        })
-      : undefined
+/** The `request.db`s of `runner` (the one `keyhole.run` uses: the same handle, the same session). */
+export function requestDatabases(runner: DatabaseRunner, realm: string): RequestDatabases {
+  const { sessions, database: db } = runner
   const handles = new WeakMap<object, PolicyHandle>()
   const transactions = new WeakMap<object, RequestTransaction>()
   return {
@@ -136,7 +130,7 @@ export function requestDatabases(db: ResolvedDatabase, realm: string): RequestDa
         transactions.set(key, transaction)
         queryable = transaction.queryable
       }
-      handle = bindPolicies(db.policies, queryable, capability, { prepared: db.prepared })
+      handle = runner.bind(queryable, capability)
       handles.set(key, handle)
       return handle
     },

@@ -1,0 +1,107 @@
+/**
+ * keyhole without HTTP: work outside a request (a queue worker, a cron job, a webhook) runs under
+ * a capability on the runtime role's pool, with the same policy-bound handle as `request.db`, the
+ * same signed transaction-local capability in 'rls' mode and the same reset.
+ */
+import { z } from 'zod'
+import type { Capability } from '../capability/capability.ts'
+import { capabilityFromSpec, type CapabilitySpec } from '../capability/define-capability.ts'
+import {
+  deriveCapability,
+  resolveCapabilityOptions,
+  type CapabilityOptions,
+  type ResolvedCapabilityOptions,
+} from '../capability/derive.ts'
+import { ConfigurationError } from '../errors.ts'
+import type { PolicyHandle } from '../sql/policies.ts'
+import { databaseShape, resolveDatabase, type DatabaseOptions } from './database-options.ts'
+import { createDatabaseRunner } from './database-runner.ts'
+
+/** The options of {@link createKeyhole}: the adapters' `database` option, and the capability's. */
+export interface CreateKeyholeOptions extends DatabaseOptions {
+  /**
+   * How capabilities are read (roles, admin role, group-ID type, claim names): give the same
+   * `capability` options as the adapter, so a worker's capability means what a token's does.
+   * @default the adapters' defaults (`uuid` groups, `member` < `moderator` < `admin`)
+   */
+  capability?: CapabilityOptions | undefined
+}
+
+export interface Keyhole {
+  /** The security mode, as stated or following from `signingKey`. */
+  readonly mode: 'guard' | 'rls'
+  /**
+   * The capability of an explicit subject, groups and admin flag (see `defineCapability`), under
+   * this keyhole's capability options.
+   * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the bad field
+   */
+  capability(spec: CapabilitySpec): Capability
+  /**
+   * The capability of a token's claims (its subject and permissions claims, validated exactly as
+   * a token's are: a malformed one throws 401 `KH_TOKEN_CLAIM` / `KH_TOKEN_PERMISSIONS`, roles
+   * outside the hierarchy grant nothing). Nothing here verifies a signature: pass only claims
+   * your application trusts, such as a job's payload that a request put there. Times (`exp`,
+   * `nbf`, `iat`) are not read; the capability does not expire.
+   */
+  capabilityFromClaims(claims: Readonly<Record<string, unknown>>): Capability
+  /**
+   * Runs `work` under `capability` in one transaction on one client of the pool, and resolves to
+   * what it resolves to: COMMIT when it resolves, ROLLBACK when it throws (and the error is
+   * rethrown). `db` is the policy-bound handle `request.db` is: every statement guarded by the
+   * table's policy and the capability. In 'rls' mode the transaction first sets the signed,
+   * transaction-local capability, exactly as a request's does, and the session is reset when
+   * anything but keyhole's own statements ran; in 'guard' mode it is a plain transaction.
+   * `db` must not be used after `work` settles.
+   * @throws what `work` throws; ServiceUnavailable `KH_UNAVAILABLE` when no connection opens or
+   *   the database refuses the signed capability
+   */
+  run<T>(capability: Capability, work: (db: PolicyHandle) => Promise<T>): Promise<T>
+}
+
+const schema = z.strictObject({
+  ...databaseShape,
+  capability: z.record(z.string(), z.unknown()).optional(),
+})
+
+function invalid(path: string, message: string): ConfigurationError {
+  return new ConfigurationError('KH_INVALID_OPTIONS', `Invalid option ${path}: ${message}`)
+}
+
+/** The claims a capability is read from: the subject and the permissions, nothing else. */
+function capabilityClaims(
+  claims: Readonly<Record<string, unknown>>,
+  options: ResolvedCapabilityOptions,
+): Record<string, unknown> {
+  const own = (name: string) => (Object.hasOwn(claims, name) ? claims[name] : undefined)
+  return { [options.subjectClaim]: own(options.subjectClaim), [options.claim]: own(options.claim) }
+}
+
+/**
+ * Validates the options once (zod; the caller's object is not mutated) and returns the runner of
+ * capabilities on `pool`.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option; the mode is never chosen
+ *   silently (see the adapters' `database.mode`)
+ * @example
+ * const keyhole = createKeyhole({ pool, policies, signingKey: process.env.KEYHOLE_SIGNING_KEY })
+ * const alice = keyhole.capability({ subject: 'alice', groups: { member: [groupId] } })
+ * const notes = await keyhole.run(alice, (db) => db.select('notes', { group_id: groupId }))
+ */
+export function createKeyhole(options: CreateKeyholeOptions): Keyhole {
+  const parsed = schema.safeParse(options)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0] as z.core.$ZodIssue
+    const unknown = issue.code === 'unrecognized_keys' ? issue.keys.slice(0, 1) : []
+    const path = [...issue.path.map(String), ...unknown].join('.')
+    throw invalid(path === '' ? 'options' : path, issue.message)
+  }
+  const { capability: capabilityOptions, ...database } = parsed.data
+  const read = resolveCapabilityOptions(capabilityOptions as CapabilityOptions | undefined)
+  const runner = createDatabaseRunner(resolveDatabase(database, ''))
+  return Object.freeze({
+    mode: runner.database.mode,
+    capability: (spec: CapabilitySpec) => capabilityFromSpec(spec, read),
+    capabilityFromClaims: (claims: Readonly<Record<string, unknown>>) =>
+      deriveCapability(capabilityClaims(claims, read), read).capability,
+    run: runner.run,
+  })
+}

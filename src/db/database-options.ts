@@ -1,0 +1,114 @@
+/**
+ * The database options keyhole runs statements with, whoever calls: the adapters' `database`
+ * option and `createKeyhole`. The pool, the policies, the signing key and the security mode,
+ * validated with zod; the mode is stated or follows from the key, never chosen silently.
+ */
+import { z } from 'zod'
+import { ConfigurationError } from '../errors.ts'
+import type { Policies } from '../sql/policies.ts'
+import type { Queryable } from '../sql/queryable.ts'
+import type { CheckQueryable } from './check-database.ts'
+import type { SessionPool } from './session.ts'
+
+/** A pg `Pool` of the RUNTIME role (or anything with its `query` and `connect`). */
+export type DatabasePool = SessionPool & Queryable & CheckQueryable
+
+export interface DatabaseOptions {
+  /** The runtime role's pool. keyhole never ends it: end it in your own `onClose`. */
+  pool: DatabasePool
+  /** From `definePolicies`: the guard of each table and operation behind `request.db`. */
+  policies: Policies
+  /**
+   * The capability-signing key (≥ 32 bytes, or their base64url text), the one `keyhole setup`
+   * installed. Never logged.
+   */
+  signingKey?: string | Uint8Array | undefined
+  /**
+   * `'rls'`: each request's statements run in one transaction that first sets the signed
+   * capability, so PostgreSQL's row-level security re-checks every row (needs `signingKey`).
+   * `'guard'`: statements run on the pool, guarded by the statement alone; no capability is set,
+   * so the guarded tables must not have row-level security (the start-up checks refuse them with
+   * KH_DB_GUARD_MODE_UNDER_RLS), and `signingKey` must not be given.
+   * Never inferred from a missing key: without `signingKey`, `mode` is required.
+   * @default 'rls' when `signingKey` is given; required otherwise
+   */
+  mode?: 'guard' | 'rls' | undefined
+  /** Named prepared statements (see PgBouncer's `max_prepared_statements`). @default true */
+  prepared?: boolean | undefined
+}
+
+export interface ResolvedDatabase {
+  readonly pool: DatabasePool
+  readonly policies: Policies
+  readonly signingKey: string | Uint8Array | undefined
+  readonly mode: 'guard' | 'rls'
+  readonly prepared: boolean
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null
+
+const pool = z.custom<DatabasePool>(
+  (p) => isObject(p) && typeof p.query === 'function' && typeof p.connect === 'function',
+  "must be a node-postgres pg.Pool, or a pool with its query and connect whose clients are pg Clients ('guard' mode needs only query and connect)",
+)
+const policies = z.custom<Policies>(
+  (p) => isObject(p) && isObject(p.tables) && Array.isArray(p.roles) && Object.isFrozen(p),
+  'must come from definePolicies()',
+)
+
+/** The zod shape of {@link DatabaseOptions}, for a schema that holds them (strict). */
+export const databaseShape = {
+  pool,
+  policies,
+  signingKey: z.union([z.string().min(1), z.instanceof(Uint8Array)]).optional(),
+  mode: z.enum(['guard', 'rls']).optional(),
+  prepared: z.boolean().optional(),
+}
+
+function invalid(path: string, message: string): ConfigurationError {
+  return new ConfigurationError('KH_INVALID_OPTIONS', `Invalid option ${path}: ${message}`)
+}
+
+/**
+ * The security mode, stated or following from the key, never chosen silently: a missing key (an
+ * unset environment variable) must not quietly turn 'rls' into 'guard'. `prefix` is where the
+ * options sit (`'database.'` in the adapters).
+ */
+function databaseMode(
+  mode: 'guard' | 'rls' | undefined,
+  keyed: boolean,
+  prefix: string,
+): 'guard' | 'rls' {
+  if (mode === undefined && !keyed) {
+    throw invalid(
+      `${prefix}mode`,
+      `required without ${prefix}signingKey: give ${prefix}signingKey for 'rls' mode (PostgreSQL's row-level security re-checks every row), or state mode: 'guard' (the statement guard alone)`,
+    )
+  }
+  if (mode === 'rls' && !keyed) {
+    throw invalid(`${prefix}signingKey`, `required when ${prefix}mode is 'rls'`)
+  }
+  if (mode === 'guard' && keyed) {
+    throw invalid(
+      `${prefix}signingKey`,
+      "not used in 'guard' mode: remove it, or remove mode: 'guard' to run in 'rls' mode",
+    )
+  }
+  return mode ?? 'rls'
+}
+
+/**
+ * The database options, parsed by a schema holding {@link databaseShape}, with the mode decided.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option (under `prefix`)
+ */
+export function resolveDatabase(options: DatabaseOptions, prefix: string): ResolvedDatabase {
+  const mode = databaseMode(options.mode, options.signingKey !== undefined, prefix)
+  return Object.freeze({
+    pool: options.pool,
+    policies: options.policies,
+    signingKey: options.signingKey,
+    mode,
+    prepared: options.prepared ?? true,
+  })
+}
