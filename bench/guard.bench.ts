@@ -22,6 +22,8 @@ function capability(groups: readonly string[]): Capability {
     roles: ['member', 'moderator', 'admin'],
     groupIdType: 'uuid',
     expiresAt: undefined,
+    scopes: [],
+    hasScope: () => false,
     groups: () => binding.groups,
     has: () => true,
     binding: () => binding,

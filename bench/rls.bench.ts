@@ -66,6 +66,8 @@ try {
     roles: Object.freeze(['member', 'moderator', 'admin']),
     groupIdType: 'uuid',
     expiresAt: Math.floor(Date.now() / 1000) + 3600,
+    scopes: [],
+    hasScope: () => false,
     groups: () => binding.groups,
     has: () => true,
     binding: () => binding,

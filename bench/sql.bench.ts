@@ -33,6 +33,8 @@ export function benchCapability(groups: readonly string[]): Capability {
     roles: Object.freeze(['member', 'moderator', 'admin']),
     groupIdType: 'uuid',
     expiresAt: undefined,
+    scopes: [],
+    hasScope: () => false,
     groups: () => binding.groups,
     has: () => true,
     binding: () => binding,

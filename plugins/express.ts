@@ -1,6 +1,7 @@
 /**
  * keyhole for Express 5: the `capabilities(options)` middleware sets `req.capability` (and `req.db`
- * with `database`), `requireRole` guards routes, `keyholeErrors()` answers keyhole's errors. The
+ * with `database`), `requireRole` and `requireScope` guard routes, `keyholeErrors()` answers
+ * keyhole's errors. The
  * decisions are the runtime's (src/http/keyhole-runtime.ts): this file holds the middleware and
  * the responses. Imports nothing from Express at run time (types only) and nothing from Fastify.
  */
@@ -14,6 +15,7 @@ import {
   createKeyholeRuntime,
   exposeState,
   roleCheck,
+  scopeCheck,
   type KeyholeRequestFields,
   type KeyholeRuntime,
   type RuntimeLogger,
@@ -213,6 +215,36 @@ export function requireRole<Params = Request['params']>(
   // Express's Request is invariant in its type parameters: the route's request, whatever its
   // body and query types, is this one at run time.
   return handler as RouteMiddleware<Params>
+}
+
+/**
+ * A middleware that answers 403 `KH_INSUFFICIENT_SCOPE` unless the token carries every scope named
+ * (its `scope` claim, space-separated, or `scp`), with `WWW-Authenticate: Bearer …,
+ * error="insufficient_scope", scope="…"` naming them all (RFC 6750 §3.1); 401 without a
+ * capability. Scopes are exact and independent of roles (an admin needs them too); compose with
+ * {@link requireRole} in the route's chain. Never touches the database.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` when no scope is named, or an argument is not
+ *   one scope (`'a b'`: pass several scopes as several arguments)
+ * @example
+ * app.post('/threads', requireScope('forum:write'), requireRole('member'), handler)
+ */
+export function requireScope(...scopes: [string, ...string[]]): RouteMiddleware {
+  const check = scopeCheck(scopes)
+  return function keyholeRequireScope(req: Request, _res: Response, next: NextFunction) {
+    const runtime = runtimeOf(req)
+    // Fails closed, and says why: a guard with no keyhole in front of it refuses everything.
+    if (runtime === undefined) {
+      return next(
+        invalid('requireScope needs the keyhole middleware (app.use(capabilities(…))) before it'),
+      )
+    }
+    try {
+      check(runtime, reportOf(req, runtime.logger))
+    } catch (error) {
+      return next(error)
+    }
+    next()
+  } as RouteMiddleware
 }
 
 /**

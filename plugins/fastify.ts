@@ -1,8 +1,8 @@
 /**
  * keyhole for Fastify: `fastify.register(capabilities, options)` verifies the bearer token of every
- * non-public request in `onRequest` and sets `request.capability`; `requireRole` guards routes;
- * with the `database` option, `request.db` is the policy-bound handle, the start-up checks run in
- * `onReady` and a monitor re-runs them. Built with fastify-plugin, so the hooks apply to every
+ * non-public request in `onRequest` and sets `request.capability`; `requireRole` and
+ * `requireScope` guard routes; with the `database` option, `request.db` is the policy-bound
+ * handle, the start-up checks run in `onReady` and a monitor re-runs them. Built with fastify-plugin, so the hooks apply to every
  * route registered after it, in sibling and child plugins too.
  */
 import type {
@@ -32,6 +32,7 @@ import {
   exposeState,
   roleCheck,
   runtimeOf,
+  scopeCheck,
   type KeyholeRequestFields,
   type KeyholeState,
   type RoleOptions,
@@ -219,4 +220,48 @@ export function requireRole<
     check(runtimeOf(this.keyhole), request, reportOf(request))
   }
   return Object.defineProperty(hook, kRole, { value: role })
+}
+
+/**
+ * A preHandler that answers 403 `KH_INSUFFICIENT_SCOPE` unless the token carries every scope named
+ * (its `scope` claim, space-separated, or `scp`), with `WWW-Authenticate: Bearer …,
+ * error="insufficient_scope", scope="…"` naming them all (RFC 6750 §3.1); 401 without a
+ * capability. Scopes are exact and independent of roles (an admin needs them too); compose with
+ * {@link requireRole} in a preHandler list. Never touches the database.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` when no scope is named, or an argument is not
+ *   one scope (`'a b'`: pass several scopes as several arguments)
+ * @example
+ * fastify.post('/threads', {
+ *   preHandler: [requireScope('forum:write'), requireRole('member')],
+ * }, handler)
+ */
+export function requireScope<
+  RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+  ContextConfig = ContextConfigDefault,
+  SchemaCompiler extends FastifySchema = FastifySchema,
+  TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+  Logger extends FastifyBaseLogger = FastifyBaseLogger,
+  RawServer extends RawServerBase = RawServerDefault,
+  RawRequest extends RawRequestDefaultExpression<RawServer> =
+    RawRequestDefaultExpression<RawServer>,
+  RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+>(
+  ...scopes: [string, ...string[]]
+): preHandlerAsyncHookHandler<
+  RawServer,
+  RawRequest,
+  RawReply,
+  RouteGeneric,
+  ContextConfig,
+  SchemaCompiler,
+  TypeProvider,
+  Logger
+> {
+  const check = scopeCheck(scopes)
+  return async function keyholeRequireScope(
+    this: { keyhole?: KeyholeDecoration },
+    request: Parameters<typeof reportOf>[0],
+  ) {
+    check(runtimeOf(this.keyhole), reportOf(request))
+  }
 }

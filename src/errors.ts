@@ -80,6 +80,11 @@ export const errorCatalogue = {
     message: 'The access token was revoked',
     bearer: 'invalid_token',
   },
+  KH_TOKEN_SCOPE: {
+    statusCode: 401,
+    message: 'The access token scopes are invalid',
+    bearer: 'invalid_token',
+  },
 
   // 503: keyhole cannot decide right now, so it refuses.
   KH_KEYS_UNAVAILABLE: { statusCode: 503, message: 'The token signing keys are unavailable' },
@@ -95,6 +100,11 @@ export const errorCatalogue = {
 
   // 4xx: authenticated, but refused.
   KH_FORBIDDEN: { statusCode: 403, message: 'Insufficient role', bearer: 'insufficient_scope' },
+  KH_INSUFFICIENT_SCOPE: {
+    statusCode: 403,
+    message: 'Insufficient scope',
+    bearer: 'insufficient_scope',
+  },
   KH_CAPABILITY_DENIED: {
     statusCode: 403,
     message: 'The capability does not allow this operation',
@@ -203,6 +213,28 @@ export class Forbidden extends KeyholeError {
   override get headers(): Record<string, string> {
     return {
       'www-authenticate': `Bearer realm=${quote(this.realm)}, error="insufficient_scope", error_description=${quote(this.message)}`,
+    }
+  }
+}
+
+/**
+ * `requireScope` refused: the token lacks a required scope. 403 with RFC 6750 §3.1's
+ * `insufficient_scope` and the scopes the route requires in the challenge's `scope` attribute.
+ */
+export class InsufficientScope extends KeyholeError {
+  realm: string
+  /** The scopes the route requires (all of them), as in the challenge. */
+  readonly scopes: readonly string[]
+
+  constructor(scopes: readonly string[], options: KeyholeErrorOptions & { realm?: string } = {}) {
+    super('KH_INSUFFICIENT_SCOPE', options)
+    this.realm = options.realm ?? 'keyhole'
+    this.scopes = Object.freeze([...scopes])
+  }
+
+  override get headers(): Record<string, string> {
+    return {
+      'www-authenticate': `Bearer realm=${quote(this.realm)}, error="insufficient_scope", error_description=${quote(this.message)}, scope=${quote(this.scopes.join(' '))}`,
     }
   }
 }

@@ -8,6 +8,7 @@ export {
   KeyholeError,
   TokenError,
   Forbidden,
+  InsufficientScope,
   CapabilityDenied,
   NotFound,
   Conflict,
@@ -49,6 +50,7 @@ export type { CapabilityOptions, ResolvedCapabilityOptions } from './capability/
 export { assertRole, checkRole, assertRoleKnown } from './capability/assert-role.ts'
 export { defineCapability } from './capability/define-capability.ts'
 export type { CapabilitySpec } from './capability/define-capability.ts'
+export { assertScopes } from './capability/assert-scope.ts'
 export type { Capability, GroupIdType, RoleBinding } from './capability/capability.ts'
 
 // Guards and guarded statements

@@ -11,6 +11,7 @@ import {
   Conflict,
   errorCatalogue,
   Forbidden,
+  InsufficientScope,
   InsecureDatabase,
   isKeyholeError,
   KeyholeError,
@@ -52,6 +53,7 @@ const catalogue: Record<
   KH_TOKEN_CLAIM: token('KH_TOKEN_CLAIM'),
   KH_TOKEN_PERMISSIONS: token('KH_TOKEN_PERMISSIONS'),
   KH_TOKEN_REVOKED: token('KH_TOKEN_REVOKED'),
+  KH_TOKEN_SCOPE: token('KH_TOKEN_SCOPE'),
   KH_KEYS_UNAVAILABLE: {
     make: () => new TokenError('KH_KEYS_UNAVAILABLE'),
     status: 503,
@@ -77,6 +79,12 @@ const catalogue: Record<
     class: DatabaseFault,
   },
   KH_FORBIDDEN: { make: () => new Forbidden(), status: 403, error: 'Forbidden', class: Forbidden },
+  KH_INSUFFICIENT_SCOPE: {
+    make: () => new InsufficientScope(['forum:write']),
+    status: 403,
+    error: 'Forbidden',
+    class: InsufficientScope,
+  },
   KH_CAPABILITY_DENIED: {
     make: () => new CapabilityDenied({ table: 'posts', operation: 'update', visible: true }),
     status: 403,
@@ -193,6 +201,22 @@ t.test('403 KH_FORBIDDEN: insufficient_scope', async (t) => {
   t.same(new Forbidden({ realm: 'forum', message: 'Requires "moderator"' }).headers, {
     'www-authenticate':
       'Bearer realm="forum", error="insufficient_scope", error_description="Requires \\"moderator\\""',
+  })
+})
+
+t.test('403 KH_INSUFFICIENT_SCOPE: insufficient_scope with the required scopes', async (t) => {
+  t.same(new InsufficientScope(['forum:write']).headers, {
+    'www-authenticate':
+      'Bearer realm="keyhole", error="insufficient_scope", error_description="Insufficient scope", scope="forum:write"',
+  })
+  const scopes = ['forum:read', 'forum:write']
+  const error = new InsufficientScope(scopes, { realm: 'forum' })
+  scopes.push('admin')
+  t.same(error.scopes, ['forum:read', 'forum:write'], 'a frozen copy of the scopes')
+  t.ok(Object.isFrozen(error.scopes))
+  t.same(error.headers, {
+    'www-authenticate':
+      'Bearer realm="forum", error="insufficient_scope", error_description="Insufficient scope", scope="forum:read forum:write"',
   })
 })
 

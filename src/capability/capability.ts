@@ -25,6 +25,13 @@ export interface Capability {
   /** The token's `exp` (seconds since the epoch), when it has one. */
   readonly expiresAt: number | undefined
   /**
+   * The token's scopes (its `scope` or `scp` claim), deduplicated, frozen; empty without either.
+   * What the client was granted, independent of roles: an admin has only the scopes of its token.
+   */
+  readonly scopes: readonly string[]
+  /** Whether the token carries `scope` (exact, case-sensitive). */
+  hasScope(scope: string): boolean
+  /**
    * The group IDs where the holder has `role` or a higher one; deduplicated, frozen, computed at
    * derivation. Throws a `KH_INVALID_OPTIONS` ConfigurationError for a role outside the hierarchy
    * (a typo in code must fail loudly, never grant).

@@ -7,12 +7,16 @@ import type { Capability, GroupIdType, RoleBinding } from './capability.ts'
 import { parseGroupId } from './group-id.ts'
 import { assertRoleKnown, type RoleHierarchy } from './role-hierarchy.ts'
 
+const NO_SCOPES: readonly string[] = Object.freeze([])
+
 export interface CapabilityParts {
   readonly subject: string
   readonly hierarchy: RoleHierarchy
   readonly groupIdType: GroupIdType
   readonly expiresAt: number | undefined
   readonly isAdmin: boolean
+  /** The token's scopes, deduplicated and frozen (see `scopesOf`); none when omitted. */
+  readonly scopes?: readonly string[]
   /**
    * Each canonical group ID with the highest rank the holder has in it, in first-seen order. The
    * capability keeps it private (a handler never sees the Map, so it cannot add to it).
@@ -51,12 +55,16 @@ export function createCapability(parts: CapabilityParts): Capability {
     return rank as number
   }
   const binding = (role: string): RoleBinding => bindings[rankOf(role)] as RoleBinding
+  const scopes = parts.scopes ?? NO_SCOPES
   return Object.freeze({
     subject: parts.subject,
     isAdmin,
     roles: hierarchy.roles,
     groupIdType,
     expiresAt: parts.expiresAt,
+    scopes,
+    // A token carries a few scopes and a route asks for one or two: a search, no Set per request.
+    hasScope: (scope: string) => scopes.includes(scope),
     groups: (role: string) => binding(role).groups,
     binding,
     has(role: string, group?: string): boolean {

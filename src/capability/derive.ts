@@ -9,6 +9,7 @@ import { permissionsSchema, type PermissionEntry, type PermissionsSchema } from 
 import { createCapability } from './create-capability.ts'
 import { parseGroupId } from './group-id.ts'
 import { createRoleHierarchy, type RoleHierarchy } from './role-hierarchy.ts'
+import { scopesOf } from './scope-claim.ts'
 
 /** How the capability is read from the token. */
 export interface CapabilityOptions {
@@ -190,6 +191,8 @@ const NO_PERMISSIONS: readonly PermissionEntry[] = []
  * - Entries with a role outside the hierarchy (names are exact: `Admin` is not `admin`) grant
  *   nothing and are counted in `ignored`, for the log. Duplicates collapse into one group.
  * - An entry with the admin role (or one above it) in any group makes the holder admin everywhere.
+ * - The scopes are the `scope` claim (a space-separated string) or the `scp` claim (a list, or a
+ *   space-separated string); a malformed one, or both, throws `TokenError('KH_TOKEN_SCOPE')` (401).
  *
  * Linear in the number of entries; 10 000 entries derive in a few milliseconds.
  *
@@ -203,6 +206,7 @@ export function deriveCapability(
   options: ResolvedCapabilityOptions,
 ): { capability: Capability; ignored: number } {
   const subject = subjectOf(payload, options.subjectClaim)
+  const scopes = scopesOf(payload)
   const { claim, hierarchy, groupIdType } = options
   const raw = Object.hasOwn(payload, claim) ? payload[claim] : undefined
   let entries = NO_PERMISSIONS
@@ -248,6 +252,7 @@ export function deriveCapability(
     groupIdType,
     expiresAt: typeof exp === 'number' && Number.isFinite(exp) ? exp : undefined,
     isAdmin,
+    scopes,
     topRank,
   })
   return { capability, ignored }

@@ -1,9 +1,9 @@
 /**
  * What both adapters do, framework-free: the options (token and adapter, validated once), the
  * authentication of a raw request, the denial log, the health state around the start-up checks
- * and the monitor, `ready`/`close`, and the role checks behind `requireRole`. An adapter wires it
- * into its framework's hooks (as @fastify/postgres wires its pool) and keeps only the hooks and
- * the response plumbing, so a new guard lands here once.
+ * and the monitor, `ready`/`close`, and the checks behind `requireRole` and `requireScope`. An
+ * adapter wires it into its framework's hooks (as @fastify/postgres wires its pool) and keeps only
+ * the hooks and the response plumbing, so a new guard lands here once.
  */
 import type { Capability } from '../capability/capability.ts'
 import { resolveCapabilityOptions } from '../capability/derive.ts'
@@ -14,6 +14,7 @@ import {
   presentCapability,
 } from '../capability/assert-role.ts'
 import { createDatabaseRunner } from '../db/database-runner.ts'
+import { assertScopes, requiredScopes } from '../capability/assert-scope.ts'
 import type { DatabaseMonitor, MonitorLogger } from '../db/monitor.ts'
 import {
   ConfigurationError,
@@ -290,6 +291,28 @@ export function roleCheck<Request>(
       runtime?.assertRoleKnown(role)
       const resolve = group === undefined ? undefined : () => group(request)
       assertRequiredRole(at.capability, role, resolve, runtime?.realm)
+    } catch (error) {
+      runtime?.report(error, at)
+      throw error
+    }
+  }
+}
+
+/**
+ * The per-request check of `requireScope(...scopes)`, its arguments checked now: 403
+ * `KH_INSUFFICIENT_SCOPE` (the challenge naming every scope required) unless the token carries all
+ * of `scopes`; 401 without a capability. Never a database call. A refusal is reported through
+ * `runtime` (without one, the realm is the default and nothing is logged).
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` for no scope, or an argument that is not one
+ *   scope token
+ */
+export function scopeCheck(
+  scopes: readonly unknown[],
+): (runtime: KeyholeRuntime | undefined, at: RequestReport) => void {
+  const required = requiredScopes(scopes)
+  return (runtime, at) => {
+    try {
+      assertScopes(at.capability, required, runtime?.realm)
     } catch (error) {
       runtime?.report(error, at)
       throw error

@@ -30,7 +30,13 @@ async function authorization(caller: Caller): Promise<string | undefined> {
   if (caller === undefined) return undefined
   if ('sub' in caller) {
     const permissions = caller.permissions.map((p) => ({ group: groups[p.group], role: p.role }))
-    return `Bearer ${await sign({ sub: caller.sub, permissions })}`
+    const scope =
+      caller.scope === undefined
+        ? {}
+        : typeof caller.scope === 'string'
+          ? { scope: caller.scope }
+          : { scp: caller.scope }
+    return `Bearer ${await sign({ sub: caller.sub, permissions, ...scope })}`
   }
   if ('header' in caller) {
     return caller.header.replace('<token>', (await authorization(member))!.slice('Bearer '.length))
@@ -44,6 +50,7 @@ async function authorization(caller: Caller): Promise<string | undefined> {
     'alg-none': async () =>
       `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...alice, iss: ISSUER, aud: AUDIENCE, exp: now + 300 })}.`,
     'bad-permissions': () => sign({ sub: 'alice', permissions: [{ group: 'A', level: 'member' }] }),
+    'bad-scope': () => sign({ ...alice, scope: 'notes:read', scp: ['notes:read'] }),
   }
   return `Bearer ${await tokens[caller.token]()}`
 }

@@ -36,6 +36,8 @@ export function makeCapability(spec: CapabilitySpec = {}): Capability {
     roles: ROLES,
     groupIdType: spec.groupIdType ?? 'uuid',
     expiresAt: undefined,
+    scopes: [],
+    hasScope: () => false,
     groups: (role: string) => binding(role).groups,
     has: (role: string, group?: string) =>
       isAdmin ||

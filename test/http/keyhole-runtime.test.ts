@@ -6,13 +6,20 @@
  */
 import t from 'tap'
 import type pg from 'pg'
-import { ConfigurationError, Forbidden, ServiceUnavailable, TokenError } from '../../src/errors.ts'
+import {
+  ConfigurationError,
+  Forbidden,
+  InsufficientScope,
+  ServiceUnavailable,
+  TokenError,
+} from '../../src/errors.ts'
 import {
   answerError,
   createKeyholeRuntime,
   exposeState,
   roleCheck,
   runtimeOf,
+  scopeCheck,
   type KeyholeRuntimeOptions,
   type RuntimeLogger,
 } from '../../src/http/keyhole-runtime.ts'
@@ -229,6 +236,42 @@ t.test('roleCheck: the decision behind requireRole, reported through the runtime
   const error = t.throws(() =>
     moderator(undefined, {}, { log: alone, route: '/x', capability }),
   ) as Forbidden
+  t.equal(error.realm, 'keyhole', 'without a runtime: the default realm')
+  t.same(alone.lines, [], 'and nothing logged')
+})
+
+t.test('scopeCheck: the decision behind requireScope, reported through the runtime', async (t) => {
+  t.throws(() => scopeCheck([]), { code: 'KH_INVALID_OPTIONS' })
+  t.throws(() => scopeCheck(['a b']), { code: 'KH_INVALID_OPTIONS' })
+
+  const runtime = createKeyholeRuntime({ ...base, realm: 'forum' }, memoryLogger())
+  const capability = await runtime.authenticate(
+    await bearer({ scope: 'forum:read' }),
+    memoryLogger(),
+    '/x',
+  )
+  const log = memoryLogger()
+  const at = { log, route: '/threads', capability }
+  t.doesNotThrow(() => scopeCheck(['forum:read'])(runtime, at))
+  const write = scopeCheck(['forum:read', 'forum:write'])
+  t.throws(() => write(runtime, at), {
+    code: 'KH_INSUFFICIENT_SCOPE',
+    realm: 'forum',
+    scopes: ['forum:read', 'forum:write'],
+  })
+  t.throws(() => write(runtime, { ...at, capability: null }), { code: 'KH_TOKEN_MISSING' })
+  t.same(
+    log.lines.map((line) => line.details.keyhole),
+    [
+      { code: 'KH_INSUFFICIENT_SCOPE', route: '/threads', subject: 'user-1' },
+      { code: 'KH_TOKEN_MISSING', route: '/threads', subject: null },
+    ],
+  )
+
+  const alone = memoryLogger()
+  const error = t.throws(() =>
+    write(undefined, { log: alone, route: '/x', capability }),
+  ) as InsufficientScope
   t.equal(error.realm, 'keyhole', 'without a runtime: the default realm')
   t.same(alone.lines, [], 'and nothing logged')
 })

@@ -4,7 +4,8 @@
  * driven over real HTTP, so both answer through the same wire.
  *
  * Routes: `GET /health` (public), `GET /me`, `GET /mod` (moderator anywhere),
- * `GET /groups/:groupId/mod` (moderator there), `GET /notes`, `POST /notes` `{ id?, group, body }`,
+ * `GET /groups/:groupId/mod` (moderator there), `GET /scoped` (scope notes:write),
+ * `GET /groups/:groupId/scoped-mod` (scope notes:write and moderator there), `GET /notes`, `POST /notes` `{ id?, group, body }`,
  * `PATCH /notes/:id` `{ body }`, `DELETE /notes/:id`.
  */
 import { once } from 'node:events'
@@ -118,6 +119,19 @@ async function fastifyApp(k: KeyholeDatabase): Promise<RunningApp> {
     { preHandler: forFastify.requireRole('moderator', { group }) },
     async () => ({ ok: true }),
   )
+  app.get('/scoped', { preHandler: forFastify.requireScope('notes:write') }, async () => ({
+    ok: true,
+  }))
+  app.get(
+    '/groups/:groupId/scoped-mod',
+    {
+      preHandler: [
+        forFastify.requireScope('notes:write'),
+        forFastify.requireRole('moderator', { group }),
+      ],
+    },
+    async () => ({ ok: true }),
+  )
   app.get('/notes', async (request) => handlers.notes(request.db))
   app.post<Body>('/notes', async (request, reply) =>
     reply
@@ -145,6 +159,17 @@ async function expressApp(k: KeyholeDatabase): Promise<RunningApp> {
   app.get('/mod', forExpress.requireRole('moderator'), (_req, res) => void res.json({ ok: true }))
   app.get(
     '/groups/:groupId/mod',
+    forExpress.requireRole('moderator', { group: (req) => req.params.groupId }),
+    (_req, res) => void res.json({ ok: true }),
+  )
+  app.get(
+    '/scoped',
+    forExpress.requireScope('notes:write'),
+    (_req, res) => void res.json({ ok: true }),
+  )
+  app.get(
+    '/groups/:groupId/scoped-mod',
+    forExpress.requireScope('notes:write'),
     forExpress.requireRole('moderator', { group: (req) => req.params.groupId }),
     (_req, res) => void res.json({ ok: true }),
   )

@@ -10,9 +10,14 @@ export type Caller =
   | {
       readonly sub: string
       readonly permissions: readonly { group: 'A' | 'B' | 'X'; role: string }[]
+      /** The token's `scope` claim (`scp` with an array). */
+      readonly scope?: string | readonly string[]
     }
   | { readonly header: string }
-  | { readonly token: 'wrong-key' | 'expired' | 'wrong-audience' | 'alg-none' | 'bad-permissions' }
+  | {
+      readonly token:
+        'wrong-key' | 'expired' | 'wrong-audience' | 'alg-none' | 'bad-permissions' | 'bad-scope'
+    }
   | undefined
 
 export const member: Caller = { sub: 'alice', permissions: [{ group: 'A', role: 'member' }] }
@@ -49,6 +54,10 @@ const realm = 'Bearer realm="keyhole"'
 const invalidToken = (description: string) =>
   `${realm}, error="invalid_token", error_description="${description}"`
 const insufficientScope = `${realm}, error="insufficient_scope", error_description="Insufficient role"`
+const missingScope = (scope: string) =>
+  `${realm}, error="insufficient_scope", error_description="Insufficient scope", scope="${scope}"`
+const writer: Caller = { ...member, scope: 'notes:read notes:write' }
+const reader: Caller = { ...member, scope: 'notes:read' }
 
 export const tokenRows: Row[] = [
   {
@@ -237,6 +246,73 @@ export const routeRows: Row[] = [
     method: 'GET',
     path: "/groups/1';--/mod",
     expect: { status: 400, code: 'KH_BAD_REQUEST', challenge: null },
+  },
+  {
+    name: 'requireScope: the scope in a scope string → passes',
+    caller: writer,
+    method: 'GET',
+    path: '/scoped',
+    expect: { status: 200, json: { ok: true } },
+  },
+  {
+    name: 'requireScope: the scope in an scp list → passes',
+    caller: { ...member, scope: ['notes:write'] },
+    method: 'GET',
+    path: '/scoped',
+    expect: { status: 200, json: { ok: true } },
+  },
+  {
+    name: 'requireScope: another scope → 403 KH_INSUFFICIENT_SCOPE, the scope in the challenge',
+    caller: reader,
+    method: 'GET',
+    path: '/scoped',
+    expect: { status: 403, code: 'KH_INSUFFICIENT_SCOPE', challenge: missingScope('notes:write') },
+  },
+  {
+    name: 'requireScope: no scope claim → 403, even for an admin',
+    caller: admin,
+    method: 'GET',
+    path: '/scoped',
+    expect: { status: 403, code: 'KH_INSUFFICIENT_SCOPE', challenge: missingScope('notes:write') },
+  },
+  {
+    name: 'requireScope without a token → 401',
+    caller: undefined,
+    method: 'GET',
+    path: '/scoped',
+    expect: { status: 401, code: 'KH_TOKEN_MISSING', challenge: realm },
+  },
+  {
+    name: 'requireScope: a malformed scope claim → 401 KH_TOKEN_SCOPE',
+    caller: { token: 'bad-scope' },
+    method: 'GET',
+    path: '/scoped',
+    expect: {
+      status: 401,
+      code: 'KH_TOKEN_SCOPE',
+      challenge: invalidToken('The access token scopes are invalid'),
+    },
+  },
+  {
+    name: 'requireScope and requireRole: the scope and the role in the group → passes',
+    caller: { ...moderator, scope: 'notes:write' },
+    method: 'GET',
+    path: '/groups/:A/scoped-mod',
+    expect: { status: 200, json: { ok: true } },
+  },
+  {
+    name: 'requireScope and requireRole: the scope without the role → 403 KH_FORBIDDEN',
+    caller: writer,
+    method: 'GET',
+    path: '/groups/:A/scoped-mod',
+    expect: { status: 403, code: 'KH_FORBIDDEN', challenge: insufficientScope },
+  },
+  {
+    name: 'requireScope and requireRole: the role without the scope → 403 KH_INSUFFICIENT_SCOPE',
+    caller: moderator,
+    method: 'GET',
+    path: '/groups/:A/scoped-mod',
+    expect: { status: 403, code: 'KH_INSUFFICIENT_SCOPE', challenge: missingScope('notes:write') },
   },
   {
     name: 'requireRole without a token → 401',
