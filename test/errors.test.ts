@@ -165,7 +165,7 @@ t.test('401: WWW-Authenticate per RFC 6750 §3', async (t) => {
   const sent = Object.keys(errorCatalogue).filter(
     (code) => code.startsWith('KH_TOKEN_') && code !== 'KH_TOKEN_MISSING',
   ) as Exclude<TokenCode, 'KH_TOKEN_MISSING' | 'KH_KEYS_UNAVAILABLE'>[]
-  t.equal(sent.length, 10)
+  t.equal(sent.length, 11)
   for (const code of sent) {
     t.same(new TokenError(code).headers, { 'www-authenticate': bearer(code) }, code)
   }
