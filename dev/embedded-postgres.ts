@@ -29,6 +29,8 @@ export interface StartOptions {
   dataDir?: string
   /** Write server log lines here; default: discard. */
   onLog?: (line: string) => void
+  /** Server settings (`-c name=value`) on top of the defaults, e.g. `{ fsync: 'off' }`. */
+  settings?: Record<string, string>
 }
 
 export async function startEmbeddedPostgres(options: StartOptions = {}): Promise<RunningPostgres> {
@@ -56,7 +58,10 @@ export async function startEmbeddedPostgres(options: StartOptions = {}): Promise
     createPostgresUser: userInfo().uid === 0,
     onLog: (m: unknown) => log(String(m)),
     onError: (m: unknown) => log(String(m)),
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300'],
+    postgresFlags: [
+      ...['listen_addresses=127.0.0.1', 'max_connections=300'],
+      ...Object.entries(options.settings ?? {}).map(([name, value]) => `${name}=${value}`),
+    ].flatMap((setting) => ['-c', setting]),
   })
   if (!initialised) await pg.initialise()
   await pg.start()

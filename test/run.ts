@@ -32,7 +32,11 @@ async function dropTestObjects(url: string): Promise<void> {
 
 let server: RunningPostgres | undefined
 if (!process.env.DATABASE_URL) {
-  server = await startEmbeddedPostgres()
+  // A throw-away server: no crash safety needed, so no fsync waits on every commit, CREATE
+  // DATABASE and checkpoint (the tests do not depend on durability across a crash).
+  server = await startEmbeddedPostgres({
+    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+  })
   process.env.DATABASE_URL = server.url
   console.log('# embedded PostgreSQL started on', new URL(server.url).host)
 } else {
