@@ -80,6 +80,26 @@ export { quoteIdentifier, quoteTable } from './sql/identifier.ts'
 export type { Queryable, QueryConfig, Row, StatementOptions } from './sql/queryable.ts'
 export type { Where, WhereValue } from './sql/where.ts'
 export type { Returning } from './sql/run-statement.ts'
+export { op, likeContains, likePrefix, escapeLike, isFilter } from './sql/filter.ts'
+export type { Filter, ColumnOperators } from './sql/filter.ts'
+export { guardedCount } from './sql/guarded-count.ts'
+export type { GuardedCountOptions } from './sql/guarded-count.ts'
+export type {
+  HandleOf,
+  PolicyDefinitions,
+  Register,
+  RequestDatabase,
+  TypedPolicyHandle,
+} from './sql/policies.ts'
+export type {
+  ColumnName,
+  Cursor,
+  InsertOf,
+  RowOf,
+  TableName,
+  TypedWhere,
+  UpdateOf,
+} from './sql/table-types.ts'
 
 // PostgreSQL: roles, migrations, the signed session, checks and the monitor
 export { setup } from './db/setup.ts'

@@ -35,6 +35,10 @@ t.test('the core entry point exports the public API and nothing framework-specif
     'CapabilityDenied',
     'createKeyhole',
     'defineCapability',
+    'op',
+    'likeContains',
+    'likePrefix',
+    'guardedCount',
   ]) {
     t.ok(names.includes(name), `exports ${name}`)
   }

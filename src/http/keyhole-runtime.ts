@@ -22,7 +22,7 @@ import {
   ServiceUnavailable,
   type KeyholeError,
 } from '../errors.ts'
-import type { PolicyHandle } from '../sql/policies.ts'
+import type { RequestDatabase } from '../sql/policies.ts'
 import { parseKeyholeOptions, resolveTokenOptions, type KeyholeOptions } from '../options.ts'
 import { authenticatorOf, type Authenticator } from '../token/authenticate.ts'
 import { assertKeyOptions } from '../token/keys.ts'
@@ -72,8 +72,11 @@ export interface KeyholeRequestFields {
    * created_by: request.requireCapability().subject
    */
   requireCapability(): Capability
-  /** The policy-bound handle (with the `database` option); throws 401 without a capability. */
-  db: PolicyHandle
+  /**
+   * The policy-bound handle (with the `database` option); throws 401 without a capability. Typed by
+   * the tables registered in keyhole's `Register` interface (see docs/queries.md).
+   */
+  db: RequestDatabase
 }
 
 /** What both adapters expose to routes and the server (`fastify.keyhole`, the Express middleware). */

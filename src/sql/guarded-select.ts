@@ -9,70 +9,94 @@ import {
 } from './compile.ts'
 import { assertGuard, type Guard } from './guard.ts'
 import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
+import {
+  cursorValues,
+  keysetSql,
+  orderSql,
+  parseOrderBy,
+  type Order,
+  type OrderBy,
+} from './order-by.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
-import { andSql, columnsOf, renderGuard, sqlText } from './render-guard.ts'
+import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
 import { runStatement } from './run-statement.ts'
 import { renderWhere, whereShape, type Where } from './where.ts'
 
-export type SortDirection = 'asc' | 'desc'
-
-/** `'created_at'`, or a list of columns and `[column, direction]` pairs. */
-export type OrderBy = string | readonly (string | readonly [string, SortDirection])[]
+export type { OrderBy, SortDirection } from './order-by.ts'
 
 export interface GuardedSelectOptions extends StatementOptions {
   /** The table, optionally schema-qualified. */
   readonly from: string
-  /** Column → value equalities (`null` → `IS NULL`) and guard fragments. */
+  /** Column → value equalities (`null` → `IS NULL`), `op` filters and guard fragments. */
   readonly where?: Where | undefined
   /** @default '*' */
   readonly columns?: '*' | readonly string[] | undefined
   readonly orderBy?: OrderBy | undefined
   /** A non-negative integer (a parameter, so one statement serves every page size). */
   readonly limit?: number | undefined
+  /** Rows to skip: a non-negative integer (a parameter). */
+  readonly offset?: number | undefined
+  /**
+   * Keyset pagination: the rows strictly after this cursor in `orderBy`'s order. An object with a
+   * non-null value for every order column (the last row of the previous page will do).
+   */
+  readonly after?: object | undefined
   /** The read guard. */
   readonly guard: Guard
 }
 
-function orderBySql(orderBy: OrderBy): string {
-  const items = typeof orderBy === 'string' ? [orderBy] : orderBy
-  if (!Array.isArray(items) || items.length === 0) {
-    throw new ConfigurationError(
-      'KH_INVALID_OPTIONS',
-      'orderBy must be a column or a non-empty list',
-    )
+/** A non-negative safe integer, or 400 `KH_BAD_REQUEST` naming `name`. */
+export function pageSize(value: unknown, name: 'limit' | 'offset'): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) {
+    throw new BadRequest({ message: `${name} must be a non-negative integer` })
   }
-  return items
-    .map((item: string | readonly [string, SortDirection]) => {
-      const [column, direction = 'asc'] = typeof item === 'string' ? [item] : item
-      if (direction !== 'asc' && direction !== 'desc') {
-        throw new ConfigurationError(
-          'KH_INVALID_OPTIONS',
-          "orderBy direction must be 'asc' or 'desc'",
-        )
-      }
-      return `"t".${quoteIdentifier(column, 'column')} ${direction.toUpperCase()}`
-    })
-    .join(', ')
+  return value as number
 }
 
-function compileSelect(options: GuardedSelectOptions, capability: Capability): CompiledStatement {
-  const table = quoteTable(options.from)
-  const params = new StatementParams(capability.isAdmin, capability.groupIdType)
-  const scope = columnsOf('"t"')
-  const columns = options.columns ?? '*'
-  const list =
-    columns === '*' ? '"t".*' : columns.map((c) => `"t".${quoteIdentifier(c, 'column')}`).join(', ')
-  const where = andSql([
-    ...renderWhere(options.where, scope, params, 0),
-    renderGuard(options.guard.node, scope, params),
-  ])
-  let text = `SELECT ${list} FROM ${table.sql} AS "t"`
-  if (where !== true) text += ` WHERE ${sqlText(where)}`
-  if (options.orderBy !== undefined) text += ` ORDER BY ${orderBySql(options.orderBy)}`
-  if (options.limit !== undefined) {
-    // The limit is the last input, after the where values.
-    text += ` LIMIT ${params.input(params.inputs)}`
+/** `"t".*` or `"t"."id", "t"."title"`. */
+function columnList(columns: '*' | readonly string[]): string {
+  if (columns === '*') return '"t".*'
+  if (!Array.isArray(columns) || columns.length === 0) {
+    throw new ConfigurationError('KH_INVALID_OPTIONS', "columns must be '*' or a non-empty list")
   }
+  return columns.map((c) => `"t".${quoteIdentifier(c, 'column')}`).join(', ')
+}
+
+/** `FROM <table> AS "t" WHERE <where> AND <guard>` (and the cursor), shared with guardedCount. */
+export function fromWhere(
+  table: string,
+  where: Where | undefined,
+  guard: Guard,
+  params: StatementParams,
+  keyset?: (scope: RowScope) => string,
+): string {
+  const scope = columnsOf('"t"')
+  const condition = andSql([
+    ...renderWhere(where, scope, params, 0),
+    ...(keyset === undefined ? [] : [keyset(scope)]),
+    renderGuard(guard.node, scope, params),
+  ])
+  const text = `FROM ${quoteTable(table).sql} AS "t"`
+  return condition === true ? text : `${text} WHERE ${sqlText(condition)}`
+}
+
+function compileSelect(
+  options: GuardedSelectOptions,
+  order: Order | undefined,
+  inputs: { where: number; limit: boolean; offset: boolean },
+  capability: Capability,
+): CompiledStatement {
+  const params = new StatementParams(capability.isAdmin, capability.groupIdType)
+  const list = columnList(options.columns ?? '*')
+  const keyset =
+    options.after === undefined
+      ? undefined
+      : (scope: RowScope) => keysetSql(order as Order, scope, params, inputs.where)
+  let text = `SELECT ${list} ${fromWhere(options.from, options.where, options.guard, params, keyset)}`
+  if (order !== undefined) text += ` ORDER BY ${orderSql(order, columnsOf('"t"'))}`
+  let next = inputs.where + (keyset === undefined ? 0 : (order as Order).items.length)
+  if (inputs.limit) text += ` LIMIT ${params.input(next++)}`
+  if (inputs.offset) text += ` OFFSET ${params.input(next)}`
   return params.compile(text)
 }
 
@@ -105,17 +129,25 @@ export async function guardedSelect<R = Row>(
   assertTableName(options.from) // checked on every call: the cache key must not be forgeable
   const inputs: unknown[] = []
   const shape = whereShape(options.where, inputs)
-  if (options.limit !== undefined) {
-    if (!Number.isSafeInteger(options.limit) || options.limit < 0) {
-      throw new BadRequest({ message: 'limit must be a non-negative integer' })
+  const order = options.orderBy === undefined ? undefined : parseOrderBy(options.orderBy)
+  const whereInputs = inputs.length
+  if (options.after !== undefined) {
+    if (order === undefined) {
+      throw new ConfigurationError('KH_INVALID_OPTIONS', 'after needs orderBy: the order it pages')
     }
-    inputs.push(options.limit)
+    inputs.push(...cursorValues(options.after, order))
   }
+  const limit = options.limit !== undefined
+  const offset = options.offset !== undefined
+  if (limit) inputs.push(pageSize(options.limit, 'limit'))
+  if (offset) inputs.push(pageSize(options.offset, 'offset'))
   const key =
     `select|${options.from}|${shape}|${JSON.stringify(options.columns ?? '*')}|` +
-    `${JSON.stringify(options.orderBy ?? null)}|${options.limit !== undefined}|` +
+    `${order?.shape ?? ''}|${options.after !== undefined}|${limit}|${offset}|` +
     `${options.guard.id}|${capabilityKey(capability)}`
-  const statement = cachedStatement(key, () => compileSelect(options, capability))
+  const statement = cachedStatement(key, () =>
+    compileSelect(options, order, { where: whereInputs, limit, offset }, capability),
+  )
   const rows = await runStatement(db, statement, capability, inputs, options.prepared, {
     table: options.from,
     operation: 'select',

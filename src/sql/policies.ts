@@ -7,11 +7,13 @@ import type { Capability } from '../capability/capability.ts'
 import { ConfigurationError } from '../errors.ts'
 import { isGuard, type Guard, type GuardNode } from './guard.ts'
 import { describeInput, quoteTable } from './identifier.ts'
+import { guardedCount } from './guarded-count.ts'
 import { guardedDelete } from './guarded-delete.ts'
 import { guardedInsert, type InsertResult } from './guarded-insert.ts'
 import { guardedSelect, type OrderBy } from './guarded-select.ts'
 import { guardedUpdate } from './guarded-update.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
+import type { TableName, TypedCalls } from './table-types.ts'
 import type { Returning } from './run-statement.ts'
 import type { Where } from './where.ts'
 import type { WriteResult } from './write-outcome.ts'
@@ -24,13 +26,30 @@ const OPERATIONS: readonly PolicyOperation[] = ['read', 'insert', 'update', 'del
 /** One table's guards; an operation left out is refused (deny by default). */
 export type TablePolicy = { readonly [operation in PolicyOperation]?: Guard }
 
-/** Frozen, validated policies from {@link definePolicies}. */
-export interface Policies {
+declare const kDatabase: unique symbol
+
+/**
+ * Frozen, validated policies from {@link definePolicies}. `DB` is the tables' types given to
+ * `definePolicies<DB>` (a Kysely-style `Database` interface); `any` (the default) is untyped.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface Policies<DB = any> {
   /** Table name (as declared) → its guards. */
   readonly tables: { readonly [table: string]: TablePolicy }
   /** Every role the guards name. */
   readonly roles: readonly string[]
+  /** Phantom (never set): carries `DB` to the handle {@link bindPolicies} returns. */
+  readonly [kDatabase]?: DB
 }
+
+/** True for `any`: the untyped default of `DB`. */
+type IsAny<T> = 0 extends 1 & T ? true : false
+
+/** The `definePolicies` argument: any table names untyped, else only `DB`'s tables. */
+export type PolicyDefinitions<DB> =
+  IsAny<DB> extends true
+    ? { readonly [table: string]: TablePolicy }
+    : { readonly [T in TableName<DB>]?: TablePolicy }
 
 function collectRoles(node: GuardNode, roles: Set<string>): void {
   if (node.kind === 'inGroup') roles.add(node.role)
@@ -54,7 +73,15 @@ function collectRoles(node: GuardNode, roles: Set<string>): void {
  *   },
  * })
  */
-export function definePolicies(definitions: { readonly [table: string]: TablePolicy }): Policies {
+// One type parameter, given explicitly (`definePolicies<DB>({…})`) or not at all: TypeScript has
+// no partial inference, so a second, inferred parameter (the definitions' literal type) would need
+// a curried call, `definePolicies<DB>()({…})`. With one parameter nothing else needs inferring:
+// the definitions are checked against DB's tables (a misspelt table is an excess-property error),
+// and `NoInfer` keeps DB from being inferred from them, which would accept any table name.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function definePolicies<DB = any>(
+  definitions: NoInfer<PolicyDefinitions<DB>>,
+): Policies<DB> {
   if (definitions === null || typeof definitions !== 'object') {
     throw new ConfigurationError(
       'KH_INVALID_OPTIONS',
@@ -63,7 +90,7 @@ export function definePolicies(definitions: { readonly [table: string]: TablePol
   }
   const tables: Record<string, TablePolicy> = Object.create(null)
   const roles = new Set<string>()
-  for (const [table, policy] of Object.entries(definitions)) {
+  for (const [table, policy] of Object.entries(definitions as { [table: string]: TablePolicy })) {
     quoteTable(table)
     if (policy === null || typeof policy !== 'object' || Object.keys(policy).length === 0) {
       throw new ConfigurationError(
@@ -90,7 +117,10 @@ export function definePolicies(definitions: { readonly [table: string]: TablePol
     }
     tables[table] = Object.freeze(copy)
   }
-  return Object.freeze({ tables: Object.freeze(tables), roles: Object.freeze([...roles]) })
+  return Object.freeze({
+    tables: Object.freeze(tables),
+    roles: Object.freeze([...roles]),
+  }) as Policies<DB>
 }
 
 /** Options of {@link bindPolicies}. */
@@ -106,6 +136,8 @@ export interface PolicyHandle {
     options?: InsertOptions,
   ): Promise<InsertResult<R>>
   select<R = Row>(table: string, where?: Where, options?: SelectOptions): Promise<R[]>
+  /** How many rows match `where` among those the read policy lets the holder see. */
+  count(table: string, where?: Where): Promise<number>
   update<R = Row>(
     table: string,
     where: Where,
@@ -114,6 +146,34 @@ export interface PolicyHandle {
   ): Promise<WriteResult<R>>
   delete<R = Row>(table: string, where: Where, options?: WriteOptions): Promise<WriteResult<R>>
 }
+
+/**
+ * The handle over typed tables (`definePolicies<DB>`): the calls of {@link PolicyHandle}, with
+ * `insert`, `select`, `count`, `update` and `delete` checked against `DB` (see table-types.ts).
+ */
+export interface TypedPolicyHandle<DB>
+  extends Omit<PolicyHandle, 'insert' | 'select' | 'count' | 'update' | 'delete'>, TypedCalls<DB> {}
+
+/** The handle of policies over `DB`: typed, or the untyped {@link PolicyHandle} for `any`. */
+export type HandleOf<DB> = IsAny<DB> extends true ? PolicyHandle : TypedPolicyHandle<DB>
+
+/**
+ * Register the application's tables once, and `request.db` (both adapters) is typed by them:
+ * ```ts
+ * declare module 'keyhole' {
+ *   interface Register {
+ *     database: DB
+ *   }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface Register {}
+
+/** The type of `request.db`: typed by {@link Register}'s `database`, else {@link PolicyHandle}. */
+export type RequestDatabase = Register extends { readonly database: infer DB }
+  ? TypedPolicyHandle<DB>
+  : PolicyHandle
 
 export interface InsertOptions {
   readonly returning?: Returning
@@ -124,7 +184,15 @@ export interface InsertOptions {
 export interface SelectOptions {
   readonly columns?: '*' | readonly string[]
   readonly orderBy?: OrderBy
+  /** A non-negative integer, else 400 `KH_BAD_REQUEST`. */
   readonly limit?: number
+  /** Rows to skip: a non-negative integer, else 400 `KH_BAD_REQUEST`. */
+  readonly offset?: number
+  /**
+   * Keyset pagination: the rows strictly after this cursor in `orderBy`'s order (an object with a
+   * value for every order column, e.g. the previous page's last row).
+   */
+  readonly after?: object
 }
 export interface WriteOptions {
   readonly returning?: Returning
@@ -174,12 +242,13 @@ function guardFor(policies: Policies, table: string, operation: PolicyOperation)
  * const threads = await db.select('discussion_threads', { group_id }, { orderBy: [['created_at', 'desc']] })
  * await db.delete('discussion_threads', { id })
  */
-export function bindPolicies(
-  policies: Policies,
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function bindPolicies<DB = any>(
+  policies: Policies<DB>,
   queryable: Queryable,
   capability: Capability,
   options: BindOptions = {},
-): PolicyHandle {
+): HandleOf<DB> {
   assertRoles(policies, capability)
   const prepared = options.prepared
   // Only called after guardFor found the table's policy.
@@ -206,6 +275,16 @@ export function bindPolicies(
         columns: opts.columns,
         orderBy: opts.orderBy,
         limit: opts.limit,
+        offset: opts.offset,
+        after: opts.after,
+        prepared,
+      })
+    },
+    async count(table, where) {
+      return guardedCount(queryable, capability, {
+        from: table,
+        where,
+        guard: guardFor(policies, table, 'read'),
         prepared,
       })
     },
@@ -231,5 +310,5 @@ export function bindPolicies(
         prepared,
       })
     },
-  } as PolicyHandle
+  } as PolicyHandle as HandleOf<DB>
 }

@@ -1,15 +1,17 @@
 /**
  * The `where` object of a guarded statement: column → value, each an equality on a parameter
- * (`null` → `IS NULL`), or a guard fragment ANDed in (its key is only a label). There is no way to
- * pass SQL text.
+ * (`null` → `IS NULL`), a {@link Filter} from `op` (comparisons on the column, or an `or`/`and`/
+ * `not` group whose key is only a label), or a guard fragment ANDed in (its key is only a label).
+ * There is no way to pass SQL text, and a plain object is a value, never an operator.
  */
 import { ConfigurationError } from '../errors.ts'
+import { isFilter, type Filter } from './filter.ts'
 import { isGuard, type Guard } from './guard.ts'
 import { quoteIdentifier } from './identifier.ts'
-import { renderGuard, type RowScope, type Sql } from './render-guard.ts'
+import { andSql, orSql, renderGuard, type RowScope, type Sql } from './render-guard.ts'
 import type { StatementParams } from './compile.ts'
 
-/** A value compared for equality, `null` for `IS NULL`, or a guard fragment. */
+/** A value compared for equality, `null` for `IS NULL`, a filter, or a guard fragment. */
 export type WhereValue =
   | string
   | number
@@ -18,6 +20,8 @@ export type WhereValue =
   | Date
   | null
   | Guard
+  // Any filter: `never` is the widest (the phantom is a parameter type).
+  | Filter<never>
   | readonly unknown[]
   | { readonly [key: string]: unknown }
 
@@ -25,27 +29,37 @@ export type WhereValue =
 export type Where = { readonly [column: string]: WhereValue }
 
 function assertWhere(where: unknown): asserts where is Where {
-  if (where === null || typeof where !== 'object' || Array.isArray(where)) {
-    throw new ConfigurationError('KH_INVALID_OPTIONS', 'where must be an object of column → value')
+  if (
+    where === null ||
+    typeof where !== 'object' ||
+    Array.isArray(where) ||
+    isFilter(where) ||
+    isGuard(where)
+  ) {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      'where must be an object of column → value (a guard or op filter goes under a key)',
+    )
   }
 }
 
-/**
- * The shape of `where` for the statement cache (`id=,deleted_at~,mine#3`), pushing the parameter
- * values onto `inputs` in the order {@link renderWhere} numbers them. Keys are checked on every
- * call, so a cache key can never be forged by a key that is not an identifier. UPDATE and DELETE
- * pass `required`: a missing `where` must not silently mean every row (`{}` says so explicitly).
- */
-export function whereShape(where: Where | undefined, inputs: unknown[], required = false): string {
-  if (where === undefined && !required) return ''
-  assertWhere(where)
+function shapeOf(where: Where, inputs: unknown[]): string {
   let shape = ''
   for (const key of Object.keys(where)) {
     quoteIdentifier(key, 'where key')
     const value = where[key]
     if (value === null) shape += `${key}~,`
     else if (isGuard(value)) shape += `${key}#${value.id},`
-    else if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
+    else if (isFilter(value)) {
+      if (value.kind === 'column') {
+        shape += `${key}${value.shape},`
+        for (const c of value.comparisons) if (c.bound) inputs.push(c.value)
+      } else {
+        shape += `${key}(${value.kind}`
+        for (const w of value.wheres) shape += `[${shapeOf(w as Where, inputs)}]`
+        shape += '),'
+      }
+    } else if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
       throw new ConfigurationError(
         'KH_INVALID_OPTIONS',
         `where.${key} is ${typeof value}: pass a value or null`,
@@ -59,11 +73,73 @@ export function whereShape(where: Where | undefined, inputs: unknown[], required
 }
 
 /**
+ * The shape of `where` for the statement cache (`id=,deleted_at~,mine#3,at{gte >= ,},x(or[a=,][b=,])`),
+ * pushing the parameter values onto `inputs` in the order {@link renderWhere} numbers them. Keys are
+ * checked on every call, so a cache key can never be forged by a key that is not an identifier;
+ * operators come from a fixed list. UPDATE and DELETE pass `required`: a missing `where` must not
+ * silently mean every row (`{}` says so explicitly).
+ */
+export function whereShape(where: Where | undefined, inputs: unknown[], required = false): string {
+  if (where === undefined && !required) return ''
+  assertWhere(where)
+  return shapeOf(where, inputs)
+}
+
+/** Numbers the inputs as {@link whereShape} pushed them. */
+interface Counter {
+  next: number
+}
+
+function render(
+  where: Where,
+  scope: RowScope,
+  params: StatementParams,
+  counter: Counter,
+  top: boolean,
+): Sql[] {
+  const parts: Sql[] = []
+  for (const key of Object.keys(where)) {
+    const value = where[key]
+    if (isGuard(value)) {
+      parts.push(renderGuard(value.node, scope, params))
+      continue
+    }
+    if (isFilter(value) && value.kind !== 'column') {
+      const groups = value.wheres.map((w) =>
+        andSql(render(w as Where, scope, params, counter, false)),
+      )
+      if (value.kind === 'or') parts.push(orSql(groups))
+      else if (value.kind === 'and') parts.push(andSql(groups))
+      else {
+        const inner = groups[0] as Sql
+        parts.push(typeof inner === 'boolean' ? !inner : `NOT (${inner})`)
+      }
+      continue
+    }
+    const column = scope(quoteIdentifier(key, 'column'))
+    if (value === null) parts.push(`${column} IS NULL`)
+    else if (isFilter(value)) {
+      for (const c of value.comparisons) {
+        const value = c.bound ? params.input(counter.next++) : ''
+        parts.push(`${column}${c.sql}${value}${c.sql.endsWith('(') ? ')' : ''}`)
+      }
+    } else {
+      // ANDed at the top of every statement that takes a `where`: the column equals the input.
+      if (top) params.know(column, { kind: 'input', index: counter.next })
+      parts.push(`${column} = ${params.input(counter.next++)}`)
+    }
+  }
+  return parts
+}
+
+/**
  * The conditions of `where` on the row in `scope`; parameters take inputs from `firstInput` on.
- * The caller ANDs them at the top of its statement, so each equality is also recorded as a fact
- * ({@link StatementParams.know}) that lets a group array compared with that column be narrowed.
+ * The caller ANDs them at the top of its statement, so each top-level equality is also recorded as
+ * a fact ({@link StatementParams.know}) that lets a group array compared with that column be
+ * narrowed (never one inside a group: it does not hold for every row the statement reaches).
  * ```sql
- * "t"."id" = $1 AND "t"."deleted_at" IS NULL
+ * "t"."id" = $1 AND "t"."deleted_at" IS NULL AND "t"."created_at" >= $2
+ * AND ("t"."created_by" = $3 OR NOT ("t"."title" ILIKE $4))
  * ```
  */
 export function renderWhere(
@@ -72,21 +148,6 @@ export function renderWhere(
   params: StatementParams,
   firstInput: number,
 ): Sql[] {
-  const parts: Sql[] = []
-  if (where === undefined) return parts
-  let index = firstInput
-  for (const key of Object.keys(where)) {
-    const value = where[key]
-    if (isGuard(value)) parts.push(renderGuard(value.node, scope, params))
-    else {
-      const column = scope(quoteIdentifier(key, 'column'))
-      if (value === null) parts.push(`${column} IS NULL`)
-      else {
-        // ANDed at the top of every statement that takes a `where`: the column equals the input.
-        params.know(column, { kind: 'input', index })
-        parts.push(`${column} = ${params.input(index++)}`)
-      }
-    }
-  }
-  return parts
+  if (where === undefined) return []
+  return render(where, scope, params, { next: firstInput }, true)
 }

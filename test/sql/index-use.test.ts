@@ -1,12 +1,13 @@
 import t from 'tap'
 import type pg from 'pg'
 import { guardedDelete } from '../../src/sql/guarded-delete.ts'
+import { likeContains, op } from '../../src/sql/filter.ts'
 import { guardedSelect } from '../../src/sql/guarded-select.ts'
 import type { Queryable, QueryConfig } from '../../src/sql/queryable.ts'
 import { makeCapability } from '../helpers/sql-capability.ts'
 import { createForum, member, moderator } from '../helpers/sql-forum.ts'
 
-t.test('guarded SELECT and DELETE keep the group index under a generic plan', async (t) => {
+t.test('guarded SELECT (filtered, paged too) and DELETE keep the group index', async (t) => {
   const forum = await createForum(t)
   const { pool } = forum
   await pool.query(`
@@ -46,6 +47,46 @@ t.test('guarded SELECT and DELETE keep the group index under a generic plan', as
   }
   await client.query('ROLLBACK')
   const [select, del] = [texts[0]!, texts.at(-1)!]
+  // A filtered, ordered, paginated select (keyset after a cursor, limit and offset) keeps it too:
+  // the filters and the cursor are ANDed beside the guard, never around it.
+  const [cursor] = await guardedSelect(recorder, cap, {
+    from: 'discussion_threads',
+    guard: member,
+    orderBy: [
+      ['created_at', 'desc'],
+      ['id', 'desc'],
+    ],
+    limit: 1,
+  })
+  await guardedSelect(recorder, cap, {
+    from: 'discussion_threads',
+    where: {
+      created_by: op({ in: ['u1', 'u2', 'u3'] }),
+      title: op({ ilike: likeContains('1') }),
+      either: op.or({ slug: null }, { created_by: op({ ne: 'u0' }) }),
+      n: op.not({ created_by: 'u4' }),
+    },
+    guard: member,
+    orderBy: [
+      ['created_at', 'desc'],
+      ['id', 'asc'],
+    ],
+    after: cursor,
+    limit: 20,
+    offset: 0,
+  })
+  const paged = texts.at(-1)!
+  t.match(paged, /ORDER BY .* LIMIT \$\d+ OFFSET \$\d+$/)
+  const generic = (await client.query(`EXPLAIN (GENERIC_PLAN) ${paged}`)).rows
+    .map((r) => r['QUERY PLAN'])
+    .join('\n')
+  t.match(
+    generic,
+    /Index (Only )?Scan.*discussion_threads_group_id_idx|Bitmap Index Scan on discussion_threads_group_id_idx/,
+    'the filtered, ordered, paginated select uses the group index',
+  )
+  t.notMatch(generic, /Seq Scan on discussion_threads/, 'no sequential scan')
+  t.comment(generic)
   for (const [name, text] of [
     ['select', select],
     ['delete', del],

@@ -21,6 +21,8 @@ import {
   viaParent,
   type Guard,
 } from '../../src/sql/guard.ts'
+import { op } from '../../src/sql/filter.ts'
+import { guardedCount } from '../../src/sql/guarded-count.ts'
 import { guardedDelete } from '../../src/sql/guarded-delete.ts'
 import { guardedInsert } from '../../src/sql/guarded-insert.ts'
 import { guardedSelect } from '../../src/sql/guarded-select.ts'
@@ -140,6 +142,7 @@ t.test('every doc comment\'s "generated SQL" is what the code generates', async 
   }
   const names = {
     guardedSelect,
+    guardedCount,
     guardedInsert,
     guardedUpdate,
     guardedDelete,
@@ -182,6 +185,27 @@ t.test('every doc comment\'s "generated SQL" is what the code generates', async 
 
   const cases: Record<string, Case> = {
     guardedSelect: { whole: true, render: async (b) => [await statementOf(b.examples[0])] },
+    guardedCount: { whole: true, render: async (b) => [await statementOf(b.examples[0])] },
+    // Fragments of a statement on the forum's threads, for the wheres the doc's comments name.
+    op: {
+      whole: false,
+      render: async () => {
+        const since = new Date(0)
+        const until = new Date()
+        const select = (where: object) =>
+          statementOf(
+            'await guardedSelect(pool, capability, { from: "discussion_threads", where, guard: inGroup("group_id", "member") })',
+            { where },
+          )
+        return [
+          await select({
+            created_at: op({ gte: since, lt: until }),
+            title: op({ in: ['a', 'b'] }),
+          }),
+          await select({ mine: op.or({ created_by: 'user-1' }, { slug: null }) }),
+        ]
+      },
+    },
     guardedUpdate: { whole: true, render: async (b) => [await statementOf(b.examples[0])] },
     guardedDelete: { whole: true, render: async (b) => [await statementOf(b.examples[0])] },
     // Several rows: guardedInsert's second example; one row (compileSingleInsert): its first.
