@@ -45,7 +45,8 @@ export interface ExpressKeyholeOptions extends KeyholeOptions, AdapterOptions {
 /** What `capabilities()` returns: the middleware, with what routes and the server may ask of it. */
 export interface KeyholeMiddleware extends RequestHandler, KeyholeState {
   /**
-   * Awaits the key import (a bad key rejects here with `KH_INVALID_OPTIONS`), then runs the
+   * Awaits the key import (a bad key rejects here with `KH_INVALID_OPTIONS`; with `discovery`, a
+   * discovery document that is missing or wrong with `KH_DISCOVERY_FAILED`), then runs the
    * database start-up checks and starts the monitor. Call it before `listen`: until it resolves,
    * a middleware with database checks answers 503 to every request.
    * @param options.server closed by the monitor on a finding with `onFinding: 'close'`, which

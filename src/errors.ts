@@ -27,6 +27,7 @@ export const errorCatalogue = {
   KH_INVALID_IDENTIFIER: { statusCode: 500, message: 'Invalid SQL identifier' },
   KH_NO_POLICY: { statusCode: 500, message: 'No policy allows this operation on this table' },
   KH_INSECURE_DATABASE: { statusCode: 500, message: 'The database configuration is insecure' },
+  KH_DISCOVERY_FAILED: { statusCode: 500, message: "The issuer's discovery document is unusable" },
 
   // 401: the request did not carry a usable token.
   KH_TOKEN_MISSING: { statusCode: 401, message: 'Authorization required', bearer: null },
@@ -182,13 +183,19 @@ function quote(value: string): string {
 export class TokenError extends KeyholeError {
   /** The realm named in `WWW-Authenticate`; the adapters set it from their options. */
   realm: string
+  /**
+   * Why the token was refused, for the denial log only (never in a response): the check that
+   * failed (`iss: not the configured issuer`), never a claim's value. Not enumerable.
+   */
+  declare readonly reason: string | undefined
 
   constructor(
     code: Extract<KeyholeErrorCode, `KH_TOKEN_${string}` | 'KH_KEYS_UNAVAILABLE'>,
-    options: KeyholeErrorOptions & { realm?: string } = {},
+    options: KeyholeErrorOptions & { realm?: string; reason?: string } = {},
   ) {
     super(code, options)
     this.realm = options.realm ?? 'keyhole'
+    Object.defineProperty(this, 'reason', { value: options.reason, enumerable: false })
   }
 
   override get headers(): Record<string, string> {
@@ -332,7 +339,7 @@ export class DatabaseFault extends KeyholeError {
 /** API misuse at registration or build time: a bad option, identifier or missing policy. */
 export class ConfigurationError extends KeyholeError {
   constructor(
-    code: 'KH_INVALID_OPTIONS' | 'KH_INVALID_IDENTIFIER' | 'KH_NO_POLICY',
+    code: 'KH_INVALID_OPTIONS' | 'KH_INVALID_IDENTIFIER' | 'KH_NO_POLICY' | 'KH_DISCOVERY_FAILED',
     message: string,
     cause?: unknown,
   ) {

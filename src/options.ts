@@ -93,7 +93,18 @@ export interface KeyholeOptions {
    * that is down. A fetched RSA key with a public exponent below 3 is never used.
    */
   jwksUrl?: string | URL | undefined
-  /** Tuning of the remote key set; only with `jwksUrl`. */
+  /**
+   * `true`: the key set is found through the issuer's discovery document, read once at start-up
+   * (registration, `ready()`): `<issuer>/.well-known/openid-configuration` (OpenID Connect
+   * Discovery), else RFC 8414's `/.well-known/oauth-authorization-server`. Needs `issuer` (one
+   * URL, https or http on a loopback address) and no other key source. The document's `issuer`
+   * must equal `issuer` exactly, and its `jwks_uri` becomes the key set (https, or http on a
+   * loopback address), used as `jwksUrl` is. Any failure fails start-up with
+   * `KH_DISCOVERY_FAILED`. With discovery, `typ` defaults to `'at+jwt'`.
+   * @default false
+   */
+  discovery?: boolean | undefined
+  /** Tuning of the remote key set (and of the discovery fetch); with `jwksUrl` or `discovery`. */
   jwks?: JwksOptions | undefined
   /**
    * Your own key lookup, called per verification with the protected header (after the algorithm
@@ -102,10 +113,12 @@ export interface KeyholeOptions {
    */
   getKey?: GetKey | undefined
   /**
-   * The algorithms accepted, never taken from the token. Required. HS algorithms only with
-   * `secret`; asymmetric ones only with a public key or a key set; never both kinds. With `jwksUrl`,
-   * one algorithm per key type (at most one RSA algorithm, RS or PS, and one of EdDSA and
-   * Ed25519): jose lets a key without `alg` serve every algorithm of its type.
+   * The algorithms accepted, matched against the token's `alg` exactly and never taken from it.
+   * Required. HS algorithms only with `secret`; asymmetric ones only with a public key or a key
+   * set; never both kinds. `EdDSA` (RFC 8037) and `Ed25519` (RFC 9864) name one signature: list the
+   * name your issuer writes, or both. With a key set, each key serves the algorithm its `alg` (or
+   * its type: an EC curve, Ed25519) binds it to; an RSA key without `alg` is not used while
+   * several RSA algorithms are listed.
    */
   algorithms: readonly Algorithm[]
   /**
@@ -126,8 +139,20 @@ export interface KeyholeOptions {
   clockTolerance?: number | undefined
   /** Seconds since `iat` after which a token is refused (then `iat` is required). */
   maxTokenAge?: number | undefined
-  /** The required `typ` header (e.g. `at+jwt`): refuses ID tokens and other kinds of JWT. */
-  typ?: string | undefined
+  /**
+   * The longest lifetime a token may claim, in seconds: refused (`KH_TOKEN_CLAIM`) when
+   * `exp - iat` is larger, counted from now for a token without `iat`; and whatever its `iat`,
+   * when `exp` is more than this plus 5 minutes away. Bounds how long a token minted with a
+   * leaked key stays usable. `false` turns the bound off (a token may then claim any `exp`).
+   * @default 86400 (a day)
+   */
+  maxTokenLifetime?: number | false | undefined
+  /**
+   * The required `typ` header, compared as RFC 8725 says (case-insensitive, `application/`
+   * optional): `'at+jwt'` refuses ID tokens and every other kind of JWT. `false`: no check.
+   * @default 'at+jwt' with `discovery`; no check otherwise
+   */
+  typ?: string | false | undefined
   /**
    * Whether `exp` is required. Turning it off makes a leaked token valid forever.
    * @default true
@@ -190,6 +215,7 @@ export const keyholeOptionsShape = {
     ])
     .optional(),
   jwksUrl: z.union([z.string().min(1), z.instanceof(URL)]).optional(),
+  discovery: z.boolean().optional(),
   jwks: z
     .object({
       cooldownDuration: milliseconds.optional(),
@@ -204,7 +230,8 @@ export const keyholeOptionsShape = {
   audience: stringOrList.optional(),
   clockTolerance: seconds.max(300).optional(),
   maxTokenAge: seconds.positive().optional(),
-  typ: z.string().min(1).optional(),
+  maxTokenLifetime: z.union([seconds.positive(), z.literal(false)]).optional(),
+  typ: z.union([z.string().min(1), z.literal(false)]).optional(),
   requireExp: z.boolean().optional(),
   requiredClaims: z.array(z.string().min(1)).optional(),
   maxTokenBytes: z.number().int().min(256).max(1_048_576).optional(),
@@ -244,6 +271,7 @@ export interface ResolvedTokenOptions {
   readonly audience: string | readonly string[] | undefined
   readonly clockTolerance: number
   readonly maxTokenAge: number | undefined
+  readonly maxTokenLifetime: number | undefined
   readonly typ: string | undefined
   readonly requiredClaims: readonly string[]
   readonly maxTokenBytes: number
@@ -293,7 +321,12 @@ export function resolveTokenOptions(options: ParsedKeyholeOptions): ResolvedToke
     audience: list(options.audience),
     clockTolerance: options.clockTolerance ?? 0,
     maxTokenAge: options.maxTokenAge,
-    typ: options.typ,
+    maxTokenLifetime:
+      options.maxTokenLifetime === false ? undefined : (options.maxTokenLifetime ?? 86_400),
+    typ:
+      options.typ === false
+        ? undefined
+        : (options.typ ?? (options.discovery ? 'at+jwt' : undefined)),
     requiredClaims: Object.freeze([...required]),
     maxTokenBytes: options.maxTokenBytes ?? 8192,
     cookie: options.cookie,

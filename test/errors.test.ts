@@ -36,6 +36,7 @@ const catalogue: Record<
   KH_INVALID_OPTIONS: config('KH_INVALID_OPTIONS'),
   KH_INVALID_IDENTIFIER: config('KH_INVALID_IDENTIFIER'),
   KH_NO_POLICY: config('KH_NO_POLICY'),
+  KH_DISCOVERY_FAILED: config('KH_DISCOVERY_FAILED'),
   KH_INSECURE_DATABASE: {
     make: () => new InsecureDatabase([finding]),
     status: 500,

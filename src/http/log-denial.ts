@@ -1,6 +1,7 @@
 /**
- * Every 401 and 403 is logged once, at info: the code, the route pattern and the subject when
- * known. Never the token, the header, the claims or the raw URL (a URL can carry anything).
+ * Every 401 and 403 is logged once, at info: the code, the route pattern, the subject when
+ * known and, for a refused token, the reason (which check failed: `aud: …`, `typ: …`). Never the
+ * token, the header, the claims or the raw URL (a URL can carry anything).
  */
 import type { Capability } from '../capability/capability.ts'
 import type { KeyholeError } from '../errors.ts'
@@ -24,8 +25,18 @@ export function logDenial(
 ): void {
   if ((error.statusCode !== 401 && error.statusCode !== 403) || logged.has(error)) return
   logged.add(error)
+  // The reason names the check that failed (never a value): what a developer configuring an
+  // issuer needs, and nothing the client is told.
+  const reason = (error as { reason?: unknown }).reason
   log.info(
-    { keyhole: { code: error.code, route: route ?? null, subject: capability?.subject ?? null } },
+    {
+      keyhole: {
+        code: error.code,
+        route: route ?? null,
+        subject: capability?.subject ?? null,
+        ...(typeof reason === 'string' ? { reason } : {}),
+      },
+    },
     'keyhole: request refused',
   )
 }

@@ -8,6 +8,7 @@ import { importJWK, type CryptoKey, type JWK, type JWSHeaderParameters } from 'j
 import { types } from 'node:util'
 import { ConfigurationError, TokenError } from '../errors.ts'
 import type { Algorithm, KeyholeOptions, VerificationKey } from '../options.ts'
+import { discoverJwksUrl, discoveryIssuer, isSecureUrl } from './discovery.ts'
 import { remoteKeySet, type KeySetState } from './remote-key-set.ts'
 
 /** A key for every token, or a lookup per token (remote key set, user function, several HS algs). */
@@ -41,8 +42,10 @@ function fixedKeySet(key: KeyResolver): KeySet {
 
 type KeyOptions = Pick<
   KeyholeOptions,
-  'secret' | 'publicKey' | 'jwksUrl' | 'jwks' | 'getKey' | 'algorithms'
+  'secret' | 'publicKey' | 'jwksUrl' | 'jwks' | 'getKey' | 'algorithms' | 'discovery' | 'issuer'
 >
+
+type KeySource = 'secret' | 'publicKey' | 'jwksUrl' | 'getKey' | 'discovery'
 
 function invalid(message: string, cause?: unknown): ConfigurationError {
   return new ConfigurationError('KH_INVALID_OPTIONS', message, cause)
@@ -80,7 +83,10 @@ async function importSecret(
   return async (header) => keys.get(header.alg as string) as CryptoKey
 }
 
-function toKeyObject(publicKey: NonNullable<KeyholeOptions['publicKey']>, alg: string): KeyObject {
+function toKeyObject(
+  publicKey: NonNullable<KeyholeOptions['publicKey']>,
+  algorithms: readonly Algorithm[],
+): KeyObject {
   if (typeof publicKey === 'string') {
     if (/PRIVATE KEY/.test(publicKey)) throw invalid('publicKey: a private key was given')
     try {
@@ -98,8 +104,8 @@ function toKeyObject(publicKey: NonNullable<KeyholeOptions['publicKey']>, alg: s
   const jwk = publicKey as JWK
   if (jwk.kty === 'oct' || 'd' in jwk) throw invalid('publicKey: the JWK is not a public key')
   if (jwk.use !== undefined && jwk.use !== 'sig') throw invalid('publicKey: the JWK is not for sig')
-  if (jwk.alg !== undefined && jwk.alg !== alg) {
-    throw invalid(`publicKey: the JWK's alg is not ${alg}`)
+  if (jwk.alg !== undefined && !algorithms.includes(jwk.alg as Algorithm)) {
+    throw invalid(`publicKey: the JWK's alg is not ${algorithms.join(' or ')}`)
   }
   if (jwk.key_ops !== undefined && !jwk.key_ops.includes('verify')) {
     throw invalid('publicKey: the JWK key_ops do not include verify')
@@ -143,46 +149,54 @@ async function importPublicKey(
   publicKey: NonNullable<KeyholeOptions['publicKey']>,
   algorithms: readonly Algorithm[],
 ): Promise<KeyResolver> {
-  if (algorithms.length !== 1) {
+  // EdDSA and Ed25519 are two names of one algorithm (below): one key serves both.
+  if (algorithms.length !== 1 && !(algorithms.length === 2 && algorithms.every(isEd25519))) {
     throw invalid('publicKey: a single public key serves exactly one algorithm; list one')
   }
   const alg = algorithms[0] as Algorithm
-  const key = toKeyObject(publicKey, alg)
+  const key = toKeyObject(publicKey, algorithms)
   assertKeyFits(key, alg)
   const jwk = key.export({ format: 'jwk' }) as JWK
   return (await importJWK({ ...jwk, alg }, alg)) as CryptoKey
 }
 
-const loopback = new Set(['127.0.0.1', 'localhost', '[::1]'])
+/**
+ * `EdDSA` (RFC 8037) and `Ed25519` (RFC 9864's fully specified name) name the same signature with
+ * the same Ed25519 key (jose verifies no Ed448): a key serving both is still one key for one
+ * primitive.
+ */
+function isEd25519(alg: Algorithm): boolean {
+  return alg === 'EdDSA' || alg === 'Ed25519'
+}
 
-function remoteKeys(
-  jwksUrl: string | URL,
-  jwks: KeyholeOptions['jwks'],
-  algorithms: readonly Algorithm[],
-): KeySet {
+const isRsa = (alg: Algorithm) => alg.startsWith('RS') || alg.startsWith('PS')
+
+/** The URL of `jwksUrl`, checked: keys fetched in clear text could be swapped in transit. */
+function jwksUrlOf(jwksUrl: string | URL): URL {
   let url: URL
   try {
     url = new URL(jwksUrl)
   } catch (error) {
     throw invalid('jwksUrl: not a URL', error)
   }
-  // Keys fetched in clear text could be swapped in transit; plain http only to this machine.
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback.has(url.hostname))) {
-    throw invalid('jwksUrl: must be https (http only on a loopback address)')
-  }
-  // jose lets a JWK without `alg` serve every algorithm of its key type: one RSA key would verify
-  // RS256 and PS256 tokens alike. One key serves one algorithm, so one algorithm per key type.
-  const rsa = algorithms.filter((alg) => alg.startsWith('RS') || alg.startsWith('PS'))
-  const ed = algorithms.filter((alg) => alg === 'EdDSA' || alg === 'Ed25519')
-  if (rsa.length > 1 || ed.length > 1) {
-    throw invalid(
-      `algorithms: with jwksUrl, list one algorithm per key type (${(rsa.length > 1 ? rsa : ed).join(', ')} would share a key)`,
-    )
-  }
+  if (!isSecureUrl(url)) throw invalid('jwksUrl: must be https (http only on a loopback address)')
+  return url
+}
+
+function remoteKeys(
+  url: URL,
+  jwks: KeyholeOptions['jwks'],
+  algorithms: readonly Algorithm[],
+): KeySet {
+  // A key is bound to one algorithm by its `alg` (jose never picks a key whose `alg` differs from
+  // the token's) or by its type: an EC key by its curve, an Ed25519 key by being one. An RSA key
+  // without `alg` is not bound when several RSA algorithms are listed (jose would let it verify
+  // RS256 and PS256 alike): then it is never used.
   const remote = remoteKeySet(url, {
     cooldownDuration: jwks?.cooldownDuration ?? 30_000,
     cacheMaxAge: jwks?.cacheMaxAge ?? 600_000,
     timeoutDuration: jwks?.timeoutDuration ?? 5000,
+    rsaKeysNeedAlg: algorithms.filter(isRsa).length > 1,
   })
   return {
     key: remote,
@@ -222,26 +236,25 @@ const secretLength = (secret: string | Uint8Array) =>
  * {@link createKeySet}. Returns the source.
  * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option
  */
-export function assertKeyOptions(
-  options: KeyOptions,
-): 'secret' | 'publicKey' | 'jwksUrl' | 'getKey' {
+export function assertKeyOptions(options: KeyOptions): KeySource {
   const { algorithms } = options
   const hmac = algorithms.filter(isHmac)
   if (hmac.length > 0 && hmac.length < algorithms.length) {
     throw invalid('algorithms: HS and asymmetric algorithms cannot be mixed')
   }
-  const sources = (['secret', 'publicKey', 'jwksUrl', 'getKey'] as const).filter(
-    (name) => options[name] !== undefined,
+  const sources = (['secret', 'publicKey', 'jwksUrl', 'getKey', 'discovery'] as const).filter(
+    (name) => (name === 'discovery' ? options.discovery === true : options[name] !== undefined),
   )
   if (sources.length !== 1) {
     throw invalid(
-      `secret, publicKey, jwksUrl, getKey: exactly one key source is required (got ${sources.length === 0 ? 'none' : sources.join(', ')})`,
+      `secret, publicKey, jwksUrl, getKey, discovery: exactly one key source is required (got ${sources.length === 0 ? 'none' : sources.join(', ')})`,
     )
   }
-  if (options.jwks !== undefined && options.jwksUrl === undefined) {
-    throw invalid('jwks: only with jwksUrl')
+  const source = sources[0] as KeySource
+  if (options.jwks !== undefined && source !== 'jwksUrl' && source !== 'discovery') {
+    throw invalid('jwks: only with jwksUrl or discovery')
   }
-  const source = sources[0] as (typeof sources)[number]
+  if (source === 'discovery') discoveryIssuer(options.issuer)
   if (source === 'secret') {
     if (hmac.length === 0) throw invalid('secret: only with HS algorithms')
     const length = secretLength(options.secret as string | Uint8Array)
@@ -264,8 +277,14 @@ export async function createKeySet(options: KeyOptions): Promise<KeySet> {
   const { algorithms } = options
   const hmac = algorithms.filter(isHmac)
   const source = assertKeyOptions(options)
-  if (source === 'jwksUrl')
-    return remoteKeys(options.jwksUrl as string | URL, options.jwks, algorithms)
+  if (source === 'jwksUrl') {
+    return remoteKeys(jwksUrlOf(options.jwksUrl as string | URL), options.jwks, algorithms)
+  }
+  if (source === 'discovery') {
+    const timeout = options.jwks?.timeoutDuration ?? 5000
+    const url = await discoverJwksUrl(options.issuer as string, timeout)
+    return remoteKeys(url, options.jwks, algorithms)
+  }
   if (source === 'getKey') {
     return fixedKeySet(userKey(options.getKey as NonNullable<KeyOptions['getKey']>))
   }

@@ -100,6 +100,8 @@ export function precheckToken(
     throw new TokenError('KH_TOKEN_MALFORMED')
   }
   const alg = header.alg
-  if (typeof alg !== 'string' || !algorithms.has(alg)) throw new TokenError('KH_TOKEN_ALGORITHM')
+  if (typeof alg !== 'string' || !algorithms.has(alg)) {
+    throw new TokenError('KH_TOKEN_ALGORITHM', { reason: 'alg: not in algorithms' })
+  }
   return header as PrecheckedHeader
 }

@@ -29,6 +29,11 @@ export interface RemoteKeySetOptions {
   readonly cooldownDuration: number
   readonly cacheMaxAge: number
   readonly timeoutDuration: number
+  /**
+   * Several RSA algorithms are allowed: an RSA key without `alg` is bound to none of them, so it
+   * is dropped from every fetched set (jose would let it verify each).
+   */
+  readonly rsaKeysNeedAlg?: boolean
 }
 
 /** A key set whose verifications a cache may hold, as far as the cache needs to know. */
@@ -83,18 +88,38 @@ export function remoteKeySet(
   options: RemoteKeySetOptions,
   fetchImpl: typeof fetch = fetch,
 ): RemoteKeySet {
+  const { rsaKeysNeedAlg = false, ...joseOptions } = options
   const retryDelay = Math.min(options.cooldownDuration, MAX_RETRY_DELAY)
   let retryAt = 0
+  // Whether the last fetched set held an RSA key without `alg` that was dropped: the reason of a
+  // token that finds no key then says why.
+  let droppedRsa = false
   const guardedFetch = async (input: string, init: RequestInit): Promise<Response> => {
     if (Date.now() < retryAt) throw new RecentFailure('the key set endpoint failed recently')
     try {
       const response = await fetchImpl(input, init)
       if (response.status !== 200) retryAt = Date.now() + retryDelay
+      else if (rsaKeysNeedAlg) return await withoutUnboundRsaKeys(response)
       return response
     } catch (error) {
       retryAt = Date.now() + retryDelay
       throw error
     }
+  }
+  const withoutUnboundRsaKeys = async (response: Response): Promise<Response> => {
+    const text = await response.text()
+    let set: unknown
+    try {
+      set = JSON.parse(text)
+    } catch {
+      // jose reports it (KH_KEYS_UNAVAILABLE).
+      return new Response(text, { status: 200 })
+    }
+    const keys = (set as { keys?: unknown } | null)?.keys
+    if (!Array.isArray(keys)) return new Response(text, { status: 200 })
+    const bound = keys.filter((jwk: JWK | null) => !(jwk?.kty === 'RSA' && jwk.alg === undefined))
+    droppedRsa = bound.length < keys.length
+    return new Response(JSON.stringify({ ...(set as object), keys: bound }), { status: 200 })
   }
   let held = new Set<string>()
   let generation = 0
@@ -120,7 +145,7 @@ export function remoteKeySet(
     },
   }
   const remote = createRemoteJWKSet(url, {
-    ...options,
+    ...joseOptions,
     [customFetch]: guardedFetch,
     [jwksCache]: applied as unknown as Record<string, never>,
   })
@@ -142,11 +167,18 @@ export function remoteKeySet(
     try {
       key = await remote(header)
     } catch (error) {
-      if (
-        error instanceof errors.JWKSNoMatchingKey ||
-        error instanceof errors.JWKSMultipleMatchingKeys
-      ) {
-        throw new TokenError('KH_TOKEN_KEY_UNKNOWN', { cause: error })
+      if (error instanceof errors.JWKSNoMatchingKey) {
+        const reason =
+          droppedRsa && /^[RP]S/.test(String(header.alg))
+            ? 'kid: no key matches; the key set holds RSA keys without alg, unused while several RSA algorithms are allowed'
+            : 'kid: no key of the key set matches the kid and alg'
+        throw new TokenError('KH_TOKEN_KEY_UNKNOWN', { cause: error, reason })
+      }
+      if (error instanceof errors.JWKSMultipleMatchingKeys) {
+        throw new TokenError('KH_TOKEN_KEY_UNKNOWN', {
+          cause: error,
+          reason: 'kid: several keys of the key set match the kid and alg',
+        })
       }
       // Timeout, network failure, non-200, invalid JSON, back-off: keyhole cannot decide, so it
       // refuses.
@@ -157,6 +189,7 @@ export function remoteKeySet(
       if (exponent !== undefined && exponent < 3n) {
         throw new TokenError('KH_TOKEN_KEY_UNKNOWN', {
           cause: new Error('the key set holds an RSA key with an unsafe public exponent'),
+          reason: 'kid: the matching RSA key has an unsafe public exponent',
         })
       }
       checked.add(key)

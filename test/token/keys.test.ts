@@ -191,7 +191,7 @@ const rows: Row[] = [
   {
     name: 'jwks without jwksUrl',
     options: { publicKey: es.publicPem, jwks: {}, algorithms: ['ES256'] },
-    message: /^jwks: only with jwksUrl/,
+    message: /^jwks: only with jwksUrl or discovery/,
   },
   {
     name: 'jwks timeout 0',

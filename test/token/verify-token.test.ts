@@ -73,3 +73,55 @@ t.test('getKey: the user lookup', async (t) => {
   }
   t.same(seen[0], ['k', true], 'getKey gets the protected header and the token')
 })
+
+t.test('the reason names the check that failed, never the value', async (t) => {
+  const now = Math.floor(Date.now() / 1000)
+  const authenticator = await createAuthenticator({
+    secret: 'test-secret-test-secret-test-sec',
+    algorithms: ['HS256'],
+    issuer: ['https://a.example/', 'https://b.example'],
+    audience,
+    maxTokenAge: 600,
+    requiredClaims: ['jti'],
+    cache: false,
+  })
+  const rows: [string, Record<string, unknown>, string, string][] = [
+    [
+      'iss, a trailing slash',
+      { iss: 'https://a.example' },
+      'KH_TOKEN_CLAIM',
+      'iss: not the configured issuer; they differ only by a trailing "/"',
+    ],
+    [
+      'iss, another',
+      { iss: 'https://c.example' },
+      'KH_TOKEN_CLAIM',
+      'iss: not the configured issuer',
+    ],
+    ['jti missing', { jti: undefined }, 'KH_TOKEN_CLAIM', 'jti: missing'],
+    ['nbf ahead', { nbf: now + 600 }, 'KH_TOKEN_CLAIM', 'nbf: not valid yet'],
+    ['nbf a string', { nbf: 'soon' }, 'KH_TOKEN_CLAIM', 'nbf: not a number'],
+    ['iat ahead', { iat: now + 600 }, 'KH_TOKEN_CLAIM', 'iat: in the future (maxTokenAge)'],
+    ['iat too old', { iat: now - 700 }, 'KH_TOKEN_EXPIRED', 'iat: older than maxTokenAge'],
+    ['exp past', { exp: now - 1 }, 'KH_TOKEN_EXPIRED', 'exp: in the past'],
+    ['nbf negative', { nbf: -1 }, 'KH_TOKEN_CLAIM', 'nbf: negative'],
+  ]
+  for (const [name, extra, code, reason] of rows) {
+    const token = await sign(claims({ iss: 'https://b.example', jti: 'j', ...extra }))
+    const error = await authenticator
+      .authenticate({ authorization: `Bearer ${token}` })
+      .catch((e) => e)
+    t.match(error, { code }, name)
+    t.equal(error.reason, reason, `${name}: reason`)
+    t.notOk(Object.keys(error).includes('reason'), `${name}: not enumerable`)
+    t.notOk(JSON.stringify(error).includes('reason'), `${name}: not in the body`)
+  }
+  const forged = await sign(
+    claims({ iss: 'https://b.example', jti: 'j' }),
+    'another-secret-another-secret-an',
+  )
+  const error = await authenticator
+    .authenticate({ authorization: `Bearer ${forged}` })
+    .catch((e) => e)
+  t.equal(error.reason, 'signature: does not verify with the key')
+})
