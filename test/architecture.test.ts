@@ -34,6 +34,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   http: ['errors', 'options', 'capability', 'token', 'sql', 'db'],
   cli: ['errors', 'options', 'capability', 'sql', 'db'],
   index: ['errors', 'options', 'capability', 'token', 'sql', 'db', 'http'],
+  testing: ['errors', 'capability', 'sql', 'db'],
   plugins: ['errors', 'options', 'capability', 'token', 'sql', 'db', 'http', 'index'],
 }
 

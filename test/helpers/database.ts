@@ -39,6 +39,14 @@ function withDatabase(url: string, database: string): string {
 }
 
 /**
+ * A name for a database a test file has something else create (keyhole/testing's scratch
+ * database): the pattern `npm test` drops at the end, with the roles named after it.
+ */
+export function scratchName(): string {
+  return `kh_${randomBytes(5).toString('hex')}`
+}
+
+/**
  * Creates a fresh database for one test. Databases and roles (`kh_…`) are dropped by `npm test`
  * (test/run.ts) once every test process has exited: dropping them from inside a test file would
  * kill the connections of apps and pools that are still closing.
