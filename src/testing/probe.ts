@@ -315,13 +315,12 @@ export async function observe(
       const rls = rlsLayer(client)
       for (const table of tables) {
         for (const operation of OPERATIONS) {
-          observations.push({
-            table: table.name,
-            caller: caller.name,
-            operation,
-            guard: await probe(guard, table, operation),
-            rls: await probe(rls, table, operation),
-          })
+          // Two connections: the layers run side by side.
+          const [g, r] = await Promise.all([
+            probe(guard, table, operation),
+            probe(rls, table, operation),
+          ])
+          observations.push({ table: table.name, caller: caller.name, operation, guard: g, rls: r })
         }
       }
       await client.query('ROLLBACK')

@@ -173,6 +173,21 @@ await t.test(
     t.same([imported.status, imported.stdout], [0, 'function\n'], "import('keyhole') without pg", {
       stderr: imported.stderr,
     })
+    const testing = await run(
+      'node',
+      [
+        '--input-type=module',
+        '-e',
+        "const k = await import('keyhole/testing'); console.log(typeof k.createPolicyTest, typeof k.expectAccess)",
+      ],
+      { cwd: app },
+    )
+    t.same(
+      [testing.status, testing.stdout],
+      [0, 'function function\n'],
+      "import('keyhole/testing') without pg (it loads pg when a test starts)",
+      { stderr: testing.stderr },
+    )
     const help = await npxKeyhole(['--help'])
     t.equal(help.status, 0, 'keyhole --help')
     t.match(help.stdout, /^usage: keyhole <command>/)
