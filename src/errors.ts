@@ -28,6 +28,14 @@ export const errorCatalogue = {
   KH_NO_POLICY: { statusCode: 500, message: 'No policy allows this operation on this table' },
   KH_INSECURE_DATABASE: { statusCode: 500, message: 'The database configuration is insecure' },
   KH_DISCOVERY_FAILED: { statusCode: 500, message: "The issuer's discovery document is unusable" },
+  KH_SYSTEM_NOT_DECLARED: {
+    statusCode: 500,
+    message: 'The system context is not declared for this operation on this table',
+  },
+  KH_SYSTEM_IN_REQUEST: {
+    statusCode: 500,
+    message: 'The system context was refused inside a request',
+  },
 
   // 401: the request did not carry a usable token.
   KH_TOKEN_MISSING: { statusCode: 401, message: 'Authorization required', bearer: null },
@@ -339,7 +347,13 @@ export class DatabaseFault extends KeyholeError {
 /** API misuse at registration or build time: a bad option, identifier or missing policy. */
 export class ConfigurationError extends KeyholeError {
   constructor(
-    code: 'KH_INVALID_OPTIONS' | 'KH_INVALID_IDENTIFIER' | 'KH_NO_POLICY' | 'KH_DISCOVERY_FAILED',
+    code:
+      | 'KH_INVALID_OPTIONS'
+      | 'KH_INVALID_IDENTIFIER'
+      | 'KH_NO_POLICY'
+      | 'KH_DISCOVERY_FAILED'
+      | 'KH_SYSTEM_NOT_DECLARED'
+      | 'KH_SYSTEM_IN_REQUEST',
     message: string,
     cause?: unknown,
   ) {

@@ -37,6 +37,8 @@ const catalogue: Record<
   KH_INVALID_IDENTIFIER: config('KH_INVALID_IDENTIFIER'),
   KH_NO_POLICY: config('KH_NO_POLICY'),
   KH_DISCOVERY_FAILED: config('KH_DISCOVERY_FAILED'),
+  KH_SYSTEM_NOT_DECLARED: config('KH_SYSTEM_NOT_DECLARED'),
+  KH_SYSTEM_IN_REQUEST: config('KH_SYSTEM_IN_REQUEST'),
   KH_INSECURE_DATABASE: {
     make: () => new InsecureDatabase([finding]),
     status: 500,

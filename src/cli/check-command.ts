@@ -4,6 +4,7 @@ import { loadPg } from '../db/pg-driver.ts'
 import type { GuardedOperation } from '../errors.ts'
 import { databaseUrl, parse, required, UsageError, type Command } from './io.ts'
 import { loadPolicies, policiesModuleHelp } from './load-policies.ts'
+import { tableOperations } from '../sql/policies.ts'
 import { groupIdType } from './migrate-command.ts'
 
 const operations: Record<string, GuardedOperation> = {
@@ -49,7 +50,7 @@ ${policiesModuleHelp}`,
     /* c8 ignore next 4: the CLI test's policies name their schema; an unqualified name means public */
     const guardedTables = Object.entries(policies.tables).map(([table, policy]) => ({
       table: table.includes('.') ? table : `public.${table}`,
-      operations: Object.keys(policy).map((op) => operations[op]!),
+      operations: tableOperations(policy).map((op) => operations[op]!),
     }))
     const client = new (loadPg('keyhole check').Client)({ connectionString: url })
     await client.connect()

@@ -17,6 +17,9 @@ export const KEYHOLE_FUNCTIONS = Object.freeze([
   'keyhole.group_ids(text)',
   'keyhole.is_admin()',
   'keyhole.subject()',
+  // The system context (sql/000002): a signed grant of named tables and operations.
+  'keyhole.set_system(text)',
+  'keyhole.system_allows(text,text)',
 ])
 
 /**

@@ -80,6 +80,19 @@ export interface SessionFactory {
    */
   withCapability<T>(capability: Capability, work: (db: SessionQueryable) => Promise<T>): Promise<T>
   /**
+   * Runs `work` as {@link SessionFactory.withCapability} does, under a signed system-context grant
+   * instead of a capability (see sql/000002.do.keyhole-system.sql): `grants` are
+   * `<operation>:<table>` entries (`read:invitations`), and the RLS policies admit the
+   * transaction only for those the application's policies declare for `system`.
+   * ```sql
+   * BEGIN; SELECT keyhole.set_system($1); <first statement>          -- one round trip
+   * …work's other statements…
+   * COMMIT [; SELECT keyhole.reset_session()]                         -- one round trip
+   * ```
+   * @throws ServiceUnavailable `KH_UNAVAILABLE` when the database refuses the signed grant.
+   */
+  withSystem<T>(grants: readonly string[], work: (db: SessionQueryable) => Promise<T>): Promise<T>
+  /**
    * Runs ONE statement with the capability in one round trip, in one implicit transaction (the
    * statements before a Sync) that ends with it:
    * ```sql
@@ -103,6 +116,7 @@ export interface SessionFactory {
 }
 
 const SET_CAPABILITY = 'SELECT keyhole.set_capability($1) AS accepted'
+const SET_SYSTEM = 'SELECT keyhole.set_system($1) AS accepted'
 
 /** The SQLSTATE `keyhole.set_capability` raises when it refuses a value. */
 const REFUSED = '28000'
@@ -260,6 +274,22 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     capability: Capability,
     work: (db: SessionQueryable) => Promise<T>,
   ): Promise<T> {
+    return transaction(() => setStatement(capability), work)
+  }
+
+  async function withSystem<T>(
+    grants: readonly string[],
+    work: (db: SessionQueryable) => Promise<T>,
+  ): Promise<T> {
+    // Unnamed: a system context is rare, and its value differs on every call anyway.
+    return transaction(() => ({ text: SET_SYSTEM, values: [signer.signSystem(grants)] }), work)
+  }
+
+  /** One transaction whose first statement is `first()` (signed when the work sends its first). */
+  async function transaction<T>(
+    first: () => PipelineStatement,
+    work: (db: SessionQueryable) => Promise<T>,
+  ): Promise<T> {
     const client = await connect(pool)
     let open = true
     let begun: Promise<unknown> | undefined
@@ -273,9 +303,9 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
         if (!isGenerated(sent)) untrusted = true
         if (begun === undefined) {
           // The transaction opens with the first statement, in its round trip.
-          const first = pipeline(client, [BEGIN, setStatement(capability), sent])
-          begun = first
-          return first.then((results) => results[2] as SessionResult<never>)
+          const opening = pipeline(client, [BEGIN, first(), sent])
+          begun = opening
+          return opening.then((results) => results[2] as SessionResult<never>)
         }
         // pg queues queries per client: this one runs after the pipeline, in its transaction.
         return client.query(sent)
@@ -307,6 +337,7 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
   }
   return Object.freeze({
     withCapability,
+    withSystem,
     runOne,
     autocommit(capability: Capability): SessionQueryable {
       return Object.freeze({

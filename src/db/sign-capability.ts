@@ -16,6 +16,14 @@ export interface CapabilitySigner {
    * `now` (ms) is for tests; the database accepts values issued within the last minute.
    */
   sign(capability: Capability, now?: number): string
+  /**
+   * A system-context grant (see sql/000002.do.keyhole-system.sql):
+   * `hex(HMAC-SHA-256(key, 's.' || body)) || body`, the body `<now, ms: 15 digits>` and the grants
+   * as an array literal of `<operation>:<table>` (`{"read:invitations"}`), what
+   * `keyhole.set_system($1)` accepts. Another prefix than {@link CapabilitySigner.sign}'s, so
+   * neither value passes for the other.
+   */
+  signSystem(grants: readonly string[], now?: number): string
 }
 
 // Everything but the issue time depends on the capability alone, and one capability (one request)
@@ -78,6 +86,10 @@ export function createCapabilitySigner(signingKey: Uint8Array | string): Capabil
     sign(capability: Capability, now: number = Date.now()): string {
       const signed = digits(now, 15) + body(capability)
       return createHmac('sha256', key).update(`a.${signed}`).digest('hex') + signed
+    },
+    signSystem(grants: readonly string[], now: number = Date.now()): string {
+      const signed = digits(now, 15) + arrayLiteral(grants)
+      return createHmac('sha256', key).update(`s.${signed}`).digest('hex') + signed
     },
   })
 }

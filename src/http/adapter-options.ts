@@ -16,7 +16,7 @@ import {
   type ResolvedDatabase,
 } from '../db/database-options.ts'
 import { ConfigurationError, type GuardedOperation } from '../errors.ts'
-import type { Policies } from '../sql/policies.ts'
+import { tableOperations, type Policies } from '../sql/policies.ts'
 
 export type { DatabaseOptions, DatabasePool, ResolvedDatabase } from '../db/database-options.ts'
 
@@ -98,7 +98,9 @@ function invalid(path: string, message: string): ConfigurationError {
 function guardedTables(policies: Policies): CheckDatabaseOptions['guardedTables'] {
   return Object.entries(policies.tables).map(([table, policy]) => ({
     table: table.includes('.') ? table : `public.${table}`,
-    operations: Object.keys(policy).map((operation) => OPERATIONS[operation] as GuardedOperation),
+    operations: tableOperations(policy).map(
+      (operation) => OPERATIONS[operation] as GuardedOperation,
+    ),
   }))
 }
 

@@ -23,8 +23,14 @@ export type PolicyOperation = 'read' | 'insert' | 'update' | 'delete'
 
 const OPERATIONS: readonly PolicyOperation[] = ['read', 'insert', 'update', 'delete']
 
-/** One table's guards; an operation left out is refused (deny by default). */
-export type TablePolicy = { readonly [operation in PolicyOperation]?: Guard }
+/**
+ * One table's guards; an operation left out is refused (deny by default). `system` lists the
+ * operations a system context (`runAsSystem`) may perform on the table across groups: none when
+ * left out.
+ */
+export type TablePolicy = { readonly [operation in PolicyOperation]?: Guard } & {
+  readonly system?: readonly PolicyOperation[]
+}
 
 declare const kDatabase: unique symbol
 
@@ -59,17 +65,57 @@ function collectRoles(node: GuardNode, roles: Set<string>): void {
   }
 }
 
+/** A table's `system` list, checked and frozen (each operation once, in keyhole's order). */
+function systemOperations(value: unknown, table: string): readonly PolicyOperation[] {
+  if (!Array.isArray(value) || !value.every((o) => OPERATIONS.includes(o))) {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      `The system operations of table ${table} must be a list of read, insert, update and delete`,
+    )
+  }
+  const operations = OPERATIONS.filter((o) => value.includes(o))
+  assertSystemReads(operations, `the system operations of table ${table}`)
+  return Object.freeze(operations)
+}
+
+/**
+ * keyhole's UPDATE and DELETE read the rows they change (a WHERE, a RETURNING), and PostgreSQL
+ * then applies the table's SELECT policy to them: without `read`, a system update or delete
+ * would find no row under RLS.
+ * @throws ConfigurationError `KH_INVALID_OPTIONS`
+ */
+export function assertSystemReads(operations: readonly PolicyOperation[], what: string): void {
+  if (!operations.includes('read') && operations.some((o) => o === 'update' || o === 'delete')) {
+    throw new ConfigurationError(
+      'KH_INVALID_OPTIONS',
+      `${what} include update or delete but not read, which they need: PostgreSQL applies the SELECT policy to the rows an UPDATE or DELETE reads`,
+    )
+  }
+}
+
+/**
+ * Every operation keyhole may perform on a table under `policy`: its guarded operations and its
+ * `system` ones, each once, in keyhole's order (read, insert, update, delete).
+ */
+export function tableOperations(policy: TablePolicy): PolicyOperation[] {
+  return OPERATIONS.filter((o) => policy[o] !== undefined || policy.system?.includes(o))
+}
+
 /**
  * Declares the guard of each operation per table. Table names and operations are checked here;
  * roles are checked against the capability's hierarchy when the policies are bound.
+ * A table's `system` lists what a system context (`runAsSystem`) may do to it across groups
+ * (deny by default); the RLS policies admit a signed system grant for exactly those operations.
  * @throws ConfigurationError `KH_INVALID_IDENTIFIER` for a bad table name, `KH_INVALID_OPTIONS`
- * for an unknown operation, a value that is not a guard, or a table without any operation.
+ * for an unknown operation, a value that is not a guard, a `system` that is not a list of
+ * operations, or a table without any operation.
  * @example
  * const policies = definePolicies({
  *   discussion_threads: {
  *     read: inGroup('group_id', 'member'),
  *     insert: inGroup('group_id', 'member'),
  *     delete: inGroup('group_id', 'moderator'),
+ *     system: ['delete'], // a retention job deletes old threads of every group
  *   },
  * })
  */
@@ -98,8 +144,12 @@ export function definePolicies<DB = any>(
         `The policy of table ${table} must name at least one operation`,
       )
     }
-    const copy: Record<string, Guard> = {}
+    const copy: Record<string, unknown> = {}
     for (const [operation, guard] of Object.entries(policy)) {
+      if (operation === 'system') {
+        copy.system = systemOperations(guard, table)
+        continue
+      }
       if (!OPERATIONS.includes(operation as PolicyOperation)) {
         throw new ConfigurationError(
           'KH_INVALID_OPTIONS',
@@ -115,7 +165,7 @@ export function definePolicies<DB = any>(
       collectRoles(guard.node, roles)
       copy[operation] = guard
     }
-    tables[table] = Object.freeze(copy)
+    tables[table] = Object.freeze(copy) as TablePolicy
   }
   return Object.freeze({
     tables: Object.freeze(tables),

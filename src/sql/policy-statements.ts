@@ -11,7 +11,7 @@ import type { GroupIdType } from '../capability/capability.ts'
 import { ConfigurationError } from '../errors.ts'
 import { quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Policies, PolicyOperation } from './policies.ts'
-import { columnsOf, renderGuard, sqlText, type GuardTarget } from './render-guard.ts'
+import { columnsOf, orSql, renderGuard, sqlText, type GuardTarget } from './render-guard.ts'
 
 export interface PolicyStatementOptions {
   /** The group-ID type the group arrays are cast to. */
@@ -86,9 +86,25 @@ function policyTarget(groupIdType: GroupIdType): GuardTarget {
 }
 
 /**
+ * The branch that admits a system context for `operation` on `table` (the name as the policies
+ * declare it: letters, digits, underscores and one dot, so safe inside a literal): true only when
+ * this transaction's signed system grant lists them (see sql/000002.do.keyhole-system.sql).
+ */
+function systemClause(table: string, operation: PolicyOperation): string {
+  return `(SELECT keyhole.system_allows('${table}', '${operation}'))`
+}
+
+/**
  * The statements that install the policies, in order, idempotent: per table, row security enabled
  * and forced, then for each command its policy dropped and, when the operation is declared,
- * created again (an operation without a guard gets no policy, so RLS refuses it).
+ * created again (an operation without a guard gets no policy, so RLS refuses it). An operation the
+ * table declares for `system` gets the branch that admits a signed system grant naming it:
+ * ```sql
+ * CREATE POLICY keyhole_select ON "invitations" AS PERMISSIVE FOR SELECT TO "app_runtime"
+ *   USING (("invitations"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[])
+ *     OR (SELECT keyhole.is_admin())
+ *     OR (SELECT keyhole.system_allows('invitations', 'read'))))
+ * ```
  * @throws ConfigurationError for an unknown group-ID type or a bad role name.
  */
 export function compilePolicyStatements(
@@ -118,8 +134,14 @@ export function compilePolicyStatements(
         sql: `DROP POLICY IF EXISTS ${policyName} ON ${table}`,
       })
       const guard = policy[operation]
-      if (guard === undefined) continue
-      const condition = sqlText(renderGuard(guard.node, scope, target))
+      const system = policy.system?.includes(operation) === true
+      if (guard === undefined && !system) continue
+      const condition = sqlText(
+        orSql([
+          guard === undefined ? false : renderGuard(guard.node, scope, target),
+          system ? systemClause(declared, operation) : false,
+        ]),
+      )
       const using = clause === 'WITH CHECK' ? undefined : condition
       const withCheck = clause === 'USING' ? undefined : condition
       const clauses = [

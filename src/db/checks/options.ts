@@ -42,7 +42,8 @@ export interface CheckDatabaseOptions {
   readonly capabilitySetting?: string | undefined
   /**
    * keyhole's own SECURITY DEFINER functions: the only ones the runtime role may execute.
-   * @default keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject()
+   * @default keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(),
+   * keyhole.subject(), keyhole.set_system(text), keyhole.system_allows(text,text)
    */
   readonly keyholeFunctions?: readonly (string | KeyholeFunctionExpectation)[] | undefined
   /** The table holding the capability-signing key, or `false` to skip. @default 'keyhole.signing_key' */
@@ -121,6 +122,8 @@ export const defaultKeyholeFunctions: readonly KeyholeFunctionExpectation[] = Ob
   Object.freeze({ signature: 'keyhole.group_ids(text)' }),
   Object.freeze({ signature: 'keyhole.is_admin()' }),
   Object.freeze({ signature: 'keyhole.subject()' }),
+  Object.freeze({ signature: 'keyhole.set_system(text)' }),
+  Object.freeze({ signature: 'keyhole.system_allows(text,text)' }),
 ])
 
 // A plain or double-quoted SQL identifier; qualified names have exactly two of them.
