@@ -101,9 +101,8 @@ function systemClause(table: string, operation: PolicyOperation): string {
  * table declares for `system` gets the branch that admits a signed system grant naming it:
  * ```sql
  * CREATE POLICY keyhole_select ON "invitations" AS PERMISSIVE FOR SELECT TO "app_runtime"
- *   USING (("invitations"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[])
- *     OR (SELECT keyhole.is_admin())
- *     OR (SELECT keyhole.system_allows('invitations', 'read'))))
+ *   USING ((("invitations"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[])
+ *     OR (SELECT keyhole.is_admin())) OR (SELECT keyhole.system_allows('invitations', 'read'))))
  * ```
  * @throws ConfigurationError for an unknown group-ID type or a bad role name.
  */

@@ -27,7 +27,13 @@ const P = db.prefix
 // them: generated and recorded (the hand-written ones of the helper are replaced).
 const member = inGroup('group_id', 'member')
 const policies = definePolicies({
-  'app.posts': { read: member, insert: member, update: member, delete: member },
+  'app.posts': {
+    read: member,
+    insert: member,
+    update: member,
+    delete: member,
+    system: ['read', 'delete'],
+  },
   'app.comments': {
     read: viaParent(
       { table: 'app.posts', key: 'id', column: 'post_id', groupColumn: 'group_id' },
@@ -453,6 +459,18 @@ const cases: Record<string, Case[]> = {
       cleanup: `REVOKE ${P}_readers FROM ${r}; DROP ROLE ${P}_readers`,
     },
     {
+      name: 'applied with a wider system list than the application declares (update added)',
+      break: renderRecordedPolicySql(
+        definePolicies({
+          ...policies.tables,
+          'app.posts': { ...policies.tables['app.posts'], system: ['read', 'update', 'delete'] },
+        }),
+        { role: base.runtime.name, groupIdType: 'uuid' },
+      ),
+      fix: recorded,
+      options: withPolicies,
+    },
+    {
       name: 'a table the application defines policies for is missing',
       break: 'ALTER TABLE app.comments RENAME TO comments_old',
       fix: 'ALTER TABLE app.comments_old RENAME TO comments',
@@ -484,6 +502,13 @@ const cases: Record<string, Case[]> = {
       options: withPolicies,
     },
     {
+      name: 'a system branch added by hand where the application declares none',
+      break: `${recorded} ALTER POLICY keyhole_insert ON app.posts
+                WITH CHECK (${guard('member')} OR (SELECT keyhole.system_allows('app.posts', 'insert')))`,
+      fix: recorded,
+      options: withPolicies,
+    },
+    {
       name: 'a narrower role in the same statement shape still differs',
       break: `${recorded} ALTER POLICY keyhole_delete ON app.posts USING ${guard('moderator')}`,
       fix: recorded,
@@ -495,6 +520,13 @@ const cases: Record<string, Case[]> = {
       name: 'an extra permissive policy that reads the capability',
       break: `${recorded} CREATE POLICY extra ON app.posts FOR SELECT TO ${r} USING ${guard('admin')}`,
       fix: 'DROP POLICY extra ON app.posts',
+      options: withPolicies,
+    },
+    {
+      name: 'a system-only policy on a table that declares no system operation',
+      break: `${recorded} CREATE POLICY keyhole_system ON app.comments FOR DELETE TO ${r}
+                USING ((SELECT keyhole.system_allows('app.comments', 'delete')))`,
+      fix: 'DROP POLICY keyhole_system ON app.comments',
       options: withPolicies,
     },
     {
@@ -609,6 +641,8 @@ const cases: Record<string, Case[]> = {
           'keyhole.group_ids(text)',
           'keyhole.is_admin()',
           'keyhole.subject()',
+          'keyhole.set_system(text)',
+          'keyhole.system_allows(text,text)',
           'keyhole.verify(text)',
         ],
       }),

@@ -51,7 +51,7 @@ t.test('the value: hex(HMAC-SHA-256(key, "a." + body)) + body', async (t) => {
     'an exp beyond 12 digits is clamped',
   )
   t.match(signer.sign(capability()), /^[0-9a-f]{64}[0-9]{27}[01]\{/, 'defaults to now')
-  t.same(Object.keys(signer), ['sign'], 'the key is not a property')
+  t.same(Object.keys(signer), ['sign', 'signSystem'], 'the key is not a property')
 })
 
 t.test('keys: at least 32 bytes, as bytes or base64/base64url text', async (t) => {
@@ -90,4 +90,13 @@ t.test('HMAC pads: sha256(outer || sha256(inner || m)) equals HMAC-SHA-256', asy
       .digest()
     t.same(outer, createHmac('sha256', k).update('message').digest(), `${k.length}-byte key`)
   }
+})
+
+t.test('a system grant: hex(HMAC-SHA-256(key, "s." + body)) + body', async (t) => {
+  const signer = createCapabilitySigner(key)
+  const value = signer.signSystem(['read:notes', 'delete:app.notes'], 1700000000000)
+  const [mac, body] = [value.slice(0, 64), value.slice(64)]
+  t.equal(mac, createHmac('sha256', key).update(`s.${body}`).digest('hex'))
+  t.equal(body, '001700000000000{"read:notes","delete:app.notes"}')
+  t.match(signer.signSystem([]), /^[0-9a-f]{64}[0-9]{15}\{\}$/, 'defaults to now')
 })
