@@ -128,7 +128,7 @@ function parseDeclaration(declaration: SystemDeclaration): SystemDeclaration {
     throw invalid('operations must be a non-empty list of read, insert, update and delete')
   }
   const ops = OPERATIONS.filter((o) => operations.includes(o))
-  assertSystemReads(ops, 'the operations of a system context')
+  assertSystemReads(ops, 'Invalid system context: its operations')
   return Object.freeze({
     reason,
     tables: Object.freeze([...new Set(tables)]),
@@ -166,10 +166,17 @@ export function callerLocation(entry: Function): string | undefined {
   Error.stackTraceLimit = 1
   Error.captureStackTrace(holder, entry)
   Error.stackTraceLimit = limit
-  const frame = /^\s+at (?:.* \()?(.+):(\d+):\d+\)?$/m.exec(holder.stack ?? '')
+  const frame = /^\s+at (?:.* \()?(.+):(\d+):\d+\)?$/m.exec(String(holder.stack))
   if (frame === null) return undefined
-  const file = frame[1] as string
-  return `${file.startsWith('file:') ? fileURLToPath(file) : file}:${frame[2]}`
+  return `${framePath(frame[1] as string)}:${frame[2]}`
+}
+
+/**
+ * A stack frame's file as a path: plain node prints an ES module's as a `file:` URL, source-mapped
+ * stacks (tsx, `--enable-source-maps`) print paths, node's own modules `node:…` names.
+ */
+export function framePath(file: string): string {
+  return file.startsWith('file:') ? fileURLToPath(file) : file
 }
 
 /**

@@ -70,12 +70,10 @@ export function grantOf(table: string, operation: PolicyOperation): string {
   return `${operation}:${table}`
 }
 
-/** How many rows a handle call touched, from what it returned. */
-function rowCount(result: unknown): number {
-  if (Array.isArray(result)) return result.length
-  const count = (result as { count?: unknown }).count
-  return typeof count === 'number' ? count : 1
-}
+/** How many rows a handle call touched: rows read, or the count a write reports (one row: 1). */
+const counted = (result: unknown) => (result as { count: number }).count
+const one = () => 1
+const length = (rows: readonly unknown[]) => rows.length
 
 /**
  * The handle for `grants` (`<operation>:<table>` entries, validated by the caller against the
@@ -92,7 +90,12 @@ export function bindSystem(
   const prepared = options.prepared
   const reads = (table: string) => grants.has(grantOf(table, 'read'))
 
-  async function run<T>(table: string, operation: PolicyOperation, statement: () => Promise<T>) {
+  async function run<T>(
+    table: string,
+    operation: PolicyOperation,
+    statement: () => Promise<T>,
+    rowCount: (result: T) => number,
+  ) {
     if (!grants.has(grantOf(table, operation))) {
       throw new ConfigurationError(
         'KH_SYSTEM_NOT_DECLARED',
@@ -120,6 +123,7 @@ export function bindSystem(
           chosenKeys: opts.chosenKeys,
           prepared,
         }),
+        Array.isArray(values) ? counted : one,
       )
     },
     select(table: string, where?: Where, opts: SelectOptions = {}) {
@@ -133,6 +137,7 @@ export function bindSystem(
           limit: opts.limit,
           prepared,
         }),
+        length,
       )
     },
     update(table: string, where: Where, set: Row, opts: UpdateOptions = {}) {
@@ -147,6 +152,7 @@ export function bindSystem(
           chosenKeys: opts.chosenKeys,
           prepared,
         }),
+        counted,
       )
     },
     delete(table: string, where: Where, opts: WriteOptions = {}) {
@@ -159,6 +165,7 @@ export function bindSystem(
           returning: returning(table, opts.returning),
           prepared,
         }),
+        counted,
       )
     },
   }) as PolicyHandle

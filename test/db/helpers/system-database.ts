@@ -2,7 +2,8 @@
  * A database prepared by keyhole's real `setup` and `migrate` with three guarded tables and their
  * recorded policies, two of which declare `system` operations:
  * - `notes`: members read, moderators change; `system: ['read', 'delete']` (a retention job);
- * - `invitations`: moderators read; `system: ['read', 'update']` (accepting an invitation);
+ * - `invitations`: moderators read; `system: ['read', 'insert', 'update']` (accepting one);
+ * - `events`: members read; `system: ['insert']` (a log written across groups, never read back);
  * - `secrets`: members read; no `system`: a system context never reaches it.
  * Each table holds one row in group A and one in group B. Rows are arranged through the
  * superuser pool, which bypasses RLS.
@@ -29,7 +30,8 @@ export const systemPolicies = definePolicies({
     delete: inGroup('group_id', 'moderator'),
     system: ['read', 'delete'],
   },
-  invitations: { read: inGroup('group_id', 'moderator'), system: ['update', 'read'] },
+  invitations: { read: inGroup('group_id', 'moderator'), system: ['update', 'insert', 'read'] },
+  events: { read: inGroup('group_id', 'member'), system: ['insert'] },
   secrets: { read: inGroup('group_id', 'member') },
 })
 
@@ -40,6 +42,7 @@ CREATE TABLE public.invitations (
   accepted boolean NOT NULL DEFAULT false
 );
 CREATE TABLE public.secrets (id serial PRIMARY KEY, group_id uuid NOT NULL, body text NOT NULL);
+CREATE TABLE public.events (id serial PRIMARY KEY, group_id uuid NOT NULL, body text NOT NULL);
 `
 
 export interface SystemDatabase {
@@ -76,7 +79,7 @@ export async function createSystemDatabase(t: Teardown): Promise<SystemDatabase>
   const groupB = randomUUID()
   const reset = async () => {
     await db.pool.query(`
-      TRUNCATE notes, invitations, secrets RESTART IDENTITY;
+      TRUNCATE notes, invitations, secrets, events RESTART IDENTITY;
       INSERT INTO notes (group_id, body) VALUES ('${groupA}', 'note a'), ('${groupB}', 'note b');
       INSERT INTO invitations (group_id, email) VALUES ('${groupA}', 'a@example.org'), ('${groupB}', 'b@example.org');
       INSERT INTO secrets (group_id, body) VALUES ('${groupA}', 'secret a'), ('${groupB}', 'secret b');`)
