@@ -112,59 +112,71 @@ export function bindSystem(
 
   return Object.freeze({
     insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
-      return run(table, 'insert', () =>
-        guardedInsert(queryable, capability, {
-          into: table,
-          values: values as Row,
-          guard: ACROSS_GROUPS,
-          readGuard: readGuard(table),
-          returning: returning(table, opts.returning),
-          atomic: opts.atomic,
-          chosenKeys: opts.chosenKeys,
-          prepared,
-        }),
+      return run(
+        table,
+        'insert',
+        () =>
+          guardedInsert(queryable, capability, {
+            into: table,
+            values: values as Row,
+            guard: ACROSS_GROUPS,
+            readGuard: readGuard(table),
+            returning: returning(table, opts.returning),
+            atomic: opts.atomic,
+            chosenKeys: opts.chosenKeys,
+            prepared,
+          }),
         Array.isArray(values) ? counted : one,
       )
     },
     select(table: string, where?: Where, opts: SelectOptions = {}) {
-      return run(table, 'read', () =>
-        guardedSelect(queryable, capability, {
-          from: table,
-          where,
-          guard: ACROSS_GROUPS,
-          columns: opts.columns,
-          orderBy: opts.orderBy,
-          limit: opts.limit,
-          prepared,
-        }),
+      return run(
+        table,
+        'read',
+        () =>
+          guardedSelect(queryable, capability, {
+            from: table,
+            where,
+            guard: ACROSS_GROUPS,
+            columns: opts.columns,
+            orderBy: opts.orderBy,
+            limit: opts.limit,
+            prepared,
+          }),
         length,
       )
     },
     update(table: string, where: Where, set: Row, opts: UpdateOptions = {}) {
-      return run(table, 'update', () =>
-        guardedUpdate(queryable, capability, {
-          table,
-          where,
-          set,
-          guard: ACROSS_GROUPS,
-          readGuard: readGuard(table),
-          returning: returning(table, opts.returning),
-          chosenKeys: opts.chosenKeys,
-          prepared,
-        }),
+      return run(
+        table,
+        'update',
+        () =>
+          guardedUpdate(queryable, capability, {
+            table,
+            where,
+            set,
+            guard: ACROSS_GROUPS,
+            readGuard: readGuard(table),
+            returning: returning(table, opts.returning),
+            chosenKeys: opts.chosenKeys,
+            prepared,
+          }),
         counted,
       )
     },
     delete(table: string, where: Where, opts: WriteOptions = {}) {
-      return run(table, 'delete', () =>
-        guardedDelete(queryable, capability, {
-          from: table,
-          where,
-          guard: ACROSS_GROUPS,
-          readGuard: readGuard(table),
-          returning: returning(table, opts.returning),
-          prepared,
-        }),
+      return run(
+        table,
+        'delete',
+        () =>
+          guardedDelete(queryable, capability, {
+            from: table,
+            where,
+            guard: ACROSS_GROUPS,
+            readGuard: readGuard(table),
+            returning: returning(table, opts.returning),
+            prepared,
+          }),
         counted,
       )
     },
