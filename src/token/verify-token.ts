@@ -173,8 +173,8 @@ function assertLifetime(payload: JWTPayload, maxTokenLifetime: number | undefine
 }
 
 /**
- * Claims only an ID token carries (OpenID Connect Core §3.1.3.6, §3.3.2.11), and Cognito's
- * `token_use: 'id'`: none of the common providers puts them in an access token (see
+ * Claims only an ID token carries (OpenID Connect Core §3.1.3.6, §3.3.2.11), Cognito's
+ * `token_use: 'id'` and Keycloak's `typ: 'ID'` claim: none of the common providers puts them in an access token (see
  * docs/security-model.md), so they are refused whatever `typ` says. `nonce` and `azp` are not:
  * Keycloak before 25 put `nonce` in access tokens, and Auth0, Keycloak and Entra ID put `azp`.
  */
@@ -183,4 +183,6 @@ function assertNotIdToken(payload: JWTPayload): void {
     if (payload[claim] !== undefined) throw claimError(`${claim}: an ID token, not an access token`)
   }
   if (payload.token_use === 'id') throw claimError('token_use: an ID token, not an access token')
+  // Keycloak's payload `typ` (not the header's): `Bearer` in access tokens, `ID` in ID tokens.
+  if (payload.typ === 'ID') throw claimError('typ (claim): an ID token, not an access token')
 }
