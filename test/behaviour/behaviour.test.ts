@@ -51,6 +51,8 @@ async function authorization(caller: Caller): Promise<string | undefined> {
       `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ ...alice, iss: ISSUER, aud: AUDIENCE, exp: now + 300 })}.`,
     'bad-permissions': () => sign({ sub: 'alice', permissions: [{ group: 'A', level: 'member' }] }),
     'bad-scope': () => sign({ ...alice, scope: 'notes:read', scp: ['notes:read'] }),
+    'ten-years': () => sign({ ...alice, exp: now + 10 * 365 * 86_400 }),
+    'id-token': () => sign({ ...alice, at_hash: 'x4ksQ3M4bL2Qk0fBq0gSdw', nonce: 'n-0S6' }),
   }
   return `Bearer ${await tokens[caller.token]()}`
 }

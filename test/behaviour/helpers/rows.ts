@@ -16,7 +16,14 @@ export type Caller =
   | { readonly header: string }
   | {
       readonly token:
-        'wrong-key' | 'expired' | 'wrong-audience' | 'alg-none' | 'bad-permissions' | 'bad-scope'
+        | 'wrong-key'
+        | 'expired'
+        | 'wrong-audience'
+        | 'alg-none'
+        | 'bad-permissions'
+        | 'bad-scope'
+        | 'ten-years'
+        | 'id-token'
     }
   | undefined
 
@@ -134,6 +141,20 @@ export const tokenRows: Row[] = [
   {
     name: 'for another audience → 401 KH_TOKEN_CLAIM',
     caller: { token: 'wrong-audience' },
+    method: 'GET',
+    path: '/me',
+    expect: { status: 401, code: 'KH_TOKEN_CLAIM' },
+  },
+  {
+    name: 'claiming ten years (exp - iat beyond maxTokenLifetime, a day) → 401 KH_TOKEN_CLAIM',
+    caller: { token: 'ten-years' },
+    method: 'GET',
+    path: '/me',
+    expect: { status: 401, code: 'KH_TOKEN_CLAIM' },
+  },
+  {
+    name: 'an ID token (at_hash) for this audience → 401 KH_TOKEN_CLAIM',
+    caller: { token: 'id-token' },
     method: 'GET',
     path: '/me',
     expect: { status: 401, code: 'KH_TOKEN_CLAIM' },
