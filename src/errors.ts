@@ -36,6 +36,11 @@ export const errorCatalogue = {
     statusCode: 500,
     message: 'The system context was refused inside a request',
   },
+  // 'guard' mode has no second line: the application's own SQL must embed the request's guard.
+  KH_UNGUARDED_SQL: {
+    statusCode: 500,
+    message: "SQL run in 'guard' mode must embed the request's guard",
+  },
 
   // 401: the request did not carry a usable token.
   KH_TOKEN_MISSING: { statusCode: 401, message: 'Authorization required', bearer: null },
@@ -353,7 +358,8 @@ export class ConfigurationError extends KeyholeError {
       | 'KH_NO_POLICY'
       | 'KH_DISCOVERY_FAILED'
       | 'KH_SYSTEM_NOT_DECLARED'
-      | 'KH_SYSTEM_IN_REQUEST',
+      | 'KH_SYSTEM_IN_REQUEST'
+      | 'KH_UNGUARDED_SQL',
     message: string,
     cause?: unknown,
   ) {

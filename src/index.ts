@@ -73,6 +73,14 @@ export type {
   PolicyHandle,
   BindOptions,
 } from './sql/policies.ts'
+export { sql, isSql } from './sql/sql-tag.ts'
+export type { Sql, GuardFragmentOptions } from './sql/sql-tag.ts'
+export type {
+  RawQueryConfig,
+  RawQueryResult,
+  RawSqlMethods,
+  GuardFragmentOperation,
+} from './sql/raw-query.ts'
 export { renderPolicySql } from './sql/render-policy-sql.ts'
 export type { RenderPolicyOptions } from './sql/render-policy-sql.ts'
 export { mapDatabaseError } from './sql/map-database-error.ts'

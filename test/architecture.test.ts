@@ -160,11 +160,13 @@ t.test('folders import only along the data flow', async (t) => {
   t.same(upward, [])
 })
 
-t.test('src/ never loads a web framework; an adapter loads only its own', async (t) => {
+t.test('src/ never loads a web framework or kysely; an adapter loads only its own', async (t) => {
   const loads = files.flatMap((file) => {
     const adapter = /^plugins\/(\w+)\.ts$/.exec(show(file))?.[1]
     return specifiersOf(file)
-      .filter((spec) => /^(fastify|express)(\/|$)/.test(spec) && spec.split('/')[0] !== adapter)
+      .filter(
+        (spec) => /^(fastify|express|kysely)(\/|$)/.test(spec) && spec.split('/')[0] !== adapter,
+      )
       .map((spec) => `${show(file)} → ${spec}`)
   })
   t.same(loads, [])

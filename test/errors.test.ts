@@ -39,6 +39,7 @@ const catalogue: Record<
   KH_DISCOVERY_FAILED: config('KH_DISCOVERY_FAILED'),
   KH_SYSTEM_NOT_DECLARED: config('KH_SYSTEM_NOT_DECLARED'),
   KH_SYSTEM_IN_REQUEST: config('KH_SYSTEM_IN_REQUEST'),
+  KH_UNGUARDED_SQL: config('KH_UNGUARDED_SQL'),
   KH_INSECURE_DATABASE: {
     make: () => new InsecureDatabase([finding]),
     status: 500,

@@ -39,10 +39,13 @@ t.test('the core entry point exports the public API and nothing framework-specif
     'likeContains',
     'likePrefix',
     'guardedCount',
+    'sql',
+    'isSql',
   ]) {
     t.ok(names.includes(name), `exports ${name}`)
   }
   t.notOk(names.includes('capabilities'), 'the Fastify plugin lives in keyhole/fastify')
+  t.notOk(names.includes('kysely') || names.includes('guarded'), 'Kysely lives in keyhole/kysely')
   for (const name of names) {
     t.not((keyhole as Record<string, unknown>)[name], undefined, `${name} is defined`)
   }
@@ -98,8 +101,8 @@ t.test(
   },
 )
 
-t.test('package.json: pg, fastify and express are optional peers', async (t) => {
-  t.same(Object.keys(manifest.peerDependencies).sort(), ['express', 'fastify', 'pg'])
+t.test('package.json: pg, fastify, express and kysely are optional peers', async (t) => {
+  t.same(Object.keys(manifest.peerDependencies).sort(), ['express', 'fastify', 'kysely', 'pg'])
   for (const name of Object.keys(manifest.peerDependencies)) {
     t.equal(manifest.peerDependenciesMeta[name]?.optional, true, name)
   }

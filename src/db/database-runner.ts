@@ -20,8 +20,15 @@ export interface DatabaseRunner {
   readonly database: ResolvedDatabase
   /** The signed sessions in 'rls' mode; `undefined` in 'guard' mode. */
   readonly sessions: SessionFactory | undefined
-  /** The policy-bound handle of `capability` over `queryable`. */
-  bind(queryable: Queryable, capability: Capability): PolicyHandle
+  /**
+   * The policy-bound handle of `capability` over `queryable`; in 'rls' mode `transaction` says
+   * whether its statements share one transaction (see `BindOptions.transaction`).
+   */
+  bind(
+    queryable: Queryable,
+    capability: Capability,
+    transaction?: 'request' | 'statement',
+  ): PolicyHandle
   /** Runs `work` in one transaction under `capability` (see `Keyhole.run`). */
   run<T>(capability: Capability, work: (db: PolicyHandle) => Promise<T>): Promise<T>
 }
@@ -94,8 +101,16 @@ export function createDatabaseRunner(database: ResolvedDatabase): DatabaseRunner
           prepared: database.prepared,
         })
       : undefined
-  const bind = (queryable: Queryable, capability: Capability) =>
-    bindPolicies(database.policies, queryable, capability, { prepared: database.prepared })
+  const bind = (
+    queryable: Queryable,
+    capability: Capability,
+    transaction?: 'request' | 'statement',
+  ) =>
+    bindPolicies(database.policies, queryable, capability, {
+      prepared: database.prepared,
+      mode: database.mode,
+      transaction,
+    })
   return Object.freeze({
     database,
     sessions,

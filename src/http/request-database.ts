@@ -130,7 +130,7 @@ export function requestDatabases(runner: DatabaseRunner, realm: string): Request
         transactions.set(key, transaction)
         queryable = transaction.queryable
       }
-      handle = runner.bind(queryable, capability)
+      handle = runner.bind(queryable, capability, transaction)
       handles.set(key, handle)
       return handle
     },

@@ -8,7 +8,7 @@ import { ConfigurationError } from '../errors.ts'
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 /** What an identifier names, for the error message. */
-export type IdentifierKind = 'table' | 'column' | 'role' | 'where key'
+export type IdentifierKind = 'table' | 'column' | 'role' | 'where key' | 'alias'
 
 /** A short, escaped rendering of an arbitrary input for an error message: never the whole value. */
 export function describeInput(value: unknown): string {

@@ -56,9 +56,11 @@ function isConnectionFailure(error: unknown): boolean {
 }
 
 /**
- * The error to throw for `error`:
+ * The error to throw for `error`, raised by a guarded statement (`context` says which) or by the
+ * application's own SQL (`request.db.query`, no context):
  * - `42501` (an RLS policy refused the row, or a privilege is missing) → {@link CapabilityDenied}
- *   that answers 404: the statement cannot tell whether the holder may see the row;
+ *   that answers 404 (without a context: {@link NotFound}): the statement cannot tell whether the
+ *   holder may see the row;
  * - `23505` unique violation → {@link Conflict} (409): reached only through a unique column the
  *   statement names in `chosenKeys` (any other is refused before writing, see unique-keys.ts);
  * - `23503` foreign-key violation → {@link NotFound} when the written row names a parent that does
@@ -75,21 +77,23 @@ function isConnectionFailure(error: unknown): boolean {
  * Every mapped error answers with the catalogue's generic message: the server's message can name
  * roles, tables and values.
  */
-export function mapDatabaseError(error: unknown, context: DatabaseErrorContext): unknown {
+export function mapDatabaseError(error: unknown, context?: DatabaseErrorContext): unknown {
   const cause = error
   const code = sqlState(error)
   if (code === undefined)
     return isConnectionFailure(error) ? new ServiceUnavailable({ cause }) : error
   switch (code) {
     case '42501':
-      return new CapabilityDenied({ ...context, visible: false, cause })
+      return context === undefined
+        ? new NotFound({ cause })
+        : new CapabilityDenied({ ...context, visible: false, cause })
     case '23505':
       return new Conflict({ cause })
     case '23503': {
       const referencing = (error as { table?: unknown }).table
       const ownRow =
-        context.operation === 'insert' ||
-        (context.operation === 'update' && referencing === context.table.split('.').pop())
+        context?.operation === 'insert' ||
+        (context?.operation === 'update' && referencing === context.table.split('.').pop())
       return ownRow ? new NotFound({ cause }) : new Conflict({ cause })
     }
     case '23502':

@@ -13,6 +13,7 @@ import { guardedInsert, type InsertResult } from './guarded-insert.ts'
 import { guardedSelect, type OrderBy } from './guarded-select.ts'
 import { guardedUpdate } from './guarded-update.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
+import { attachRawSql, type RawSqlMethods } from './raw-query.ts'
 import type { TableName, TypedCalls } from './table-types.ts'
 import type { Returning } from './run-statement.ts'
 import type { Where } from './where.ts'
@@ -174,10 +175,27 @@ export function definePolicies<DB = any>(
 }
 
 /** Options of {@link bindPolicies}. */
-export type BindOptions = StatementOptions
+export interface BindOptions extends StatementOptions {
+  /**
+   * How `query` treats your own SQL: `'rls'` when `queryable` sets the signed capability (a
+   * `withCapability` session, the request's transaction) and the tables' policies are forced: any
+   * statement runs; `'guard'` (anything else): only `sql` that embeds this handle's `guard(…)`.
+   * @default 'guard'
+   */
+  readonly mode?: 'guard' | 'rls' | undefined
+  /**
+   * In 'rls' mode: whether the queryable's statements share one transaction (`'request'`), which
+   * keyhole/kysely's transactions need (they are savepoints of it), or each commit alone.
+   * @default 'request'
+   */
+  readonly transaction?: 'request' | 'statement' | undefined
+}
 
-/** The request-bound handle: every statement guarded by the table's policy and the capability. */
-export interface PolicyHandle {
+/**
+ * The request-bound handle: every statement guarded by the table's policy and the capability;
+ * `query` and `guard` for your own SQL (see raw-query.ts).
+ */
+export interface PolicyHandle extends RawSqlMethods {
   /** One row → the inserted row; several → which were inserted and which refused. */
   insert<R = Row>(table: string, values: Row, options?: InsertOptions): Promise<R>
   insert<R = Row>(
@@ -303,7 +321,7 @@ export function bindPolicies<DB = any>(
   const prepared = options.prepared
   // Only called after guardFor found the table's policy.
   const read = (table: string) => (policies.tables[table] as TablePolicy).read
-  return {
+  const handle = {
     async insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
       const guard = guardFor(policies, table, 'insert')
       return guardedInsert(queryable, capability, {
@@ -360,5 +378,12 @@ export function bindPolicies<DB = any>(
         prepared,
       })
     },
-  } as PolicyHandle as HandleOf<DB>
+  } as Omit<PolicyHandle, keyof RawSqlMethods>
+  const settings = {
+    mode: options.mode === 'rls' ? 'rls' : 'guard',
+    transaction: options.transaction === 'statement' ? 'statement' : 'request',
+  } as const
+  return attachRawSql(handle, queryable, capability, settings, (table, operation) =>
+    guardFor(policies, table, operation),
+  ) as PolicyHandle as HandleOf<DB>
 }
