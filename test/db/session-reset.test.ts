@@ -6,7 +6,8 @@
  */
 import t from 'tap'
 import { createSessionFactory, type SessionQueryable } from '../../src/db/session.ts'
-import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
+import { requestDatabases } from '../../src/http/request-database.ts'
+import { capability, createKeyholeDatabase, notesPolicies } from './helpers/keyhole.ts'
 
 const k = await createKeyholeDatabase(t)
 const mallory = capability({ subject: 'mallory', groups: { member: [k.groupA] } })
@@ -16,6 +17,10 @@ await k.db.pool.query(`GRANT TEMPORARY ON DATABASE "${k.db.name}" TO "${k.runtim
 
 const pool = k.runtimePool(1)
 const sessions = createSessionFactory({ pool, signingKey: k.signingKey })
+const databases = requestDatabases(
+  { pool, policies: notesPolicies, signingKey: k.signingKey, mode: 'rls', prepared: true },
+  'test',
+)
 const notesByGroup = { name: 'notes_by_group', text: 'SELECT body FROM notes WHERE group_id = $1' }
 
 /**
@@ -35,6 +40,24 @@ const attackers: [string, (attack: Attack) => Promise<unknown>][] = [
       }),
   ],
   ['runOne', (attack) => sessions.runOne(mallory, attack.one)],
+  // request.db.query: the application's own SQL in the request transaction, or one statement
+  // (transaction: 'statement'). The shape names a prepared statement: an identifier.
+  [
+    'request_db_query',
+    async (attack) => {
+      const request = {}
+      const db = databases.handle(request, mallory)
+      try {
+        for (const s of attack.many) await db.query(s)
+      } finally {
+        await databases.end(request, true)
+      }
+    },
+  ],
+  [
+    'request_db_query_per_statement',
+    (attack) => databases.handle({}, mallory, 'statement').query(attack.one),
+  ],
 ]
 
 async function asBob<R>(work: (db: SessionQueryable) => Promise<R>): Promise<R> {
