@@ -109,7 +109,7 @@ function requestDriver(access: RawSqlAccess): Driver {
         rows: result.rows as R[],
         numAffectedRows:
           result.command !== null && AFFECTING.has(result.command)
-            ? BigInt(result.rowCount ?? 0)
+            ? BigInt(result.rowCount as number)
             : undefined,
       }
     },
