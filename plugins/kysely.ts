@@ -200,7 +200,8 @@ export function kysely<DB>(db: PolicyHandle, options: KeyholeKyselyOptions = {})
  * `request.db.guard(table, operation, options)`, the same a guarded statement carries, its
  * parameters numbered by Kysely. Required in 'guard' mode; in 'rls' mode it only repeats what
  * the policies already enforce. A guard that folds for this capability (an admin's group check)
- * is the parameter `$n::boolean`.
+ * is the parameter `$n::boolean`; one left without parameters (an admin's parent check) gets
+ * `AND $n::boolean` (true), so that every guarded() carries a parameter 'guard' mode can see.
  *
  * The generated SQL for the example (non-admin):
  * ```sql
@@ -225,9 +226,13 @@ export function guarded(
   const fragment = access.guard(table, operation, options)
   const values = fragment.values.map((value) => new GuardValue(value, access.capability))
   if (values.length === 0) {
-    // Folded to TRUE or FALSE: still one guard parameter, so 'guard' mode sees the guard.
-    const folded = new GuardValue(fragment.text === 'TRUE', access.capability)
-    return sql<SqlBool>`${folded}::boolean`
+    // Still one guard parameter, so that 'guard' mode sees the guard: the folded constant itself,
+    // or TRUE beside a guard without parameters (an admin's parent check: the parent must exist).
+    const folded = fragment.text === 'TRUE' || fragment.text === 'FALSE'
+    const marker = new GuardValue(folded ? fragment.text === 'TRUE' : true, access.capability)
+    return folded
+      ? sql<SqlBool>`${marker}::boolean`
+      : sql<SqlBool>`(${sql.raw(fragment.text)} AND ${marker}::boolean)`
   }
   const pieces = [...Sql.pieces(fragment)]
   const template = Object.assign(pieces, { raw: [...pieces] })

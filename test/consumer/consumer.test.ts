@@ -237,6 +237,7 @@ await t.test(
 const peers = [
   'fastify',
   'express',
+  'kysely',
   'pg',
   '@types/pg',
   '@types/express',

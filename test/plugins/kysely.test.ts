@@ -224,7 +224,10 @@ t.test('not a keyhole handle; streaming', async (t) => {
     const stream = db.selectFrom('notes').selectAll().stream()
     await t.rejects(stream.next(), { code: 'KH_INVALID_OPTIONS', message: /stream/ })
     const tables = await db.introspection.getTables()
-    t.ok(tables.some((table) => table.name === 'notes'), 'the introspector runs on the handle too')
+    t.ok(
+      tables.some((table) => table.name === 'notes'),
+      'the introspector runs on the handle too',
+    )
     await db.destroy()
   })
 })

@@ -5,9 +5,11 @@ import { guardedDelete } from '../../src/sql/guarded-delete.ts'
 import { guardedInsert } from '../../src/sql/guarded-insert.ts'
 import { guardedSelect } from '../../src/sql/guarded-select.ts'
 import { guardedUpdate } from '../../src/sql/guarded-update.ts'
-import { definePolicies } from '../../src/sql/policies.ts'
+import { bindPolicies, definePolicies } from '../../src/sql/policies.ts'
 import { compilePolicyStatements } from '../../src/sql/policy-statements.ts'
 import { policyStatementsText, renderPolicySql } from '../../src/sql/render-policy-sql.ts'
+import { sql, type Sql } from '../../src/sql/sql-tag.ts'
+import { guarded as kyselyGuard, kysely } from '../../plugins/kysely.ts'
 import { makeCapability } from '../helpers/sql-capability.ts'
 import { actAs, installStandIn } from '../helpers/sql-rls.ts'
 import {
@@ -39,6 +41,13 @@ const policies = definePolicies({
     delete: and(commentMember, or(isSubject('author'), adminOnly())),
   },
 })
+
+/** Your own SQL on each table, its WHERE the guard fragment (identifiers cannot be parameters). */
+const fragmentQuery = {
+  discussion_threads: (guard: Sql) => sql`SELECT x.id FROM discussion_threads x WHERE ${guard}`,
+  posts: (guard: Sql) => sql`SELECT x.id FROM posts x WHERE ${guard}`,
+  comments: (guard: Sql) => sql`SELECT x.id FROM comments x WHERE ${guard}`,
+}
 
 t.test('the important clauses', async (t) => {
   const sql = renderPolicySql(policies, { groupIdType: 'uuid', role: 'app_runtime' })
@@ -227,6 +236,18 @@ t.test(
               guard: policies.tables[table]!.read!,
             })
             t.same(ids(viaRls as { id: string }[]), ids(viaGuard), `read ${table}`)
+            // The guard as a fragment of your own SQL, and as Kysely's guarded(): the same rows.
+            const handle = bindPolicies(policies, client, cap)
+            const viaFragment = await handle.query(
+              fragmentQuery[table](handle.guard(table, 'read', { alias: 'x' })),
+            )
+            t.same(ids(viaFragment.rows), ids(viaGuard), `read ${table} through sql and guard()`)
+            const viaKysely = await kysely<Record<string, { id: string }>>(handle)
+              .selectFrom(`${table} as x`)
+              .select('x.id')
+              .where(kyselyGuard(handle, table, 'read', { alias: 'x' }))
+              .execute()
+            t.same(ids(viaKysely), ids(viaGuard), `read ${table} through Kysely's guarded()`)
           }
           const newThread = { group_id: group, title: 'n', created_by: cap.subject }
           t.equal(
