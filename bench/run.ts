@@ -127,6 +127,7 @@ const PARTS: readonly Part[] = [
   { title: 'HTTP', module: './http.bench.ts', owner: 'bench' },
   { title: 'Memory (verified-token cache)', module: './memory.bench.ts', owner: 'bench' },
   { title: 'Caches: FIFO vs LRU (lru-cache)', module: './cache.bench.ts', owner: 'tokens' },
+  { title: 'Kysely layer (rls mode)', module: './kysely.bench.ts', owner: 'rawsql' },
 ]
 
 /** Loads a part's module only when it exists and exports `run` (so a script is never executed). */
