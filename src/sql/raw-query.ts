@@ -78,7 +78,9 @@ function toConfig(query: unknown, values: unknown): RawQueryConfig {
   }
   const config = query as { text?: unknown; values?: unknown; name?: unknown } | null
   if (typeof config !== 'object' || config === null || typeof config.text !== 'string') {
-    throw invalid('request.db.query needs SQL text, a { text, values } config or an sql`…` statement')
+    throw invalid(
+      'request.db.query needs SQL text, a { text, values } config or an sql`…` statement',
+    )
   }
   if (config.values !== undefined && !Array.isArray(config.values)) {
     throw invalid('request.db.query: values must be an array')

@@ -30,7 +30,11 @@ export class Sql {
   readonly #guards: ReadonlySet<Capability>
 
   /** @internal build with the `sql` tag or `request.db.guard`. */
-  constructor(pieces: readonly string[], values: readonly unknown[], guards: ReadonlySet<Capability>) {
+  constructor(
+    pieces: readonly string[],
+    values: readonly unknown[],
+    guards: ReadonlySet<Capability>,
+  ) {
     this.#pieces = pieces
     this.#guards = guards
     let text = pieces[0] as string
