@@ -45,6 +45,8 @@ function capabilityOf(group: string): Capability {
     groups: () => binding.groups,
     has: () => true,
     binding: () => binding,
+    scopes: Object.freeze([]),
+    hasScope: () => false,
   })
 }
 

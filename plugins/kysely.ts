@@ -24,11 +24,11 @@ import {
 } from 'kysely'
 import type { Capability } from '../src/capability/capability.ts'
 import { ConfigurationError } from '../src/errors.ts'
-import type { PolicyHandle } from '../src/sql/policies.ts'
 import {
   rawSqlAccess,
   type GuardFragmentOperation,
   type RawSqlAccess,
+  type RawSqlMethods,
 } from '../src/sql/raw-query.ts'
 import { Sql, type GuardFragmentOptions } from '../src/sql/sql-tag.ts'
 
@@ -182,7 +182,7 @@ const compiler = new PostgresQueryCompiler()
  *     .execute()
  * })
  */
-export function kysely<DB>(db: PolicyHandle, options: KeyholeKyselyOptions = {}): Kysely<DB> {
+export function kysely<DB>(db: RawSqlMethods, options: KeyholeKyselyOptions = {}): Kysely<DB> {
   const driver = requestDriver(accessOf(db, 'kysely()'))
   return new Kysely<DB>({
     ...options,
@@ -217,7 +217,7 @@ export function kysely<DB>(db: PolicyHandle, options: KeyholeKyselyOptions = {})
  *   .execute()
  */
 export function guarded(
-  db: PolicyHandle,
+  db: RawSqlMethods,
   table: string,
   operation: GuardFragmentOperation,
   options?: GuardFragmentOptions,

@@ -6,6 +6,7 @@
  */
 import t from 'tap'
 import { createSessionFactory, type SessionQueryable } from '../../src/db/session.ts'
+import { createDatabaseRunner } from '../../src/db/database-runner.ts'
 import { requestDatabases } from '../../src/http/request-database.ts'
 import { capability, createKeyholeDatabase, notesPolicies } from './helpers/keyhole.ts'
 
@@ -18,7 +19,13 @@ await k.db.pool.query(`GRANT TEMPORARY ON DATABASE "${k.db.name}" TO "${k.runtim
 const pool = k.runtimePool(1)
 const sessions = createSessionFactory({ pool, signingKey: k.signingKey })
 const databases = requestDatabases(
-  { pool, policies: notesPolicies, signingKey: k.signingKey, mode: 'rls', prepared: true },
+  createDatabaseRunner({
+    pool,
+    policies: notesPolicies,
+    signingKey: k.signingKey,
+    mode: 'rls',
+    prepared: true,
+  }),
   'test',
 )
 const notesByGroup = { name: 'notes_by_group', text: 'SELECT body FROM notes WHERE group_id = $1' }

@@ -8,6 +8,7 @@ import pg from 'pg'
 import t from 'tap'
 import { CamelCasePlugin, sql, type Generated } from 'kysely'
 import { guarded, kysely } from '../../plugins/kysely.ts'
+import { createDatabaseRunner } from '../../src/db/database-runner.ts'
 import { requestDatabases } from '../../src/http/request-database.ts'
 import { adminOnly, inGroup } from '../../src/sql/guard.ts'
 import { definePolicies } from '../../src/sql/policies.ts'
@@ -22,13 +23,13 @@ const alice = capability({ subject: 'alice', groups: { member: [k.groupA] } })
 const bob = capability({ subject: 'bob', groups: { member: [k.groupB] } })
 const root = capability({ subject: 'root', admin: true })
 const rls = requestDatabases(
-  {
+  createDatabaseRunner({
     pool: k.runtimePool(1),
     policies: notesPolicies,
     signingKey: k.signingKey,
     mode: 'rls',
     prepared: true,
-  },
+  }),
   'test',
 )
 
@@ -241,7 +242,7 @@ t.test("'guard' mode: only queries that embed guarded() of the request", async (
     notes: { read: inGroup('group_id', 'member'), delete: adminOnly() },
   })
   const guardMode = requestDatabases(
-    { pool, policies, signingKey: undefined, mode: 'guard', prepared: true },
+    createDatabaseRunner({ pool, policies, signingKey: undefined, mode: 'guard', prepared: true }),
     'test',
   )
   const as = (who: typeof alice) => guardMode.handle({}, who)
