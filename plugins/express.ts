@@ -6,6 +6,7 @@
  * the responses. Imports nothing from Express at run time (types only) and nothing from Fastify.
  */
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
+import { runInRequest } from '../src/db/request-scope.ts'
 import { ConfigurationError, isKeyholeError } from '../src/errors.ts'
 import type { AdapterOptions } from '../src/http/adapter-options.ts'
 import { defineHeldDatabase, useStatementTransactions } from '../src/http/held-database.ts'
@@ -136,12 +137,14 @@ export function capabilities(options: ExpressKeyholeOptions): KeyholeMiddleware 
       defineHeldDatabase(req, res, databases, { logger, send })
     }
     const caseSensitive = req.app.get('case sensitive routing') === true
+    // What follows runs as request handling: a system context started there is refused unless
+    // its call allows it (runAsSystem's allowInRequest).
     if (isPublic(req.path, { caseSensitive, strict: req.app.get('strict routing') === true })) {
-      return next()
+      return runInRequest(next)
     }
     // The middleware runs before routing: no route pattern to log yet.
     req.capability = await runtime.authenticate(req, logger, undefined)
-    next()
+    runInRequest(next)
   }
 
   return Object.defineProperties(exposeState(middleware, runtime), {

@@ -24,6 +24,7 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Capability } from '../src/capability/capability.ts'
+import { runInRequest } from '../src/db/request-scope.ts'
 import { isKeyholeError } from '../src/errors.ts'
 import type { AdapterOptions } from '../src/http/adapter-options.ts'
 import {
@@ -92,6 +93,10 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
       if (role !== undefined) runtime.assertRoleKnown(role)
     }
   })
+
+  // Every hook and handler after this one runs as request handling: a system context started
+  // there is refused unless its call allows it (runAsSystem's allowInRequest).
+  fastify.addHook('onRequest', (_request, _reply, done) => runInRequest(() => done()))
 
   fastify.addHook('onRequest', async function keyholeAuthenticate(request) {
     runtime.assertHealthy()

@@ -134,6 +134,14 @@ export type {
 } from './db/session.ts'
 export { createKeyhole } from './db/create-keyhole.ts'
 export type { Keyhole, CreateKeyholeOptions } from './db/create-keyhole.ts'
+export type {
+  RunAsSystem,
+  SystemContextEvent,
+  SystemDeclaration,
+  SystemLogger,
+  SystemOptions,
+  SystemStatement,
+} from './db/system-context.ts'
 export type { DatabaseOptions, DatabasePool } from './db/database-options.ts'
 export { createCapabilitySigner } from './db/sign-capability.ts'
 export type { CapabilitySigner } from './db/sign-capability.ts'

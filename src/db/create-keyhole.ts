@@ -15,7 +15,8 @@ import {
 import { ConfigurationError } from '../errors.ts'
 import type { PolicyHandle } from '../sql/policies.ts'
 import { databaseShape, resolveDatabase, type DatabaseOptions } from './database-options.ts'
-import { createDatabaseRunner } from './database-runner.ts'
+import { createDatabaseRunner, guardTransaction } from './database-runner.ts'
+import { createSystemContext, type RunAsSystem, type SystemLogger } from './system-context.ts'
 
 /** The options of {@link createKeyhole}: the adapters' `database` option, and the capability's. */
 export interface CreateKeyholeOptions extends DatabaseOptions {
@@ -25,6 +26,12 @@ export interface CreateKeyholeOptions extends DatabaseOptions {
    * @default the adapters' defaults (`uuid` groups, `member` < `moderator` < `admin`)
    */
   capability?: CapabilityOptions | undefined
+  /**
+   * Where {@link Keyhole.runAsSystem} logs each use (at info) and each refusal (at warn): a
+   * pino-shaped logger. Never given a value, a row or a token.
+   * @default none: the uses are still published on `keyhole:system`
+   */
+  logger?: SystemLogger | undefined
 }
 
 export interface Keyhole {
@@ -56,11 +63,38 @@ export interface Keyhole {
    *   the database refuses the signed capability
    */
   run<T>(capability: Capability, work: (db: PolicyHandle) => Promise<T>): Promise<T>
+  /**
+   * Runs `work` in the system context: its handle crosses groups, but only on the `tables` and
+   * `operations` declared, which the policies must declare for `system` (`KH_SYSTEM_NOT_DECLARED`
+   * otherwise, before any SQL); anything else it asks is refused the same way. In 'rls' mode the
+   * transaction carries a signed grant of exactly those tables and operations, and the RLS
+   * policies admit it only where the policies declare `system`. Refused inside a request keyhole's
+   * adapter is handling (`KH_SYSTEM_IN_REQUEST`) unless `allowInRequest: true`. Each use is
+   * published on `keyhole:system` and logged (see `SystemContextEvent`). One transaction, as
+   * {@link Keyhole.run}.
+   * @example
+   * // accepting an invitation: read it across groups, mark it accepted
+   * const accepted = await keyhole.runAsSystem(
+   *   { reason: 'accept an invitation', tables: ['invitations'], operations: ['read', 'update'] },
+   *   (db) => db.update('invitations', { code }, { accepted_by: subject }),
+   * )
+   */
+  readonly runAsSystem: RunAsSystem
 }
 
 const schema = z.strictObject({
   ...databaseShape,
   capability: z.record(z.string(), z.unknown()).optional(),
+  logger: z
+    .custom<SystemLogger>(
+      (l) =>
+        typeof l === 'object' &&
+        l !== null &&
+        typeof (l as SystemLogger).info === 'function' &&
+        typeof (l as SystemLogger).warn === 'function',
+      'must be a pino-shaped logger (info and warn)',
+    )
+    .optional(),
 })
 
 function invalid(path: string, message: string): ConfigurationError {
@@ -94,14 +128,25 @@ export function createKeyhole(options: CreateKeyholeOptions): Keyhole {
     const path = [...issue.path.map(String), ...unknown].join('.')
     throw invalid(path === '' ? 'options' : path, issue.message)
   }
-  const { capability: capabilityOptions, ...database } = parsed.data
+  const { capability: capabilityOptions, logger, ...database } = parsed.data
   const read = resolveCapabilityOptions(capabilityOptions as CapabilityOptions | undefined)
   const runner = createDatabaseRunner(resolveDatabase(database, ''))
+  const resolved = runner.database
+  const runAsSystem = createSystemContext({
+    policies: resolved.policies,
+    mode: resolved.mode,
+    groupIdType: read.groupIdType,
+    prepared: resolved.prepared,
+    sessions: runner.sessions,
+    transaction: (work) => guardTransaction(resolved, work),
+    logger,
+  })
   return Object.freeze({
     mode: runner.database.mode,
     capability: (spec: CapabilitySpec) => capabilityFromSpec(spec, read),
     capabilityFromClaims: (claims: Readonly<Record<string, unknown>>) =>
       deriveCapability(capabilityClaims(claims, read), read).capability,
     run: runner.run,
+    runAsSystem,
   })
 }

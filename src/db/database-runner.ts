@@ -55,7 +55,7 @@ function whileOpen(queryable: SessionQueryable, open: () => boolean): SessionQue
  * guard). Only keyhole's generated statements run on it, so nothing needs resetting; a client
  * whose ROLLBACK failed is destroyed.
  */
-async function guardTransaction<T>(
+export async function guardTransaction<T>(
   database: ResolvedDatabase,
   work: (db: SessionQueryable) => Promise<T>,
 ): Promise<T> {

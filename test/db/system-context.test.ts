@@ -1,5 +1,5 @@
 /**
- * runAsSystem's core (createSystemContext) on real PostgreSQL, in both modes: a declared table
+ * keyhole.runAsSystem (createKeyhole) on real PostgreSQL, in both modes: a declared table
  * and operation works across groups; anything else is refused before any SQL by the handle and,
  * in 'rls' mode, by the database; a call inside a request is refused unless allowed; every use
  * is published on `keyhole:system` and logged, with its caller's file:line and never a value.
@@ -8,10 +8,10 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 import { runInRequest } from '../../src/db/request-scope.ts'
-import { createSessionFactory, type SessionQueryable } from '../../src/db/session.ts'
+import { createSessionFactory } from '../../src/db/session.ts'
+import { createKeyhole } from '../../src/db/create-keyhole.ts'
 import {
   callerLocation,
-  createSystemContext,
   framePath,
   SYSTEM_CHANNEL,
   type RunAsSystem,
@@ -37,38 +37,20 @@ const logger = {
   warn: (details: object, message: string) => lines.push({ level: 'warn', details, message }),
 }
 
-/** 'guard' mode's transaction, on a pool that RLS does not apply to (the guard is the only line). */
-async function plainTransaction<T>(work: (db: SessionQueryable) => Promise<T>): Promise<T> {
-  const client = await k.db.pool.connect()
-  try {
-    await client.query('BEGIN')
-    const value = await work(client as unknown as SessionQueryable)
-    await client.query('COMMIT')
-    return value
-  } catch (error) {
-    await client.query('ROLLBACK')
-    throw error
-  } finally {
-    client.release()
-  }
-}
-
 const modes: Record<'rls' | 'guard', RunAsSystem> = {
-  rls: createSystemContext({
+  rls: createKeyhole({
+    pool: runtimePool,
     policies: systemPolicies,
-    mode: 'rls',
-    groupIdType: 'uuid',
-    sessions,
-    transaction: plainTransaction,
+    signingKey: k.signingKey,
     logger,
-  }),
-  guard: createSystemContext({
+  }).runAsSystem,
+  // 'guard' mode on a pool that RLS does not apply to: the statement's guard is the only line.
+  guard: createKeyhole({
+    pool: k.db.pool,
     policies: systemPolicies,
     mode: 'guard',
-    groupIdType: 'uuid',
     prepared: false,
-    transaction: plainTransaction,
-  }),
+  }).runAsSystem,
 }
 
 const readNotes: SystemDeclaration = {
@@ -337,4 +319,23 @@ t.test('callerLocation: the frame that called the entry, or undefined', async (t
   t.equal(framePath(pathToFileURL(here).href), here, 'a file: URL (plain node, ES modules)')
   t.equal(framePath(here), here, 'a path (source maps)')
   t.equal(Error.stackTraceLimit, limit, 'the stack trace limit is restored')
+})
+
+t.test("createKeyhole's logger option: a pino-shaped logger", async (t) => {
+  for (const logger of [{}, { info: () => {} }, 'console', null]) {
+    t.throws(
+      () =>
+        createKeyhole({
+          pool: runtimePool,
+          policies: systemPolicies,
+          signingKey: k.signingKey,
+          logger: logger as never,
+        }),
+      {
+        code: 'KH_INVALID_OPTIONS',
+        message: /^Invalid option logger: must be a pino-shaped logger/,
+      },
+      JSON.stringify(logger),
+    )
+  }
 })
