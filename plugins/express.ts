@@ -29,6 +29,7 @@ import type { KeyholeOptions } from '../src/options.ts'
 export type {
   AdapterOptions,
   DatabaseOptions,
+  EventOptions,
   MonitorSettings,
 } from '../src/http/adapter-options.ts'
 export type { KeyholeLogger }
@@ -87,7 +88,7 @@ type AnyRequest = Request<unknown, unknown, unknown, unknown>
 const runtimeOf = (req: AnyRequest) => (req as KeyholeRequest)[kRuntime]
 
 function reportOf(req: AnyRequest, logger: RuntimeLogger) {
-  return { log: logger, route: req.route?.path, capability: req.capability }
+  return { log: logger, route: req.route?.path, method: req.method, capability: req.capability }
 }
 
 /**

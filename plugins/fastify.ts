@@ -46,6 +46,7 @@ import type { PolicyHandle } from '../src/sql/policies.ts'
 export type {
   AdapterOptions,
   DatabaseOptions,
+  EventOptions,
   MonitorSettings,
 } from '../src/http/adapter-options.ts'
 
@@ -140,10 +141,12 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
 /** What a denial report reads of a request, whatever the route's generics. */
 function reportOf(request: {
   readonly log: FastifyBaseLogger
+  readonly method: string
   readonly routeOptions: { readonly url?: string | undefined }
   readonly capability: Capability | null
 }) {
-  return { log: request.log, route: request.routeOptions.url, capability: request.capability }
+  const { log, method, capability } = request
+  return { log, route: request.routeOptions.url, method, capability }
 }
 
 /**

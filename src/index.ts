@@ -29,6 +29,10 @@ export type {
   DatabaseFinding,
 } from './errors.ts'
 
+// Events on node:diagnostics_channel (docs/events.md)
+export { channelNames, decisionChannel, findingChannel, systemChannel } from './events.ts'
+export type { DecisionEvent, FindingEvent, FindingSource } from './events.ts'
+
 // Token → capability
 export { createAuthenticator } from './token/authenticate.ts'
 export type { Authenticator, AuthenticationResult, TokenSource } from './token/authenticate.ts'

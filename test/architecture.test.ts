@@ -26,16 +26,17 @@ function layerOf(file: string): string {
 /** Which layers each layer may import (besides itself); anything else is an upward import. */
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
+  events: ['errors'],
   capability: ['errors'],
   options: ['errors', 'capability'],
   token: ['errors', 'options', 'capability'],
   sql: ['errors', 'capability'],
-  db: ['errors', 'capability', 'sql'],
-  http: ['errors', 'options', 'capability', 'token', 'sql', 'db'],
+  db: ['errors', 'events', 'capability', 'sql'],
+  http: ['errors', 'events', 'options', 'capability', 'token', 'sql', 'db'],
   cli: ['errors', 'options', 'capability', 'sql', 'db'],
-  index: ['errors', 'options', 'capability', 'token', 'sql', 'db', 'http'],
+  index: ['errors', 'events', 'options', 'capability', 'token', 'sql', 'db', 'http'],
   testing: ['errors', 'capability', 'sql', 'db'],
-  plugins: ['errors', 'options', 'capability', 'token', 'sql', 'db', 'http', 'index'],
+  plugins: ['errors', 'events', 'options', 'capability', 'token', 'sql', 'db', 'http', 'index'],
 }
 
 function sourceFiles(dir: string): string[] {

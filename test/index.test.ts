@@ -41,6 +41,10 @@ t.test('the core entry point exports the public API and nothing framework-specif
     'guardedCount',
     'sql',
     'isSql',
+    'channelNames',
+    'decisionChannel',
+    'findingChannel',
+    'systemChannel',
   ]) {
     t.ok(names.includes(name), `exports ${name}`)
   }

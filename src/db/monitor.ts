@@ -4,6 +4,7 @@
  * the adapters decide what to do (answer 503 while unhealthy, or close the server).
  */
 import { ConfigurationError, InsecureDatabase, type DatabaseFinding } from '../errors.ts'
+import { callHook, publishFindings, publishRecovered } from '../events.ts'
 import { messageOf } from './checks/context.ts'
 
 /** The part of a pino-like logger the monitor uses. */
@@ -21,10 +22,14 @@ export interface MonitorOptions {
    * @default 60000
    */
   intervalMs?: number | false | undefined
-  /** Called when a run has findings and the previous run had none or different ones. */
-  onFinding?: ((findings: readonly DatabaseFinding[]) => void) | undefined
-  /** Called when a run has no finding after one that had some. */
-  onRecovered?: (() => void) | undefined
+  /**
+   * Called when a run has findings and the previous run had none or different ones (each is
+   * also published on `keyhole:finding`). What it throws, or a promise it returns rejects with,
+   * is logged at fatal; the monitor goes on.
+   */
+  onFinding?: ((findings: readonly DatabaseFinding[]) => unknown) | undefined
+  /** Called when a run has no finding after one that had some (published too), as `onFinding`. */
+  onRecovered?: (() => unknown) | undefined
   /** Findings are logged at `fatal` on every run that has them. @default console */
   logger?: MonitorLogger | undefined
 }
@@ -80,18 +85,17 @@ export function startMonitor(options: MonitorOptions): DatabaseMonitor {
     )
   }
   const logger = options.logger ?? consoleLogger
+  const onFinding = options.onFinding
   let findings: readonly DatabaseFinding[] = Object.freeze([])
   let stopped = false
   let timer: NodeJS.Timeout | undefined
   let inFlight: Promise<readonly DatabaseFinding[]> | undefined
 
-  const callback = (name: string, fn: () => void) => {
-    try {
-      fn()
-    } catch (error) {
-      logger.fatal({ err: error }, `keyhole database monitor: the ${name} callback threw`)
-    }
-  }
+  // A callback that throws, or returns a promise that rejects, is logged: the monitor goes on.
+  const callback = (name: string, fn: (() => unknown) | undefined) =>
+    callHook(fn, undefined, (error) =>
+      logger.fatal({ err: error }, `keyhole database monitor: the ${name} callback threw`),
+    )
 
   const record = (result: readonly DatabaseFinding[]) => {
     const before = findings
@@ -101,10 +105,14 @@ export function startMonitor(options: MonitorOptions): DatabaseMonitor {
         { codes: findings.map((f) => f.code) },
         new InsecureDatabase(findings).message.replace('refuses to start', 'refuses to serve'),
       )
-      if (key(before) !== key(findings)) callback('onFinding', () => options.onFinding?.(findings))
+      if (key(before) !== key(findings)) {
+        publishFindings('monitor', findings)
+        callback('onFinding', onFinding && (() => onFinding(findings)))
+      }
     } else if (before.length > 0) {
       logger.info({}, 'keyhole database monitor: the database checks pass again')
-      callback('onRecovered', () => options.onRecovered?.())
+      publishRecovered()
+      callback('onRecovered', options.onRecovered)
     }
   }
 

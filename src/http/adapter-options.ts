@@ -16,6 +16,7 @@ import {
   type ResolvedDatabase,
 } from '../db/database-options.ts'
 import { ConfigurationError, type GuardedOperation } from '../errors.ts'
+import type { FindingEvent } from '../events.ts'
 import { tableOperations, type Policies } from '../sql/policies.ts'
 
 export type { DatabaseOptions, DatabasePool, ResolvedDatabase } from '../db/database-options.ts'
@@ -55,6 +56,24 @@ export interface AdapterOptions {
   checks?: boolean | Partial<CheckDatabaseOptions> | undefined
   /** Re-runs the checks on an interval; `false` turns it off. @default on when checks are */
   monitor?: MonitorSettings | false | undefined
+  /**
+   * Called with each finding of the start-up checks and of the monitor, and each recovery (the
+   * `keyhole:finding` payload, see docs/events.md), beside the 503 and `monitor.onFinding`: to
+   * page someone. What it throws, or a promise it returns rejects with, is logged at warn and
+   * changes nothing else. Needs the database checks.
+   */
+  onFinding?: ((event: FindingEvent) => unknown) | undefined
+  /** What the `keyhole:decision` channel carries besides every refusal. */
+  events?: EventOptions | undefined
+}
+
+export interface EventOptions {
+  /**
+   * Publish every allow too (each authenticated request, each passed `requireRole`), not only
+   * the 401/403/404 refusals. Built only while the channel has subscribers.
+   * @default false
+   */
+  allows?: boolean | undefined
 }
 
 export interface ResolvedAdapterOptions {
@@ -63,6 +82,8 @@ export interface ResolvedAdapterOptions {
   readonly database: ResolvedDatabase | undefined
   readonly checks: CheckDatabaseOptions | undefined
   readonly monitor: Required<MonitorSettings> | undefined
+  readonly onFinding: ((event: FindingEvent) => unknown) | undefined
+  readonly events: { readonly allows: boolean }
 }
 
 const schema = z.strictObject({
@@ -81,6 +102,10 @@ const schema = z.strictObject({
       }),
     ])
     .optional(),
+  onFinding: z
+    .custom<(event: FindingEvent) => unknown>((f) => typeof f === 'function', 'must be a function')
+    .optional(),
+  events: z.strictObject({ allows: z.boolean().optional() }).optional(),
 })
 
 const OPERATIONS: Record<string, GuardedOperation> = {
@@ -181,11 +206,16 @@ export function resolveAdapterOptions(
           intervalMs: o.monitor?.intervalMs ?? 60_000,
           onFinding: o.monitor?.onFinding ?? '503',
         })
+  if (o.onFinding !== undefined && checks === undefined) {
+    throw invalid('onFinding', 'needs the database checks (database, and checks not false)')
+  }
   return Object.freeze({
     publicRoutes: Object.freeze([...(o.public ?? [])]),
     logDenials: o.logDenials ?? true,
     database,
     checks,
     monitor,
+    onFinding: o.onFinding,
+    events: Object.freeze({ allows: o.events?.allows ?? false }),
   })
 }

@@ -6,17 +6,23 @@
 import { assertDatabaseSecure, checkDatabase } from '../db/check-database.ts'
 import type { CheckDatabaseOptions } from '../db/check-database.ts'
 import { startMonitor, type DatabaseMonitor, type MonitorLogger } from '../db/monitor.ts'
+import { InsecureDatabase, type DatabaseFinding } from '../errors.ts'
+import { callHook, publishFindings, type FindingEvent, type FindingSource } from '../events.ts'
 import type { MonitorSettings, ResolvedDatabase } from './adapter-options.ts'
 
 export interface DatabaseHealthOptions {
   readonly database: ResolvedDatabase
   readonly checks: CheckDatabaseOptions
   readonly monitor: Required<MonitorSettings> | undefined
-  /** The monitor's logger, and `warn` for a check the options waive. */
+  /** The monitor's logger, and `warn` for a check the options waive and a failed hook. */
   readonly logger: MonitorLogger & { warn(details: object, message: string): void }
   /** Closes the server (for `onFinding: 'close'`). */
   readonly close: () => unknown
+  /** The `onFinding` option: each finding (start-up and monitor) and each recovery. */
+  readonly onFinding?: ((event: FindingEvent) => unknown) | undefined
 }
+
+const RECOVERED: FindingEvent = Object.freeze({ type: 'recovered', source: 'monitor' })
 
 /**
  * Runs the start-up checks, then starts the monitor (when configured).
@@ -26,7 +32,20 @@ export async function startDatabaseHealth(
   options: DatabaseHealthOptions,
 ): Promise<DatabaseMonitor | undefined> {
   const { database, checks, monitor } = options
-  await assertDatabaseSecure(database.pool, checks)
+  const notify = (event: FindingEvent) =>
+    callHook(options.onFinding, event, (error) =>
+      options.logger.warn({ err: error }, 'keyhole: the onFinding hook failed'),
+    )
+  const found = (source: FindingSource, findings: readonly DatabaseFinding[]) => {
+    publishFindings(source, findings)
+    for (const finding of findings) notify(Object.freeze({ type: 'finding', source, finding }))
+  }
+  try {
+    await assertDatabaseSecure(database.pool, checks)
+  } catch (error) {
+    if (error instanceof InsecureDatabase) found('startup', error.findings)
+    throw error
+  }
   // A waived check is said at every start, never silent.
   if (checks.tls === 'waived') {
     options.logger.warn(
@@ -39,8 +58,12 @@ export async function startDatabaseHealth(
     check: () => checkDatabase(database.pool, checks),
     intervalMs: monitor.intervalMs,
     logger: options.logger,
-    onFinding: () => {
+    onFinding: (findings) => {
+      // The monitor itself publishes its findings; the hook is the adapter's.
+      for (const finding of findings)
+        notify(Object.freeze({ type: 'finding', source: 'monitor', finding }))
       if (monitor.onFinding === 'close') void options.close()
     },
+    onRecovered: () => notify(RECOVERED),
   })
 }

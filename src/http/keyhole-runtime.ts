@@ -34,6 +34,7 @@ import {
 import { startDatabaseHealth } from './database-health.ts'
 import { errorResponse, type ErrorResponse } from './error-response.ts'
 import { logDenial, type InfoLogger } from './log-denial.ts'
+import { publishAllow, publishRefusal, type DecisionContext } from './publish-decision.ts'
 import { requestDatabases, type RequestDatabases } from './request-database.ts'
 import { tokenSource, type RawRequest } from './token-source.ts'
 
@@ -51,11 +52,12 @@ export interface RuntimeLogger extends RequestLogger, MonitorLogger {
   warn(details: object, message: string): void
 }
 
-/** What keyhole reports a denial with: where to log, the route pattern, the capability if any. */
-export interface RequestReport {
+/**
+ * What keyhole reports a decision with: where to log, the route pattern, the method, the
+ * capability if any.
+ */
+export interface RequestReport extends DecisionContext {
   readonly log: InfoLogger & { error(details: object, message: string): void }
-  readonly route: string | undefined
-  readonly capability: Capability | null | undefined
 }
 
 /** What keyhole adds to each request (`request` in Fastify, `req` in Express). */
@@ -115,8 +117,13 @@ export interface KeyholeRuntime extends KeyholeState {
     log: RequestLogger,
     route: string | undefined,
   ): Promise<Capability>
-  /** Logs a 401 or 403 once, at info, unless `logDenials: false`. */
+  /**
+   * Logs a 401 or 403 once, at info, unless `logDenials: false`; publishes a 401, 403 or 404 once
+   * on `keyhole:decision`.
+   */
   report(error: unknown, at: RequestReport): void
+  /** Publishes a passed `requireRole` on `keyhole:decision`, with `events: { allows: true }`. */
+  allowed(at: RequestReport): void
   /**
    * `request.requireCapability()`, to set on requests as is (it reads its `this`): the capability,
    * or 401 `KH_TOKEN_MISSING` without one.
@@ -159,6 +166,8 @@ export function createKeyholeRuntime(
     database,
     checks,
     monitor: monitorOptions,
+    onFinding,
+    events,
     ...tokenOptions
   } = options
   const parsed = parseKeyholeOptions(tokenOptions)
@@ -167,7 +176,15 @@ export function createKeyholeRuntime(
   assertKeyOptions(parsed)
   const capabilityOptions = resolveCapabilityOptions(parsed.capability)
   const adapter = resolveAdapterOptions(
-    { public: publicRoutes, logDenials, database, checks, monitor: monitorOptions },
+    {
+      public: publicRoutes,
+      logDenials,
+      database,
+      checks,
+      monitor: monitorOptions,
+      onFinding,
+      events,
+    },
     { groupIdType: capabilityOptions.groupIdType },
   )
   const roles = capabilityOptions.hierarchy.roles
@@ -183,10 +200,12 @@ export function createKeyholeRuntime(
   let closed = false
   const serving = () => started && !closed && (monitor?.healthy ?? true)
 
+  const allows = adapter.events.allows
+
   function report(error: unknown, at: RequestReport): void {
-    if (adapter.logDenials && isKeyholeError(error)) {
-      logDenial(at.log, error, at.route, at.capability)
-    }
+    if (!isKeyholeError(error)) return
+    if (adapter.logDenials) logDenial(at.log, error, at.route, at.capability)
+    publishRefusal(error, at)
   }
 
   async function start(close: (() => unknown) | undefined): Promise<void> {
@@ -203,6 +222,7 @@ export function createKeyholeRuntime(
       monitor: adapter.monitor,
       logger,
       close: close as () => unknown,
+      onFinding: adapter.onFinding,
     })
     started = true
   }
@@ -231,13 +251,18 @@ export function createKeyholeRuntime(
             'keyhole: permissions with unknown roles',
           )
         }
+        if (allows)
+          publishAllow('token', { route, method: request.method, capability: result.capability })
         return result.capability
       } catch (error) {
-        report(error, { log, route, capability: null })
+        report(error, { log, route, method: request.method, capability: null })
         throw error
       }
     },
     report,
+    allowed(at) {
+      if (allows) publishAllow('role', at)
+    },
     requireCapability() {
       return presentCapability(this.capability, realm)
     },
@@ -294,6 +319,7 @@ export function roleCheck<Request>(
       runtime?.assertRoleKnown(role)
       const resolve = group === undefined ? undefined : () => group(request)
       assertRequiredRole(at.capability, role, resolve, runtime?.realm)
+      runtime?.allowed(at)
     } catch (error) {
       runtime?.report(error, at)
       throw error

@@ -9,6 +9,8 @@ import { TokenError } from '../errors.ts'
 
 /** The parts of Node's `IncomingMessage` this reads. */
 export interface RawRequest {
+  /** The HTTP method (for the decision events). */
+  readonly method?: string | undefined
   readonly headers: {
     readonly authorization?: string | undefined
     readonly cookie?: string | undefined

@@ -32,6 +32,8 @@ t.test('defaults: nothing public, denials logged, no database', async (t) => {
     database: undefined,
     checks: undefined,
     monitor: undefined,
+    onFinding: undefined,
+    events: { allows: false },
   })
   t.ok(Object.isFrozen(resolved))
 })
