@@ -260,7 +260,7 @@ t.test('an option given as undefined behaves exactly as an absent one', async (t
 t.test('a required option given as undefined is refused, naming it', async (t) => {
   t.equal(
     await outcome({ ...base, secret: undefined }),
-    'KH_INVALID_OPTIONS: secret, publicKey, jwksUrl, getKey: exactly one key source is required (got none)',
+    'KH_INVALID_OPTIONS: secret, publicKey, jwksUrl, getKey, discovery: exactly one key source is required (got none)',
   )
   t.equal(
     await outcome({ ...base, database: { ...base.database, signingKey: undefined } }),
