@@ -5,7 +5,8 @@
  * page (the interaction is finished in code, as a login page would finish it), and a `permissions`
  * claim put into access tokens by `extraTokenClaims`.
  *
- * One client per signing algorithm and grant (`service-<alg>`, `webapp-<alg>`): the resource
+ * One client per signing algorithm and grant (`service-<alg>`, `webapp-<alg>`; `longlived-<alg>`,
+ * whose access tokens live two days): the resource
  * server's signing algorithm is the client's. Tokens are obtained over HTTP, as a client does.
  * `rotate(keys)` puts a provider with another key set behind the same issuer URL (oidc-provider
  * reads its keys once), so keyhole sees the provider's own JWKS change.
@@ -60,8 +61,15 @@ export interface IdentityProvider {
   readonly jwksUri: string
   /** How many times the JWKS endpoint was fetched. */
   readonly jwksFetches: number
-  /** An access token from the client credentials grant, signed with `alg`. */
-  clientCredentials(alg: SigningAlgorithm, scope?: string): Promise<string>
+  /**
+   * An access token from the client credentials grant, signed with `alg`; the `longlived` client's
+   * tokens live two days.
+   */
+  clientCredentials(
+    alg: SigningAlgorithm,
+    scope?: string,
+    client?: 'service' | 'longlived',
+  ): Promise<string>
   /** The access and ID tokens of an authorization code flow (the user logs in, consents). */
   authorizationCode(alg: SigningAlgorithm, scope?: string): Promise<Required<Tokens>>
   /** Serves a provider with `keys` instead, at the same issuer URL. */
@@ -113,6 +121,16 @@ function clients(algorithms: readonly SigningAlgorithm[]) {
       id_token_signed_response_alg: alg,
     },
     {
+      // Issued access tokens for two days: longer than keyhole's default lifetime bound.
+      client_id: `longlived-${alg}`,
+      client_secret: SECRET,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_post',
+      id_token_signed_response_alg: alg,
+    },
+    {
       client_id: `webapp-${alg}`,
       client_secret: SECRET,
       grant_types: ['authorization_code'],
@@ -124,6 +142,9 @@ function clients(algorithms: readonly SigningAlgorithm[]) {
   ])
 }
 
+const accessTokenTTL = (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) =>
+  token.resourceServer?.accessTokenTTL ?? 300
+
 /**
  * The provider's configuration: resource indicators with JWT access tokens for {@link API}, signed
  * with the client's algorithm; `permissions` in the user's access tokens.
@@ -133,11 +154,12 @@ function configuration(keys: readonly SigningKey[], algorithms: readonly Signing
     clients: clients(algorithms),
     jwks: { keys },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
-    // Stated, so that the provider does not print a notice for each default it falls back on.
+    // Stated, so that the provider does not print a notice for each default it falls back on; an
+    // access token lives as long as its resource server says.
     ttl: {
-      AccessToken: 300,
+      AccessToken: accessTokenTTL,
       AuthorizationCode: 60,
-      ClientCredentials: 300,
+      ClientCredentials: accessTokenTTL,
       Grant: 300,
       IdToken: 300,
       Interaction: 300,
@@ -161,7 +183,7 @@ function configuration(keys: readonly SigningKey[], algorithms: readonly Signing
         ) => ({
           scope: API_SCOPES,
           audience: API,
-          accessTokenTTL: 300,
+          accessTokenTTL: client.clientId.startsWith('longlived-') ? 2 * 86_400 : 300,
           accessTokenFormat: 'jwt',
           jwt: { sign: { alg: client.clientId.slice(client.clientId.indexOf('-') + 1) } },
         }),
@@ -254,10 +276,10 @@ export async function startProvider(
     get jwksFetches() {
       return jwksFetches
     },
-    async clientCredentials(alg, scope = 'forum:read') {
+    async clientCredentials(alg, scope = 'forum:read', client = 'service') {
       const body = await token({
         grant_type: 'client_credentials',
-        client_id: `service-${alg}`,
+        client_id: `${client}-${alg}`,
         scope,
         resource: API,
       })
