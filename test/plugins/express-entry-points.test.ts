@@ -65,6 +65,13 @@ t.test('keyhole/fastify loads nothing of Express', async (t) => {
   t.notOk(packages.has('express'))
 })
 
+t.test('only keyhole/kysely loads Kysely (an optional peer)', async (t) => {
+  for (const entry of ['src/index.ts', 'plugins/fastify.ts', 'plugins/express.ts']) {
+    t.notOk((await packagesOf(entry)).packages.has('kysely'), entry)
+  }
+  t.ok((await packagesOf('plugins/kysely.ts')).packages.has('kysely'), 'the walk sees it')
+})
+
 t.test('the specifier reader sees every import form', async (t) => {
   const source = [
     "import a from 'a'",
