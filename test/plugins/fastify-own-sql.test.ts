@@ -7,9 +7,11 @@
 import pg from 'pg'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { kysely } from '../../plugins/kysely.ts'
 import { sql } from '../../src/sql/sql-tag.ts'
 import { createKeyholeDatabase, notesPolicies as policies } from '../db/helpers/keyhole.ts'
 import { bearer, buildApp, mint } from './helpers/app.ts'
+import * as express from './helpers/express-app.ts'
 
 const k = await createKeyholeDatabase(t)
 
@@ -115,4 +117,31 @@ t.test("'guard' mode: only sql that embeds the request's guard", async (t) => {
   t.equal(guarded.statusCode, 200)
   t.notOk((guarded.json() as string[]).includes('b'), "never group B's note")
   t.ok((guarded.json() as string[]).includes('a'))
+})
+
+t.test('Express: req.db.query and kysely(req.db), the same handle', async (t) => {
+  const pool = k.runtimePool(1)
+  const { request } = await express.startApp(
+    t,
+    { database: { pool, policies, signingKey: k.signingKey }, checks: false },
+    (app) => {
+      app.get('/raw', async (req, res) => {
+        res.json((await req.db.query<{ n: number }>('SELECT count(*)::int AS n FROM notes')).rows)
+      })
+      app.get('/kysely', async (req, res) => {
+        const db = kysely<{ notes: { group_id: string } }>(req.db)
+        res.json(await db.selectFrom('notes').select('group_id').distinct().execute())
+      })
+    },
+  )
+  const token = express.bearer(
+    await express.mint({ sub: 'alice', permissions: [{ group: k.groupA, role: 'member' }] }),
+  )
+  const raw = await request('GET', '/raw', token)
+  t.equal(raw.status, 200)
+  const groupA = await k.db.pool.query('SELECT count(*)::int AS n FROM notes WHERE group_id = $1', [
+    k.groupA,
+  ])
+  t.same(raw.json, groupA.rows, "count(*) without a WHERE counts group A's notes only")
+  t.same((await request('GET', '/kysely', token)).json, [{ group_id: k.groupA }], 'only group A')
 })
