@@ -10,6 +10,7 @@ import { createRoleHierarchy } from '../capability/role-hierarchy.ts'
 import { ConfigurationError } from '../errors.ts'
 import { adminOnly } from './guard.ts'
 import { describeInput } from './identifier.ts'
+import { guardedCount } from './guarded-count.ts'
 import { guardedDelete } from './guarded-delete.ts'
 import { guardedInsert } from './guarded-insert.ts'
 import { guardedSelect } from './guarded-select.ts'
@@ -63,6 +64,13 @@ function systemCapability(groupIdType: GroupIdType): Capability {
     capabilities.set(groupIdType, capability)
   }
   return capability
+}
+
+function rawRefused(): never {
+  throw new ConfigurationError(
+    'KH_SYSTEM_NOT_DECLARED',
+    "A system context runs keyhole's statements only: no query or guard of your own SQL",
+  )
 }
 
 /** `<operation>:<table>`, as the signed grant lists it. */
@@ -141,11 +149,31 @@ export function bindSystem(
             columns: opts.columns,
             orderBy: opts.orderBy,
             limit: opts.limit,
+            offset: opts.offset,
+            after: opts.after,
             prepared,
           }),
         length,
       )
     },
+    count(table: string, where?: Where) {
+      return run(
+        table,
+        'read',
+        () =>
+          guardedCount(queryable, capability, {
+            from: table,
+            where,
+            guard: ACROSS_GROUPS,
+            prepared,
+          }),
+        (count: number) => count,
+      )
+    },
+    // Raw SQL would name any table and escape the record: a system context runs keyhole's
+    // statements only.
+    query: rawRefused,
+    guard: rawRefused,
     update(table: string, where: Where, set: Row, opts: UpdateOptions = {}) {
       return run(
         table,
@@ -180,5 +208,5 @@ export function bindSystem(
         counted,
       )
     },
-  }) as PolicyHandle
+  }) as unknown as PolicyHandle
 }

@@ -83,6 +83,16 @@ for (const [mode, runAsSystem] of Object.entries(modes)) {
       ['note a', 'note b'],
       'both groups',
     )
+    const [counted, second] = await runAsSystem(readNotes, async (db) => [
+      await db.count('notes'),
+      await db.select('notes', {}, { orderBy: [['id', 'asc']], limit: 1, offset: 1 }),
+    ])
+    t.equal(counted, 2, 'count: both groups')
+    t.same(
+      (second as { body: string }[]).map((n) => n.body),
+      ['note b'],
+      'offset',
+    )
     const accepted = await runAsSystem(
       { reason: 'accept an invitation', tables: ['invitations'], operations: ['read', 'update'] },
       async (db) => {
@@ -122,6 +132,9 @@ for (const [mode, runAsSystem] of Object.entries(modes)) {
       ['an update', (db) => db.update('notes', { id: 1 }, { body: 'x' })],
       ['an insert', (db) => db.insert('notes', { group_id: k.groupA, body: 'x' })],
       ['a table the policies do not know', (db) => db.select('pg_authid')],
+      ['a count of another table', (db) => db.count('secrets')],
+      ['raw SQL', async (db) => db.query('SELECT body FROM notes')],
+      ['a guard fragment for raw SQL', async (db) => db.guard('notes', 'read')],
     ]
     for (const [name, work] of attempts) {
       await t.rejects(runAsSystem(readNotes, work), { code: 'KH_SYSTEM_NOT_DECLARED' }, name)
