@@ -163,6 +163,8 @@ export class FixtureGenerator {
   readonly #options: FixtureOptions
   readonly #infos = new Map<string, Promise<TableInfo>>()
   readonly #created = new Map<string, Promise<Row>>()
+  /** The rows being created: one needed again before it exists is a circle. */
+  readonly #pending = new Set<string>()
   /** Policy table SQL → its name in the policies and its constraints. */
   readonly #policyTables = new Map<string, { name: string; constraints: Constraints }>()
   #counter = 0
@@ -223,14 +225,10 @@ export class FixtureGenerator {
       )
       for (const group of GROUP_NAMES) {
         for (const owner of owners) {
-          const row = await this.#create(info.sql, constraints, group, owner, 0)
-          const key = info.primaryKey.map((c) => String(row[c])).join('\u0000')
-          const seen = rows[group].some(
-            (r) => info.primaryKey.map((c) => String(r.row[c])).join('\u0000') === key,
-          )
-          if (!seen) rows[group].push({ group, owner, row })
+          const row = await this.#create(info.sql, constraints, group, owner)
+          rows[group].push({ group, owner, row })
           if (insertable) {
-            inserts[group].push(await this.#plan(info.sql, probeConstraints, group, owner, 0, true))
+            inserts[group].push(await this.#plan(info.sql, probeConstraints, group, owner, true))
           }
         }
       }
@@ -257,20 +255,18 @@ export class FixtureGenerator {
     constraint: Constraint,
     group: GroupName | undefined,
     owner: Owner | undefined,
-    depth: number,
   ): Promise<unknown> {
     switch (constraint.kind) {
       case 'group':
         return this.#options.groupIds[group as GroupName]
       case 'owner':
-        return this.#options.subjects[owner ?? 'caller']
+        return this.#options.subjects[owner as Owner]
       case 'parent': {
         const parent = await this.#create(
           constraint.table,
           constraintsOf(constraint.node),
           group,
           owner,
-          depth + 1,
         )
         return parent[constraint.key]
       }
@@ -285,19 +281,12 @@ export class FixtureGenerator {
     constraints: Constraints,
     group: GroupName | undefined,
     owner: Owner | undefined,
-    depth: number,
     probe: boolean,
   ): Promise<Row> {
-    if (depth > 16) {
-      throw new ConfigurationError(
-        'KH_INVALID_OPTIONS',
-        `keyhole/testing: the rows ${table} needs refer to each other in a circle: give them in rows`,
-      )
-    }
     const info = await this.info(table)
     const values: Row = {}
     for (const [column, constraint] of constraints) {
-      values[column] = await this.#resolve(constraint, group, owner, depth)
+      values[column] = await this.#resolve(constraint, group, owner)
     }
     const override = this.#override(table, {
       group,
@@ -309,8 +298,7 @@ export class FixtureGenerator {
       if (column.generated || Object.hasOwn(override, column.name)) continue
       const fk = info.foreignKeys.find((f) => f.column === column.name)
       if (Object.hasOwn(values, column.name)) {
-        if (fk !== undefined)
-          await this.#ensureReferenced(fk.table, fk.key, values[column.name], depth)
+        if (fk !== undefined) await this.#ensureReferenced(fk.table, fk.key, values[column.name])
         continue
       }
       if (!column.notNull || column.defaulted) continue
@@ -318,13 +306,12 @@ export class FixtureGenerator {
         const policy = this.#policyTables.get(fk.table)
         const parent =
           policy === undefined
-            ? await this.#create(fk.table, new Map(), undefined, undefined, depth + 1)
+            ? await this.#create(fk.table, new Map(), undefined, undefined)
             : await this.#create(
                 fk.table,
                 policy.constraints,
                 group,
                 namesOwner(policy.constraints) ? (owner ?? 'caller') : undefined,
-                depth + 1,
               )
         values[column.name] = parent[fk.key]
         continue
@@ -341,19 +328,13 @@ export class FixtureGenerator {
     return { ...values, ...override }
   }
 
-  async #ensureReferenced(table: string, key: string, value: unknown, depth: number) {
+  async #ensureReferenced(table: string, key: string, value: unknown) {
     const found = await this.#admin.query(
       `SELECT 1 FROM ${table} WHERE ${ident(key)} = $1 LIMIT 1`,
       [value],
     )
     if (found.rows.length > 0) return
-    await this.#create(
-      table,
-      new Map([[key, { kind: 'value', value }]]),
-      undefined,
-      undefined,
-      depth + 1,
-    )
+    await this.#create(table, new Map([[key, { kind: 'value', value }]]), undefined, undefined)
   }
 
   /** Creates (once) a row of `table` that satisfies `constraints` for `group` and `owner`. */
@@ -362,12 +343,18 @@ export class FixtureGenerator {
     constraints: Constraints,
     group: GroupName | undefined,
     owner: Owner | undefined,
-    depth: number,
   ): Promise<Row> {
     const key = JSON.stringify([table, group, owner, [...constraints]])
+    if (this.#pending.has(key)) {
+      throw new ConfigurationError(
+        'KH_INVALID_OPTIONS',
+        `keyhole/testing: the rows of ${table} refer to each other in a circle: give them in rows`,
+      )
+    }
     let row = this.#created.get(key)
     if (row === undefined) {
-      row = this.#insert(table, constraints, group, owner, depth)
+      this.#pending.add(key)
+      row = this.#insert(table, constraints, group, owner).finally(() => this.#pending.delete(key))
       this.#created.set(key, row)
     }
     return row
@@ -378,10 +365,9 @@ export class FixtureGenerator {
     constraints: Constraints,
     group: GroupName | undefined,
     owner: Owner | undefined,
-    depth: number,
   ): Promise<Row> {
     const info = await this.info(table)
-    const values = await this.#plan(table, constraints, group, owner, depth, false)
+    const values = await this.#plan(table, constraints, group, owner, false)
     // A row already there with a unique value this row must have (a group's own row, created
     // earlier as the parent another row refers to) is that row.
     for (const column of Object.keys(values)) {

@@ -88,7 +88,7 @@ const RLS_DENIED = '42501'
 
 function describeError(error: unknown): string {
   const e = error as { code?: unknown; message?: unknown }
-  return `${typeof e.code === 'string' ? `${e.code}: ` : ''}${String(e.message)}`
+  return [e.code, e.message].filter(Boolean).join(': ')
 }
 
 const keyOf = (table: TableFixtures, row: Row) =>
@@ -108,13 +108,18 @@ async function inSavepoint(
   denied: (error: unknown) => boolean,
 ): Promise<ProbeStatement> {
   await db.query('SAVEPOINT keyhole_probe')
+  let statement: ProbeStatement
   try {
-    return { allowed: await work(), sql: sql() }
+    statement = { allowed: await work(), sql: sql() }
   } catch (error) {
-    return { allowed: false, sql: sql(), error: denied(error) ? undefined : describeError(error) }
-  } finally {
-    await db.query('ROLLBACK TO SAVEPOINT keyhole_probe')
+    statement = {
+      allowed: false,
+      sql: sql(),
+      error: denied(error) ? undefined : describeError(error),
+    }
   }
+  await db.query('ROLLBACK TO SAVEPOINT keyhole_probe')
+  return statement
 }
 
 /** keyhole's guarded statements on the administrator's connection, the SQL they ran recorded. */
@@ -176,7 +181,7 @@ function rlsLayer(client: AdminClient): Layer {
   const run = (text: string, values: unknown[]) =>
     inSavepoint(
       client,
-      async () => ((await client.query(text, values)).rowCount ?? 0) > 0,
+      async () => (await client.query(text, values)).rowCount! > 0,
       () => text,
       denied,
     )
@@ -248,9 +253,9 @@ function updateColumn(table: TableFixtures): string | undefined {
 async function probe(layer: Layer, table: TableFixtures, operation: AccessOperation) {
   const [verb, group, , to] = operation.split(' ') as [string, GroupName, string?, GroupName?]
   const rows = table.rows[group]
-  const writes = async (each: (row: FixtureRow) => Promise<ProbeStatement>) => {
+  const writes = async (each: (row: FixtureRow, index: number) => Promise<ProbeStatement>) => {
     const statements: ProbeStatement[] = []
-    for (const row of rows) statements.push(await each(row))
+    for (const [index, row] of rows.entries()) statements.push(await each(row, index))
     return summarise(statements, statements.filter((s) => s.allowed).length, statements.length)
   }
   switch (verb) {
@@ -273,8 +278,9 @@ async function probe(layer: Layer, table: TableFixtures, operation: AccessOperat
     case 'move': {
       if (table.placement.length === 0) return NOT_APPLICABLE
       const targets = table.rows[to as GroupName]
-      return writes((r) => {
-        const target = (targets.find((t) => t.owner === r.owner) ?? targets[0]) as FixtureRow
+      // The groups' rows are made for the same owners, in the same order.
+      return writes((r, index) => {
+        const target = targets[index] as FixtureRow
         const set = Object.fromEntries(table.placement.map((c) => [c, target.row[c]]))
         return layer.update(table, r.row, set)
       })
@@ -305,7 +311,7 @@ export async function observe(
   for (const caller of callers) {
     const client = await targets.runtime.connect()
     await targets.admin.query('BEGIN')
-    let failure: Error | undefined
+    let clean = false
     try {
       await client.query('BEGIN')
       if (caller.capability !== undefined) {
@@ -324,13 +330,11 @@ export async function observe(
         }
       }
       await client.query('ROLLBACK')
-    } catch (error) {
-      /* c8 ignore next 2 -- a connection lost mid-probe: destroy the runtime client */
-      failure = error as Error
-      throw error
+      clean = true
     } finally {
       await targets.admin.query('ROLLBACK')
-      client.release(failure)
+      // A probe that failed half-way leaves the runtime connection in a transaction: destroy it.
+      client.release(!clean)
     }
   }
   return observations

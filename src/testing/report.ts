@@ -58,8 +58,7 @@ function describeLayer(layer: LayerResult): string {
   return `${SYMBOL[layer.outcome]} (${layer.allowed} of ${layer.of})`
 }
 
-function describeStatement(statement: ProbeStatement | undefined): string {
-  if (statement === undefined) return '(no statement)'
+function describeStatement(statement: ProbeStatement): string {
   const result =
     statement.error !== undefined
       ? `failed: ${statement.error}`
@@ -69,22 +68,20 @@ function describeStatement(statement: ProbeStatement | undefined): string {
   return `${shorten(statement.sql)}\n      → ${result}`
 }
 
-/** The statement of each layer that shows the failure. */
+/**
+ * The statement that shows the failure (both layers ran the same statements, row by row): the
+ * first where the layers differ, or the first that failed or went against the expectation.
+ */
 function culprit(cell: AccessCell): number {
-  const { guard, rls } = cell
-  const length = Math.max(guard.statements.length, rls.statements.length)
-  for (let i = 0; i < length; i++) {
-    const g = guard.statements[i]
-    const r = rls.statements[i]
-    if (cell.disagree && (g?.allowed !== r?.allowed || g?.error !== r?.error)) return i
-    if (!cell.disagree) {
-      const s = g as ProbeStatement
-      if (s.error !== undefined) return i
-      if (cell.expected === 'all' && !s.allowed) return i
-      if (cell.expected === 'none' && s.allowed) return i
-    }
-  }
-  return 0
+  const index = cell.guard.statements.findIndex((g, i) => {
+    const r = cell.rls.statements[i] as ProbeStatement
+    if (cell.disagree) return `${g.allowed} ${g.error}` !== `${r.allowed} ${r.error}`
+    return (
+      g.error !== undefined ||
+      (cell.expected === 'all' ? !g.allowed : cell.expected === 'none' && g.allowed)
+    )
+  })
+  return Math.max(index, 0)
 }
 
 function details(cell: AccessCell): string {
@@ -94,8 +91,8 @@ function details(cell: AccessCell): string {
   const i = culprit(cell)
   return [
     `${head}; guard ${describeLayer(cell.guard)}, rls ${describeLayer(cell.rls)}`,
-    `    guard: ${describeStatement(cell.guard.statements[i])}`,
-    `    rls:   ${describeStatement(cell.rls.statements[i])}`,
+    `    guard: ${describeStatement(cell.guard.statements[i] as ProbeStatement)}`,
+    `    rls:   ${describeStatement(cell.rls.statements[i] as ProbeStatement)}`,
   ].join('\n')
 }
 

@@ -117,47 +117,43 @@ export async function createScratchDatabase(options: ScratchOptions): Promise<Sc
       await server.query(`DROP ROLE IF EXISTS ${server.escapeIdentifier(role)}`)
     }
   }
-  let admin: PgClient | undefined
-  let runtime: PgPool | undefined
+  const migrationRole = { name: `${name}_migrator`, password: randomBytes(18).toString('hex') }
+  const runtimeRole = { name: `${name}_runtime`, password: randomBytes(18).toString('hex') }
+  const adminUrl = urlFor(options.databaseUrl, name)
+  let signingKey: string
   try {
     await server.query(`CREATE DATABASE ${server.escapeIdentifier(name)}`)
-    const adminUrl = urlFor(options.databaseUrl, name)
-    const migrationRole = { name: `${name}_migrator`, password: randomBytes(18).toString('hex') }
-    const runtimeRole = { name: `${name}_runtime`, password: randomBytes(18).toString('hex') }
-    const { signingKey } = await setup(adminUrl, {
+    ;({ signingKey } = await setup(adminUrl, {
       migrationRole,
       runtimeRole,
       schemas: options.schemas,
-    })
+    }))
     await migrateScratch(
       urlFor(options.databaseUrl, name, migrationRole.name, migrationRole.password),
       options,
       runtimeRole.name,
     )
-    admin = await connected(pg, adminUrl)
-    runtime = new pg.Pool({
-      connectionString: urlFor(options.databaseUrl, name, runtimeRole.name, runtimeRole.password),
-      max: 1,
-    })
-    const [adminClient, runtimePool] = [admin, runtime]
-    return {
-      name,
-      admin: adminClient,
-      runtime: runtimePool,
-      runtimeRole: runtimeRole.name,
-      signingKey,
-      async close() {
-        await runtimePool.end()
-        await adminClient.end()
-        await drop()
-        await server.end()
-      },
-    }
   } catch (error) {
-    await runtime?.end()
-    await admin?.end()
     await drop()
     await server.end()
     throw error
+  }
+  const admin = await connected(pg, adminUrl)
+  const runtime = new pg.Pool({
+    connectionString: urlFor(options.databaseUrl, name, runtimeRole.name, runtimeRole.password),
+    max: 1,
+  })
+  return {
+    name,
+    admin,
+    runtime,
+    runtimeRole: runtimeRole.name,
+    signingKey,
+    async close() {
+      await runtime.end()
+      await admin.end()
+      await drop()
+      await server.end()
+    },
   }
 }
