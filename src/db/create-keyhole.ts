@@ -106,7 +106,9 @@ function capabilityClaims(
   claims: Readonly<Record<string, unknown>>,
   options: ResolvedCapabilityOptions,
 ): Record<string, unknown> {
-  const own = (name: string) => (Object.hasOwn(claims, name) ? claims[name] : undefined)
+  // Not an object (a job's payload gone wrong): no subject, so KH_TOKEN_CLAIM, never a TypeError.
+  const object = typeof claims === 'object' && claims !== null
+  const own = (name: string) => (object && Object.hasOwn(claims, name) ? claims[name] : undefined)
   return { [options.subjectClaim]: own(options.subjectClaim), [options.claim]: own(options.claim) }
 }
 

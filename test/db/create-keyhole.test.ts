@@ -176,6 +176,8 @@ t.test('capabilityFromClaims refuses what a token would be refused for', async (
   const keyhole = createKeyhole({ pool: k.db.pool, policies: notesPolicies, mode: 'guard' })
   const bad: [string, Record<string, unknown>, string][] = [
     ['no subject', { permissions: [] }, 'KH_TOKEN_CLAIM'],
+    ['not an object', null as unknown as Record<string, unknown>, 'KH_TOKEN_CLAIM'],
+    ['a string', 'alice' as unknown as Record<string, unknown>, 'KH_TOKEN_CLAIM'],
     ['an inherited subject', Object.create({ sub: 'alice' }), 'KH_TOKEN_CLAIM'],
     ['permissions not a list', { sub: 'a', permissions: {} }, 'KH_TOKEN_PERMISSIONS'],
     [
