@@ -37,7 +37,13 @@ const policies = definePolicies({
     insert: viaParent(section, 'member'),
     update: viaParent(section, 'member'),
   },
-  settings: { read: adminOnly(), insert: adminOnly(), update: adminOnly(), delete: adminOnly() },
+  settings: {
+    read: adminOnly(),
+    insert: adminOnly(),
+    update: adminOnly(),
+    delete: adminOnly(),
+    system: ['read', 'delete'], // a system context's list names no column: nothing to generate
+  },
 })
 
 async function migrations(client: AdminClient) {
