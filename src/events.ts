@@ -30,10 +30,11 @@ export interface DecisionEvent {
   /** `'refused'`: answered 401, 403 or 404; `'allowed'`: let through (only when asked). */
   readonly outcome: 'refused' | 'allowed'
   /**
-   * What decided: `'token'` (authentication), `'role'` (`requireRole`), `'statement'` (a guarded
-   * statement of `request.db`, or a 404 keyhole answered for a row).
+   * What decided: `'token'` (authentication), `'role'` (`requireRole`), `'scope'`
+   * (`requireScope`), `'statement'` (a guarded statement of `request.db`, or a 404 keyhole answered
+   * for a row).
    */
-  readonly check: 'token' | 'role' | 'statement'
+  readonly check: 'token' | 'role' | 'scope' | 'statement'
   /** 401, 403 or 404 when refused; `null` when allowed. */
   readonly statusCode: 401 | 403 | 404 | null
   /** The error code when refused (`KH_TOKEN_EXPIRED`, `KH_FORBIDDEN`, …); `null` when allowed. */

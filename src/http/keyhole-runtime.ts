@@ -122,8 +122,11 @@ export interface KeyholeRuntime extends KeyholeState {
    * on `keyhole:decision`.
    */
   report(error: unknown, at: RequestReport): void
-  /** Publishes a passed `requireRole` on `keyhole:decision`, with `events: { allows: true }`. */
-  allowed(at: RequestReport): void
+  /**
+   * Publishes a passed `requireRole` (or, with `'scope'`, `requireScope`) on `keyhole:decision`,
+   * with `events: { allows: true }`.
+   */
+  allowed(at: RequestReport, check?: 'role' | 'scope'): void
   /**
    * `request.requireCapability()`, to set on requests as is (it reads its `this`): the capability,
    * or 401 `KH_TOKEN_MISSING` without one.
@@ -260,8 +263,8 @@ export function createKeyholeRuntime(
       }
     },
     report,
-    allowed(at) {
-      if (allows) publishAllow('role', at)
+    allowed(at, check = 'role') {
+      if (allows) publishAllow(check, at)
     },
     requireCapability() {
       return presentCapability(this.capability, realm)
@@ -342,6 +345,7 @@ export function scopeCheck(
   return (runtime, at) => {
     try {
       assertScopes(at.capability, required, runtime?.realm)
+      runtime?.allowed(at, 'scope')
     } catch (error) {
       runtime?.report(error, at)
       throw error

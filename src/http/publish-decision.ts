@@ -15,6 +15,12 @@ export interface DecisionContext {
 
 const published = new WeakSet<KeyholeError>()
 
+/** The route guards' 403 codes, and the check each stands for. */
+const guardChecks: Partial<Record<KeyholeError['code'], DecisionEvent['check']>> = {
+  KH_FORBIDDEN: 'role',
+  KH_INSUFFICIENT_SCOPE: 'scope',
+}
+
 /**
  * Publishes a 401, 403 or 404 once (the same error may reach the hook that raised it and then the
  * error handler), when the channel has subscribers.
@@ -27,7 +33,7 @@ export function publishRefusal(error: KeyholeError, at: DecisionContext): void {
   const denied = error instanceof CapabilityDenied ? error : undefined
   const event: DecisionEvent = {
     outcome: 'refused',
-    check: status === 401 ? 'token' : error.code === 'KH_FORBIDDEN' ? 'role' : 'statement',
+    check: status === 401 ? 'token' : (guardChecks[error.code] ?? 'statement'),
     statusCode: status,
     code: error.code,
     subject: at.capability?.subject ?? null,
@@ -40,7 +46,7 @@ export function publishRefusal(error: KeyholeError, at: DecisionContext): void {
 }
 
 /** Publishes an allow (the caller checked that allows are asked for), when anyone listens. */
-export function publishAllow(check: 'token' | 'role', at: DecisionContext): void {
+export function publishAllow(check: 'token' | 'role' | 'scope', at: DecisionContext): void {
   if (!decisionChannel.hasSubscribers) return
   const event: DecisionEvent = {
     outcome: 'allowed',

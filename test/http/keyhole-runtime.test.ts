@@ -4,8 +4,10 @@
  * health state around `ready()` (the start-up checks and the monitor, on real PostgreSQL) and
  * `close()`, the role check behind `requireRole`, and what it exposes (nothing of its options).
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import t from 'tap'
 import type pg from 'pg'
+import { channelNames, type DecisionEvent } from '../../src/events.ts'
 import {
   ConfigurationError,
   Forbidden,
@@ -274,6 +276,26 @@ t.test('scopeCheck: the decision behind requireScope, reported through the runti
   ) as InsufficientScope
   t.equal(error.realm, 'keyhole', 'without a runtime: the default realm')
   t.same(alone.lines, [], 'and nothing logged')
+})
+
+t.test('scopeCheck publishes its decisions as check "scope"', async (t) => {
+  const runtime = createKeyholeRuntime({ ...base, events: { allows: true } }, memoryLogger())
+  const capability = await runtime.authenticate(
+    await bearer({ scope: 'forum:read' }),
+    memoryLogger(),
+    '/x',
+  )
+  const events: DecisionEvent[] = []
+  const listen = (event: unknown) => void events.push(event as DecisionEvent)
+  subscribe(channelNames.decision, listen)
+  t.teardown(() => void unsubscribe(channelNames.decision, listen))
+  const at = { log: memoryLogger(), route: '/threads', method: 'POST', capability }
+  scopeCheck(['forum:read'])(runtime, at)
+  t.throws(() => scopeCheck(['forum:write'])(runtime, at))
+  t.match(events, [
+    { outcome: 'allowed', check: 'scope', code: null, route: '/threads', subject: 'user-1' },
+    { outcome: 'refused', check: 'scope', statusCode: 403, code: 'KH_INSUFFICIENT_SCOPE' },
+  ])
 })
 
 t.test('exposeState: realm, roles, health and the methods; none of the options', async (t) => {
