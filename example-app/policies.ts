@@ -8,6 +8,7 @@
  * 4. Admins can do all of the above in any group (every guard admits admins).
  */
 import { adminOnly, and, definePolicies, inGroup, isSubject, or, viaParent } from 'keyhole'
+import type { DB } from './tables.ts'
 
 const member = inGroup('group_id', 'member')
 const moderator = inGroup('group_id', 'moderator')
@@ -19,7 +20,7 @@ const thread = {
   groupColumn: 'group_id',
 }
 
-export const policies = definePolicies({
+export const policies = definePolicies<DB>({
   groups: {
     read: inGroup('id', 'member'),
     insert: adminOnly(),

@@ -58,8 +58,30 @@ export const postSchema = {
   required: ['id', 'content', 'thread_id', 'author', 'created_at'],
 } as const
 
+/** A thread in a group's list: the thread, its number of posts and when the latest was written. */
+export const threadInListSchema = {
+  $id: 'ThreadInList',
+  type: 'object',
+  properties: {
+    ...threadSchema.properties,
+    postCount: { type: 'integer', minimum: 0 },
+    lastPostAt: {
+      type: ['string', 'null'],
+      format: 'date-time',
+      description: 'The latest post, or null without posts',
+    },
+  },
+  required: [...threadSchema.required, 'postCount', 'lastPostAt'],
+} as const
+
 /** Shared schemas, registered with `fastify.addSchema` and referenced as `Name#`. */
-export const sharedSchemas = [errorSchema, groupSchema, threadSchema, postSchema] as const
+export const sharedSchemas = [
+  errorSchema,
+  groupSchema,
+  threadSchema,
+  threadInListSchema,
+  postSchema,
+] as const
 
 function body<K extends string>(field: K, maxLength: number) {
   return {
@@ -104,7 +126,28 @@ export const listThreads = {
   summary: "List a group's threads, newest first (member or higher of the group, admin)",
   security: bearer,
   params: params('groupId'),
-  response: { 200: { type: 'array', items: ref('Thread') }, ...errors(400, 401, 403) },
+  // Query strings are text, and nothing is coerced: `limit` is checked by its pattern.
+  querystring: {
+    type: 'object',
+    properties: {
+      limit: {
+        type: 'string',
+        pattern: '^(?:[1-9][0-9]?|100)$',
+        description: 'How many threads, 1 to 100; default 50',
+      },
+      after: {
+        ...uuid,
+        description:
+          'A thread of this list (the last of the previous page): the threads after it, newest first',
+      },
+      q: {
+        type: 'string',
+        maxLength: 200,
+        description: 'Only threads whose title contains this text (any case; % and _ literal)',
+      },
+    },
+  },
+  response: { 200: { type: 'array', items: ref('ThreadInList') }, ...errors(400, 401, 403) },
 } as const
 
 export const createThread = {

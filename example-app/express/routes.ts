@@ -8,14 +8,9 @@ import { Router } from 'express'
 import { requireRole, statementTransactions } from 'keyhole/express'
 import { NotFound } from 'keyhole'
 import * as schemas from '../schemas.ts'
+import { listThreads, type ThreadListQuery } from '../thread-list.ts'
 import { validate } from './validate.ts'
 
-const newestFirst = {
-  orderBy: [
-    ['created_at', 'desc'],
-    ['id', 'desc'],
-  ],
-} as const
 const oldestFirst = {
   orderBy: [
     ['created_at', 'asc'],
@@ -53,8 +48,7 @@ export function forumRoutes(healthy: () => void): Router {
     member,
     oneStatement,
     async (req, res) => {
-      const groupId = req.params.groupId
-      res.json(await req.db.select('discussion_threads', { group_id: groupId }, newestFirst))
+      res.json(await listThreads(req.db, req.params.groupId, req.query as ThreadListQuery))
     },
   )
 

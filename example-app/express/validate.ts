@@ -16,10 +16,15 @@ const ajv = addFormats(new Ajv({ coerceTypes: false, removeAdditional: false, al
 
 interface RouteSchema {
   readonly params?: object
+  readonly querystring?: object
   readonly body?: object
 }
 
-function check(validate: ValidateFunction, part: 'params' | 'body', value: unknown): void {
+function check(
+  validate: ValidateFunction,
+  part: 'params' | 'querystring' | 'body',
+  value: unknown,
+): void {
   if (validate(value)) return
   // Ajv reports at least one error when validation fails; allErrors is off, so exactly one.
   const error = (validate.errors as NonNullable<ValidateFunction['errors']>)[0] as {
@@ -30,7 +35,8 @@ function check(validate: ValidateFunction, part: 'params' | 'body', value: unkno
 }
 
 /**
- * A middleware that answers 400 `KH_BAD_REQUEST` unless the path parameters and body match.
+ * A middleware that answers 400 `KH_BAD_REQUEST` unless the path parameters, query string and
+ * body match.
  * Generic in the route's parameters, so that the handlers after it keep the ones Express infers
  * from the path (a plain `RequestHandler` would widen them to a dictionary).
  */
@@ -38,9 +44,11 @@ type Validator = <Params>(req: Request<Params>, res: Response, next: NextFunctio
 
 export function validate(schema: RouteSchema): Validator {
   const params = schema.params === undefined ? undefined : ajv.compile(schema.params)
+  const query = schema.querystring === undefined ? undefined : ajv.compile(schema.querystring)
   const body = schema.body === undefined ? undefined : ajv.compile(schema.body)
   return function validateRequest(req, _res, next) {
     if (params !== undefined) check(params, 'params', req.params)
+    if (query !== undefined) check(query, 'querystring', req.query)
     // Express 5 leaves `req.body` undefined when no body was parsed: Fastify's "must be object".
     if (body !== undefined) check(body, 'body', req.body ?? null)
     next()

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import { requireRole } from 'keyhole/fastify'
 import { NotFound } from 'keyhole'
-import { createThread, deleteThread, getThread, listThreads, updateThread } from '../schemas.ts'
+import * as schemas from '../schemas.ts'
+import { listThreads, type ThreadListQuery } from '../thread-list.ts'
 
 interface GroupParams {
   Params: { groupId: string }
@@ -28,26 +29,16 @@ const oneStatement = { keyhole: { transaction: 'statement' } } as const
 export async function threadRoutes(app: FastifyInstance): Promise<void> {
   const member = requireRole<GroupParams>('member', { group: (request) => request.params.groupId })
 
-  app.get<GroupParams>(
+  // Pages, search and post counts (../thread-list.ts): a cursor lookup and one Kysely query.
+  app.get<GroupParams & { Querystring: ThreadListQuery }>(
     '/groups/:groupId/threads',
-    { schema: listThreads, preHandler: member, config: oneStatement },
-    async (request) => {
-      return request.db.select(
-        'discussion_threads',
-        { group_id: request.params.groupId },
-        {
-          orderBy: [
-            ['created_at', 'desc'],
-            ['id', 'desc'],
-          ],
-        },
-      )
-    },
+    { schema: schemas.listThreads, preHandler: member, config: oneStatement },
+    async (request) => listThreads(request.db, request.params.groupId, request.query),
   )
 
   app.post<GroupParams & TitleBody>(
     '/groups/:groupId/threads',
-    { schema: createThread, preHandler: member, config: oneStatement },
+    { schema: schemas.createThread, preHandler: member, config: oneStatement },
     async (request, reply) => {
       const thread = await request.db.insert('discussion_threads', {
         group_id: request.params.groupId,
@@ -60,7 +51,7 @@ export async function threadRoutes(app: FastifyInstance): Promise<void> {
 
   app.get<ThreadParams>(
     '/threads/:threadId',
-    { schema: getThread, config: oneStatement },
+    { schema: schemas.getThread, config: oneStatement },
     async (request) => {
       const [thread] = await request.db.select('discussion_threads', {
         id: request.params.threadId,
@@ -72,7 +63,7 @@ export async function threadRoutes(app: FastifyInstance): Promise<void> {
 
   app.patch<ThreadParams & TitleBody>(
     '/threads/:threadId',
-    { schema: updateThread, config: oneStatement },
+    { schema: schemas.updateThread, config: oneStatement },
     async (request) => {
       const { rows } = await request.db.update(
         'discussion_threads',
@@ -85,7 +76,7 @@ export async function threadRoutes(app: FastifyInstance): Promise<void> {
 
   app.delete<ThreadParams>(
     '/threads/:threadId',
-    { schema: deleteThread, config: oneStatement },
+    { schema: schemas.deleteThread, config: oneStatement },
     async (request, reply) => {
       await request.db.delete(
         'discussion_threads',

@@ -150,6 +150,43 @@ for (const adapter of forumAdapters) {
       },
     )
 
+    t.test('a bad query string for the thread list: 400 KH_BAD_REQUEST', async (t) => {
+      const queries = [
+        'limit=0',
+        'limit=101',
+        'limit=abc',
+        'limit=-1',
+        'limit=1.5',
+        'limit=1e2',
+        'limit=050',
+        'limit=',
+        'limit=%2010',
+        'limit=10&limit=20',
+        'after=not-a-uuid',
+        `after=${thread.toUpperCase()}`,
+        `after=${thread}&after=${thread}`,
+        `q=${'x'.repeat(201)}`,
+        'q=a&q=b',
+      ]
+      for (const query of queries) {
+        const response = await forum.request('alice', {
+          method: 'GET',
+          url: `/groups/${forum.groupA}/threads?${query}`,
+        })
+        assertError(t, response, 400, 'KH_BAD_REQUEST', query)
+        t.notMatch(
+          response.json().message,
+          /abc|not-a-uuid|xxxx/,
+          `${query}: the value is not echoed`,
+        )
+      }
+      const fine = await forum.request('alice', {
+        method: 'GET',
+        url: `/groups/${forum.groupA}/threads?limit=100&q=${'x'.repeat(200)}&unknown=1`,
+      })
+      t.equal(fine.statusCode, 200, 'the largest allowed values; other parameters are ignored')
+    })
+
     t.test('a body that is not JSON at all: 415, nothing written', async (t) => {
       const before = await counts()
       const response = await forum.request('admin', {

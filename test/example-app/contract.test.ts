@@ -5,6 +5,9 @@
  */
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
+import { Ajv } from 'ajv'
+import addFormatsModule from 'ajv-formats'
+import { listThreads, sharedSchemas } from '../../example-app/schemas.ts'
 import { signToken } from '../../example-app/tokens.ts'
 import {
   assertError,
@@ -13,6 +16,12 @@ import {
   uuidPattern,
   type Caller,
 } from './helpers/forum.ts'
+
+// The list's answers checked against the OpenAPI response schema (Fastify's serializer would drop
+// a field the schema lacks; Express sends what the handler returns, so both are checked).
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default
+const ajv = addFormats(new Ajv({ schemas: [...sharedSchemas] }))
+const validThreadList = ajv.compile(listThreads.response[200])
 
 // The same contract, row by row, for the Fastify forum and the Express one.
 for (const adapter of forumAdapters) {
@@ -404,6 +413,199 @@ for (const adapter of forumAdapters) {
         url: `/posts/${randomUUID()}`,
       })
       assertError(t, absent, 404, 'KH_NOT_FOUND', 'a post that does not exist')
+    })
+
+    t.test('GET /groups/:groupId/threads: pages, search and post counts', async (t) => {
+      /** A new group and a member of it, arranged directly (superuser). */
+      async function newGroup(name: string) {
+        const { rows } = await forum.db.pool.query<{ id: string }>(
+          'INSERT INTO groups (name) VALUES ($1) RETURNING id',
+          [name],
+        )
+        const id = rows[0]!.id
+        const token = await signToken(forum.settings, {
+          sub: 'dana',
+          permissions: [{ group: id, role: 'member' }],
+        })
+        return { id, token }
+      }
+      type Listed = {
+        id: string
+        title: string
+        group_id: string
+        postCount: number
+        lastPostAt: string | null
+      }
+      async function list(token: string, url: string) {
+        const response = await forum.requestWith(token, { method: 'GET', url })
+        if (response.statusCode === 200 && !validThreadList(response.json())) {
+          t.fail(`${url}: not the OpenAPI response schema`, { errors: validThreadList.errors })
+        }
+        return response
+      }
+      const ids = (response: { json(): Listed[] }) => response.json().map((row) => row.id)
+
+      // 120 threads in one statement, two by two at the same instant: ties broken by id.
+      const paged = await newGroup('paged')
+      await forum.db.pool.query(
+        `INSERT INTO discussion_threads (group_id, title, created_by, created_at)
+         SELECT $1, 'thread ' || i, 'dana', timestamptz '2026-01-01Z' + (i / 2) * interval '1 s'
+         FROM generate_series(1, 120) AS i`,
+        [paged.id],
+      )
+      const { rows } = await forum.db.pool.query<{ id: string }>(
+        'SELECT id FROM discussion_threads WHERE group_id = $1 ORDER BY created_at DESC, id DESC',
+        [paged.id],
+      )
+      const newestFirst = rows.map((row) => row.id)
+      const url = `/groups/${paged.id}/threads`
+
+      t.test('limit: 50 by default, at most 100', async (t) => {
+        t.same(ids(await list(paged.token, url)), newestFirst.slice(0, 50), 'default: 50')
+        t.same(ids(await list(paged.token, `${url}?limit=100`)), newestFirst.slice(0, 100))
+        t.same(ids(await list(paged.token, `${url}?limit=1`)), newestFirst.slice(0, 1))
+        for (const limit of ['0', '101', 'abc']) {
+          const response = await list(paged.token, `${url}?limit=${limit}`)
+          assertError(t, response, 400, 'KH_BAD_REQUEST', `limit=${limit}`)
+        }
+      })
+
+      t.test('after: page by page, no thread twice and none skipped', async (t) => {
+        const walked: string[] = []
+        let after = ''
+        for (let page = 0; page < 10; page++) {
+          // Pages of 24: every boundary falls between two threads of the same instant.
+          const response = await list(paged.token, `${url}?limit=24${after}`)
+          t.equal(response.statusCode, 200)
+          const pageIds = ids(response)
+          if (pageIds.length === 0) break
+          walked.push(...pageIds)
+          after = `&after=${pageIds.at(-1)}`
+        }
+        t.same(walked, newestFirst, 'the pages, joined, are the whole list in order')
+      })
+
+      t.test('after: an unknown or unreadable thread is 400, and reveals nothing', async (t) => {
+        const inB = await forum.seedThread(groupB, 'carol', 'in B')
+        const unknown = await list(paged.token, `${url}?after=${randomUUID()}`)
+        assertError(t, unknown, 400, 'KH_BAD_REQUEST', 'a thread that does not exist')
+        const ofB = await list(paged.token, `${url}?after=${inB}`)
+        assertError(t, ofB, 400, 'KH_BAD_REQUEST', "another group's thread")
+        t.same(ofB.json(), unknown.json(), 'indistinguishable from a missing thread')
+        const adminOfB = await forum.request('admin', {
+          method: 'GET',
+          url: `/groups/${groupA}/threads?after=${inB}`,
+        })
+        assertError(t, adminOfB, 400, 'KH_BAD_REQUEST', 'a readable thread of another list')
+      })
+
+      t.test('q: title contains, any case, % and _ taken literally', async (t) => {
+        const search = await newGroup('search')
+        const titles = ['50% off', '500 off', 'under_score', 'underXscore', 'MiXeD Case', 'other']
+        const id: Record<string, string> = {}
+        for (const title of titles) id[title] = await forum.seedThread(search.id, 'dana', title)
+        const cases: [string, string[]][] = [
+          ['%', ['50% off']],
+          ['0%', ['50% off']],
+          ['_', ['under_score']],
+          ['r_s', ['under_score']],
+          ['mixed case', ['MiXeD Case']],
+          ['MIXED', ['MiXeD Case']],
+          ['OFF', ['500 off', '50% off']],
+          ['nothing like it', []],
+        ]
+        for (const [q, expected] of cases) {
+          const response = await list(
+            search.token,
+            `/groups/${search.id}/threads?q=${encodeURIComponent(q)}`,
+          )
+          t.equal(response.statusCode, 200, `q=${q}`)
+          t.same(
+            response.json().map((row: Listed) => row.title),
+            expected,
+            `q=${q}: newest first`,
+          )
+        }
+        const first = await list(search.token, `/groups/${search.id}/threads?q=off&limit=1`)
+        const next = await list(
+          search.token,
+          `/groups/${search.id}/threads?q=off&limit=1&after=${ids(first)[0]}`,
+        )
+        t.same(ids(next), [id['50% off']], 'q and after together')
+      })
+
+      t.test('postCount and lastPostAt, without posts and with several', async (t) => {
+        const counted = await newGroup('counted')
+        const quiet = await forum.seedThread(counted.id, 'dana', 'quiet')
+        const busy = await forum.seedThread(counted.id, 'dana', 'busy')
+        await forum.db.pool.query(
+          `INSERT INTO posts (thread_id, author, content, created_at)
+           SELECT $1, 'dana', 'post ' || i, timestamptz '2026-02-03T04:05:06.789Z' - i * interval '1 h'
+           FROM generate_series(0, 2) AS i`,
+          [busy],
+        )
+        // Posts in group B: never counted, never shown to group A's members.
+        const inB = await forum.seedThread(groupB, 'carol', 'busy in B')
+        await forum.seedPost(inB, 'carol')
+        await forum.seedPost(inB, 'carol')
+
+        const response = await list(counted.token, `/groups/${counted.id}/threads`)
+        t.equal(response.statusCode, 200)
+        t.same(
+          response.json().map(({ id, postCount, lastPostAt }: Listed) => ({
+            id,
+            postCount,
+            lastPostAt,
+          })),
+          [
+            { id: busy, postCount: 3, lastPostAt: '2026-02-03T04:05:06.789Z' },
+            { id: quiet, postCount: 0, lastPostAt: null },
+          ],
+        )
+        t.same(Object.keys(response.json()[0]).sort(), [
+          'created_at',
+          'created_by',
+          'group_id',
+          'id',
+          'lastPostAt',
+          'postCount',
+          'title',
+        ])
+
+        const ofA = await forum.request('alice', {
+          method: 'GET',
+          url: `/groups/${groupA}/threads`,
+        })
+        t.equal(ofA.statusCode, 200)
+        t.ok(
+          ofA.json().every((row: Listed) => row.group_id === groupA),
+          "group A's list holds only group A's threads",
+        )
+        const { rows: counts } = await forum.db.pool.query<{ id: string; n: number }>(
+          `SELECT t.id, count(p.id)::int AS n FROM discussion_threads t
+           LEFT JOIN posts p ON p.thread_id = t.id WHERE t.group_id = $1 GROUP BY t.id`,
+          [groupA],
+        )
+        t.same(
+          Object.fromEntries(ofA.json().map((row: Listed) => [row.id, row.postCount])),
+          Object.fromEntries(counts.map((row) => [row.id, row.n])),
+          "each count is its own thread's posts",
+        )
+        const ofB = await forum.request('admin', {
+          method: 'GET',
+          url: `/groups/${groupB}/threads`,
+        })
+        t.match(
+          ofB.json().find((row: Listed) => row.id === inB),
+          { postCount: 2, lastPostAt: String },
+          "an admin sees group B's counts",
+        )
+        const carolOfA = await forum.request('carol', {
+          method: 'GET',
+          url: `/groups/${groupA}/threads`,
+        })
+        assertError(t, carolOfA, 403, 'KH_FORBIDDEN', "group B's member cannot list group A")
+      })
     })
   })
 }

@@ -1,0 +1,97 @@
+/**
+ * `GET /groups/:groupId/threads`, the statements behind it, shared by the Fastify and the Express
+ * forum so that both answer alike. There is no access check here: `requireRole` admitted the caller
+ * to the group, and every statement runs in the request's capability transaction, where the forced
+ * RLS policies (generated from `policies.ts`) show it only the threads and posts it may read.
+ */
+import { BadRequest, likeContains, type PolicyHandle } from 'keyhole'
+import { kysely } from 'keyhole/kysely'
+import { sql } from 'kysely'
+import type { DB } from './tables.ts'
+
+/** The query string, as the schema admitted it (`limit` is 1 to 100, `after` a UUID). */
+export interface ThreadListQuery {
+  readonly limit?: string | undefined
+  readonly after?: string | undefined
+  readonly q?: string | undefined
+}
+
+/** A thread as the list answers it: the thread's own fields and its posts' count and latest. */
+export interface ThreadInList {
+  readonly id: string
+  readonly title: string
+  readonly group_id: string
+  readonly created_by: string
+  readonly created_at: Date
+  readonly postCount: number
+  readonly lastPostAt: string | null
+}
+
+export const defaultLimit = 50
+
+/**
+ * A page of the group's threads, newest first (created_at desc, id desc): at most `limit`, those
+ * after the thread `after` in that order, whose title contains `q` (case-insensitive, `%` and `_`
+ * literal). `after` must be a thread of this list the caller can read, else 400 `KH_BAD_REQUEST`,
+ * the same answer for one that does not exist and one the caller may not see.
+ */
+export async function listThreads(
+  db: PolicyHandle,
+  groupId: string,
+  query: ThreadListQuery,
+): Promise<ThreadInList[]> {
+  if (query.after !== undefined) {
+    const [cursor] = await db.select(
+      'discussion_threads',
+      { id: query.after, group_id: groupId },
+      { columns: ['id'] },
+    )
+    if (cursor === undefined) {
+      throw new BadRequest({ message: 'querystring/after must be a thread of this list' })
+    }
+  }
+  let threads = kysely<DB>(db)
+    .selectFrom('discussion_threads as t')
+    // Each thread's posts, counted beside it: an aggregate without GROUP BY is one row, 0 and
+    // NULL for a thread without posts. The policies condition the posts as they do the threads.
+    .leftJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('posts as p')
+          .whereRef('p.thread_id', '=', 't.id')
+          .select((eb) => [
+            eb.cast<number>(eb.fn.countAll(), 'integer').as('postCount'),
+            eb.fn.max('p.created_at').as('lastPostAt'),
+          ])
+          .as('activity'),
+      (join) => join.onTrue(),
+    )
+    .select([
+      't.id',
+      't.title',
+      't.group_id',
+      't.created_by',
+      't.created_at',
+      'activity.postCount',
+      'activity.lastPostAt',
+    ])
+    .where('t.group_id', '=', groupId)
+  if (query.q !== undefined) threads = threads.where('t.title', 'ilike', likeContains(query.q))
+  if (query.after !== undefined) {
+    // The cursor's own values, read in the same statement: a JavaScript Date would cut
+    // created_at's microseconds and skip or repeat threads.
+    threads = threads.where(
+      sql<boolean>`(t.created_at, t.id) < (SELECT c.created_at, c.id FROM discussion_threads c WHERE c.id = ${query.after})`,
+    )
+  }
+  const rows = await threads
+    .orderBy('t.created_at', 'desc')
+    .orderBy('t.id', 'desc')
+    .limit(query.limit === undefined ? defaultLimit : Number(query.limit))
+    .execute()
+  return rows.map((row) => ({
+    ...row,
+    postCount: row.postCount as number,
+    lastPostAt: row.lastPostAt === null ? null : new Date(row.lastPostAt).toISOString(),
+  }))
+}
