@@ -1,11 +1,12 @@
 /**
- * The example forum's whole access policy (the four rules of example-app/README.md) written once
- * as an expectation table and checked through both layers by keyhole/testing; a wrong expectation
- * and an RLS policy edited to allow more are both caught.
+ * The example forum's whole access policy (the four rules of example-app/README.md), written once
+ * as an expectation table in example-app/access.ts, checked through both layers by keyhole/testing;
+ * a wrong expectation (a member deleting a thread) fails with the matrix.
  */
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { createPolicyTest, expectAccess, PolicyMismatch } from 'keyhole/testing'
+import { createPolicyTest, PolicyMismatch } from 'keyhole/testing'
+import { expectedAccess } from '../../example-app/access.ts'
 import { policies } from '../../example-app/policies.ts'
 import { scratchName, serverUrl } from '../helpers/database.ts'
 
@@ -19,41 +20,11 @@ const test = await createPolicyTest({
 t.teardown(() => test.close())
 t.comment(`scratch database ready in ${Date.now() - started} ms`)
 
-/** The forum's rules: 1. members create threads, 2. members post, 3. moderators delete, 4. admins all. */
-function forum() {
-  const expected = expectAccess(policies)
-  expected.table('groups').as('admin').can('read', 'insert')
-  for (const g of ['A', 'B'] as const) {
-    expected
-      .table('groups')
-      .as(`member of ${g}`)
-      .can(`read ${g}`)
-      .as(`moderator of ${g}`)
-      .can(`read ${g}`)
-    expected
-      .table('discussion_threads')
-      .as(`member of ${g}`)
-      .can(`read ${g}`, `insert ${g}`)
-      .partly(`update ${g}`) // only the thread the caller started
-      .as(`moderator of ${g}`)
-      .can(`read ${g}`, `insert ${g}`, `update ${g}`, `delete ${g}`)
-    expected
-      .table('posts')
-      .as(`member of ${g}`)
-      .can(`read ${g}`, `insert ${g}`)
-      .as(`moderator of ${g}`)
-      .can(`read ${g}`, `insert ${g}`, `delete ${g}`)
-  }
-  expected.table('discussion_threads').as('admin').can('any')
-  expected.table('posts').as('admin').can('read', 'insert', 'delete')
-  return expected
-}
-
 t.test(
   'the example forum: every caller and operation as its README says, both layers',
   async (t) => {
     const begun = Date.now()
-    const result = await test.check(forum())
+    const result = await test.check(expectedAccess())
     t.ok(result.ok)
     t.equal(result.cells.length, 3 * test.callers.length * 10)
     t.comment(`${result.cells.length} cells observed in ${Date.now() - begun} ms`)
@@ -61,7 +32,7 @@ t.test(
 )
 
 t.test('a wrong expectation (a member deleting a thread) fails with the matrix', async (t) => {
-  const wrong = forum().table('discussion_threads').as('member of A').can('delete A')
+  const wrong = expectedAccess().table('discussion_threads').as('member of A').can('delete A')
   const error = await test.check(wrong).catch((e: unknown) => e)
   t.type(error, PolicyMismatch)
   const mismatch = error as PolicyMismatch
