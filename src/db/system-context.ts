@@ -6,11 +6,11 @@
  * policies declare `system`; in 'guard' mode keyhole's statements admit it for the declared
  * tables and operations only. There is no switch that turns the guards or RLS off.
  */
-import { channel as diagnosticsChannel } from 'node:diagnostics_channel'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import type { GroupIdType } from '../capability/capability.ts'
 import { ConfigurationError, isKeyholeError } from '../errors.ts'
+import { channelNames, systemChannel } from '../events.ts'
 import { describeInput } from '../sql/identifier.ts'
 import {
   assertSystemReads,
@@ -69,10 +69,8 @@ export interface SystemContextEvent {
   readonly caller: string | undefined
 }
 
-/** The channel every system-context use is published on. */
-export const SYSTEM_CHANNEL = 'keyhole:system'
-
-const channel = diagnosticsChannel(SYSTEM_CHANNEL)
+/** The channel every system-context use is published on (`channelNames.system`). */
+export const SYSTEM_CHANNEL = channelNames.system
 
 /** The logger a system context reports to: each use at info, each refusal at warn. */
 export interface SystemLogger {
@@ -198,7 +196,7 @@ export function createSystemContext(options: SystemContextOptions): RunAsSystem 
 
   function report(event: SystemContextEvent): void {
     Object.freeze(event)
-    if (channel.hasSubscribers) channel.publish(event)
+    if (systemChannel.hasSubscribers) systemChannel.publish(event)
     if (event.outcome === 'refused')
       logger?.warn({ keyhole: { system: event } }, 'keyhole: system context refused')
     else logger?.info({ keyhole: { system: event } }, 'keyhole: system context')

@@ -8,8 +8,9 @@
 import { createHmac } from 'node:crypto'
 import pg from 'pg'
 import t from 'tap'
+import { migrate } from '../../src/db/migrate.ts'
 import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
-import { capability } from './helpers/keyhole.ts'
+import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
 import { createSystemDatabase } from './helpers/system-database.ts'
 
 const k = await createSystemDatabase(t)
@@ -225,3 +226,33 @@ t.test('the runtime role cannot reach around the grant', async (t) => {
     await t.rejects(runtime.query(sql), { code: '42501' }, sql)
   }
 })
+
+t.test(
+  'a database set up before 000002 gets it, grants included, from keyhole migrate',
+  async (t) => {
+    const old = await createKeyholeDatabase(t)
+    const migrator = new pg.Client({ connectionString: old.migratorUrl })
+    await migrator.connect()
+    t.teardown(() => migrator.end())
+    // As it was with 000001 only: no system functions, version 2 not recorded.
+    await migrator.query(`DROP FUNCTION keyhole.set_system(text);
+      DROP FUNCTION keyhole.system_allows(text, text);
+      DELETE FROM keyhole.schemaversion WHERE version = 2`)
+    t.same(await migrate(old.migratorUrl), { keyhole: [2], application: [], policies: false })
+    const client = new pg.Client({ connectionString: old.runtimeUrl })
+    await client.connect()
+    t.teardown(() => client.end())
+    const value = createCapabilitySigner(old.signingKey).signSystem(['read:notes'])
+    await client.query('BEGIN')
+    const { rows } = await client.query(
+      `SELECT keyhole.set_system($1) AS set, keyhole.system_allows('notes', 'read') AS allowed`,
+      [value],
+    )
+    await client.query('ROLLBACK')
+    t.same(rows, [{ set: true, allowed: true }], 'the runtime role may call both')
+    const grants = await migrator.query(
+      `SELECT has_function_privilege('public', 'keyhole.set_system(text)', 'EXECUTE') AS public`,
+    )
+    t.same(grants.rows, [{ public: false }], 'not PUBLIC')
+  },
+)
