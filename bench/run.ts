@@ -114,6 +114,7 @@ const PARTS: readonly Part[] = [
   { title: 'Capability derivation', module: './derive.bench.ts', owner: 'bench' },
   { title: 'Token size', module: './token-size.bench.ts', owner: 'bench' },
   { title: 'SQL guard cost', module: './sql.bench.ts', owner: 'bench' },
+  { title: 'Paginated list', module: './paginated.bench.ts', owner: 'filters' },
   {
     title: 'RLS mode (signed capability + policies)',
     module: './rls.bench.ts',

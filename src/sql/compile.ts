@@ -94,6 +94,12 @@ export class StatementParams implements GuardTarget {
     this.#facts.set(column, fact)
   }
 
+  /** The input parameter `column` is known to equal (a top-level `where` equality), if any. */
+  known(column: string): string | undefined {
+    const fact = this.#facts.get(column)
+    return fact?.kind === 'input' ? this.input(fact.index) : undefined
+  }
+
   #narrowing(role: string): Fact[] | undefined {
     const facts: Fact[] = []
     for (const column of this.#uses.get(role) as (string | undefined)[]) {

@@ -23,7 +23,7 @@ export interface GuardedCountOptions extends StatementOptions {
  * The generated SQL (non-admin), pinned by test/sql/statement-text.test.ts:
  * ```sql
  * SELECT count(*) AS "count" FROM "discussion_threads" AS "t"
- * WHERE ("t"."group_id" = $1 AND "t"."group_id" = ANY ($2::uuid[]))
+ * WHERE ("t"."group_id" = $1 AND $1 = ANY ($2::uuid[])) -- the group array checks $1 once
  * ```
  * @example
  * const total = await guardedCount(pool, capability, {

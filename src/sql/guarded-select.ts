@@ -108,7 +108,7 @@ function compileSelect(
  * test/sql/statement-text.test.ts:
  * ```sql
  * SELECT "t".* FROM "discussion_threads" AS "t"
- * WHERE ("t"."group_id" = $1 AND "t"."group_id" = ANY ($2::uuid[]))
+ * WHERE ("t"."group_id" = $1 AND $1 = ANY ($2::uuid[])) -- the group array checks $1 once
  * ORDER BY "t"."created_at" DESC LIMIT $3
  * ```
  * @example

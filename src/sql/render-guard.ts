@@ -24,6 +24,12 @@ export interface GuardTarget {
   noteRole(role: string): void
   /** Policies compare `column::text` with the text-typed `keyhole.subject()`. */
   readonly castSubjectColumn: boolean
+  /**
+   * A parameter the row expression `column` equals wherever the guard applies (a `where`
+   * equality ANDed at the top of a statement), or undefined. A statement compares that parameter
+   * with the group array instead of the column: see {@link renderGuard}'s `inGroup`.
+   */
+  known?(column: string): string | undefined
 }
 
 /** Maps one of the row's (quoted) columns to the SQL that stands for its value. */
@@ -74,7 +80,13 @@ export function renderGuard(node: GuardNode, scope: RowScope, target: GuardTarge
         return true
       }
       const column = scope(node.column)
-      return orSql([`${column} = ANY (${target.groups(node.role, column)})`, target.admin])
+      // `"t"."group_id" = $1 AND $1 = ANY ($2)` rather than `… AND "t"."group_id" = ANY ($2)`:
+      // the same rows (the column equals $1 wherever the guard applies), but the check on $1 is a
+      // one-time filter, where the column form made the planner multiply two selectivities of the
+      // group column, estimate one row and re-plan every execution (a custom plan each time: a
+      // paginated list ran at 0.71x the same SQL without the guard, 1.00x with this form).
+      const value = target.known?.(column) ?? column
+      return orSql([`${value} = ANY (${target.groups(node.role, column)})`, target.admin])
     }
     case 'isSubject': {
       const column = scope(node.column)
