@@ -6,8 +6,9 @@
  *
  * Every `api` call prints `<body> <status>`; each is checked against the comment the README shows
  * with it (on its line or the next): the status always, the whole line when the comment shows the
- * body (`# {"statusCode":403,…} 403`). A call without such a comment fails the test, so the
- * README cannot show an answer the forum does not give.
+ * body (`# {"statusCode":403,…} 403`). Every `list` call prints a projection of a thread list,
+ * checked whole against its comment (`# [{"title":…}]`). A call without such a comment fails the
+ * test, so the README cannot show an answer the forum does not give.
  */
 import t from 'tap'
 import { execFile, spawnSync } from 'node:child_process'
@@ -60,7 +61,8 @@ function commentOf(line: string): string | undefined {
 interface Expected {
   /** The command as the README writes it (its first line). */
   readonly command: string
-  readonly status: number
+  /** The status an `api` call prints last (a `list` call prints none). */
+  readonly status?: number
   /** The whole output line, when the README shows the body. */
   readonly line?: string
 }
@@ -71,21 +73,32 @@ function expectations(script: string): Expected[] {
   const expected: Expected[] = []
   for (let i = 0; i < lines.length; i++) {
     const first = lines[i] as string
-    if (!/^api\s/.test(first)) continue
+    const kind = /^(api|list)\s/.exec(first)?.[1]
+    if (kind === undefined) continue
     let last = i
     while ((lines[last] as string).trimEnd().endsWith('\\')) last++
     const next = lines[last + 1]
+    // A `list` call's own comment (if any) explains it; its answer is on the next line.
     const comment =
-      commentOf(lines[last] as string) ??
+      (kind === 'api' ? commentOf(lines[last] as string) : undefined) ??
       (next !== undefined && next.startsWith('#') ? commentOf(next) : undefined)
+    const command = (commentStart(first) === -1 ? first : first.slice(0, commentStart(first)))
+      .replace(/\\$/, '')
+      .trim()
+    if (kind === 'list') {
+      if (comment === undefined || !comment.startsWith('[')) {
+        throw new Error(`the README shows no list for: ${first}`)
+      }
+      expected.push({ command, line: comment })
+      i = last
+      continue
+    }
     const status = comment?.match(/\b[1-5]\d\d\b(?!.*\b[1-5]\d\d\b)/)?.[0]
     if (comment === undefined || status === undefined) {
       throw new Error(`the README shows no status for: ${first}`)
     }
     expected.push({
-      command: (commentStart(first) === -1 ? first : first.slice(0, commentStart(first)))
-        .replace(/\\$/, '')
-        .trim(),
+      command,
       status: Number(status),
       ...(comment.startsWith('{') ? { line: comment } : {}),
     })
@@ -136,16 +149,24 @@ for (const adapter of forumAdapters) {
     })
     const output = stdout.trimEnd().split('\n')
     const idLine = output.pop() as string
+    const [, , , thread, post] = idLine.split(' ') as string[]
     for (const id of idLine.split(' ').slice(1)) {
       t.match(id, uuidPattern, 'the IDs the session picked out with jq')
     }
     t.equal(output.length, expected.length, 'one output line per api call')
     expected.forEach((want, n) => {
       const got = output[n] ?? ''
-      t.equal(Number(got.slice(-3)), want.status, `${want.command} → ${want.status}`)
+      if (want.status !== undefined) {
+        t.equal(Number(got.slice(-3)), want.status, `${want.command} → ${want.status}`)
+      }
       if (want.line !== undefined) t.equal(got, want.line, `${want.command}: the body shown`)
     })
-    t.equal(await forum.count('discussion_threads'), 0, 'the admin deleted the thread')
-    t.equal(await forum.count('posts'), 0, 'and its posts with it')
+    const { rows } = await forum.db.pool.query<{ threads: number; posts: number }>(
+      `SELECT (SELECT count(*)::int FROM discussion_threads WHERE id = $1) AS threads,
+              (SELECT count(*)::int FROM posts WHERE id = $2 OR thread_id = $1) AS posts`,
+      [thread, post],
+    )
+    t.same(rows, [{ threads: 0, posts: 0 }], 'the admin deleted the thread, and its posts with it')
+    t.equal(await forum.count('discussion_threads'), 3, "the list's three threads stay")
   })
 }

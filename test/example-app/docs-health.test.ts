@@ -57,6 +57,25 @@ t.test('GET /docs/json: the OpenAPI description, from the validating schemas', a
   t.match(doc.paths['/threads/{threadId}'].get.parameters, [
     { in: 'path', name: 'threadId', required: true, schema: { format: 'uuid' } },
   ])
+  t.match(
+    doc.paths['/groups/{groupId}/threads'].get.parameters,
+    [
+      { in: 'query', name: 'limit', schema: { type: 'string', pattern: String } },
+      { in: 'query', name: 'after', schema: { format: 'uuid' } },
+      { in: 'query', name: 'q', schema: { type: 'string', maxLength: 200 } },
+      { in: 'path', name: 'groupId', required: true },
+    ],
+    'the list: limit, after and q',
+  )
+  const listed = doc.paths['/groups/{groupId}/threads'].get.responses[200]
+  t.match(listed.content['application/json'].schema, {
+    type: 'array',
+    items: { $ref: '#/components/schemas/ThreadInList' },
+  })
+  t.match(doc.components.schemas.ThreadInList, {
+    properties: { postCount: { type: 'integer' }, lastPostAt: { format: 'date-time' } },
+    required: ['id', 'title', 'group_id', 'created_by', 'created_at', 'postCount', 'lastPostAt'],
+  })
   t.same(doc.paths['/groups'].post.security, [{ bearerAuth: [] }])
   t.notOk(doc.paths['/health'].get.security, '/health needs no token')
 })
