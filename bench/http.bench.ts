@@ -4,7 +4,12 @@
  * app), against
  *   - the floor: the same route with no authentication and a plain statement;
  *   - what a user would write without keyhole: `@fastify/jwt` plus a hand-written guarded
- *     statement.
+ *     statement;
+ *   - what a team would otherwise deploy for two layers (issue 20), PostgREST-style: `@fastify/jwt`,
+ *     the claims set per request with `set_config('request.jwt.claims', …, true)` in a transaction,
+ *     and RLS policies reading them with `current_setting(…)::json` as Supabase documents, wrapped
+ *     in `(select …)` as Supabase recommends; on a copy of the threads table in the schema `pgrst`,
+ *     so its policies never mix with keyhole's.
  * With a population of 100 users (each sending many requests with the same token) and with a
  * new token on every request. The three servers take turns (A B C, A B C…).
  */
@@ -39,6 +44,183 @@ async function listen(app: FastifyInstance): Promise<string> {
 const THREAD_COLUMNS = 'id, group_id, title, created_by, created_at'
 const KEYHOLE = 'keyhole (example app)'
 const GUARD_MODE = "keyhole, 'guard' mode (no RLS)"
+const FLOOR = 'floor: no auth, plain SQL'
+const JWT = '@fastify/jwt + hand-written SQL'
+const PGRST = 'PostgREST-style RLS (claims JSON)'
+/** PostgREST's `authenticated`: the role the request's transaction switches to. */
+const PGRST_ROLE = 'keyhole_bench_pgrst_http'
+
+/**
+ * The PostgREST-style server's table and policies: the forum's threads table (same columns, check,
+ * foreign key and index) in its own schema, RLS enabled, the claims read once per statement in the
+ * `(select current_setting(…)::json …)` form Supabase recommends (an InitPlan, not a per-row call).
+ */
+async function setUpPgrst(pool: pg.Pool, read: string): Promise<void> {
+  const groups =
+    `SELECT (p ->> 'group')::uuid FROM json_array_elements(` +
+    `(SELECT current_setting('request.jwt.claims', true)::json -> 'permissions')) AS p ` +
+    `WHERE p ->> 'role' IN ('member', 'moderator', 'admin')`
+  await pool.query(`
+    DO $$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PGRST_ROLE}') THEN
+        CREATE ROLE ${PGRST_ROLE} NOLOGIN;
+      END IF;
+    END $$;
+    DROP SCHEMA IF EXISTS pgrst CASCADE;
+    CREATE SCHEMA pgrst;
+    CREATE TABLE pgrst.discussion_threads (
+      id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+      group_id uuid NOT NULL REFERENCES public.groups (id),
+      title text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+      created_by text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now());
+    CREATE INDEX ON pgrst.discussion_threads (group_id, created_at DESC);
+    GRANT USAGE ON SCHEMA pgrst TO ${PGRST_ROLE};
+    GRANT SELECT, INSERT ON pgrst.discussion_threads TO ${PGRST_ROLE};
+    ALTER TABLE pgrst.discussion_threads ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY member_read ON pgrst.discussion_threads FOR SELECT TO ${PGRST_ROLE}
+      USING (group_id IN (${groups}));
+    CREATE POLICY member_insert ON pgrst.discussion_threads FOR INSERT TO ${PGRST_ROLE}
+      WITH CHECK (group_id IN (${groups}));
+  `)
+  await pool.query(
+    `INSERT INTO pgrst.discussion_threads (group_id, title, created_by)
+     SELECT $1, 'seed ' || i, 'seed' FROM generate_series(1, 50) AS i`,
+    [read],
+  )
+}
+
+/**
+ * PostgREST-style: @fastify/jwt verifies the token; each request is a transaction that switches to
+ * the role and sets the verified claims transaction-locally, then runs the statement, which the
+ * RLS policies filter (four round trips, as PostgREST sends them). A row the insert policy refuses
+ * (42501) answers 403, as PostgREST does.
+ */
+async function pgrstApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false })
+  await app.register(fastifyJwt, {
+    secret: settings.jwtSecret,
+    verify: {
+      allowedIss: settings.jwtIssuer,
+      allowedAud: settings.jwtAudience,
+      algorithms: ['HS256'],
+    },
+  })
+  async function inTransaction<T>(claims: unknown, statement: pg.QueryConfig): Promise<T[]> {
+    const client = await pool.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query({
+        name: 'pgrst_claims',
+        text: `SELECT set_config('role', '${PGRST_ROLE}', true), set_config('request.jwt.claims', $1, true)`,
+        values: [JSON.stringify(claims)],
+      })
+      const { rows } = await client.query(statement)
+      await client.query('COMMIT')
+      return rows as T[]
+    } catch (error) {
+      await client.query('ROLLBACK')
+      throw error
+    } finally {
+      client.release()
+    }
+  }
+  app.post<{ Params: { groupId: string }; Body: { title: string } }>(
+    '/groups/:groupId/threads',
+    async (request, reply) => {
+      const claims = await request.jwtVerify<{ sub: string }>()
+      try {
+        const rows = await inTransaction(claims, {
+          name: 'pgrst_insert',
+          text: `INSERT INTO pgrst.discussion_threads (group_id, title, created_by) VALUES ($1, $2, $3) RETURNING ${THREAD_COLUMNS}`,
+          values: [request.params.groupId, request.body.title, claims.sub],
+        })
+        return reply.code(201).send(rows[0])
+      } catch (error) {
+        if ((error as { code?: string }).code === '42501') {
+          return reply.code(403).send({ code: 'FORBIDDEN' })
+        }
+        throw error
+      }
+    },
+  )
+  app.get<{ Params: { groupId: string } }>('/groups/:groupId/threads', async (request) => {
+    const claims = await request.jwtVerify()
+    return inTransaction(claims, {
+      name: 'pgrst_select',
+      text: `SELECT ${THREAD_COLUMNS} FROM pgrst.discussion_threads WHERE group_id = $1 ORDER BY created_at DESC, id DESC`,
+      values: [request.params.groupId],
+    })
+  })
+  return app
+}
+
+interface Answer {
+  status: number
+  body: unknown
+}
+
+async function ask(url: string, method: 'GET' | 'POST', token: string): Promise<Answer> {
+  const response = await fetch(url, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(method === 'POST' ? { body: JSON.stringify({ title: 'hello' }) } : {}),
+  })
+  const text = await response.text()
+  return { status: response.status, body: text === '' ? undefined : JSON.parse(text) }
+}
+
+/**
+ * Before any load: the servers answer the same tokens alike. A member's POST is 201 with the
+ * thread it created, a member's GET the same 50 threads (titles and group), a stranger's POST 403;
+ * a stranger's GET shows no row (keyhole answers 403 from requireRole, the others an empty list).
+ */
+async function checkAnswers(
+  urls: Record<string, string>,
+  groups: { write: string; read: string },
+  tokens: { member: string; stranger: string; sub: string },
+): Promise<void> {
+  const fail = (name: string, what: string, answer: Answer) => {
+    throw new Error(
+      `http: ${name} answered ${what} wrongly: ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`,
+    )
+  }
+  for (const [name, url] of Object.entries(urls)) {
+    const authenticated = name !== FLOOR
+    const created = await ask(`${url}/groups/${groups.write}/threads`, 'POST', tokens.member)
+    const thread = created.body as { group_id?: string; title?: string; created_by?: string }
+    if (
+      created.status !== 201 ||
+      thread.group_id !== groups.write ||
+      thread.title !== 'hello' ||
+      thread.created_by !== (authenticated ? tokens.sub : 'anonymous')
+    ) {
+      fail(name, "a member's POST", created)
+    }
+    const list = await ask(`${url}/groups/${groups.read}/threads`, 'GET', tokens.member)
+    const rows = list.body as { group_id: string; title: string }[]
+    const titles = Array.isArray(rows) ? rows.map((r) => r.title).sort() : []
+    const expected = Array.from({ length: 50 }, (_, i) => `seed ${i + 1}`).sort()
+    if (
+      list.status !== 200 ||
+      titles.join() !== expected.join() ||
+      rows.some((r) => r.group_id !== groups.read)
+    ) {
+      fail(name, "a member's GET", list)
+    }
+    if (!authenticated) continue
+    const refused = await ask(`${url}/groups/${groups.write}/threads`, 'POST', tokens.stranger)
+    if (refused.status !== 403) fail(name, "a stranger's POST", refused)
+    const hidden = await ask(`${url}/groups/${groups.read}/threads`, 'GET', tokens.stranger)
+    const leaked = hidden.status === 200 && Array.isArray(hidden.body) && hidden.body.length === 0
+    if (!(name === KEYHOLE || name === GUARD_MODE ? hidden.status === 403 : leaked)) {
+      fail(name, "a stranger's GET", hidden)
+    }
+  }
+}
 
 /** The floor: no authentication, a plain statement. */
 function floorApp(pool: pg.Pool): FastifyInstance {
@@ -180,15 +362,18 @@ export async function run(context: BenchContext): Promise<BenchSection> {
        SELECT $1, 'seed ' || i, 'seed' FROM generate_series(1, 50) AS i`,
       [read],
     )
+    await setUpPgrst(pool, read)
     const floor = floorApp(pool)
     const jwt = await jwtApp(pool, settings)
     const guard = await keyholeGuardApp(pool, settings)
-    servers.push(floor, jwt, guard)
+    const pgrst = await pgrstApp(pool, settings)
+    servers.push(floor, jwt, guard, pgrst)
     const urls = {
-      'keyhole (example app)': await listen(keyhole),
+      [KEYHOLE]: await listen(keyhole),
       [GUARD_MODE]: await listen(guard),
-      'floor: no auth, plain SQL': await listen(floor),
-      '@fastify/jwt + hand-written SQL': await listen(jwt),
+      [FLOOR]: await listen(floor),
+      [JWT]: await listen(jwt),
+      [PGRST]: await listen(pgrst),
     }
     const quick = context.quick
     const duration = quick ? 2 : 6
@@ -200,6 +385,19 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     ]
     const sign = (sub: string) => signToken(settings, { sub, permissions: permissions() })
     const population = await Promise.all(Array.from({ length: 100 }, (_, i) => sign(`user-${i}`)))
+    await checkAnswers(
+      urls,
+      { write, read },
+      {
+        member: population[0]!,
+        sub: 'user-0',
+        stranger: await signToken(settings, {
+          sub: 'stranger',
+          permissions: [{ group: randomUUID(), role: 'member' }],
+        }),
+      },
+    )
+    context.log('http: the five servers answer a member and a stranger alike')
     // Enough fresh tokens for the fastest server to see each one at most once, or close to it.
     const fresh = await Promise.all(
       Array.from({ length: quick ? 6_000 : 24_000 }, (_, i) => sign(`fresh-${i}`)),
@@ -283,7 +481,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       }
       for (const measured of [KEYHOLE, GUARD_MODE]) {
         const k = mean(measured)
-        for (const baseline of ['floor: no auth, plain SQL', '@fastify/jwt + hand-written SQL']) {
+        for (const baseline of [FLOOR, JWT, PGRST]) {
           const b = mean(baseline)
           const ratio = k.rps / b.rps
           rows.push({
@@ -295,7 +493,15 @@ export async function run(context: BenchContext): Promise<BenchSection> {
             ratio,
             note: `p99 ${k.p99} ms vs ${b.p99} ms${k.bad + b.bad > 0 ? `; non-2xx/errors ${k.bad}/${b.bad}` : ''}`,
           })
-          if (scenario.method === 'POST') {
+          if (baseline === PGRST) {
+            if (measured === KEYHOLE && scenario.who === '100 users') {
+              goals.push({
+                goal: `HTTP ${scenario.method} (${scenario.who}): keyhole (RLS mode) ≥ 1.5× ${PGRST}`,
+                measured: `${ratio.toFixed(2)}×`,
+                met: ratio >= 1.5,
+              })
+            }
+          } else if (scenario.method === 'POST') {
             const floorGoal = baseline.startsWith('floor')
             const who = measured === KEYHOLE ? 'keyhole (RLS mode)' : "keyhole ('guard' mode)"
             goals.push({
@@ -312,8 +518,9 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       rows,
       goals,
       notes: [
-        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} round(s) of the four servers in turn after a 1 s warm-up of each; ops/s = mean requests/s.`,
+        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} round(s) of the five servers in turn after a 1 s warm-up of each; ops/s = mean requests/s.`,
         "keyhole (example app): token verification with its cache, requireRole, schema validation, the guarded statement with the signed capability in one round trip (the thread routes use `transaction: 'statement'`), RLS forced, as the runtime role. keyhole 'guard' mode: the same routes and token checks, the guarded statement alone, no RLS. The other three connect as the superuser with a 10-connection pool.",
+        `${PGRST}: @fastify/jwt, then per request BEGIN; set_config('role', …, true) and set_config('request.jwt.claims', <the verified claims as JSON>, true); the statement on pgrst.discussion_threads, whose policies read (SELECT current_setting('request.jwt.claims', true)::json -> 'permissions') once per statement; COMMIT — four round trips on the superuser's pool, switched to a NOLOGIN role as PostgREST does. Before the load, every server is checked to answer a member's POST and GET and a stranger's POST and GET alike.`,
         'The database does the most work: on this 2-core machine PostgreSQL and the servers share the cores, so the RLS mode ratio is bounded by what set_capability and the policies cost in PostgreSQL per request (bench/rls.bench.ts).',
         'Tokens: HS256, 10 member permissions each. "A new token per request" cycles through a pre-signed list (if a run outlasts it, tokens repeat).',
       ],

@@ -17,6 +17,9 @@ import { markdown, scalingSvg, textTable, type RunInfo } from './lib/report.ts'
 import type { BenchContext, BenchModule, BenchSection } from './lib/types.ts'
 
 const quick = process.argv.includes('--quick')
+/** `--only http,sql`: run only the parts whose module is bench/<name>.bench.ts. */
+const onlyArg = process.argv.indexOf('--only')
+const only = onlyArg > 0 ? (process.argv[onlyArg + 1] ?? '').split(',') : undefined
 const results = new URL('./results/', import.meta.url)
 
 interface Part {
@@ -188,6 +191,7 @@ try {
     log: (line) => process.stderr.write(`  ${line}\n`),
   }
   for (const part of PARTS) {
+    if (only && !only.some((name) => part.module === `./${name}.bench.ts`)) continue
     const t0 = Date.now()
     process.stderr.write(`# ${part.title}\n`)
     let section: BenchSection
@@ -219,6 +223,11 @@ const info: RunInfo = {
   postgres,
   cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}`,
   seconds: (Date.now() - started) / 1000,
+}
+if (only) {
+  // A partial run is printed, never written over the last full or quick run's results.
+  console.log(`--only ${only.join(',')}: results not written (${info.seconds.toFixed(0)} s)`)
+  process.exit(0)
 }
 await mkdir(results, { recursive: true })
 const scaling = sections.flatMap((s) => s.scaling ?? [])
