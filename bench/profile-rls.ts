@@ -16,15 +16,21 @@
  * the auto_explain plan of the guarded statement (InitPlan: once per statement; SubPlan: per row).
  * Timings printed here are indicative only; the counts are exact.
  *
- *   npm run bench:profile [-- --n 50]
+ *   npm run bench:profile [-- --n 50] [--perf 2000]   (--perf: Linux perf on the backends)
  */
 import { randomBytes, randomUUID } from 'node:crypto'
+import { spawn, spawnSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts'
 
 const argN = process.argv.indexOf('--n')
 const N = argN > 0 ? Number(process.argv[argN + 1]) : 50
+
+/** `--perf <requests>`: also sample the runtime role's backends with Linux `perf` (when installed). */
+const argPerf = process.argv.indexOf('--perf')
+const PERF = argPerf > 0 ? Number(process.argv[argPerf + 1]) : 0
 
 const logLines: string[] = []
 const server = await startEmbeddedPostgres({
@@ -244,6 +250,52 @@ try {
       report.push('```', '')
       before = after
       process.stderr.write(`  profile: ${kind.name} done\n`)
+    }
+    if (PERF > 0) {
+      // Fewer log lines to write while sampling.
+      await admin.query(`ALTER SYSTEM SET auto_explain.log_min_duration = -1`)
+      await admin.query('SELECT pg_reload_conf()')
+      for (const kind of kinds.slice(0, 2)) {
+        const { rows } = await admin.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE usename = $1`,
+          [roles.runtime],
+        )
+        const file = `/tmp/keyhole-profile-${process.pid}.perf`
+        const perf = spawn(
+          'perf',
+          ['record', '-F', '1999', '-g', '-o', file, '-p', rows.map((r) => r.pid).join(',')],
+          { stdio: 'ignore' },
+        )
+        await sleep(500)
+        for (let i = 0; i < PERF; i++) await send(kind, 0)
+        perf.kill('SIGINT')
+        await new Promise((resolve) => perf.on('close', resolve))
+        const top = spawnSync(
+          'perf',
+          [
+            'report',
+            '-i',
+            file,
+            '--stdio',
+            '--no-children',
+            '--sort',
+            'symbol',
+            '--percent-limit',
+            '1.5',
+            '-g',
+            'none',
+          ],
+          { encoding: 'utf8' },
+        )
+        report.push(`## perf: ${kind.name}, ${PERF} requests (self time by symbol, ≥ 1.5 %)`, '')
+        report.push(
+          '```',
+          ...top.stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')),
+          '```',
+          '',
+        )
+        rmSync(file, { force: true })
+      }
     }
     const { rows: policies } = await admin.query<{
       tablename: string
