@@ -95,7 +95,7 @@ t.test('unknown routes answer 401 without a token and 404 with one', async (t) =
 })
 
 t.test(
-  '401 and 403 are logged once at info with code, route and subject; never the token',
+  '401 and 403 are logged once at info with code, route, subject and the reason; never the token',
   async (t) => {
     const { app, logText, logLines } = await buildApp(t, options, async (app) => {
       await routes(app)
@@ -114,7 +114,13 @@ t.test(
       .filter((line) => line.keyhole !== undefined)
       .map((line) => ({ level: line.level, ...(line.keyhole as object) }))
     t.same(denials, [
-      { level: 30, code: 'KH_TOKEN_EXPIRED', route: '/private', subject: null },
+      {
+        level: 30,
+        code: 'KH_TOKEN_EXPIRED',
+        route: '/private',
+        subject: null,
+        reason: 'exp: in the past',
+      },
       { level: 30, code: 'KH_FORBIDDEN', route: '/mods', subject: 'alice' },
       { level: 30, code: 'KH_TOKEN_MISSING', route: '/private', subject: null },
     ])

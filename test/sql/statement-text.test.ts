@@ -27,7 +27,8 @@ import { guardedDelete } from '../../src/sql/guarded-delete.ts'
 import { guardedInsert } from '../../src/sql/guarded-insert.ts'
 import { guardedSelect } from '../../src/sql/guarded-select.ts'
 import { guardedUpdate } from '../../src/sql/guarded-update.ts'
-import { definePolicies } from '../../src/sql/policies.ts'
+import { bindPolicies, definePolicies } from '../../src/sql/policies.ts'
+import { sql } from '../../src/sql/sql-tag.ts'
 import type { QueryConfig } from '../../src/sql/queryable.ts'
 import { renderPolicySql } from '../../src/sql/render-policy-sql.ts'
 import { makeCapability } from '../helpers/sql-capability.ts'
@@ -208,6 +209,21 @@ t.test('every doc comment\'s "generated SQL" is what the code generates', async 
     },
     guardedUpdate: { whole: true, render: async (b) => [await statementOf(b.examples[0])] },
     guardedDelete: { whole: true, render: async (b) => [await statementOf(b.examples[0])] },
+    // Your own statement with the read guard's fragment, as request.db.guard gives it.
+    sql: {
+      whole: true,
+      render: async () => {
+        const threads = definePolicies({
+          discussion_threads: { read: inGroup('group_id', 'member') },
+        })
+        return captured(async (pool) => {
+          const db = bindPolicies(threads, pool, capability)
+          const pattern = '%a%'
+          await db.query(sql`SELECT t.* FROM discussion_threads t
+  WHERE ${db.guard('discussion_threads', 'read', { alias: 't' })} AND t.title ILIKE ${pattern}`)
+        })
+      },
+    },
     // Several rows: guardedInsert's second example; one row (compileSingleInsert): its first.
     guardedInsert: { whole: true, render: async (b) => [await statementOf(b.examples[1])] },
     compileSingleInsert: {
