@@ -46,8 +46,8 @@ interface Teardown {
   teardown(fn: () => unknown): void
 }
 
-/** What each route does, the same on both adapters. */
-const handlers = {
+/** What each route does, the same on both adapters (and in worker.test.ts, without HTTP). */
+export const handlers = {
   me: (capability: Capability) => ({ subject: capability.subject, isAdmin: capability.isAdmin }),
   notes: async (db: PolicyHandle) =>
     (await db.select('notes', {}, { orderBy: [['id', 'asc']] })).map((note) => note.body),
