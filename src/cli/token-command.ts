@@ -41,7 +41,7 @@ The token is printed on stdout.`,
     try {
       jwt = jwt.setExpirationTime(flags['expires-in'] ?? '1h')
     } catch {
-      throw new UsageError('--expires-in must be a duration such as 15m, 1h or 2 days')
+      throw new UsageError('--expires-in must be a duration such as 15m, 1h or 12 hours')
     }
     io.out(await jwt.sign(secret))
     return 0
