@@ -35,3 +35,6 @@ export function expectedAccess() {
   expected.table('posts').as('admin').can('read', 'insert', 'delete')
   return expected
 }
+
+/** For `keyhole test-policies --expect example-app/access.ts`. */
+export default expectedAccess

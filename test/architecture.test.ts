@@ -33,7 +33,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   sql: ['errors', 'capability'],
   db: ['errors', 'events', 'capability', 'sql'],
   http: ['errors', 'events', 'options', 'capability', 'token', 'sql', 'db'],
-  cli: ['errors', 'options', 'capability', 'sql', 'db'],
+  cli: ['errors', 'options', 'capability', 'sql', 'db', 'testing'],
   index: ['errors', 'events', 'options', 'capability', 'token', 'sql', 'db', 'http'],
   testing: ['errors', 'capability', 'sql', 'db'],
   plugins: ['errors', 'events', 'options', 'capability', 'token', 'sql', 'db', 'http', 'index'],

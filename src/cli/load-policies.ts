@@ -35,23 +35,30 @@ async function tsxFor(file: string): Promise<TsxApi | undefined> {
 }
 
 /**
- * Imports a module and returns its `policies` export (or default export), from `definePolicies`.
- * A TypeScript module (.ts, .mts, .cts) is imported through tsx when the application installed
- * it (as `tsx src/main.ts` would run it), else as Node imports it.
+ * Imports the module `path` (`what` names it in messages). A TypeScript module (.ts, .mts, .cts)
+ * is imported through tsx when the application installed it (as `tsx src/main.ts` would run it),
+ * else as Node imports it.
  */
-export async function loadPolicies(path: string): Promise<Policies> {
+export async function loadModule(
+  path: string,
+  what = 'policies module',
+): Promise<Record<string, unknown>> {
   const file = resolve(path)
   const url = pathToFileURL(file).href
-  let module: { policies?: unknown; default?: unknown }
   try {
     const tsx = typescript.test(file) ? await tsxFor(file) : undefined
-    module = (await (tsx === undefined ? import(url) : tsx.tsImport(url, import.meta.url))) as {
-      policies?: unknown
-      default?: unknown
-    }
+    return (await (tsx === undefined ? import(url) : tsx.tsImport(url, import.meta.url))) as Record<
+      string,
+      unknown
+    >
   } catch (error) {
-    throw new UsageError(loadFailure(path, error))
+    throw new UsageError(loadFailure(path, error, what))
   }
+}
+
+/** Imports a module and returns its `policies` export (or default export), from `definePolicies`. */
+export async function loadPolicies(path: string): Promise<Policies> {
+  const module = await loadModule(path)
   const policies = (module.policies ?? module.default) as Policies | undefined
   if (policies === null || typeof policies !== 'object' || typeof policies.tables !== 'object') {
     throw new UsageError(`${path} exports no policies (export const policies = definePolicies(…))`)
@@ -63,14 +70,14 @@ export async function loadPolicies(path: string): Promise<Policies> {
  * Why the module `path` did not load, in one line; for a TypeScript module Node cannot import (no
  * tsx in the application, a Node without type stripping), the two ways to make it load.
  */
-export function loadFailure(path: string, error: unknown): string {
+export function loadFailure(path: string, error: unknown, what = 'policies module'): string {
   const e = error as { code?: unknown; message?: unknown }
   if (typescript.test(path) && e.code === 'ERR_UNKNOWN_FILE_EXTENSION') {
     return (
-      `cannot load the policies module ${path}: this Node does not run TypeScript. ` +
+      `cannot load the ${what} ${path}: this Node does not run TypeScript. ` +
       'Install tsx in the application (npm install --save-dev tsx), through which keyhole then ' +
       'loads it, or compile the module and pass the .js file'
     )
   }
-  return `cannot load the policies module ${path}: ${String(e.message)}`
+  return `cannot load the ${what} ${path}: ${String(e.message)}`
 }

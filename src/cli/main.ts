@@ -7,6 +7,7 @@ import { UsageError, type CliIo, type Command } from './io.ts'
 import { migrateCommand } from './migrate-command.ts'
 import { policiesCommand } from './policies-command.ts'
 import { setupCommand } from './setup-command.ts'
+import { testPoliciesCommand } from './test-policies-command.ts'
 import { tokenCommand } from './token-command.ts'
 
 const commands: readonly Command[] = [
@@ -15,11 +16,12 @@ const commands: readonly Command[] = [
   checkCommand,
   policiesCommand,
   tokenCommand,
+  testPoliciesCommand,
 ]
 
 const usage = `usage: keyhole <command> [flags]   (keyhole <command> --help)
 
-${commands.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}`
+${commands.map((c) => `  ${c.name.padEnd(13)} ${c.summary}`).join('\n')}`
 
 /** Runs the command line `args` (without `node` and the script) and returns the exit status. */
 export async function run(args: readonly string[], io: CliIo): Promise<number> {
