@@ -32,6 +32,7 @@ export type {
 // Events on node:diagnostics_channel (docs/events.md)
 export { channelNames, decisionChannel, findingChannel, systemChannel } from './events.ts'
 export type { DecisionEvent, FindingEvent, FindingSource } from './events.ts'
+export type { KeyholeMetrics, StatementKind } from './metrics.ts'
 
 // Token → capability
 export { createAuthenticator } from './token/authenticate.ts'

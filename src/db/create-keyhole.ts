@@ -13,6 +13,7 @@ import {
   type ResolvedCapabilityOptions,
 } from '../capability/derive.ts'
 import { ConfigurationError } from '../errors.ts'
+import { createCounters, snapshot, type KeyholeMetrics } from '../metrics.ts'
 import type { PolicyHandle } from '../sql/policies.ts'
 import { databaseShape, resolveDatabase, type DatabaseOptions } from './database-options.ts'
 import { createDatabaseRunner, guardTransaction } from './database-runner.ts'
@@ -80,6 +81,12 @@ export interface Keyhole {
    * )
    */
   readonly runAsSystem: RunAsSystem
+  /**
+   * A frozen snapshot of this keyhole's counters since it was created: `run`'s statements by
+   * kind, session resets and destroyed connections (docs/events.md, "Metrics"); the decisions,
+   * token cache and monitor counters are the adapters' and stay 0 here.
+   */
+  metrics(): KeyholeMetrics
 }
 
 const schema = z.strictObject({
@@ -132,7 +139,8 @@ export function createKeyhole(options: CreateKeyholeOptions): Keyhole {
   }
   const { capability: capabilityOptions, logger, ...database } = parsed.data
   const read = resolveCapabilityOptions(capabilityOptions as CapabilityOptions | undefined)
-  const runner = createDatabaseRunner(resolveDatabase(database, ''))
+  const counters = createCounters()
+  const runner = createDatabaseRunner(resolveDatabase(database, ''), counters)
   const resolved = runner.database
   const runAsSystem = createSystemContext({
     policies: resolved.policies,
@@ -140,7 +148,7 @@ export function createKeyhole(options: CreateKeyholeOptions): Keyhole {
     groupIdType: read.groupIdType,
     prepared: resolved.prepared,
     sessions: runner.sessions,
-    transaction: (work) => guardTransaction(resolved, work),
+    transaction: (work) => guardTransaction(resolved, work, counters),
     logger,
   })
   return Object.freeze({
@@ -150,5 +158,6 @@ export function createKeyhole(options: CreateKeyholeOptions): Keyhole {
       deriveCapability(capabilityClaims(claims, read), read).capability,
     run: runner.run,
     runAsSystem,
+    metrics: () => snapshot(counters),
   })
 }

@@ -8,6 +8,7 @@ import { ServiceUnavailable } from '../errors.ts'
 import { bindPolicies, type PolicyHandle } from '../sql/policies.ts'
 import type { Queryable } from '../sql/queryable.ts'
 import type { ResolvedDatabase } from './database-options.ts'
+import { uncounted, type MetricCounters } from '../metrics.ts'
 import {
   createSessionFactory,
   type SessionClient,
@@ -58,6 +59,7 @@ function whileOpen(queryable: SessionQueryable, open: () => boolean): SessionQue
 export async function guardTransaction<T>(
   database: ResolvedDatabase,
   work: (db: SessionQueryable) => Promise<T>,
+  counters: MetricCounters = uncounted,
 ): Promise<T> {
   let client: SessionClient
   try {
@@ -86,19 +88,25 @@ export async function guardTransaction<T>(
       failed = undefined
     } catch {
       // The connection is broken: destroy it.
+      counters.connectionsDestroyed++
     }
     client.release(failed)
     throw error
   }
 }
 
-export function createDatabaseRunner(database: ResolvedDatabase): DatabaseRunner {
+/** @param counters incremented by its statements, resets and destroyed connections */
+export function createDatabaseRunner(
+  database: ResolvedDatabase,
+  counters: MetricCounters = uncounted,
+): DatabaseRunner {
   const sessions =
     database.mode === 'rls'
       ? createSessionFactory({
           pool: database.pool,
           signingKey: database.signingKey as string | Uint8Array,
           prepared: database.prepared,
+          counters,
         })
       : undefined
   const bind = (
@@ -110,6 +118,7 @@ export function createDatabaseRunner(database: ResolvedDatabase): DatabaseRunner
       prepared: database.prepared,
       mode: database.mode,
       transaction,
+      counters: counters.statements,
     })
   return Object.freeze({
     database,
@@ -121,7 +130,7 @@ export function createDatabaseRunner(database: ResolvedDatabase): DatabaseRunner
       bind(database.pool, capability)
       const run = (queryable: SessionQueryable) => work(bind(queryable, capability))
       return sessions === undefined
-        ? guardTransaction(database, run)
+        ? guardTransaction(database, run, counters)
         : sessions.withCapability(capability, run)
     },
   })

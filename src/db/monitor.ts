@@ -5,6 +5,7 @@
  */
 import { ConfigurationError, InsecureDatabase, type DatabaseFinding } from '../errors.ts'
 import { callHook, publishFindings, publishRecovered } from '../events.ts'
+import type { MetricCounters } from '../metrics.ts'
 import { messageOf } from './checks/context.ts'
 
 /** The part of a pino-like logger the monitor uses. */
@@ -32,6 +33,8 @@ export interface MonitorOptions {
   onRecovered?: (() => unknown) | undefined
   /** Findings are logged at `fatal` on every run that has them. @default console */
   logger?: MonitorLogger | undefined
+  /** Counts each run and its findings (see `KeyholeMetrics.monitor`). */
+  counters?: Pick<MetricCounters, 'monitorRuns' | 'monitorFindings'> | undefined
 }
 
 export interface DatabaseMonitor {
@@ -123,6 +126,11 @@ export function startMonitor(options: MonitorOptions): DatabaseMonitor {
         result = await options.check()
       } catch (error) {
         result = [checkFailed(error)]
+      }
+      const counters = options.counters
+      if (counters !== undefined) {
+        counters.monitorRuns++
+        counters.monitorFindings += result.length
       }
       if (!stopped) record(result)
       return result

@@ -4,6 +4,7 @@
  * security sees the same capability as the application's guards, and nothing of it survives the
  * transaction on the pooled connection.
  */
+import { uncounted, type MetricCounters } from '../metrics.ts'
 import type { Capability } from '../capability/capability.ts'
 import { ServiceUnavailable, SessionDirty } from '../errors.ts'
 import { Pipeline, type PipelineResult, type PipelineStatement } from './pipeline.ts'
@@ -57,6 +58,8 @@ export interface SessionFactoryOptions {
    * @default true
    */
   readonly prepared?: boolean | undefined
+  /** Counts the session resets and the destroyed connections (see `KeyholeMetrics`). */
+  readonly counters?: MetricCounters | undefined
 }
 
 export interface SessionFactory {
@@ -197,6 +200,7 @@ function statement(query: string | SessionQuery, values?: readonly unknown[]): S
 export function createSessionFactory(options: SessionFactoryOptions): SessionFactory {
   const signer = createCapabilitySigner(options.signingKey)
   const pool = options.pool
+  const counters = options.counters ?? uncounted
   const setName = options.prepared === false ? undefined : 'keyhole_set_capability'
   const setStatement = (capability: Capability): PipelineStatement => ({
     name: setName,
@@ -245,8 +249,10 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
   async function abandon(client: SessionClient, error: unknown, rollback: boolean) {
     const statements: PipelineStatement[] = rollback ? [{ text: 'ROLLBACK' }] : []
     statements.push(RESET_SESSION)
+    counters.sessionsReset++
     await pipeline(client, statements).catch(() => {})
     client.release(toError(error))
+    counters.connectionsDestroyed++
   }
 
   async function runOne<R>(
@@ -259,7 +265,10 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     const untrusted = !isGenerated(sent)
     try {
       const statements = [setStatement(capability), sent]
-      if (untrusted) statements.push(RESET_SESSION)
+      if (untrusted) {
+        statements.push(RESET_SESSION)
+        counters.sessionsReset++
+      }
       const [, result] = await pipeline(client, statements, true)
       client.release()
       return result as SessionResult<R>
@@ -321,6 +330,7 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
       // A statement's failure that work() caught leaves the transaction aborted: COMMIT answers
       // ROLLBACK (checked below). The refusal of the capability is such a failure, and reported.
       await begun
+      if (untrusted) counters.sessionsReset++
       const [commit] = await pipeline(
         client,
         untrusted ? [{ text: 'COMMIT' }, RESET_SESSION] : [{ text: 'COMMIT' }],

@@ -8,6 +8,7 @@ import type { CheckDatabaseOptions } from '../db/check-database.ts'
 import { startMonitor, type DatabaseMonitor, type MonitorLogger } from '../db/monitor.ts'
 import { InsecureDatabase, type DatabaseFinding } from '../errors.ts'
 import { callHook, publishFindings, type FindingEvent, type FindingSource } from '../events.ts'
+import type { MetricCounters } from '../metrics.ts'
 import type { MonitorSettings, ResolvedDatabase } from './adapter-options.ts'
 
 export interface DatabaseHealthOptions {
@@ -20,6 +21,8 @@ export interface DatabaseHealthOptions {
   readonly close: () => unknown
   /** The `onFinding` option: each finding (start-up and monitor) and each recovery. */
   readonly onFinding?: ((event: FindingEvent) => unknown) | undefined
+  /** The runtime's counters: the monitor's runs and findings. */
+  readonly counters?: MetricCounters | undefined
 }
 
 const RECOVERED: FindingEvent = Object.freeze({ type: 'recovered', source: 'monitor' })
@@ -58,6 +61,7 @@ export async function startDatabaseHealth(
     check: () => checkDatabase(database.pool, checks),
     intervalMs: monitor.intervalMs,
     logger: options.logger,
+    counters: options.counters,
     onFinding: (findings) => {
       // The monitor itself publishes its findings; the hook is the adapter's.
       for (const finding of findings)

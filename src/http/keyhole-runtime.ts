@@ -34,6 +34,13 @@ import {
 import { startDatabaseHealth } from './database-health.ts'
 import { errorResponse, type ErrorResponse } from './error-response.ts'
 import { logDenial, type InfoLogger } from './log-denial.ts'
+import {
+  countRefusal,
+  createCounters,
+  snapshot,
+  type KeyholeMetrics,
+  type MetricCounters,
+} from '../metrics.ts'
 import { publishAllow, publishRefusal, type DecisionContext } from './publish-decision.ts'
 import { requestDatabases, type RequestDatabases } from './request-database.ts'
 import { tokenSource, type RawRequest } from './token-source.ts'
@@ -96,6 +103,11 @@ export interface KeyholeState {
   assertHealthy(): void
   /** Forgets every verified token (see `Authenticator.invalidate`): for `getKey` key rotation. */
   invalidate(): void
+  /**
+   * A frozen snapshot of this keyhole's counters since it was created: decisions, the token
+   * cache, statements, session resets, destroyed connections, monitor runs (docs/events.md).
+   */
+  metrics(): KeyholeMetrics
 }
 
 export interface KeyholeRuntime extends KeyholeState {
@@ -105,6 +117,8 @@ export interface KeyholeRuntime extends KeyholeState {
   readonly options: ResolvedAdapterOptions
   /** `request.db`'s handles and transactions, with the `database` option. */
   readonly databases: RequestDatabases | undefined
+  /** The counters behind {@link KeyholeState.metrics}, incremented in place. */
+  readonly counters: MetricCounters
   /** Resolves once the keys are imported; rejects `KH_INVALID_OPTIONS` for a key that does not. */
   imported(): Promise<void>
   /**
@@ -193,8 +207,11 @@ export function createKeyholeRuntime(
   const roles = capabilityOptions.hierarchy.roles
   const knownRoles = new Set<string>()
 
+  const counters = createCounters()
+  // The refusals counted: the same error may reach report() twice (its hook, the error handler).
+  const counted = new WeakSet<KeyholeError>()
   let authenticator: Authenticator | undefined
-  const authenticating = authenticatorOf(parsed)
+  const authenticating = authenticatorOf(parsed, counters)
   // Handled here (a bad key fails ready() and every request), never an unhandled rejection.
   authenticating.then((value) => (authenticator = value), ignore)
   let monitor: DatabaseMonitor | undefined
@@ -207,6 +224,11 @@ export function createKeyholeRuntime(
 
   function report(error: unknown, at: RequestReport): void {
     if (!isKeyholeError(error)) return
+    const status = error.statusCode
+    if ((status === 401 || status === 403 || status === 404) && !counted.has(error)) {
+      counted.add(error)
+      countRefusal(counters, error.code)
+    }
     if (adapter.logDenials) logDenial(at.log, error, at.route, at.capability)
     publishRefusal(error, at)
   }
@@ -226,6 +248,7 @@ export function createKeyholeRuntime(
       logger,
       close: close as () => unknown,
       onFinding: adapter.onFinding,
+      counters,
     })
     started = true
   }
@@ -235,7 +258,10 @@ export function createKeyholeRuntime(
     roles,
     logger,
     options: adapter,
-    databases: adapter.database && requestDatabases(createDatabaseRunner(adapter.database), realm),
+    counters,
+    metrics: () => snapshot(counters),
+    databases:
+      adapter.database && requestDatabases(createDatabaseRunner(adapter.database, counters), realm),
     get healthy() {
       return serving()
     },
@@ -254,6 +280,7 @@ export function createKeyholeRuntime(
             'keyhole: permissions with unknown roles',
           )
         }
+        counters.allowed++
         if (allows)
           publishAllow('token', { route, method: request.method, capability: result.capability })
         return result.capability
@@ -264,6 +291,7 @@ export function createKeyholeRuntime(
     },
     report,
     allowed(at, check = 'role') {
+      counters.allowed++
       if (allows) publishAllow(check, at)
     },
     requireCapability() {
@@ -370,6 +398,7 @@ export function exposeState<T extends object>(
     healthy: { get: () => runtime.healthy, enumerable: true },
     assertHealthy: { value: () => runtime.assertHealthy() },
     invalidate: { value: () => runtime.invalidate() },
+    metrics: { value: () => runtime.metrics() },
     [kRuntime]: { value: runtime },
   }) as T & KeyholeState
 }

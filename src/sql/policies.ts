@@ -3,6 +3,7 @@
  * the request-bound handle ({@link bindPolicies}) and the RLS policies (`renderPolicySql`),
  * so the application's guard and the database's cannot drift apart.
  */
+import { uncounted, type StatementKind } from '../metrics.ts'
 import type { Capability } from '../capability/capability.ts'
 import { ConfigurationError } from '../errors.ts'
 import { isGuard, type Guard, type GuardNode } from './guard.ts'
@@ -189,6 +190,8 @@ export interface BindOptions extends StatementOptions {
    * @default 'request'
    */
   readonly transaction?: 'request' | 'statement' | undefined
+  /** Counts each statement by kind (see `KeyholeMetrics.statements`). */
+  readonly counters?: Record<StatementKind, number> | undefined
 }
 
 /**
@@ -319,11 +322,13 @@ export function bindPolicies<DB = any>(
 ): HandleOf<DB> {
   assertRoles(policies, capability)
   const prepared = options.prepared
+  const counted = options.counters ?? uncounted.statements
   // Only called after guardFor found the table's policy.
   const read = (table: string) => (policies.tables[table] as TablePolicy).read
   const handle = {
     async insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
       const guard = guardFor(policies, table, 'insert')
+      counted.insert++
       return guardedInsert(queryable, capability, {
         into: table,
         values: values as Row,
@@ -336,6 +341,7 @@ export function bindPolicies<DB = any>(
       })
     },
     async select(table, where, opts = {}) {
+      counted.select++
       return guardedSelect(queryable, capability, {
         from: table,
         where,
@@ -349,6 +355,7 @@ export function bindPolicies<DB = any>(
       })
     },
     async count(table, where) {
+      counted.count++
       return guardedCount(queryable, capability, {
         from: table,
         where,
@@ -357,6 +364,7 @@ export function bindPolicies<DB = any>(
       })
     },
     async update(table, where, set, opts = {}) {
+      counted.update++
       return guardedUpdate(queryable, capability, {
         table,
         where,
@@ -369,6 +377,7 @@ export function bindPolicies<DB = any>(
       })
     },
     async delete(table, where, opts = {}) {
+      counted.delete++
       return guardedDelete(queryable, capability, {
         from: table,
         where,
@@ -383,7 +392,12 @@ export function bindPolicies<DB = any>(
     mode: options.mode === 'rls' ? 'rls' : 'guard',
     transaction: options.transaction === 'statement' ? 'statement' : 'request',
   } as const
-  return attachRawSql(handle, queryable, capability, settings, (table, operation) =>
-    guardFor(policies, table, operation),
+  return attachRawSql(
+    handle,
+    queryable,
+    capability,
+    settings,
+    (table, operation) => guardFor(policies, table, operation),
+    counted,
   ) as PolicyHandle as HandleOf<DB>
 }

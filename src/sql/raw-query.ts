@@ -8,6 +8,7 @@
  * each is guarded, stays the author's to get right; what the rule stops is a plain string, a
  * `{ text, values }` object, or a fragment cached from another request reaching the database.
  */
+import { uncounted, type StatementKind } from '../metrics.ts'
 import type { Capability } from '../capability/capability.ts'
 import { ConfigurationError } from '../errors.ts'
 import type { Guard } from './guard.ts'
@@ -141,7 +142,7 @@ export interface RawSqlMethods {
 
 /**
  * Builds `query` and `guard` over `queryable`, and registers `handle` for keyhole/kysely.
- * `guardOf` looks the table's guard up (and throws `KH_NO_POLICY`).
+ * `guardOf` looks the table's guard up (and throws `KH_NO_POLICY`); `counters` counts each run.
  */
 export function attachRawSql<H extends object>(
   handle: H,
@@ -149,8 +150,11 @@ export function attachRawSql<H extends object>(
   capability: Capability,
   settings: RawSqlSettings,
   guardOf: (table: string, operation: GuardFragmentOperation) => Guard,
+  counters: Record<StatementKind, number> = uncounted.statements,
 ): H & RawSqlMethods {
   const run = async (config: RawQueryConfig) => {
+    // Your own SQL, through `query` or keyhole/kysely: counted as a 'query'.
+    counters.query++
     try {
       return (await queryable.query(config as never)) as RawQueryResult<never>
     } catch (error) {

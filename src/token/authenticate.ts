@@ -16,7 +16,7 @@ import {
 import { extractToken, type TokenSource } from './extract-token.ts'
 import { createKeySet } from './keys.ts'
 import { precheckToken } from './precheck-token.ts'
-import { TokenCache } from './token-cache.ts'
+import { TokenCache, type CacheCounters } from './token-cache.ts'
 import { verifyToken } from './verify-token.ts'
 
 export type { TokenSource }
@@ -84,12 +84,18 @@ export async function createAuthenticator(options: KeyholeOptions): Promise<Auth
 }
 
 /** {@link createAuthenticator} for options already parsed (the adapters parse them once). */
-export async function authenticatorOf(parsed: ParsedKeyholeOptions): Promise<Authenticator> {
+export async function authenticatorOf(
+  parsed: ParsedKeyholeOptions,
+  counters?: CacheCounters,
+): Promise<Authenticator> {
   const resolved = resolveTokenOptions(parsed)
   const capabilityOptions = resolveCapabilityOptions(parsed.capability)
   const keys = await createKeySet(parsed)
   const algorithms = new Set<string>(resolved.algorithms)
-  const cache = resolved.cache === false ? undefined : new TokenCache<Verified>(resolved.cache.max)
+  const cache =
+    resolved.cache === false
+      ? undefined
+      : new TokenCache<Verified>(resolved.cache.max, Date.now, counters)
   const { realm, maxTokenBytes, isRevoked, maxTokenAge } = resolved
 
   async function verify(token: string): Promise<Verified> {

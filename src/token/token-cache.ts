@@ -9,6 +9,10 @@
  * 10 000 of its requests instead of 950, and an eviction costs constant time instead of a scan.
  */
 import { LRUCache } from 'lru-cache'
+import type { MetricCounters } from '../metrics.ts'
+
+/** The counters a cache increments: hits, misses, evictions (see `KeyholeMetrics.tokenCache`). */
+export type CacheCounters = Pick<MetricCounters, 'cacheHits' | 'cacheMisses' | 'cacheEvictions'>
 
 interface Entry<T> {
   readonly value: T
@@ -19,14 +23,24 @@ interface Entry<T> {
 export class TokenCache<T> {
   readonly #entries: LRUCache<string, Entry<T>>
   readonly #now: () => number
+  readonly #counters: CacheCounters | undefined
 
   /**
    * @param max the most entries; the least recently used is evicted first
    * @param now the clock in milliseconds (tests pass their own)
+   * @param counters incremented on each hit, miss and eviction
    */
-  constructor(max: number, now: () => number = Date.now) {
-    this.#entries = new LRUCache({ max })
+  constructor(max: number, now: () => number = Date.now, counters?: CacheCounters) {
+    this.#entries = new LRUCache({
+      max,
+      ...(counters && {
+        dispose: (_value, _key, reason) => {
+          if (reason === 'evict') counters.cacheEvictions++
+        },
+      }),
+    })
     this.#now = now
+    this.#counters = counters
   }
 
   /** The number of entries held (expired ones included until they are looked up or evicted). */
@@ -37,9 +51,12 @@ export class TokenCache<T> {
   /** The cached value, or undefined when absent or past its deadline (then it is dropped). */
   get(token: string): T | undefined {
     const entry = this.#entries.get(token)
-    if (entry === undefined) return undefined
-    if (this.#now() < entry.deadline) return entry.value
-    this.#entries.delete(token)
+    if (entry !== undefined && this.#now() < entry.deadline) {
+      if (this.#counters) this.#counters.cacheHits++
+      return entry.value
+    }
+    if (this.#counters) this.#counters.cacheMisses++
+    if (entry !== undefined) this.#entries.delete(token)
     return undefined
   }
 
