@@ -256,6 +256,8 @@ try {
       await admin.query(`ALTER SYSTEM SET auto_explain.log_min_duration = -1`)
       await admin.query('SELECT pg_reload_conf()')
       for (const kind of kinds.slice(0, 2)) {
+        // The pool closes idle connections: open the one the requests will use, then sample it.
+        await send(kind, 0)
         const { rows } = await admin.query<{ pid: number }>(
           `SELECT pid FROM pg_stat_activity WHERE usename = $1`,
           [roles.runtime],
@@ -264,36 +266,32 @@ try {
         const perf = spawn(
           'perf',
           ['record', '-F', '1999', '-g', '-o', file, '-p', rows.map((r) => r.pid).join(',')],
-          { stdio: 'ignore' },
+          { stdio: ['ignore', 'ignore', 'pipe'] },
         )
+        let perfError = ''
+        perf.stderr.on('data', (chunk: Buffer) => (perfError += chunk.toString()))
+        const closed = new Promise((resolve) => {
+          perf.on('close', resolve)
+          perf.on('error', (error) => resolve((perfError += String(error))))
+        })
         await sleep(500)
         for (let i = 0; i < PERF; i++) await send(kind, 0)
         perf.kill('SIGINT')
-        await new Promise((resolve) => perf.on('close', resolve))
+        await closed
+        if (perfError.includes('rror')) report.push(`perf record: ${perfError.trim()}`)
         const top = spawnSync(
           'perf',
-          [
-            'report',
-            '-i',
-            file,
-            '--stdio',
-            '--no-children',
-            '--sort',
-            'symbol',
-            '--percent-limit',
-            '1.5',
-            '-g',
-            'none',
-          ],
-          { encoding: 'utf8' },
+          ['report', '-i', file, '--stdio', '--children', '--sort', 'symbol', '-g', 'none'],
+          { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
         )
-        report.push(`## perf: ${kind.name}, ${PERF} requests (self time by symbol, ≥ 1.5 %)`, '')
+        // Inclusive time of the backend's main stages and of what keyhole's functions run.
+        const stages =
+          /\] (PostgresMain|exec_bind_message|exec_execute_message|exec_parse_message|PortalRun|standard_ExecutorRun|ExecInitNode|ExecSetParamPlan|plpgsql_call_handler|plpgsql_exec_function|fmgr_security_definer|set_config_option|AtEOXact_GUC|NewGUCNestLevel|SPI_execute_plan_with_paramlist|_SPI_execute_plan|exec_stmt_execsql|sha256_bytea|pg_cryptohash_final|pg_cryptohash_update|SHA256_Update|SHA256_Final|set_config_by_name|CommitTransactionCommand|pq_flush|secure_write|secure_read|ExecInsert|ExecUpdate|ExecDelete|ri_Check_Pk_Match|RI_FKey_check|LockAcquireExtended|XLogInsert|XLogFlush|pgss_ExecutorEnd|explain_ExecutorEnd)\s/
         report.push(
-          '```',
-          ...top.stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')),
-          '```',
+          `## perf: ${kind.name}, ${PERF} requests (inclusive % of the backend's samples)`,
           '',
         )
+        report.push('```', ...top.stdout.split('\n').filter((l) => stages.test(l)), '```', '')
         rmSync(file, { force: true })
       }
     }
