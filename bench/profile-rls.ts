@@ -265,7 +265,7 @@ try {
         const file = `/tmp/keyhole-profile-${process.pid}.perf`
         const perf = spawn(
           'perf',
-          ['record', '-F', '1999', '-g', '-o', file, '-p', rows.map((r) => r.pid).join(',')],
+          ['record', '-F', '1999', '-o', file, '-p', rows.map((r) => r.pid).join(',')],
           { stdio: ['ignore', 'ignore', 'pipe'] },
         )
         let perfError = ''
@@ -281,17 +281,28 @@ try {
         if (perfError.includes('rror')) report.push(`perf record: ${perfError.trim()}`)
         const top = spawnSync(
           'perf',
-          ['report', '-i', file, '--stdio', '--children', '--sort', 'symbol', '-g', 'none'],
+          [
+            'report',
+            '-i',
+            file,
+            '--stdio',
+            '--no-children',
+            '--sort',
+            'symbol',
+            '--percent-limit',
+            '1',
+          ],
           { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
         )
-        // Inclusive time of the backend's main stages and of what keyhole's functions run.
-        const stages =
-          /\] (PostgresMain|exec_bind_message|exec_execute_message|exec_parse_message|PortalRun|standard_ExecutorRun|ExecInitNode|ExecSetParamPlan|plpgsql_call_handler|plpgsql_exec_function|fmgr_security_definer|set_config_option|AtEOXact_GUC|NewGUCNestLevel|SPI_execute_plan_with_paramlist|_SPI_execute_plan|exec_stmt_execsql|sha256_bytea|pg_cryptohash_final|pg_cryptohash_update|SHA256_Update|SHA256_Final|set_config_by_name|CommitTransactionCommand|pq_flush|secure_write|secure_read|ExecInsert|ExecUpdate|ExecDelete|ri_Check_Pk_Match|RI_FKey_check|LockAcquireExtended|XLogInsert|XLogFlush|pgss_ExecutorEnd|explain_ExecutorEnd)\s/
+        // Self time only: the embedded server's binary has no frame pointers, so `-g` call chains
+        // do not unwind (inclusive time would need `--call-graph dwarf`).
+        report.push(`## perf: ${kind.name}, ${PERF} requests (self time by symbol, ≥ 1 %)`, '')
         report.push(
-          `## perf: ${kind.name}, ${PERF} requests (inclusive % of the backend's samples)`,
+          '```',
+          ...top.stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')),
+          '```',
           '',
         )
-        report.push('```', ...top.stdout.split('\n').filter((l) => stages.test(l)), '```', '')
         rmSync(file, { force: true })
       }
     }
