@@ -254,3 +254,27 @@ t.test('the monitor counts each run and its findings', async (t) => {
   // Two findings, then the check that could not run (one finding: KH_DB_CHECK_FAILED).
   t.same(snapshot(counters).monitor, { runs: 4, findings: 3 })
 })
+
+t.test('an adapter’s monitor: its runs and findings reach metrics()', async (t) => {
+  const alive = setInterval(() => {}, 1000) // the monitor's timer is unref()ed
+  t.teardown(() => clearInterval(alive))
+  const { app } = await fastifyApp.buildApp(t, {
+    database: options.database,
+    checks: { migrationRole: k.migrator.name },
+    monitor: { intervalMs: 20 },
+  })
+  const until = async (done: (m: KeyholeMetrics['monitor']) => boolean) => {
+    while (!done(app.keyhole.metrics().monitor)) await new Promise((r) => setTimeout(r, 10))
+    return app.keyhole.metrics().monitor
+  }
+  t.equal((await until((m) => m.runs >= 2)).findings, 0, 'passing runs: no finding')
+  await k.db.pool.query(`GRANT TRUNCATE ON notes TO ${k.runtime.name}`)
+  const broken = await until((m) => m.findings >= 2)
+  await k.db.pool.query(`REVOKE TRUNCATE ON notes FROM ${k.runtime.name}`)
+  const healthy = await until(() => app.keyhole.healthy)
+  // One finding (the TRUNCATE privilege) on each run while it stood.
+  t.ok(broken.runs >= 4, 'each run counted')
+  t.ok(healthy.findings >= 2 && healthy.findings <= healthy.runs - 2, 'one finding per broken run')
+  const later = await until((m) => m.runs >= healthy.runs + 2)
+  t.equal(later.findings, healthy.findings, 'a passing run adds no finding')
+})
