@@ -16,9 +16,11 @@ import Fastify, {
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { capabilities } from 'keyhole/fastify'
-import { isKeyholeError } from 'keyhole'
+import { createKeyhole, isKeyholeError, type Keyhole } from 'keyhole'
 import { connectDatabase, type DatabaseChoice } from './database.ts'
+import { logKeyholeEvents } from './events-log.ts'
 import { policies } from './policies.ts'
+import { RETENTION_INTERVAL_MS, startRetention } from './retention.ts'
 import { groupRoutes } from './routes/groups.ts'
 import { healthRoutes } from './routes/health.ts'
 import { postRoutes } from './routes/posts.ts'
@@ -30,6 +32,17 @@ export interface BuildOptions extends TokenSettings, DatabaseChoice {
   /** How often the monitor re-runs the database checks; default 60 s. */
   readonly monitorIntervalMs?: number
   readonly logger?: FastifyServerOptions['logger']
+  /** Delete threads older than this many days, every `retentionIntervalMs`; undefined: never. */
+  readonly retentionDays?: number | undefined
+  /** How often the retention job runs; default hourly. */
+  readonly retentionIntervalMs?: number | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** keyhole for work outside a request (the retention job): the routes' pool and policies. */
+    jobs: Keyhole
+  }
 }
 
 /** Builds the forum; close it with `app.close()`, which also stops the monitor and ends the pool. */
@@ -42,6 +55,21 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
   })
   app.addHook('onClose', () => database.pool.end())
   for (const { level, message, fields } of database.log) app.log[level](fields, message)
+  // Every refusal and every use of the system context, one JSON line each in the server's log.
+  app.addHook('onClose', logKeyholeEvents(app.log))
+  const jobs = createKeyhole({ pool: database.pool, policies, signingKey: database.signingKey })
+  app.decorate('jobs', jobs)
+  if (options.retentionDays !== undefined) {
+    const retention = startRetention(
+      jobs,
+      {
+        retentionDays: options.retentionDays,
+        intervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
+      },
+      (error) => app.log.error({ err: error }, 'retention job failed'),
+    )
+    app.addHook('onClose', () => retention.stop())
+  }
 
   try {
     for (const schema of sharedSchemas) app.addSchema(schema)

@@ -23,6 +23,8 @@ export interface ExampleConfig {
   readonly jwtIssuer: string
   readonly jwtAudience: string
   readonly monitorIntervalMs: number
+  /** KEYHOLE_RETENTION_DAYS: threads older than this are deleted hourly; undefined (default): never. */
+  readonly retentionDays: number | undefined
   /** Where the embedded PostgreSQL keeps its data; default example-app/.data/. */
   readonly dataDir: string
 }
@@ -85,6 +87,7 @@ const envSchema = z.object({
   JWT_ISSUER: nonEmpty('JWT_ISSUER').default('keyhole-example'),
   JWT_AUDIENCE: nonEmpty('JWT_AUDIENCE').default('forum'),
   MONITOR_INTERVAL_MS: decimal('MONITOR_INTERVAL_MS', 1000, 86_400_000).default(60_000),
+  KEYHOLE_RETENTION_DAYS: decimal('KEYHOLE_RETENTION_DAYS', 1, 36_500).optional(),
   DATA_DIR: z.string().default(fileURLToPath(new URL('./.data/', import.meta.url))),
 })
 
@@ -152,6 +155,7 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     jwtIssuer: v.JWT_ISSUER,
     jwtAudience: v.JWT_AUDIENCE,
     monitorIntervalMs: v.MONITOR_INTERVAL_MS,
+    retentionDays: v.KEYHOLE_RETENTION_DAYS,
     dataDir: v.DATA_DIR,
   }
   Object.defineProperty(config, 'jwtSecret', {

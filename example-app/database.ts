@@ -63,7 +63,9 @@ const operations = { read: 'select', insert: 'insert', update: 'update', delete:
 const checkOptions = {
   guardedTables: Object.entries(policies.tables).map(([table, policy]) => ({
     table: `public.${table}`,
-    operations: Object.keys(policy).map((op) => operations[op as keyof typeof operations]),
+    operations: Object.keys(policy)
+      .filter((op) => op !== 'system')
+      .map((op) => operations[op as keyof typeof operations]),
   })),
   policies,
 }

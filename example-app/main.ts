@@ -99,6 +99,7 @@ const settings = {
   jwtIssuer: config.jwtIssuer,
   jwtAudience: config.jwtAudience,
   monitorIntervalMs: config.monitorIntervalMs,
+  retentionDays: config.retentionDays,
 }
 
 async function start(): Promise<Running> {

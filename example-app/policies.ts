@@ -6,6 +6,8 @@
  * 2. Any user can post in a thread in a group they belong to.
  * 3. Moderators can do the above and delete threads (and posts) in groups they moderate.
  * 4. Admins can do all of the above in any group (every guard admits admins).
+ * 5. The retention job (retention.ts), in keyhole's system context, reads and deletes threads of
+ *    every group; nothing else crosses groups (their posts go by ON DELETE CASCADE).
  */
 import { adminOnly, and, definePolicies, inGroup, isSubject, or, viaParent } from 'keyhole'
 import type { DB } from './tables.ts'
@@ -31,6 +33,7 @@ export const policies = definePolicies<DB>({
     // The author may rename a thread while still a member of its group; moderators always may.
     update: or(and(isSubject('created_by'), member), moderator),
     delete: moderator,
+    system: ['read', 'delete'],
   },
   posts: {
     read: viaParent(thread, 'member'),

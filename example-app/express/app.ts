@@ -15,10 +15,12 @@ import {
   type KeyholeLogger,
   type KeyholeMiddleware,
 } from 'keyhole/express'
-import { NotFound } from 'keyhole'
+import { createKeyhole, NotFound, type Keyhole } from 'keyhole'
 import type { BuildOptions } from '../app.ts'
 import { connectDatabase } from '../database.ts'
+import { logKeyholeEvents, type EventLogger } from '../events-log.ts'
 import { policies } from '../policies.ts'
+import { RETENTION_INTERVAL_MS, startRetention } from '../retention.ts'
 import { forumRoutes } from './routes.ts'
 
 export type ExpressBuildOptions = Omit<BuildOptions, 'logger'> & {
@@ -29,6 +31,8 @@ export type ExpressBuildOptions = Omit<BuildOptions, 'logger'> & {
 export interface ExpressForum {
   readonly app: express.Express
   readonly keyhole: KeyholeMiddleware
+  /** keyhole for work outside a request (the retention job): the routes' pool and policies. */
+  readonly jobs: Keyhole
   /** Runs the start-up checks (refusing on a finding), then listens; resolves to the base URL. */
   listen(port: number, host: string): Promise<string>
   /** Stops accepting, lets in-flight requests finish, stops the monitor and ends the pool. */
@@ -126,6 +130,24 @@ export async function buildExpress(options: ExpressBuildOptions): Promise<Expres
     throw error
   }
 
+  // Every refusal and every use of the system context, one JSON line each (stdout without a logger).
+  const stdout = (level: string) => (fields: object, message: string) =>
+    void process.stdout.write(`${JSON.stringify({ level, ...fields, msg: message })}\n`)
+  const lines: EventLogger = options.logger ?? { info: stdout('info'), warn: stdout('warn') }
+  const stopLogging = logKeyholeEvents(lines)
+  const jobs = createKeyhole({ pool: database.pool, policies, signingKey: database.signingKey })
+  const retention =
+    options.retentionDays === undefined
+      ? undefined
+      : startRetention(
+          jobs,
+          {
+            retentionDays: options.retentionDays,
+            intervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
+          },
+          (error) => lines.warn({ err: String((error as Error).message) }, 'retention job failed'),
+        )
+
   const app = express()
   app.disable('x-powered-by')
   // keyhole first: a request without a valid token is refused before its body is even read.
@@ -145,6 +167,8 @@ export async function buildExpress(options: ExpressBuildOptions): Promise<Expres
         server.close()
         await once(server, 'close')
       }
+      retention?.stop()
+      stopLogging()
       await keyhole.close()
       await database.pool.end()
     })())
@@ -152,6 +176,7 @@ export async function buildExpress(options: ExpressBuildOptions): Promise<Expres
   return {
     app,
     keyhole,
+    jobs,
     async listen(port, host) {
       try {
         // The checks first: on an insecure database the port never opens.

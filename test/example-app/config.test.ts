@@ -15,6 +15,7 @@ t.test(
       jwtIssuer: 'keyhole-example',
       jwtAudience: 'forum',
       monitorIntervalMs: 60_000,
+      retentionDays: undefined,
     })
     t.equal(config.jwtSecret, secret)
     t.ok(Object.isFrozen(config))
@@ -31,6 +32,7 @@ t.test('every variable is read', (t) => {
     JWT_ISSUER: 'https://auth.example',
     JWT_AUDIENCE: 'api',
     MONITOR_INTERVAL_MS: '5000',
+    KEYHOLE_RETENTION_DAYS: '365',
     DATA_DIR: '/var/lib/forum',
   })
   t.match(config, {
@@ -40,6 +42,7 @@ t.test('every variable is read', (t) => {
     jwtIssuer: 'https://auth.example',
     jwtAudience: 'api',
     monitorIntervalMs: 5000,
+    retentionDays: 365,
     dataDir: '/var/lib/forum',
   })
   t.end()
@@ -74,6 +77,8 @@ const bad: [string, Record<string, string>, RegExp][] = [
   ['JWT_SECRET too short', { JWT_SECRET: 'short' }, /JWT_SECRET must be at least 32 bytes/],
   ['MONITOR_INTERVAL_MS not a number', { MONITOR_INTERVAL_MS: '1m' }, /MONITOR_INTERVAL_MS must/],
   ['MONITOR_INTERVAL_MS too small', { MONITOR_INTERVAL_MS: '7' }, /between 1000 and 86400000/],
+  ['KEYHOLE_RETENTION_DAYS too large', { KEYHOLE_RETENTION_DAYS: '100000' }, /between 1 and 36500/],
+  ['KEYHOLE_RETENTION_DAYS not a number', { KEYHOLE_RETENTION_DAYS: '1y' }, /RETENTION_DAYS must/],
 ]
 
 t.test('a bad value is one line naming the variable, never echoing the value', (t) => {

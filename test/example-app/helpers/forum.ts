@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import type { FastifyInstance, InjectOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions, InjectOptions } from 'fastify'
 import { build } from '../../../example-app/app.ts'
 import { buildExpress } from '../../../example-app/express/app.ts'
 import { signToken, type Permission, type TokenSettings } from '../../../example-app/tokens.ts'
@@ -92,6 +92,10 @@ function httpSender(base: string): Send {
 export interface StartOptions {
   readonly adapter?: ForumAdapter
   readonly monitorIntervalMs?: number
+  /** The Fastify forum's logger (default none). */
+  readonly logger?: FastifyServerOptions['logger']
+  readonly retentionDays?: number
+  readonly retentionIntervalMs?: number
 }
 
 export async function startForum(t: Teardown, extra: StartOptions = {}): Promise<Forum> {
@@ -106,6 +110,8 @@ export async function startForum(t: Teardown, extra: StartOptions = {}): Promise
     ...settings,
     roles: { migration: `${db.prefix}_migrator`, runtime: `${db.prefix}_app` },
     monitorIntervalMs: extra.monitorIntervalMs ?? 60_000,
+    retentionDays: extra.retentionDays,
+    retentionIntervalMs: extra.retentionIntervalMs,
   }
   const adapter = extra.adapter ?? 'fastify'
   let app: FastifyInstance | undefined
@@ -117,7 +123,7 @@ export async function startForum(t: Teardown, extra: StartOptions = {}): Promise
     baseUrl = await forum.listen(0, '127.0.0.1')
     send = httpSender(baseUrl)
   } else {
-    const fastify = await build(options)
+    const fastify = await build({ ...options, logger: extra.logger })
     t.teardown(() => fastify.close())
     app = fastify
     send = (options) => fastify.inject(options)
