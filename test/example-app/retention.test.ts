@@ -108,7 +108,11 @@ t.test('the timer runs the job until stopped', async (t) => {
     const ran = new Promise<void>((resolve) => (run = resolve))
     const listener = () => run?.()
     subscribe(channelNames.system, listener)
-    const retention = startRetention(forum.app.jobs, { retentionDays: 365, intervalMs: 5 }, t.fail)
+    const retention = startRetention(
+      forum.app.jobs,
+      { retentionDays: 365, intervalMs: 5 },
+      (error) => t.error(error),
+    )
     await ran
     retention.stop()
     unsubscribe(channelNames.system, listener)
