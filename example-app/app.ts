@@ -20,7 +20,7 @@ import { createKeyhole, isKeyholeError, type Keyhole } from 'keyhole'
 import { connectDatabase, type DatabaseChoice } from './database.ts'
 import { logKeyholeEvents } from './events-log.ts'
 import { policies } from './policies.ts'
-import { RETENTION_INTERVAL_MS, startRetention } from './retention.ts'
+import { scheduleRetention } from './retention.ts'
 import { groupRoutes } from './routes/groups.ts'
 import { healthRoutes } from './routes/health.ts'
 import { postRoutes } from './routes/posts.ts'
@@ -59,17 +59,11 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
   app.addHook('onClose', logKeyholeEvents(app.log))
   const jobs = createKeyhole({ pool: database.pool, policies, signingKey: database.signingKey })
   app.decorate('jobs', jobs)
-  if (options.retentionDays !== undefined) {
-    const retention = startRetention(
-      jobs,
-      {
-        retentionDays: options.retentionDays,
-        intervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
-      },
-      (error) => app.log.error({ err: error }, 'retention job failed'),
-    )
-    app.addHook('onClose', () => retention.stop())
+  const retention = {
+    retentionDays: options.retentionDays,
+    intervalMs: options.retentionIntervalMs,
   }
+  app.addHook('onClose', scheduleRetention(jobs, retention, app.log))
 
   try {
     for (const schema of sharedSchemas) app.addSchema(schema)

@@ -42,18 +42,32 @@ export async function deleteExpiredThreads(
   return count
 }
 
+/** What a failed run is logged through (pino's shape). */
+export interface RetentionLogger {
+  error(fields: object, message: string): void
+}
+
 /**
- * Runs the job every `intervalMs` (the timer does not keep the process alive); `stop()` ends it.
- * A failed run is handed to `onError` (the outcome is on `keyhole:system` too); the next runs on.
+ * Runs the job every `intervalMs` (default hourly) when `retentionDays` is set; the timer does not
+ * keep the process alive. A failed run is logged at error with its code and the first line of its
+ * message (its outcome is on `keyhole:system` too), and the next runs on. Returns the stop.
  */
-export function startRetention(
+export function scheduleRetention(
   keyhole: Keyhole,
-  options: { readonly retentionDays: number; readonly intervalMs: number },
-  onError: (error: unknown) => void,
-): { stop(): void } {
+  options: {
+    readonly retentionDays?: number | undefined
+    readonly intervalMs?: number | undefined
+  },
+  log: RetentionLogger,
+): () => void {
+  const { retentionDays, intervalMs = RETENTION_INTERVAL_MS } = options
+  if (retentionDays === undefined) return () => {}
   const timer = setInterval(() => {
-    deleteExpiredThreads(keyhole, options.retentionDays).catch(onError)
-  }, options.intervalMs)
+    deleteExpiredThreads(keyhole, retentionDays).catch((error: unknown) => {
+      const { code, message } = error as { code?: unknown; message?: unknown }
+      log.error({ code, error: String(message).split('\n')[0] }, 'retention job failed')
+    })
+  }, intervalMs)
   timer.unref()
-  return { stop: () => clearInterval(timer) }
+  return () => clearInterval(timer)
 }

@@ -20,7 +20,7 @@ import type { BuildOptions } from '../app.ts'
 import { connectDatabase } from '../database.ts'
 import { logKeyholeEvents, type EventLogger } from '../events-log.ts'
 import { policies } from '../policies.ts'
-import { RETENTION_INTERVAL_MS, startRetention } from '../retention.ts'
+import { scheduleRetention, type RetentionLogger } from '../retention.ts'
 import { forumRoutes } from './routes.ts'
 
 export type ExpressBuildOptions = Omit<BuildOptions, 'logger'> & {
@@ -133,20 +133,18 @@ export async function buildExpress(options: ExpressBuildOptions): Promise<Expres
   // Every refusal and every use of the system context, one JSON line each (stdout without a logger).
   const stdout = (level: string) => (fields: object, message: string) =>
     void process.stdout.write(`${JSON.stringify({ level, ...fields, msg: message })}\n`)
-  const lines: EventLogger = options.logger ?? { info: stdout('info'), warn: stdout('warn') }
+  const lines: EventLogger & RetentionLogger = options.logger ?? {
+    info: stdout('info'),
+    warn: stdout('warn'),
+    error: stdout('error'),
+  }
   const stopLogging = logKeyholeEvents(lines)
   const jobs = createKeyhole({ pool: database.pool, policies, signingKey: database.signingKey })
-  const retention =
-    options.retentionDays === undefined
-      ? undefined
-      : startRetention(
-          jobs,
-          {
-            retentionDays: options.retentionDays,
-            intervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
-          },
-          (error) => lines.warn({ err: String((error as Error).message) }, 'retention job failed'),
-        )
+  const stopRetention = scheduleRetention(
+    jobs,
+    { retentionDays: options.retentionDays, intervalMs: options.retentionIntervalMs },
+    lines,
+  )
 
   const app = express()
   app.disable('x-powered-by')
@@ -167,7 +165,7 @@ export async function buildExpress(options: ExpressBuildOptions): Promise<Expres
         server.close()
         await once(server, 'close')
       }
-      retention?.stop()
+      stopRetention()
       stopLogging()
       await keyhole.close()
       await database.pool.end()

@@ -5,10 +5,14 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import t from 'tap'
 import { channelNames, type SystemContextEvent } from 'keyhole'
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { createKeyhole } from 'keyhole'
+import { policies } from '../../example-app/policies.ts'
 import {
   RETENTION_REASON,
   deleteExpiredThreads,
-  startRetention,
+  scheduleRetention,
 } from '../../example-app/retention.ts'
 import { assertError, startForum } from './helpers/forum.ts'
 
@@ -103,18 +107,19 @@ t.test('deletes the threads older than the period in every group, and only those
 t.test('the timer runs the job until stopped', async (t) => {
   const old = await forum.seedThread(groupA, 'alice', 'old again')
   await ageThread(old, 1000)
+  const failed: unknown[] = []
   const events = await systemEvents(async () => {
     let run: (() => void) | undefined
     const ran = new Promise<void>((resolve) => (run = resolve))
     const listener = () => run?.()
     subscribe(channelNames.system, listener)
-    const retention = startRetention(
+    const stop = scheduleRetention(
       forum.app.jobs,
       { retentionDays: 365, intervalMs: 5 },
-      (error) => t.error(error),
+      { error: (fields) => void failed.push(fields) },
     )
     await ran
-    retention.stop()
+    stop()
     unsubscribe(channelNames.system, listener)
     // A run the timer started just before stop() may still be in its transaction.
     await new Promise((resolve) => setTimeout(resolve, 50))
@@ -126,6 +131,34 @@ t.test('the timer runs the job until stopped', async (t) => {
     statements: [{ rows: 1 }, { operation: 'delete', rows: 1 }],
   })
   t.notOk((await threadIds()).includes(old))
+  t.same(failed, [])
+  t.same(
+    scheduleRetention(forum.app.jobs, {}, { error: () => t.fail('ran') })(),
+    undefined,
+    'off: no timer',
+  )
+})
+
+t.test('a failed run is logged with its code, and the next runs on', async (t) => {
+  const pool = new pg.Pool({ connectionString: forum.db.url })
+  await pool.end()
+  const down = createKeyhole({ pool, policies, signingKey: randomBytes(32).toString('base64url') })
+  const failed: object[] = []
+  let second: (() => void) | undefined
+  const twice = new Promise<void>((resolve) => (second = resolve))
+  const stop = scheduleRetention(
+    down,
+    { retentionDays: 365, intervalMs: 5 },
+    {
+      error: (fields, message) => {
+        failed.push({ ...fields, message })
+        if (failed.length === 2) second?.()
+      },
+    },
+  )
+  await twice
+  stop()
+  t.match(failed[0], { code: 'KH_UNAVAILABLE', error: String, message: 'retention job failed' })
 })
 
 t.test('a refusal is one JSON line with the decision, never the token', async (t) => {
