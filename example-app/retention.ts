@@ -49,7 +49,7 @@ export interface RetentionLogger {
 
 /**
  * Runs the job every `intervalMs` (default hourly) when `retentionDays` is set; the timer does not
- * keep the process alive. A failed run is logged at error with its code and the first line of its
+ * keep the process alive, and a tick while a run is still going is skipped. A failed run is logged at error with its code and the first line of its
  * message (its outcome is on `keyhole:system` too), and the next runs on. Returns the stop.
  */
 export function scheduleRetention(
@@ -62,11 +62,17 @@ export function scheduleRetention(
 ): () => void {
   const { retentionDays, intervalMs = RETENTION_INTERVAL_MS } = options
   if (retentionDays === undefined) return () => {}
+  let running = false
   const timer = setInterval(() => {
-    deleteExpiredThreads(keyhole, retentionDays).catch((error: unknown) => {
-      const { code, message } = error as { code?: unknown; message?: unknown }
-      log.error({ code, error: String(message).split('\n')[0] }, 'retention job failed')
-    })
+    // One run at a time: a tick while the previous run is still in its transaction is skipped.
+    if (running) return
+    running = true
+    deleteExpiredThreads(keyhole, retentionDays)
+      .catch((error: unknown) => {
+        const { code, message } = error as { code?: unknown; message?: unknown }
+        log.error({ code, error: String(message).split('\n')[0] }, 'retention job failed')
+      })
+      .finally(() => (running = false))
   }, intervalMs)
   timer.unref()
   return () => clearInterval(timer)
