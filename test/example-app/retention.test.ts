@@ -91,7 +91,7 @@ t.test('deletes the threads older than the period in every group, and only those
     ],
     rows: 4,
   })
-  t.match(events[0]!.caller, /retention\.ts:\d+/, 'the caller is the job')
+  t.match(events[0]!.caller, /example-app\/retention\.ts:\d+$/, 'the caller is the job')
 
   const logged = lines().filter((l) => l.msg === 'keyhole: system context')
   t.equal(logged.length, 1, 'one JSON line')
