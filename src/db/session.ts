@@ -14,7 +14,6 @@ import { createCapabilitySigner } from './sign-capability.ts'
 /** The part of a pg `PoolClient` the session uses. */
 export interface SessionClient {
   // `any`: pg's overloads (a submittable returns itself, a config returns a promise).
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   query(query: any, values?: any): any
   release(error?: Error | boolean): void
 }

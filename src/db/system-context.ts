@@ -107,7 +107,7 @@ function invalid(message: string): ConfigurationError {
 /** The declaration's shape, checked and copied: a reason, tables and operations (each once). */
 function parseDeclaration(declaration: SystemDeclaration): SystemDeclaration {
   const { reason, tables, operations } = (declaration ?? {}) as Partial<SystemDeclaration>
-  // eslint-disable-next-line no-control-regex
+  // One printable line: no control characters (U+0000–U+001F, U+007F) reach the log or the event.
   if (typeof reason !== 'string' || !/^[^\u0000-\u001f\u007f]{1,200}$/.test(reason)) {
     throw invalid('reason must be one line of 1 to 200 characters')
   }

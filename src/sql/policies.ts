@@ -40,7 +40,6 @@ declare const kDatabase: unique symbol
  * Frozen, validated policies from {@link definePolicies}. `DB` is the tables' types given to
  * `definePolicies<DB>` (a Kysely-style `Database` interface); `any` (the default) is untyped.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export interface Policies<DB = any> {
   /** Table name (as declared) → its guards. */
   readonly tables: { readonly [table: string]: TablePolicy }
@@ -126,7 +125,6 @@ export function tableOperations(policy: TablePolicy): PolicyOperation[] {
 // a curried call, `definePolicies<DB>()({…})`. With one parameter nothing else needs inferring:
 // the definitions are checked against DB's tables (a misspelt table is an excess-property error),
 // and `NoInfer` keeps DB from being inferred from them, which would accept any table name.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function definePolicies<DB = any>(
   definitions: NoInfer<PolicyDefinitions<DB>>,
 ): Policies<DB> {
@@ -238,7 +236,7 @@ export type HandleOf<DB> = IsAny<DB> extends true ? PolicyHandle : TypedPolicyHa
  * }
  * ```
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+// Empty on purpose: an application adds `database` to it by declaration merging.
 export interface Register {}
 
 /** The type of `request.db`: typed by {@link Register}'s `database`, else {@link PolicyHandle}. */
@@ -313,7 +311,7 @@ function guardFor(policies: Policies, table: string, operation: PolicyOperation)
  * const threads = await db.select('discussion_threads', { group_id }, { orderBy: [['created_at', 'desc']] })
  * await db.delete('discussion_threads', { id })
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// `any` (the default) is the untyped handle, as for definePolicies.
 export function bindPolicies<DB = any>(
   policies: Policies<DB>,
   queryable: Queryable,

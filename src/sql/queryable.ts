@@ -13,8 +13,7 @@ export interface QueryResultLike<R> {
 
 /** Anything with pg's `query` shape: `pg.Pool`, `pg.PoolClient`, `pg.Client`, a request session. */
 export interface Queryable {
-  // eslint-style `any` keeps pg's own generic overloads assignable to this shape.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // `any`: keeps pg's own generic overloads assignable to this shape.
   query(config: QueryConfig): Promise<QueryResultLike<any>>
 }
 

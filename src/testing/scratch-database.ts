@@ -21,7 +21,7 @@ export interface AdminResult<R> {
 
 /** A connection to the scratch database (pg's `Client`, in the part keyhole/testing uses). */
 export interface AdminClient {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // `any` by default, as pg's own `query<R = any>`: the caller names the row type it reads.
   query<R = any>(text: string, values?: readonly unknown[]): Promise<AdminResult<R>>
 }
 
