@@ -86,6 +86,7 @@ export type {
   RawSqlMethods,
   GuardFragmentOperation,
 } from './sql/raw-query.ts'
+export type { ColumnRules, ColumnList } from './sql/column-rules.ts'
 export { renderPolicySql } from './sql/render-policy-sql.ts'
 export type { RenderPolicyOptions } from './sql/render-policy-sql.ts'
 export { mapDatabaseError } from './sql/map-database-error.ts'

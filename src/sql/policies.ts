@@ -6,6 +6,7 @@
 import { uncounted, type StatementKind } from '../metrics.ts'
 import type { Capability } from '../capability/capability.ts'
 import { ConfigurationError } from '../errors.ts'
+import { parseColumnRules, type ColumnRules } from './column-rules.ts'
 import { isGuard, type Guard, type GuardNode } from './guard.ts'
 import { describeInput, quoteTable } from './identifier.ts'
 import { guardedCount } from './guarded-count.ts'
@@ -15,7 +16,7 @@ import { guardedSelect, type OrderBy } from './guarded-select.ts'
 import { guardedUpdate } from './guarded-update.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { attachRawSql, type RawSqlMethods } from './raw-query.ts'
-import type { TableName, TypedCalls } from './table-types.ts'
+import type { ColumnName, TableName, TypedCalls } from './table-types.ts'
 import type { Returning } from './run-statement.ts'
 import type { Where } from './where.ts'
 import type { WriteResult } from './write-outcome.ts'
@@ -28,10 +29,14 @@ const OPERATIONS: readonly PolicyOperation[] = ['read', 'insert', 'update', 'del
 /**
  * One table's guards; an operation left out is refused (deny by default). `system` lists the
  * operations a system context (`runAsSystem`) may perform on the table across groups: none when
- * left out.
+ * left out. `columns`: which columns each role may read and write (docs/columns.md); `C` is the
+ * table's column names with `definePolicies<DB>`.
  */
-export type TablePolicy = { readonly [operation in PolicyOperation]?: Guard } & {
+export type TablePolicy<C extends string = string> = {
+  readonly [operation in PolicyOperation]?: Guard
+} & {
   readonly system?: readonly PolicyOperation[]
+  readonly columns?: ColumnRules<C>
 }
 
 declare const kDatabase: unique symbol
@@ -56,7 +61,7 @@ type IsAny<T> = 0 extends 1 & T ? true : false
 export type PolicyDefinitions<DB> =
   IsAny<DB> extends true
     ? { readonly [table: string]: TablePolicy }
-    : { readonly [T in TableName<DB>]?: TablePolicy }
+    : { readonly [T in TableName<DB>]?: TablePolicy<ColumnName<DB, T>> }
 
 function collectRoles(node: GuardNode, roles: Set<string>): void {
   if (node.kind === 'inGroup') roles.add(node.role)
@@ -107,6 +112,7 @@ export function tableOperations(policy: TablePolicy): PolicyOperation[] {
  * roles are checked against the capability's hierarchy when the policies are bound.
  * A table's `system` lists what a system context (`runAsSystem`) may do to it across groups
  * (deny by default); the RLS policies admit a signed system grant for exactly those operations.
+ * A table's `columns` says which columns each role may read and write (see column-rules.ts).
  * @throws ConfigurationError `KH_INVALID_IDENTIFIER` for a bad table name, `KH_INVALID_OPTIONS`
  * for an unknown operation, a value that is not a guard, a `system` that is not a list of
  * operations, or a table without any operation.
@@ -148,6 +154,10 @@ export function definePolicies<DB = any>(
     for (const [operation, guard] of Object.entries(policy)) {
       if (operation === 'system') {
         copy.system = systemOperations(guard, table)
+        continue
+      }
+      if (operation === 'columns') {
+        copy.columns = parseColumnRules(guard, table, roles)
         continue
       }
       if (!OPERATIONS.includes(operation as PolicyOperation)) {
