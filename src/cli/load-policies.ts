@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { Policies } from '../sql/policies.ts'
+import { ConfigurationError } from '../errors.ts'
+import { Guard, isGuard, type GuardNode } from '../sql/guard.ts'
+import { definePolicies, type Policies, type PolicyDefinitions } from '../sql/policies.ts'
 import { UsageError } from './io.ts'
 
 const typescript = /\.[cm]?ts$/
@@ -56,14 +58,46 @@ export async function loadModule(
   }
 }
 
-/** Imports a module and returns its `policies` export (or default export), from `definePolicies`. */
+/**
+ * `value` with every guard of another copy of keyhole made again as one of this copy's. Arrays
+ * and plain objects are copied key by key, so every key passes on to definePolicies, which
+ * accepts or refuses it; other objects (a guard of this copy, a class instance) pass as they are.
+ */
+function adopt(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(adopt)
+  if (value === null || typeof value !== 'object' || isGuard(value)) return value
+  const prototype = Object.getPrototypeOf(value) as object | null
+  if (prototype?.constructor?.name === 'Guard' && 'node' in value) {
+    return new Guard(value.node as GuardNode)
+  }
+  if (prototype !== null && prototype !== Object.prototype) return value
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, adopt(v)]))
+}
+
+/**
+ * Imports a module and returns its `policies` export (or default export), made again by this
+ * copy's `definePolicies`: a .ts module loads through tsx, which imports its `keyhole` anew, and
+ * the guarded statements take only guards of their own copy. So the commands accept what
+ * `definePolicies` accepts, and a table policy it refuses (a key this keyhole does not know,
+ * a table without guards) fails here, naming the module.
+ * @throws UsageError when the module does not load or exports no policies; ConfigurationError
+ * (definePolicies' code) when its policies are not valid here.
+ */
 export async function loadPolicies(path: string): Promise<Policies> {
   const module = await loadModule(path)
   const policies = (module.policies ?? module.default) as Policies | undefined
   if (policies === null || typeof policies !== 'object' || typeof policies.tables !== 'object') {
     throw new UsageError(`${path} exports no policies (export const policies = definePolicies(…))`)
   }
-  return policies
+  try {
+    return definePolicies(adopt(policies.tables) as PolicyDefinitions<unknown>)
+  } catch (error) {
+    // definePolicies throws only ConfigurationErrors.
+    const e = error as ConfigurationError & {
+      code: ConstructorParameters<typeof ConfigurationError>[0]
+    }
+    throw new ConfigurationError(e.code, `${path}: ${e.message}`, error)
+  }
 }
 
 /**

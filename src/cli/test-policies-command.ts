@@ -2,29 +2,10 @@ import { readdir, readFile } from 'node:fs/promises'
 import { checkAccess, PolicyMismatch } from '../testing/policy-test.ts'
 import type { AccessExpectations } from '../testing/expect-access.ts'
 import type { AccessReport } from '../testing/report.ts'
-import { Guard, isGuard, type GuardNode } from '../sql/guard.ts'
-import { definePolicies, type Policies, type PolicyDefinitions } from '../sql/policies.ts'
 import { resolveEmbeddedPostgres, testServer } from './embedded-postgres.ts'
 import { databaseUrl, parse, required, UsageError, type Command } from './io.ts'
 import { loadModule, loadPolicies, policiesModuleHelp } from './load-policies.ts'
 import { groupIdType } from './migrate-command.ts'
-
-/** `value` with every guard of another copy of keyhole rebuilt as one of this copy's. */
-function adopt(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(adopt)
-  if (value === null || typeof value !== 'object' || isGuard(value)) return value
-  const copy = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, adopt(v)]))
-  // Object.create(null) (definePolicies' tables) has no constructor.
-  return value.constructor?.name === 'Guard' ? new Guard(copy.node as GuardNode) : copy
-}
-
-/**
- * The policies made again from this copy of keyhole: a .ts MODULE loads through tsx, which imports
- * its `keyhole` anew, and the guarded statements take only guards of their own copy.
- */
-function ownPolicies(policies: Policies): Policies {
-  return definePolicies(adopt(policies.tables) as PolicyDefinitions<unknown>)
-}
 
 /**
  * The expectation table in FILE: JSON, or a module's `expectations` (or default) export, the
@@ -91,7 +72,7 @@ ${policiesModuleHelp}`,
     const given = flags['database-url'] ?? io.env.KEYHOLE_ADMIN_URL
     const url = given ? databaseUrl(flags['database-url'], io.env, 'KEYHOLE_ADMIN_URL') : undefined
     const embedded = url === undefined ? resolveEmbeddedPostgres(policiesModule) : undefined
-    const policies = ownPolicies(await loadPolicies(policiesModule))
+    const policies = await loadPolicies(policiesModule)
     const expect = await loadExpectations(expectFile)
     const server = await testServer(url, embedded)
     let report: AccessReport

@@ -4,12 +4,15 @@
  * installed policies are compared with the module's (a policy altered by hand fails), and with
  * the server's KEYHOLE_SIGNING_KEY the database must accept what it signs.
  */
+import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import pg from 'pg'
 import t from 'tap'
 import { run } from '../../src/cli/main.ts'
 import { generateSigningKey } from '../../src/db/signing-key.ts'
 import { createKeyholeDatabase } from '../db/helpers/keyhole.ts'
+import { uncoveredChildEnv } from '../helpers/child-env.ts'
 
 const k = await createKeyholeDatabase(t)
 const policiesModule = fileURLToPath(new URL('./helpers/notes-policies.js', import.meta.url))
@@ -66,6 +69,19 @@ t.test('a table outside the policies: named schema-qualified, then listed', asyn
     clean,
     'the flag repeats',
   )
+})
+
+t.test('a .ts policies module, loaded through tsx with a second copy of keyhole', async (t) => {
+  // As the shell runs the bin under tsx; the module's keyhole is another copy (see its comment).
+  const bin = fileURLToPath(new URL('../../bin/keyhole.ts', import.meta.url))
+  const module = fileURLToPath(new URL('./helpers/notes-policies.ts', import.meta.url))
+  const args = ['check', '--policies', module, '--migration-role', k.migrator.name]
+  const { stdout, stderr } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', bin, ...args],
+    { env: uncoveredChildEnv({ ...process.env, KEYHOLE_RUNTIME_URL: k.runtimeUrl }) },
+  )
+  t.same({ stdout, stderr }, { stdout: `${clean.out}\n`, stderr: '' })
 })
 
 t.test('--unguarded-table takes SCHEMA.TABLE', async (t) => {
