@@ -117,7 +117,10 @@ export const policies = Object.freeze({ tables: Object.freeze(tables), roles: ow
       return file
     }
     const adopted = await loadPolicies(
-      await write('copy.mjs', "{ read: foreign(read), insert, system: Object.freeze(['read']) }"),
+      await write(
+        'copy.mjs',
+        "{ read: foreign(read), insert, system: Object.freeze(['read']), columns: { read: { member: ['body'] } } }",
+      ),
     )
     const notes = adopted.tables['app.notes']!
     t.ok(isGuard(notes.read), "the other copy's guard is this copy's")
@@ -126,6 +129,7 @@ export const policies = Object.freeze({ tables: Object.freeze(tables), roles: ow
     t.equal(notes.read!.node, own.read!.node, 'of the same tree')
     t.equal(notes.insert, own.insert, "this copy's own guard, as it is")
     t.same(notes.system, ['read'], 'a key that is not a guard passes on')
+    t.same(notes.columns, { read: { member: ['body'] } }, 'and another')
     t.same(adopted.roles, ['member'])
     t.ok(Object.isFrozen(notes), "definePolicies' output")
 
