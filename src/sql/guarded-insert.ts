@@ -158,9 +158,9 @@ function compileInsert(
  * ```sql
  * INSERT INTO "discussion_threads" AS "t" ("title", "group_id", "created_by")
  * SELECT "r"."title", "r"."group_id", "r"."created_by"
- * FROM (SELECT COALESCE($1, (NULL::"discussion_threads")."title") AS "title",
- *              COALESCE($2, (NULL::"discussion_threads")."group_id") AS "group_id",
- *              COALESCE($3, (NULL::"discussion_threads")."created_by") AS "created_by") AS "r"
+ * FROM (SELECT CASE WHEN TRUE THEN $1 ELSE (NULL::"discussion_threads")."title" END AS "title",
+ *              CASE WHEN TRUE THEN $2 ELSE (NULL::"discussion_threads")."group_id" END AS "group_id",
+ *              CASE WHEN TRUE THEN $3 ELSE (NULL::"discussion_threads")."created_by" END AS "created_by") AS "r"
  * WHERE "r"."group_id" = ANY ($4::uuid[])
  *   AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS "i" …) -- a unique key set: unique-keys.ts
  * RETURNING "t".*
@@ -271,9 +271,9 @@ async function insertOne(
  * WITH "input" AS (
  *   SELECT "r"."__keyhole_ord", "r"."title", "r"."group_id", "r"."created_by",
  *          COALESCE("r"."group_id" = ANY ($1::uuid[]), FALSE) AS "__keyhole_allowed", …
- *   FROM (VALUES (1, COALESCE($2, (NULL::"discussion_threads")."title"),
- *                    COALESCE($3, (NULL::"discussion_threads")."group_id"),
- *                    COALESCE($4, (NULL::"discussion_threads")."created_by")),
+ *   FROM (VALUES (1, CASE WHEN TRUE THEN $2 ELSE (NULL::"discussion_threads")."title" END,
+ *                    CASE WHEN TRUE THEN $3 ELSE (NULL::"discussion_threads")."group_id" END,
+ *                    CASE WHEN TRUE THEN $4 ELSE (NULL::"discussion_threads")."created_by" END),
  *                (2, $5, $6, $7)) AS "r" ("__keyhole_ord", "title", "group_id", "created_by")
  *   WHERE "r"."__keyhole_ord" <= $8),
  * "inserted" AS (

@@ -81,8 +81,8 @@ function compileUpdate(
  * ```sql
  * WITH "changed" AS (
  *   UPDATE "discussion_threads" AS "t" SET "title" = "n"."title", "group_id" = "n"."group_id"
- *   FROM (SELECT COALESCE($1, (NULL::"discussion_threads")."title") AS "title",
- *                COALESCE($2, (NULL::"discussion_threads")."group_id") AS "group_id") AS "n"
+ *   FROM (SELECT CASE WHEN TRUE THEN $1 ELSE (NULL::"discussion_threads")."title" END AS "title",
+ *                CASE WHEN TRUE THEN $2 ELSE (NULL::"discussion_threads")."group_id" END AS "group_id") AS "n"
  *   WHERE ("t"."id" = $3 AND ("t"."group_id" = ANY ($4::uuid[]) AND "n"."group_id" = ANY ($4::uuid[])))
  *     AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS "i" …) -- a unique key set: unique-keys.ts
  *   RETURNING "t".*)
