@@ -121,6 +121,14 @@ export const createGroup = {
   response: { 201: ref('Group'), ...errors(400, 401, 403) },
 } as const
 
+export const getGroup = {
+  tags: ['groups'],
+  summary: 'Read a group (member or higher of the group, admin)',
+  security: bearer,
+  params: params('groupId'),
+  response: { 200: ref('Group'), ...errors(400, 401, 404) },
+} as const
+
 export const listThreads = {
   tags: ['threads'],
   summary: "List a group's threads, newest first (member or higher of the group, admin)",

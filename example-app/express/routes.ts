@@ -42,6 +42,16 @@ export function forumRoutes(healthy: () => void): Router {
     },
   )
 
+  router.get('/groups/:groupId', validate(schemas.getGroup), oneStatement, async (req, res) => {
+    const [group] = await req.db.select(
+      'groups',
+      { id: req.params.groupId },
+      { columns: ['id', 'name'] },
+    )
+    if (group === undefined) throw new NotFound()
+    res.json(group)
+  })
+
   router.get(
     '/groups/:groupId/threads',
     validate(schemas.listThreads),

@@ -128,6 +128,7 @@ for (const adapter of forumAdapters) {
         for (const id of badIds) {
           const path = encodeURIComponent(id)
           const requests: [string, string, unknown][] = [
+            ['GET', `/groups/${path}`, undefined],
             ['GET', `/groups/${path}/threads`, undefined],
             ['POST', `/groups/${path}/threads`, { title: 'x' }],
             ['GET', `/threads/${path}`, undefined],

@@ -68,6 +68,31 @@ for (const adapter of forumAdapters) {
     })
 
     t.test(
+      'GET /groups/:groupId: member+ of the group and admins; 404 for anyone else',
+      async (t) => {
+        for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
+          const response = await forum.request(caller, { method: 'GET', url: `/groups/${groupA}` })
+          t.equal(response.statusCode, 200, caller)
+          t.same(response.json(), { id: groupA, name: 'group A' }, caller)
+        }
+        const absent = await forum.request('admin', {
+          method: 'GET',
+          url: `/groups/${randomUUID()}`,
+        })
+        assertError(t, absent, 404, 'KH_NOT_FOUND', 'a group that does not exist')
+        for (const caller of strangers) {
+          const response = await forum.request(caller, { method: 'GET', url: `/groups/${groupA}` })
+          assertError(t, response, 404, 'KH_NOT_FOUND', caller)
+          t.same(
+            response.json(),
+            absent.json(),
+            `${caller}: indistinguishable from a missing group`,
+          )
+        }
+      },
+    )
+
+    t.test(
       'GET /groups/:groupId/threads: member+ of the group and admins, newest first',
       async (t) => {
         const older = await forum.seedThread(groupA, 'alice', 'older')

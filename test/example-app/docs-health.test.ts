@@ -42,6 +42,7 @@ t.test('GET /docs/json: the OpenAPI description, from the validating schemas', a
   })
   t.same(Object.keys(doc.paths).sort(), [
     '/groups',
+    '/groups/{groupId}',
     '/groups/{groupId}/threads',
     '/health',
     '/posts/{postId}',
