@@ -119,7 +119,7 @@ export type {
 export { setup } from './db/setup.ts'
 export type { SetupOptions, SetupResult, SetupRepair, RoleCredentials } from './db/setup.ts'
 export { migrate } from './db/migrate.ts'
-export type { MigrateOptions, MigrateResult } from './db/migrate.ts'
+export type { MigrateOptions, MigrateResult, MigrateRepair } from './db/migrate.ts'
 export {
   policySql,
   renderRecordedPolicySql,

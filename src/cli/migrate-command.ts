@@ -42,6 +42,8 @@ export const migrateCommand: Command = {
 
 Connects as the migration role with KEYHOLE_MIGRATION_URL (or --database-url).
 DIR holds postgrator files: 000001.do.name.sql, 000002.do.name.sql, …
+Prints a line \`repaired CODE: …\` for each start-up finding applying the policies corrected on
+a table that existed before (row-level security off or not forced, a policy missing or altered).
 ${policiesModuleHelp}`,
   async run(args, io) {
     const flags = parse(args, {
@@ -69,6 +71,7 @@ ${policiesModuleHelp}`,
     io.out(
       `keyhole: ${result.keyhole.length} keyhole and ${result.application.length} application migration(s) applied${result.policies ? '; policies applied' : ''}`,
     )
+    for (const repair of result.repairs) io.out(`repaired ${repair.code}: ${repair.message}`)
     return 0
   },
 }

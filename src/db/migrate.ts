@@ -6,7 +6,10 @@ import { loadPg } from './pg-driver.ts'
 import type { GroupIdType } from '../capability/capability.ts'
 import type { Policies } from '../sql/policies.ts'
 import { applySqlDirectory, KEYHOLE_VERSION_TABLE, keyholeSqlDirectory } from './keyhole-sql.ts'
+import { guardedTableOids, policyRepairs, type MigrateRepair } from './migrate-repairs.ts'
 import { applyPolicies } from './policy-sql.ts'
+
+export type { MigrateRepair } from './migrate-repairs.ts'
 
 /** Where the application's schema versions are recorded: in `keyhole`, out of the runtime role's reach. */
 export const APPLICATION_VERSION_TABLE = 'keyhole.app_schemaversion'
@@ -29,6 +32,13 @@ export interface MigrateResult {
   readonly application: readonly number[]
   /** Whether the policies were (re)applied. */
   readonly policies: boolean
+  /**
+   * What applying the policies corrected on the guarded tables that existed before this run's
+   * application migrations: row-level security disabled or not forced, a keyhole policy missing,
+   * changed by hand or from other policies, a stale keyhole policy (each with the start-up
+   * finding's code). Empty without `policies`, and for tables this run created.
+   */
+  readonly repairs: readonly MigrateRepair[]
 }
 
 /**
@@ -43,17 +53,20 @@ export async function migrate(url: string, options: MigrateOptions = {}): Promis
   await client.connect()
   try {
     const keyhole = await applySqlDirectory(client, keyholeSqlDirectory(), KEYHOLE_VERSION_TABLE)
+    const { policies } = options
+    const before = policies === undefined ? [] : await guardedTableOids(client, policies)
     const application =
       options.migrationsDir === undefined
         ? []
         : await applySqlDirectory(client, options.migrationsDir, APPLICATION_VERSION_TABLE)
-    if (options.policies !== undefined) {
-      await applyPolicies(client, options.policies, {
-        runtimeRole: options.runtimeRole as string,
-        groupIdType: options.groupIdType,
-      })
+    let repairs: MigrateRepair[] = []
+    if (policies !== undefined) {
+      const runtimeRole = options.runtimeRole as string
+      const groupIdType = options.groupIdType ?? 'uuid'
+      repairs = await policyRepairs(client, policies, { runtimeRole, groupIdType }, before)
+      await applyPolicies(client, policies, { runtimeRole, groupIdType })
     }
-    return { keyhole, application, policies: options.policies !== undefined }
+    return { keyhole, application, policies: policies !== undefined, repairs }
   } finally {
     await client.end()
   }

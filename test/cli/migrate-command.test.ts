@@ -2,14 +2,18 @@
  * `keyhole migrate` and the connection URLs the commands read: a missing migrations folder is an
  * error, not "0 migrations applied"; a folder without one migration file is a warning; a URL that
  * node-postgres cannot parse (a password with an un-encoded character) names its variable and how
- * to fix it, never the URL.
+ * to fix it, never the URL. `migrate()` returns what its policies step repaired (and the command
+ * prints it): each weakening of a guarded table that existed before, with its finding's code.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { run } from '../../src/cli/main.ts'
-import { createKeyholeDatabase } from '../db/helpers/keyhole.ts'
+import { migrate } from '../../src/db/migrate.ts'
+import { definePolicies } from '../../src/sql/policies.ts'
+import { createKeyholeDatabase, notesPolicies } from '../db/helpers/keyhole.ts'
 
 const k = await createKeyholeDatabase(t)
 
@@ -92,4 +96,76 @@ t.test('a URL pg cannot parse names its source, never the URL', async (t) => {
     t.equal(r.status, 1)
     t.notMatch(r.err, /not a valid URL/, url)
   }
+})
+
+t.test('the policies step returns and prints what it repaired', async (t) => {
+  const policiesModule = fileURLToPath(new URL('./helpers/notes-policies.js', import.meta.url))
+  const withPolicies = ['migrate', '--policies', policiesModule, '--runtime-role', k.runtime.name]
+  const clean = {
+    status: 0,
+    out: 'keyhole: 0 keyhole and 0 application migration(s) applied; policies applied',
+    err: '',
+  }
+  t.same(await cli(withPolicies), clean, 'as migration 2 installed them: nothing to repair')
+
+  const asOwner = (sql: string) => k.db.pool.query(sql)
+  await asOwner(`ALTER TABLE public.notes DISABLE ROW LEVEL SECURITY;
+    ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY;
+    ALTER POLICY keyhole_select ON public.notes USING (true);
+    DROP POLICY keyhole_insert ON public.notes;
+    DROP POLICY keyhole_update ON public.notes;
+    CREATE POLICY keyhole_update ON public.notes FOR UPDATE TO ${k.runtime.name} USING (true)`)
+  const on = (policy: string) => `the policy ${policy} on notes`
+  t.same(await cli(withPolicies), {
+    ...clean,
+    out: [
+      clean.out,
+      'repaired KH_DB_RLS_DISABLED: row-level security was disabled on notes: enabled',
+      'repaired KH_DB_RLS_NOT_FORCED: row-level security was not forced on notes: forced',
+      `repaired KH_DB_POLICY_ALTERED: ${on('keyhole_select')} was changed after keyhole applied it: applied`,
+      `repaired KH_DB_POLICY_NOT_APPLIED: ${on('keyhole_insert')} was not installed: applied`,
+      `repaired KH_DB_POLICY_NOT_APPLIED: ${on('keyhole_update')} had no keyhole record (made by other SQL than keyhole's): applied`,
+    ].join('\n'),
+  })
+  t.same(await cli(withPolicies), clean, 'repaired: nothing left')
+
+  // Other policies (delete left out, then back; another read guard), through migrate().
+  const options = { policies: notesPolicies, runtimeRole: k.runtime.name }
+  const { delete: _, ...noDelete } = notesPolicies.tables.notes!
+  const fewer = { ...options, policies: definePolicies({ notes: noDelete }) }
+  t.same((await migrate(k.migratorUrl, fewer)).repairs, [
+    {
+      code: 'KH_DB_POLICY_UNEXPECTED',
+      message:
+        'the permissive policy keyhole_delete on notes, which the policies do not define: dropped',
+    },
+  ])
+  const back = await migrate(k.migratorUrl, options)
+  t.same(
+    back.repairs.map((r) => [r.code, r.message]),
+    [['KH_DB_POLICY_NOT_APPLIED', `${on('keyhole_delete')} was not installed: applied`]],
+  )
+  const notes = notesPolicies.tables.notes!
+  const moderators = definePolicies({ notes: { ...notes, read: notes.update! } })
+  t.same((await migrate(k.migratorUrl, { ...options, policies: moderators })).repairs, [
+    {
+      code: 'KH_DB_POLICY_NOT_APPLIED',
+      message: `${on('keyhole_select')} was applied from another statement than the policies generate now: applied`,
+    },
+  ])
+  await migrate(k.migratorUrl, options)
+  t.same((await migrate(k.migratorUrl)).repairs, [], 'no policies, no repairs')
+
+  // A table this run's migrations create has no drift to repair; nor does a missing one.
+  const dir = await mkdtemp(join(tmpdir(), 'keyhole-new-table-'))
+  await writeFile(join(dir, '000004.do.later.sql'), 'CREATE TABLE public.later (group_id uuid)')
+  const later = definePolicies({ ...notesPolicies.tables, later: { read: noDelete.read! } })
+  const created = await migrate(k.migratorUrl, {
+    ...options,
+    migrationsDir: dir,
+    policies: later,
+  })
+  t.same([created.application, created.repairs], [[4], []])
+  const missing = definePolicies({ nowhere: { read: noDelete.read! } })
+  await t.rejects(migrate(k.migratorUrl, { ...options, policies: missing }), /nowhere/)
 })
