@@ -99,11 +99,34 @@ function databaseMode(
 }
 
 /**
+ * Whether `pool` is a pg `Pool` (pg-pool keeps the client class it makes as `Client`) whose
+ * clients are not node-postgres's JavaScript `Client`: `pg.native.Pool`, `new pg.Pool({ Client:
+ * pg.native.Client })`, pg under `NODE_PG_FORCE_NATIVE`, or another driver's client class. The
+ * JavaScript client (every pg of the peer range, and its subclasses) reads the protocol in
+ * `_handleReadyForQuery` and friends; pg-native's client has none of them, and no `Connection`
+ * for 'rls' mode's pipeline to write to. A wrapper pool without `Client` is not judged here: the
+ * pipeline refuses its clients at the first statement.
+ */
+function nonPgClientPool(pool: unknown): boolean {
+  const client = (pool as { Client?: unknown }).Client
+  if (typeof client !== 'function') return false
+  const prototype = client.prototype as Record<string, unknown> | undefined
+  return typeof prototype?._handleReadyForQuery !== 'function'
+}
+
+/**
  * The database options, parsed by a schema holding {@link databaseShape}, with the mode decided.
- * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option (under `prefix`)
+ * @throws ConfigurationError `KH_INVALID_OPTIONS` naming the option (under `prefix`), also for an
+ * 'rls' pool whose clients are not node-postgres's (pg.native)
  */
 export function resolveDatabase(options: DatabaseOptions, prefix: string): ResolvedDatabase {
   const mode = databaseMode(options.mode, options.signingKey !== undefined, prefix)
+  if (mode === 'rls' && nonPgClientPool(options.pool)) {
+    throw invalid(
+      `${prefix}pool`,
+      "'rls' mode pipelines each request's statements on node-postgres's connection, and this pool's Client is not node-postgres's JavaScript Client (pg.native, or another driver): give a pg.Pool (pg ^8.11.0, not pg.native)",
+    )
+  }
   return Object.freeze({
     pool: options.pool,
     policies: options.policies,

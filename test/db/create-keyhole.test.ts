@@ -10,6 +10,7 @@ import { createKeyhole, type CreateKeyholeOptions } from '../../src/db/create-ke
 import { definePolicies } from '../../src/sql/policies.ts'
 import { and, inGroup, isSubject } from '../../src/sql/guard.ts'
 import { createKeyholeDatabase, notesPolicies } from './helpers/keyhole.ts'
+import { nativePool } from '../behaviour/helpers/bad-options.ts'
 
 const k = await createKeyholeDatabase(t)
 
@@ -222,6 +223,11 @@ t.test('the options are validated once, naming the option', async (t) => {
       /Invalid option mode: required without signingKey/,
     ],
     [
+      "a pg.native pool in 'rls' mode",
+      { pool: nativePool(), policies: notesPolicies, signingKey: k.signingKey },
+      /^Invalid option pool: 'rls' mode pipelines .*\(pg\.native, or another driver\)/,
+    ],
+    [
       "'rls' without a key",
       { pool, policies: notesPolicies, mode: 'rls' },
       /Invalid option signingKey: required when mode is 'rls'/,
@@ -254,6 +260,10 @@ t.test('the options are validated once, naming the option', async (t) => {
       name,
     )
   }
+  // 'guard' mode calls only the pool's query and connect; a subclass of pg's Client is pg's.
+  createKeyhole({ pool: nativePool() as typeof pool, policies: notesPolicies, mode: 'guard' })
+  const subclass = new pg.Pool({ Client: class extends pg.Client {} })
+  createKeyhole({ pool: subclass, policies: notesPolicies, signingKey: k.signingKey })
   const options = { pool, policies: notesPolicies, mode: 'guard' as const }
   const copy = { ...options }
   createKeyhole(options)

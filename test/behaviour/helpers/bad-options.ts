@@ -8,6 +8,19 @@ import { definePolicies } from '../../../src/sql/policies.ts'
 const pool = { query: async () => ({ rows: [] }), connect: async () => ({}) }
 const policies = definePolicies({})
 
+/**
+ * A pg.Pool over pg-native's client (`pg.native.Pool`, whose `Client` is pg/lib/native/client.js):
+ * its prototype has query, connect and end, but none of the JavaScript client's protocol handlers.
+ * pg-native (libpq, a compiler) is not installed here, so the class is made in its shape.
+ */
+export function nativePool(): object {
+  function Client() {}
+  for (const method of ['connect', 'query', 'end', 'cancel', '_pulseQueryQueue']) {
+    ;(Client.prototype as Record<string, unknown>)[method] = () => {}
+  }
+  return { Client, options: { Client }, query: pool.query, connect: pool.connect }
+}
+
 /** `[name, options, what the message names]`, from valid `base` token options. */
 export function badAdapterOptions(base: object): [string, Record<string, unknown>, RegExp][] {
   const database = { pool, policies, mode: 'guard' }
@@ -34,6 +47,11 @@ export function badAdapterOptions(base: object): [string, Record<string, unknown
       'database.policies not from definePolicies',
       { ...base, database: { pool, policies: { tables: {}, roles: [] } } },
       /database\.policies/,
+    ],
+    [
+      "a pg.native pool in 'rls' mode",
+      { ...base, database: { pool: nativePool(), policies, signingKey: 'k'.repeat(43) } },
+      /^Invalid option database\.pool: 'rls' mode pipelines .* is not node-postgres's JavaScript Client \(pg\.native, or another driver\): give a pg\.Pool/,
     ],
     [
       "mode 'rls' without a signing key",
