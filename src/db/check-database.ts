@@ -4,6 +4,7 @@
  * `checks/`), run on the RUNTIME connection as `current_user`.
  */
 import { InsecureDatabase, type DatabaseFinding } from '../errors.ts'
+import { checkColumnPrivileges } from './checks/column-privileges.ts'
 import { checkCreatePrivileges } from './checks/create-privileges.ts'
 import { checkExactPolicies } from './checks/exact-policies.ts'
 import {
@@ -42,6 +43,7 @@ const checks: readonly Check[] = [
   checkMemberships,
   checkGuardedTables,
   checkTablePrivileges,
+  checkColumnPrivileges,
   checkCreatePrivileges,
   checkPolicies,
   checkExactPolicies,
@@ -248,6 +250,7 @@ export type { CheckQueryable } from './checks/context.ts'
 export type {
   CheckDatabaseOptions,
   GuardedTable,
+  HiddenColumnsOption,
   KeyholeFunctionExpectation,
 } from './checks/options.ts'
 export { databaseFindingCodes, type DatabaseFindingCode } from './checks/codes.ts'

@@ -9,6 +9,7 @@ import type { GroupIdType } from '../capability/capability.ts'
 import { ConfigurationError } from '../errors.ts'
 import type { Policies } from '../sql/policies.ts'
 import { compilePolicyStatements } from '../sql/policy-statements.ts'
+import { renderColumnGrantSql } from '../sql/render-column-grants.ts'
 import { policyStatementsText } from '../sql/render-policy-sql.ts'
 import {
   createsPolicy,
@@ -47,6 +48,7 @@ const literal = (text: string) => `'${text.replace(/'/g, "''")}'`
  * END
  * $keyhole$;
  * ```
+ * Tables with hidden columns then get the column grants of `renderColumnGrantSql`.
  * @throws ConfigurationError as `renderPolicySql`.
  */
 export function renderRecordedPolicySql(policies: Policies, options: ExpectedPolicyOptions) {
@@ -56,7 +58,8 @@ export function renderRecordedPolicySql(policies: Policies, options: ExpectedPol
   })
   const kept = policyStatementsText(statements.filter((s) => !createsPolicy(s)))
   const expected = statements.filter(createsPolicy).map(expectedPolicy)
-  if (expected.length === 0) return kept
+  const grants = renderColumnGrantSql(policies, options.role)
+  if (expected.length === 0) return `${kept}${grants}`
   const rows = expected.map(
     (p) => `    [${literal(p.table)}, ${literal(p.name)}, ${literal(p.statement)}]`,
   )
@@ -81,7 +84,7 @@ ${rows.join(',\n')}
   END LOOP;
 END
 $keyhole$;
-`
+${grants}`
 }
 
 export interface PolicySqlOptions {

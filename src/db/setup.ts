@@ -21,6 +21,7 @@ import {
   type SetupRepair,
 } from './setup-repairs.ts'
 import { generateSigningKey, hmacPads, parseSigningKey } from './signing-key.ts'
+import { columnGrantBlock } from '../sql/render-column-grants.ts'
 
 /** A role `setup` creates or updates. The password never reaches a log, a message or SQL text. */
 export interface RoleCredentials {
@@ -163,6 +164,40 @@ async function hideStatementStats(client: PgClient, runtime: string): Promise<vo
 }
 
 /**
+ * The tables of `schemas` whose hidden columns keyhole's policy SQL withheld from the runtime role
+ * (see render-column-grants.ts), read before setup's table grants replace every grant: the runtime
+ * role holds column grants and no table-level SELECT, INSERT or UPDATE there, and the columns it
+ * holds no privilege on are the ones kept from it. Setup withholds them again after its grants, in
+ * the same transaction, so a re-run never hands a hidden column back.
+ *
+ * ```sql
+ * SELECT format('%I.%I', n.nspname, c.relname) AS sql,
+ *   array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE <the runtime role holds nothing on the column>) AS columns
+ * FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid …
+ * WHERE n.nspname = ANY($2) AND <no table-level SELECT, INSERT or UPDATE> AND <some column grant>
+ * ```
+ */
+async function withheldColumns(client: PgClient, runtime: string, schemas: readonly string[]) {
+  const { rows } = await client.query<{ sql: string; columns: string[] }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS sql,
+       array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE NOT EXISTS (
+         SELECT 1 FROM aclexplode(a.attacl) x WHERE x.grantee = $1::regrole)) AS columns
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($2)
+       AND NOT EXISTS (SELECT 1 FROM aclexplode(c.relacl) x WHERE x.grantee = $1::regrole
+         AND x.privilege_type IN ('SELECT', 'INSERT', 'UPDATE'))
+       AND EXISTS (SELECT 1 FROM pg_attribute b, aclexplode(b.attacl) x
+         WHERE b.attrelid = c.oid AND x.grantee = $1::regrole)
+     GROUP BY n.nspname, c.relname
+     HAVING bool_or(NOT EXISTS (SELECT 1 FROM aclexplode(a.attacl) x WHERE x.grantee = $1::regrole))
+     ORDER BY 1`,
+    [runtime, schemas],
+  )
+  return rows
+}
+
+/**
  * `CREATE ROLE` or `ALTER ROLE` to exactly these attributes; the password as a SCRAM verifier.
  * Returns the attributes it removed, or undefined when it created the role.
  */
@@ -182,7 +217,8 @@ async function ensureRole(client: PgClient, role: RoleCredentials, attributes: s
  * - the runtime role (the same, and NOINHERIT from nothing: setup revokes its memberships) with
  *   USAGE on the schemas, SELECT/INSERT/UPDATE/DELETE on their tables and USAGE/SELECT on their
  *   sequences, now and by default for what the migration role creates later; never TRUNCATE,
- *   REFERENCES, TRIGGER or GRANT OPTION;
+ *   REFERENCES, TRIGGER or GRANT OPTION; on a table whose hidden columns keyhole's policy SQL
+ *   withheld, still none on those columns;
  * - `REVOKE CREATE ON SCHEMA public FROM PUBLIC`, `REVOKE CREATE, TEMPORARY ON DATABASE … FROM PUBLIC`;
  * - keyhole's SQL (`sql/`, as the migration role), EXECUTE on its four functions for the runtime
  *   role only, and the signing key's HMAC pads (a new key unless `signingKey` is given or false);
@@ -241,6 +277,7 @@ export async function setup(
     repairs.push(...(await tablePrivilegeRepairs(client, runtime, schemas)))
     // Before the grants on all tables below, which reach the extension's views for a moment.
     repairs.push(...(await statementStatsRepairs(client, runtime)))
+    const withheld = await withheldColumns(client, runtime, schemas)
     const { rows: db } = await client.query<{ name: string }>('SELECT current_database() AS name')
     const database = q(db[0]!.name)
     await client.query(`
@@ -268,6 +305,8 @@ export async function setup(
         ALTER DEFAULT PRIVILEGES FOR ROLE ${m} IN SCHEMA ${s} REVOKE ALL ON SEQUENCES FROM ${r};
         ALTER DEFAULT PRIVILEGES FOR ROLE ${m} IN SCHEMA ${s} GRANT USAGE, SELECT ON SEQUENCES TO ${r};`)
     }
+    // The hidden columns stay hidden: the grants above reached every column of every table.
+    if (withheld.length > 0) await client.query(columnGrantBlock(withheld, runtime))
     await client.query('COMMIT')
     // keyhole's own SQL, owned by the migration role: run it as that role on this session.
     const { rows: keyTable } = await client.query<{ exists: boolean }>(

@@ -18,6 +18,7 @@ import {
 import { ConfigurationError, type GuardedOperation } from '../errors.ts'
 import type { FindingEvent } from '../events.ts'
 import { tableOperations, type Policies } from '../sql/policies.ts'
+import { hiddenColumnsOf } from '../sql/render-column-grants.ts'
 
 export type { DatabaseOptions, DatabasePool, ResolvedDatabase } from '../db/database-options.ts'
 
@@ -119,10 +120,13 @@ function invalid(path: string, message: string): ConfigurationError {
   return new ConfigurationError('KH_INVALID_OPTIONS', `Invalid option ${path}: ${message}`)
 }
 
+/** An unqualified table of the policies is `public.<table>` to the checks. */
+const qualified = (table: string) => (table.includes('.') ? table : `public.${table}`)
+
 /** Every table of the policies, with the operations keyhole performs on it (as the CLI checks). */
 function guardedTables(policies: Policies): CheckDatabaseOptions['guardedTables'] {
   return Object.entries(policies.tables).map(([table, policy]) => ({
-    table: table.includes('.') ? table : `public.${table}`,
+    table: qualified(table),
     operations: tableOperations(policy).map(
       (operation) => OPERATIONS[operation] as GuardedOperation,
     ),
@@ -179,6 +183,11 @@ export function resolveAdapterOptions(
   if (wantChecks !== false && database !== undefined) {
     checks = {
       guardedTables: guardedTables(database.policies),
+      // Both modes: a hidden column is the runtime role's to never reach, guard or not.
+      hiddenColumns: hiddenColumnsOf(database.policies).map((h) => ({
+        table: qualified(h.table),
+        columns: h.columns,
+      })),
       keyholeFunctions: [...KEYHOLE_FUNCTIONS],
       // In 'guard' mode the statements carry the guard; the policies are the second layer that
       // 'rls' mode relies on, so there they must be exactly the generated ones.

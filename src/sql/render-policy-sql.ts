@@ -8,6 +8,7 @@ import {
   type PolicyStatement,
   type PolicyStatementOptions,
 } from './policy-statements.ts'
+import { renderColumnGrantSql } from './render-column-grants.ts'
 
 export type RenderPolicyOptions = PolicyStatementOptions
 
@@ -46,9 +47,11 @@ export function policyStatementsText(statements: readonly PolicyStatement[]): st
  * DROP POLICY IF EXISTS keyhole_delete ON "posts";
  * ```
  * A declared insert gets `keyhole_insert` (WITH CHECK), update `keyhole_update` (USING and WITH
- * CHECK), delete `keyhole_delete` (USING).
+ * CHECK), delete `keyhole_delete` (USING). Tables with hidden columns (`columns: { hidden }`) get
+ * the column grants of `renderColumnGrantSql` after the policies.
  * @throws ConfigurationError for an unknown group-ID type or a bad role name.
  */
 export function renderPolicySql(policies: Policies, options: RenderPolicyOptions): string {
-  return policyStatementsText(compilePolicyStatements(policies, options))
+  const text = policyStatementsText(compilePolicyStatements(policies, options))
+  return text + renderColumnGrantSql(policies, options.role)
 }

@@ -21,6 +21,9 @@ export const databaseFindingCodes = [
   // 4. table privileges
   'KH_DB_TABLE_PRIVILEGE',
   'KH_DB_GRANT_OPTION',
+  // 4b. hidden columns
+  'KH_DB_COLUMN_PRIVILEGE',
+  'KH_DB_COLUMN_NOT_GRANTED',
   // 5. CREATE
   'KH_DB_SCHEMA_CREATE',
   'KH_DB_DATABASE_CREATE',

@@ -6,6 +6,7 @@ import { z } from 'zod'
 import type { GroupIdType } from '../../capability/capability.ts'
 import { ConfigurationError, type GuardedOperation } from '../../errors.ts'
 import type { Policies } from '../../sql/policies.ts'
+import { hiddenColumnsOf } from '../../sql/render-column-grants.ts'
 import { parseSigningKey } from '../signing-key.ts'
 
 /** A guarded table and the operations keyhole performs on it (each needs a policy). */
@@ -21,6 +22,13 @@ export interface KeyholeFunctionExpectation {
   readonly signature: string
   /** The SHA-256 (hex) of the function's body (`pg_proc.prosrc`) as installed; unchecked if absent. */
   readonly sourceSha256?: string | undefined
+}
+
+/** A table's hidden columns, for the start-up checks. */
+export interface HiddenColumnsOption {
+  /** Schema-qualified, as in SQL: `public.users`. */
+  readonly table: string
+  readonly columns: readonly string[]
 }
 
 export interface CheckDatabaseOptions {
@@ -60,6 +68,14 @@ export interface CheckDatabaseOptions {
   readonly policies?: Policies | undefined
   /** The group-ID type the policies were generated with. @default 'uuid' */
   readonly groupIdType?: GroupIdType | undefined
+  /**
+   * Columns no runtime caller may read or write, per table (schema-qualified, as `guardedTables`):
+   * the runtime role must hold no privilege on them (KH_DB_COLUMN_PRIVILEGE), and every other
+   * column of a table the runtime role holds column grants on must be granted
+   * (KH_DB_COLUMN_NOT_GRANTED).
+   * @default the `columns.hidden` of `policies` (an unqualified table as `public.<table>`), or none
+   */
+  readonly hiddenColumns?: readonly HiddenColumnsOption[] | undefined
   /**
    * Role and database defaults (`ALTER ROLE … SET`, `ALTER DATABASE … SET`) allowed for the
    * runtime role, each with its exact value as `pg_db_role_setting` stores it (`{
@@ -109,6 +125,7 @@ export interface ResolvedCheckOptions {
   readonly minimumServerVersion: number
   readonly policies: Policies | undefined
   readonly groupIdType: GroupIdType
+  readonly hiddenColumns: readonly HiddenColumnsOption[]
   /** Lower-case setting name → the exact value allowed (a frozen object without prototype). */
   readonly allowedSettings: Readonly<Record<string, string>>
   readonly mode: 'rls' | 'guard'
@@ -175,6 +192,9 @@ const optionsSchema = z.strictObject({
     )
     .optional(),
   groupIdType: z.enum(['uuid', 'bigint', 'integer', 'text']).optional(),
+  hiddenColumns: z
+    .array(z.strictObject({ table: qualifiedName, columns: z.array(z.string().min(1)).min(1) }))
+    .optional(),
   allowedSettings: z
     .record(
       z
@@ -231,6 +251,14 @@ export function resolveCheckOptions(options: CheckDatabaseOptions): ResolvedChec
     minimumServerVersion: o.minimumServerVersion ?? 140000,
     policies: o.policies,
     groupIdType: o.groupIdType ?? 'uuid',
+    hiddenColumns: Object.freeze(
+      (o.hiddenColumns ?? (o.policies ? hiddenColumnsOf(o.policies) : [])).map((h) =>
+        Object.freeze({
+          table: h.table.includes('.') ? h.table : `public.${h.table}`,
+          columns: Object.freeze([...h.columns]),
+        }),
+      ),
+    ),
     allowedSettings: Object.freeze(allowed),
     mode: o.mode ?? 'rls',
     tls: o.tls ?? 'remote',

@@ -1,0 +1,281 @@
+/**
+ * The database layer of hidden columns (issue 19, item 2): keyhole's generated policy SQL leaves
+ * the runtime role no privilege on a hidden column (`notes.secret`) and every other column as it
+ * was; RLS still applies; applying it again, `keyhole migrate` and `keyhole setup` change nothing;
+ * a column added later is KH_DB_COLUMN_NOT_GRANTED until the policy SQL runs again; and every way
+ * of holding a privilege on the hidden column is KH_DB_COLUMN_PRIVILEGE, whose fix works.
+ */
+import t from 'tap'
+import pg from 'pg'
+import { checkDatabase, type CheckDatabaseOptions } from '../../src/db/check-database.ts'
+import { migrate } from '../../src/db/migrate.ts'
+import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
+import { setup } from '../../src/db/setup.ts'
+import { capability, notesPolicies } from './helpers/keyhole.ts'
+import { createHiddenColumnDatabase, hiddenNotesPolicies } from './helpers/hidden-columns.ts'
+
+const h = await createHiddenColumnDatabase(t)
+const r = `"${h.runtime.name}"`
+const runtime = new pg.Client({ connectionString: h.runtimeUrl })
+await runtime.connect()
+t.teardown(() => runtime.end())
+const signer = createCapabilitySigner(h.signingKey)
+const alice = capability({
+  subject: 'alice',
+  groups: { member: [h.groupA], moderator: [h.groupA] },
+})
+
+/** Runs `statement` as the runtime role under alice's capability, rolled back. */
+async function asAlice(statement: string) {
+  await runtime.query('BEGIN')
+  try {
+    await runtime.query('SELECT keyhole.set_capability($1)', [signer.sign(alice)])
+    return (await runtime.query(statement)).rows
+  } finally {
+    await runtime.query('ROLLBACK')
+  }
+}
+
+/** The codes checkDatabase reports as the runtime role. */
+async function check(options: CheckDatabaseOptions = h.checks) {
+  return checkDatabase(runtime, options)
+}
+const codes = async (options?: CheckDatabaseOptions) =>
+  (await check(options)).map((f) => f.code).sort()
+
+/** The table's and its columns' ACLs: what "nothing changed" compares. */
+async function acls() {
+  const { rows } = await h.db.pool.query<{ acl: string }>(
+    `SELECT (SELECT relacl::text FROM pg_class WHERE oid = 'public.notes'::regclass) || ' '
+       || string_agg(attname || '=' || coalesce(attacl::text, ''), ' ' ORDER BY attnum) AS acl
+     FROM pg_attribute WHERE attrelid = 'public.notes'::regclass AND attnum > 0 AND NOT attisdropped`,
+  )
+  return rows[0]!.acl
+}
+
+const denied = { code: '42501' }
+
+t.test('the runtime role reaches every column but the hidden one, under RLS', async (t) => {
+  t.same(await asAlice('SELECT owner, body FROM notes ORDER BY id'), [
+    { owner: 'alice', body: 'a' },
+  ])
+  t.same(
+    await asAlice('SELECT count(*)::int AS n FROM notes'),
+    [{ n: 1 }],
+    "RLS: group B's note unseen",
+  )
+  t.same(
+    await asAlice(
+      `INSERT INTO notes (group_id, owner, body) VALUES ('${h.groupA}', 'alice', 'c') RETURNING body`,
+    ),
+    [{ body: 'c' }],
+  )
+  t.same(await asAlice(`UPDATE notes SET body = 'z' RETURNING id`), [{ id: 1 }])
+  t.same(await asAlice(`DELETE FROM notes RETURNING id`), [{ id: 1 }])
+  for (const statement of [
+    'SELECT secret FROM notes',
+    'SELECT * FROM notes',
+    'SELECT notes FROM notes',
+    `SELECT id FROM notes WHERE secret = 'hash of alice'`,
+    `INSERT INTO notes (group_id, owner, body, secret) VALUES ('${h.groupA}', 'alice', 'c', 's')`,
+    `UPDATE notes SET secret = 's'`,
+    `UPDATE notes SET body = 'z' RETURNING secret`,
+    `DELETE FROM notes RETURNING *`,
+  ]) {
+    await t.rejects(asAlice(statement), denied, statement)
+  }
+  t.same(await check(), [], 'the start-up checks pass')
+})
+
+t.test('applied again, by migrate, or setup run again: nothing changes', async (t) => {
+  const before = await acls()
+  t.match(before, new RegExp(`^\\{[^}]*${h.runtime.name}=d/[^}]*\\} id=\\{${h.runtime.name}=arw/`))
+  t.match(before, / secret=$/, 'no grant at all on the hidden column')
+  await h.applyPolicies()
+  t.equal(await acls(), before, 'applyPolicies')
+  await migrate(h.migratorUrl, { policies: hiddenNotesPolicies, runtimeRole: h.runtime.name })
+  t.equal(await acls(), before, 'keyhole migrate')
+  const again = await setup(h.db.url, {
+    migrationRole: h.migrator,
+    runtimeRole: h.runtime,
+    signingKey: false,
+  })
+  t.same(again.repairs, [], 'setup repaired nothing')
+  t.equal(await acls(), before, 'keyhole setup did not give the table-level grant back')
+  t.same(await check(), [])
+})
+
+t.test('a column added later: KH_DB_COLUMN_NOT_GRANTED until the policy SQL runs', async (t) => {
+  await h.asMigrator('ALTER TABLE notes ADD COLUMN tag text')
+  t.teardown(() => h.asMigrator('ALTER TABLE notes DROP COLUMN tag'))
+  await t.rejects(asAlice('SELECT tag FROM notes'), denied)
+  const findings = await check()
+  t.same(
+    findings.map((f) => f.code),
+    ['KH_DB_COLUMN_NOT_GRANTED', 'KH_DB_COLUMN_NOT_GRANTED', 'KH_DB_COLUMN_NOT_GRANTED'],
+    'SELECT, INSERT and UPDATE',
+  )
+  t.match(findings[0], {
+    message: /holds SELECT on some columns of public\.notes but not on tag, not hidden/,
+    fix: new RegExp(
+      `keyhole migrate.*; or GRANT SELECT \\(tag\\) ON public\\.notes TO ${h.runtime.name};`,
+    ),
+  })
+  await h.applyPolicies()
+  t.same(await asAlice('SELECT tag FROM notes'), [{ tag: null }])
+  t.same(await check(), [], 'repaired by the policy SQL')
+})
+
+t.test('a hidden column the table lacks fails the policy SQL', async (t) => {
+  const misspelt = Object.freeze({
+    ...hiddenNotesPolicies,
+    tables: Object.freeze({
+      notes: Object.freeze({
+        ...hiddenNotesPolicies.tables.notes,
+        columns: Object.freeze({ hidden: Object.freeze(['secret', 'secrets']) }),
+      }),
+    }),
+  })
+  const before = await acls()
+  await t.rejects(h.applyPolicies(misspelt), {
+    message: 'keyhole: the hidden column(s) secrets of notes do not exist',
+  })
+  t.equal(await acls(), before, 'rolled back: nothing changed')
+})
+
+interface Case {
+  name: string
+  break: string
+  /** The fix the finding names, run as the superuser (none: apply the policy SQL again). */
+  fix?: RegExp
+  message: RegExp
+  /** Other findings the same break causes, and why. */
+  also?: string[]
+  cleanup?: string
+}
+
+const other = `"${h.db.prefix}_reader"`
+await h.db.pool.query(`CREATE ROLE ${other} NOLOGIN`)
+
+const cases: Case[] = [
+  {
+    name: 'a table-level grant to the runtime role',
+    break: `GRANT SELECT, UPDATE ON notes TO ${r}`,
+    message:
+      /holds SELECT, UPDATE on the hidden column secret of public\.notes \(a table-level grant to it\)/,
+  },
+  {
+    name: 'a column grant to the runtime role',
+    break: `GRANT SELECT (secret) ON notes TO ${r}`,
+    message: /holds SELECT on the hidden column secret of public\.notes \(a column grant to it\)/,
+    fix: new RegExp(`^REVOKE SELECT \\(secret\\) ON public\\.notes FROM ${h.runtime.name};$`),
+  },
+  {
+    name: 'REFERENCES on the column',
+    break: `GRANT REFERENCES (secret) ON notes TO ${r}`,
+    message: /holds REFERENCES on the hidden column secret/,
+    fix: /^REVOKE REFERENCES \(secret\) ON public\.notes FROM \S+;$/,
+    also: ['KH_DB_TABLE_PRIVILEGE'], // REFERENCES on a guarded table: check 4's too
+  },
+  {
+    name: 'a column grant to a role it is a member of (without INHERIT: it may SET ROLE)',
+    break: `GRANT UPDATE (secret) ON notes TO ${other}; GRANT ${other} TO ${r} WITH INHERIT FALSE`,
+    message: new RegExp(
+      `holds UPDATE on the hidden column secret .*a column grant to ${h.db.prefix}_reader, a role it is a member of`,
+    ),
+    fix: new RegExp(`^REVOKE UPDATE \\(secret\\) ON public\\.notes FROM ${h.db.prefix}_reader;$`),
+    cleanup: `REVOKE ${other} FROM ${r}`,
+  },
+  {
+    name: 'a table-level grant to a role it is a member of',
+    break: `GRANT SELECT ON notes TO ${other}; GRANT ${other} TO ${r}`,
+    message: /a table-level grant to \S+_reader, a role it is a member of/,
+    fix: new RegExp(`^REVOKE ${h.db.prefix}_reader FROM ${h.runtime.name}; \\(keyhole setup`),
+    cleanup: `REVOKE SELECT ON notes FROM ${other}`,
+  },
+  {
+    name: 'a column grant to PUBLIC',
+    break: `GRANT SELECT (secret) ON notes TO PUBLIC`,
+    message:
+      /holds SELECT on the hidden column secret of public\.notes \(a column grant to PUBLIC\)/,
+    fix: /^REVOKE SELECT \(secret\) ON public\.notes FROM PUBLIC;$/,
+  },
+  {
+    name: 'a table-level grant to PUBLIC',
+    break: `GRANT INSERT ON notes TO PUBLIC`,
+    message:
+      /holds INSERT on the hidden column secret of public\.notes \(a table-level grant to PUBLIC\)/,
+    fix: /^REVOKE INSERT ON public\.notes FROM PUBLIC;$/,
+  },
+]
+
+for (const c of cases) {
+  t.test(`KH_DB_COLUMN_PRIVILEGE: ${c.name}: break → detect → fix`, async (t) => {
+    await h.db.pool.query(c.break)
+    const findings = await check()
+    t.same(findings.map((f) => f.code).sort(), ['KH_DB_COLUMN_PRIVILEGE', ...(c.also ?? [])].sort())
+    const found = findings.find((f) => f.code === 'KH_DB_COLUMN_PRIVILEGE')!
+    t.match(found.message, c.message)
+    if (c.fix === undefined) {
+      t.match(found.fix, /^apply keyhole's generated policy SQL again \(keyhole migrate/)
+      await h.applyPolicies()
+    } else {
+      t.match(found.fix, c.fix)
+      await h.db.pool.query(found.fix.replace(/ \(keyhole setup.*$/, ''))
+    }
+    t.same(await check(), [], 'fixed: no finding')
+    if (c.cleanup) await h.db.pool.query(c.cleanup)
+  })
+}
+
+t.test('every way at once: one finding, each way with its fix', async (t) => {
+  await h.db.pool.query(`GRANT SELECT ON notes TO ${r}; GRANT SELECT (secret) ON notes TO PUBLIC`)
+  const [found, ...rest] = await check()
+  t.same(rest, [])
+  t.match(found, {
+    code: 'KH_DB_COLUMN_PRIVILEGE',
+    message: /\(a table-level grant to it; a column grant to PUBLIC\)/,
+    fix: /^apply keyhole's .* hidden ones REVOKE SELECT \(secret\) ON public\.notes FROM PUBLIC;$/,
+  })
+  await h.db.pool.query(`REVOKE SELECT (secret) ON notes FROM PUBLIC`)
+  await h.applyPolicies()
+  t.same(await check(), [])
+})
+
+t.test(
+  'a column no longer hidden: KH_DB_COLUMN_NOT_GRANTED, fixed by a table-level grant',
+  async (t) => {
+    // The policies hide nothing now, so their SQL leaves the table alone: secret stays withheld.
+    const unhidden = { ...h.checks, policies: notesPolicies }
+    const findings = await check(unhidden)
+    t.same(
+      findings.map((f) => f.code),
+      Array(3).fill('KH_DB_COLUMN_NOT_GRANTED'),
+    )
+    t.match(
+      findings.map((f) => f.fix),
+      [
+        `GRANT SELECT ON public.notes TO ${h.runtime.name}; (the table hides no column now)`,
+        `GRANT INSERT ON public.notes TO ${h.runtime.name}; (the table hides no column now)`,
+        `GRANT UPDATE ON public.notes TO ${h.runtime.name}; (the table hides no column now)`,
+      ],
+    )
+    for (const f of findings) await h.db.pool.query(f.fix.replace(/ \(the table.*$/, ''))
+    t.same(await check(unhidden), [], 'fixed')
+    t.same(await asAlice('SELECT secret FROM notes'), [{ secret: 'hash of alice' }])
+    await h.applyPolicies()
+    t.same(await check(), [], 'hidden again')
+  },
+)
+
+t.test('hiddenColumns names them without the policies', async (t) => {
+  const named: CheckDatabaseOptions = {
+    ...h.checks,
+    policies: undefined,
+    hiddenColumns: [{ table: 'public.notes', columns: ['secret'] }],
+  }
+  t.same(await check(named), [])
+  await h.db.pool.query(`GRANT SELECT ON notes TO ${r}`)
+  t.same(await codes(named), ['KH_DB_COLUMN_PRIVILEGE'])
+  await h.applyPolicies()
+})
