@@ -107,8 +107,9 @@ $keyhole$;
  * The column grants the policies' hidden columns need, for the runtime role `role` ('' when no
  * table hides a column); part of every policy script keyhole renders (`renderPolicySql`,
  * `policySql`, `keyhole policies`, `keyhole migrate`). The generated SQL for
- * `{ users: { read: inGroup('group_id', 'member'), columns: { hidden: ['password_hash'] } } }` and
- * the role `app_runtime`, pinned by test/sql/statement-text.test.ts:
+ * `{ users: { read: inGroup('group_id', 'member'), columns: { read: { member: ['id', 'name'] },
+ * hidden: ['password_hash'] } } }` and the role `app_runtime`, pinned by
+ * test/sql/statement-text.test.ts:
  * ```sql
  * DO $keyhole$
  * …

@@ -5,13 +5,18 @@
  * a column added later is KH_DB_COLUMN_NOT_GRANTED until the policy SQL runs again; and every way
  * of holding a privilege on the hidden column is KH_DB_COLUMN_PRIVILEGE, whose fix works.
  */
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import pg from 'pg'
+import { run } from '../../src/cli/main.ts'
 import { checkDatabase, type CheckDatabaseOptions } from '../../src/db/check-database.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
 import { setup } from '../../src/db/setup.ts'
+import { definePolicies } from '../../src/sql/policies.ts'
 import { capability, notesPolicies } from './helpers/keyhole.ts'
+import { buildApp } from '../plugins/helpers/app.ts'
+import { startApp } from '../plugins/helpers/express-app.ts'
 import { createHiddenColumnDatabase, hiddenNotesPolicies } from './helpers/hidden-columns.ts'
 
 const h = await createHiddenColumnDatabase(t)
@@ -54,6 +59,7 @@ async function acls() {
 }
 
 const denied = { code: '42501' }
+const policiesModule = fileURLToPath(new URL('./helpers/hidden-notes-policies.js', import.meta.url))
 
 t.test('the runtime role reaches every column but the hidden one, under RLS', async (t) => {
   t.same(await asAlice('SELECT owner, body FROM notes ORDER BY id'), [
@@ -77,6 +83,7 @@ t.test('the runtime role reaches every column but the hidden one, under RLS', as
     'SELECT * FROM notes',
     'SELECT notes FROM notes',
     `SELECT id FROM notes WHERE secret = 'hash of alice'`,
+    `EXPLAIN SELECT id FROM notes WHERE secret = 'hash of alice'`,
     `INSERT INTO notes (group_id, owner, body, secret) VALUES ('${h.groupA}', 'alice', 'c', 's')`,
     `UPDATE notes SET secret = 's'`,
     `UPDATE notes SET body = 'z' RETURNING secret`,
@@ -127,14 +134,11 @@ t.test('a column added later: KH_DB_COLUMN_NOT_GRANTED until the policy SQL runs
 })
 
 t.test('a hidden column the table lacks fails the policy SQL', async (t) => {
-  const misspelt = Object.freeze({
-    ...hiddenNotesPolicies,
-    tables: Object.freeze({
-      notes: Object.freeze({
-        ...hiddenNotesPolicies.tables.notes,
-        columns: Object.freeze({ hidden: Object.freeze(['secret', 'secrets']) }),
-      }),
-    }),
+  const misspelt = definePolicies({
+    notes: {
+      ...hiddenNotesPolicies.tables.notes,
+      columns: { read: { member: ['id'] }, hidden: ['secret', 'secrets'] },
+    },
   })
   const before = await acls()
   await t.rejects(h.applyPolicies(misspelt), {
@@ -142,6 +146,45 @@ t.test('a hidden column the table lacks fails the policy SQL', async (t) => {
   })
   t.equal(await acls(), before, 'rolled back: nothing changed')
 })
+
+t.test(
+  'a SECURITY DEFINER function of the migration role answers about the hidden column',
+  async (t) => {
+    // The recipe of docs/columns.md: the owner reads the column (a policy for it: FORCE ROW LEVEL
+    // SECURITY applies the policies to the owner too) and returns only the answer.
+    await h.asMigrator(`
+    CREATE POLICY notes_secret_check ON notes FOR SELECT TO "${h.migrator.name}" USING (true);
+    CREATE FUNCTION public.secret_matches(note_id integer, candidate text) RETURNS boolean
+      LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+      AS $$ SELECT coalesce((SELECT secret = 'hash of ' || candidate FROM public.notes
+        WHERE id = note_id), false) $$;
+    REVOKE ALL ON FUNCTION public.secret_matches(integer, text) FROM PUBLIC;
+    GRANT EXECUTE ON FUNCTION public.secret_matches(integer, text) TO ${r};`)
+    t.teardown(() =>
+      h.asMigrator(
+        'DROP FUNCTION public.secret_matches(integer, text); DROP POLICY notes_secret_check ON notes',
+      ),
+    )
+    const { rows } = await runtime.query(
+      `SELECT public.secret_matches(1, 'alice') AS yes, public.secret_matches(1, 'bob') AS no`,
+    )
+    t.same(rows, [{ yes: true, no: false }], 'as the runtime role, outside any capability')
+    await t.rejects(
+      asAlice('SELECT secret FROM notes'),
+      denied,
+      'the column itself stays out of reach',
+    )
+    t.same(await codes(), ['KH_DB_SECURITY_DEFINER'], 'not listed: reported as any other')
+    const listed = {
+      ...h.checks,
+      keyholeFunctions: [
+        ...(h.checks.keyholeFunctions ?? []),
+        'public.secret_matches(integer,text)',
+      ],
+    }
+    t.same(await check(listed), [], 'listed with keyholeFunctions: held to their rules, and passes')
+  },
+)
 
 interface Case {
   name: string
@@ -278,4 +321,54 @@ t.test('hiddenColumns names them without the policies', async (t) => {
   await h.db.pool.query(`GRANT SELECT ON notes TO ${r}`)
   t.same(await codes(named), ['KH_DB_COLUMN_PRIVILEGE'])
   await h.applyPolicies()
+})
+
+t.test(
+  'start-up refused on both adapters while the runtime role holds a hidden column',
+  async (t) => {
+    const options = () => {
+      const pool = h.runtimePool(1)
+      pool.on('error', () => {})
+      return {
+        database: { pool, policies: hiddenNotesPolicies, signingKey: h.signingKey },
+        checks: { migrationRole: h.migrator.name },
+        monitor: false,
+      } as const
+    }
+    const refused = {
+      code: 'KH_INSECURE_DATABASE',
+      message:
+        /KH_DB_COLUMN_PRIVILEGE: the runtime role \S+ holds SELECT on the hidden column secret/,
+      findings: [{ code: 'KH_DB_COLUMN_PRIVILEGE' }],
+    }
+    await h.db.pool.query(`GRANT SELECT (secret) ON notes TO ${r}`)
+    await t.rejects(buildApp(t, options()), refused, 'Fastify')
+    const { keyhole } = await startApp(t, options(), () => {}, { ready: false })
+    await t.rejects(keyhole.ready(), refused, 'Express')
+    await h.db.pool.query(`REVOKE SELECT (secret) ON notes FROM ${r}`)
+    const { app } = await buildApp(t, options())
+    t.equal(app.keyhole.healthy, true, 'fixed: Fastify starts')
+    await t.resolves(keyhole.ready(), 'fixed: Express is ready')
+  },
+)
+
+t.test('keyhole check prints the finding and its fix', async (t) => {
+  const out: string[] = []
+  const check = ['check', '--policies', policiesModule, '--migration-role', h.migrator.name]
+  const cli = () =>
+    run(check, {
+      env: { KEYHOLE_RUNTIME_URL: h.runtimeUrl },
+      out: (l) => out.push(l),
+      err: () => {},
+    })
+  await h.db.pool.query(`GRANT SELECT ON notes TO ${r}`)
+  t.equal(await cli(), 1)
+  t.match(
+    out.join('\n'),
+    /^keyhole check: 1 finding\(s\)\n {2}- KH_DB_COLUMN_PRIVILEGE: .*hidden column secret of public\.notes.*\n {4}fix: apply keyhole's generated policy SQL again/,
+  )
+  await h.applyPolicies()
+  out.length = 0
+  t.equal(await cli(), 0)
+  t.same(out, ['keyhole check: no findings (1 guarded table(s))'])
 })

@@ -30,6 +30,7 @@ import { guardedUpdate } from '../../src/sql/guarded-update.ts'
 import { bindPolicies, definePolicies } from '../../src/sql/policies.ts'
 import { sql } from '../../src/sql/sql-tag.ts'
 import type { QueryConfig } from '../../src/sql/queryable.ts'
+import { renderColumnGrantSql } from '../../src/sql/render-column-grants.ts'
 import { renderPolicySql } from '../../src/sql/render-policy-sql.ts'
 import { makeCapability } from '../helpers/sql-capability.ts'
 import { createForum, G1, G2, threadLink } from '../helpers/sql-forum.ts'
@@ -274,6 +275,20 @@ t.test('every doc comment\'s "generated SQL" is what the code generates', async 
       whole: false,
       render: async () => [
         renderRecordedPolicySql(policies, { groupIdType: 'uuid', role: 'app_runtime' }),
+      ],
+    },
+    renderColumnGrantSql: {
+      whole: false,
+      render: async () => [
+        renderColumnGrantSql(
+          definePolicies({
+            users: {
+              read: inGroup('group_id', 'member'),
+              columns: { read: { member: ['id', 'name'] }, hidden: ['password_hash'] },
+            },
+          }),
+          'app_runtime',
+        ),
       ],
     },
   }

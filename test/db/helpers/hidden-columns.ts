@@ -6,18 +6,15 @@ import pg from 'pg'
 import { applyPolicies } from '../../../src/db/policy-sql.ts'
 import type { CheckDatabaseOptions } from '../../../src/db/check-database.ts'
 import { KEYHOLE_FUNCTIONS } from '../../../src/db/keyhole-sql.ts'
-import type { Policies } from '../../../src/sql/policies.ts'
+import { definePolicies, type Policies } from '../../../src/sql/policies.ts'
 import { createKeyholeDatabase, notesPolicies, type KeyholeDatabase } from './keyhole.ts'
 
 /** The notes' policies, `secret` hidden. */
-export const hiddenNotesPolicies: Policies = Object.freeze({
-  ...notesPolicies,
-  tables: Object.freeze({
-    notes: Object.freeze({
-      ...notesPolicies.tables.notes,
-      columns: Object.freeze({ hidden: Object.freeze(['secret']) }),
-    }),
-  }),
+export const hiddenNotesPolicies = definePolicies({
+  notes: {
+    ...notesPolicies.tables.notes,
+    columns: { read: { member: ['id', 'group_id', 'owner', 'body'] }, hidden: ['secret'] },
+  },
 })
 
 export interface HiddenColumnDatabase extends KeyholeDatabase {

@@ -1,0 +1,2 @@
+// JavaScript on purpose, as test/cli/helpers/notes-policies.js: `keyhole check --policies` loads it.
+export { hiddenNotesPolicies as policies } from './hidden-columns.ts'
