@@ -113,8 +113,8 @@ t.test('applied again, by migrate, or setup run again: nothing changes', async (
 })
 
 t.test('a column added later: KH_DB_COLUMN_NOT_GRANTED until the policy SQL runs', async (t) => {
-  await h.asMigrator('ALTER TABLE notes ADD COLUMN tag text')
-  t.teardown(() => h.asMigrator('ALTER TABLE notes DROP COLUMN tag'))
+  await h.asMigrator('ALTER TABLE notes ADD COLUMN tag text, ADD COLUMN label text')
+  t.teardown(() => h.asMigrator('ALTER TABLE notes DROP COLUMN tag, DROP COLUMN label'))
   await t.rejects(asAlice('SELECT tag FROM notes'), denied)
   const findings = await check()
   t.same(
@@ -123,13 +123,14 @@ t.test('a column added later: KH_DB_COLUMN_NOT_GRANTED until the policy SQL runs
     'SELECT, INSERT and UPDATE',
   )
   t.match(findings[0], {
-    message: /holds SELECT on some columns of public\.notes but not on tag, not hidden/,
+    message:
+      /holds SELECT on some columns of public\.notes but not on tag, label, not hidden .*naming them fail with 42501$/,
     fix: new RegExp(
-      `keyhole migrate.*; or GRANT SELECT \\(tag\\) ON public\\.notes TO ${h.runtime.name};`,
+      `keyhole migrate.*; or GRANT SELECT \\(tag, label\\) ON public\\.notes TO ${h.runtime.name};`,
     ),
   })
   await h.applyPolicies()
-  t.same(await asAlice('SELECT tag FROM notes'), [{ tag: null }])
+  t.same(await asAlice('SELECT tag, label FROM notes'), [{ tag: null, label: null }])
   t.same(await check(), [], 'repaired by the policy SQL')
 })
 
@@ -318,6 +319,7 @@ t.test('hiddenColumns names them without the policies', async (t) => {
     hiddenColumns: [{ table: 'public.notes', columns: ['secret'] }],
   }
   t.same(await check(named), [])
+  t.same(await check({ ...named, guardedTables: [], hiddenColumns: [] }), [], 'no table: no query')
   await h.db.pool.query(`GRANT SELECT ON notes TO ${r}`)
   t.same(await codes(named), ['KH_DB_COLUMN_PRIVILEGE'])
   await h.applyPolicies()
