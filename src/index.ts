@@ -158,6 +158,7 @@ export type {
   CheckQueryable,
   GuardedTable,
   KeyholeFunctionExpectation,
+  HiddenColumnsOption,
   DatabaseFindingCode,
 } from './db/check-database.ts'
 export { startMonitor } from './db/monitor.ts'
