@@ -41,6 +41,17 @@ export const errorCatalogue = {
     statusCode: 500,
     message: "SQL run in 'guard' mode must embed the request's guard",
   },
+  // Encrypted columns (docs/columns.md): a missing data key refuses the start, a statement that
+  // cannot work on ciphertext is refused before any SQL, a value that fails to open is a fault.
+  KH_DATA_KEY_MISSING: {
+    statusCode: 500,
+    message: 'The policies declare encrypted columns but no data key is configured',
+  },
+  KH_ENCRYPTED_COLUMN: {
+    statusCode: 500,
+    message: 'This statement cannot run on an encrypted column',
+  },
+  KH_DECRYPT_FAILED: { statusCode: 500, message: 'A stored value failed to decrypt' },
 
   // 401: the request did not carry a usable token.
   KH_TOKEN_MISSING: { statusCode: 401, message: 'Authorization required', bearer: null },
@@ -349,6 +360,17 @@ export class DatabaseFault extends KeyholeError {
   }
 }
 
+/**
+ * 500: a stored value of an encrypted column did not open (moved to another row or column, altered,
+ * or sealed with a key no longer configured). The message names the table and column, never a
+ * value; the response carries the generic message only.
+ */
+export class DecryptionFailed extends KeyholeError {
+  constructor(options: KeyholeErrorOptions = {}) {
+    super('KH_DECRYPT_FAILED', options)
+  }
+}
+
 /** API misuse at registration or build time: a bad option, identifier or missing policy. */
 export class ConfigurationError extends KeyholeError {
   constructor(
@@ -359,7 +381,9 @@ export class ConfigurationError extends KeyholeError {
       | 'KH_DISCOVERY_FAILED'
       | 'KH_SYSTEM_NOT_DECLARED'
       | 'KH_SYSTEM_IN_REQUEST'
-      | 'KH_UNGUARDED_SQL',
+      | 'KH_UNGUARDED_SQL'
+      | 'KH_DATA_KEY_MISSING'
+      | 'KH_ENCRYPTED_COLUMN',
     message: string,
     cause?: unknown,
   ) {

@@ -16,6 +16,7 @@ export {
   ServiceUnavailable,
   SessionDirty,
   DatabaseFault,
+  DecryptionFailed,
   ConfigurationError,
   InsecureDatabase,
   isKeyholeError,
@@ -163,3 +164,14 @@ export type {
 } from './db/check-database.ts'
 export { startMonitor } from './db/monitor.ts'
 export type { DatabaseMonitor, MonitorOptions, MonitorLogger } from './db/monitor.ts'
+
+// Encrypted columns (docs/columns.md)
+export { dataKeys, dataKeysFromEnv, unwrapDataKeys } from './encryption/data-keys.ts'
+export type { DataKeys, DataKeysOptions, UnwrapDataKeysOptions } from './encryption/data-keys.ts'
+export { reencrypt } from './encryption/reencrypt.ts'
+export type { ReencryptHandle, ReencryptOptions, ReencryptResult } from './encryption/reencrypt.ts'
+export type {
+  BlindIndexedColumn,
+  EncryptedColumnDeclaration,
+  EncryptedDeclaration,
+} from './encryption/encrypted-columns.ts'

@@ -19,6 +19,7 @@ import {
   ServiceUnavailable,
   SessionDirty,
   DatabaseFault,
+  DecryptionFailed,
   TokenError,
   type KeyholeErrorCode,
 } from '../src/errors.ts'
@@ -40,6 +41,14 @@ const catalogue: Record<
   KH_SYSTEM_NOT_DECLARED: config('KH_SYSTEM_NOT_DECLARED'),
   KH_SYSTEM_IN_REQUEST: config('KH_SYSTEM_IN_REQUEST'),
   KH_UNGUARDED_SQL: config('KH_UNGUARDED_SQL'),
+  KH_DATA_KEY_MISSING: config('KH_DATA_KEY_MISSING'),
+  KH_ENCRYPTED_COLUMN: config('KH_ENCRYPTED_COLUMN'),
+  KH_DECRYPT_FAILED: {
+    make: () => new DecryptionFailed(),
+    status: 500,
+    error: 'Internal Server Error',
+    class: DecryptionFailed,
+  },
   KH_INSECURE_DATABASE: {
     make: () => new InsecureDatabase([finding]),
     status: 500,

@@ -150,6 +150,7 @@ export function createKeyhole(options: CreateKeyholeOptions): Keyhole {
     sessions: runner.sessions,
     transaction: (work) => guardTransaction(resolved, work, counters),
     logger,
+    dataKeys: resolved.dataKeys,
   })
   return Object.freeze({
     mode: runner.database.mode,

@@ -4,6 +4,8 @@
  * validated with zod; the mode is stated or follows from the key, never chosen silently.
  */
 import { z } from 'zod'
+import { dataKeysFromEnv, keyRing, type DataKeys } from '../encryption/data-keys.ts'
+import { declaresEncryption, type EncryptedTables } from '../encryption/encrypted-statements.ts'
 import { ConfigurationError } from '../errors.ts'
 import type { Policies } from '../sql/policies.ts'
 import type { Queryable } from '../sql/queryable.ts'
@@ -35,6 +37,15 @@ export interface DatabaseOptions {
   mode?: 'guard' | 'rls' | undefined
   /** Named prepared statements (see PgBouncer's `max_prepared_statements`). @default true */
   prepared?: boolean | undefined
+  /**
+   * The keys of the policies' encrypted columns (`dataKeys(…)`, `await unwrapDataKeys(…)` for a
+   * KMS, or your own `{ currentKeyId, key(id) }`), resolved before registration: nothing is
+   * awaited per row. Never logged. When the policies declare encrypted columns and this is not
+   * given, `KEYHOLE_DATA_KEY` (and `KEYHOLE_DATA_KEYS` for older keys) is read; neither is a
+   * start-up refusal, `KH_DATA_KEY_MISSING`.
+   * @default dataKeysFromEnv() when the policies declare encrypted columns
+   */
+  dataKeys?: DataKeys | undefined
 }
 
 export interface ResolvedDatabase {
@@ -43,6 +54,7 @@ export interface ResolvedDatabase {
   readonly signingKey: string | Uint8Array | undefined
   readonly mode: 'guard' | 'rls'
   readonly prepared: boolean
+  readonly dataKeys?: DataKeys | undefined
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
@@ -64,6 +76,12 @@ export const databaseShape = {
   signingKey: z.union([z.string().min(1), z.instanceof(Uint8Array)]).optional(),
   mode: z.enum(['guard', 'rls']).optional(),
   prepared: z.boolean().optional(),
+  dataKeys: z
+    .custom<DataKeys>(
+      (k) => isObject(k) && typeof k.currentKeyId === 'string' && typeof k.key === 'function',
+      'must come from dataKeys() or unwrapDataKeys(), or be { currentKeyId, key(id) }',
+    )
+    .optional(),
 }
 
 function invalid(path: string, message: string): ConfigurationError {
@@ -127,11 +145,24 @@ export function resolveDatabase(options: DatabaseOptions, prefix: string): Resol
       "'rls' mode pipelines each request's statements on node-postgres's connection, and this pool's Client is not node-postgres's JavaScript Client (pg.native, or another driver): give a pg.Pool (pg ^8.11.0, not pg.native)",
     )
   }
+  let dataKeys = options.dataKeys
+  if (dataKeys === undefined && declaresEncryption(options.policies.tables as EncryptedTables)) {
+    dataKeys = dataKeysFromEnv()
+    if (dataKeys === undefined) {
+      throw new ConfigurationError(
+        'KH_DATA_KEY_MISSING',
+        `The policies declare encrypted columns: set KEYHOLE_DATA_KEY (the base64 of 32 bytes, e.g. openssl rand -base64 32) or give ${prefix}dataKeys`,
+      )
+    }
+  }
+  // The current key checked now, not on the first row.
+  if (dataKeys !== undefined) keyRing(dataKeys)
   return Object.freeze({
     pool: options.pool,
     policies: options.policies,
     signingKey: options.signingKey,
     mode,
     prepared: options.prepared ?? true,
+    dataKeys,
   })
 }

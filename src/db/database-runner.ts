@@ -119,6 +119,7 @@ export function createDatabaseRunner(
       mode: database.mode,
       transaction,
       counters: counters.statements,
+      dataKeys: database.dataKeys,
     })
   return Object.freeze({
     database,

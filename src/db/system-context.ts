@@ -18,6 +18,8 @@ import {
   type Policies,
   type PolicyOperation,
 } from '../sql/policies.ts'
+import type { DataKeys } from '../encryption/data-keys.ts'
+import { encryptedStatements, type EncryptedTables } from '../encryption/encrypted-statements.ts'
 import { bindSystem, grantOf, type SystemStatement } from '../sql/system-handle.ts'
 import { insideRequest } from './request-scope.ts'
 import type { SessionFactory, SessionQueryable } from './session.ts'
@@ -89,6 +91,8 @@ export interface SystemContextOptions {
   /** 'guard' mode: one plain transaction on one client. */
   readonly transaction: <T>(work: (db: SessionQueryable) => Promise<T>) => Promise<T>
   readonly logger?: SystemLogger | undefined
+  /** The keys of the policies' encrypted columns (required when they declare any). */
+  readonly dataKeys?: DataKeys | undefined
 }
 
 /** `runAsSystem`: see {@link createSystemContext}. */
@@ -193,6 +197,8 @@ export function framePath(file: string): string {
  */
 export function createSystemContext(options: SystemContextOptions): RunAsSystem {
   const { policies, mode, logger, sessions } = options
+  // Built (and a missing data key refused) once, here at start-up.
+  const guarded = encryptedStatements(policies.tables as EncryptedTables, options.dataKeys)
 
   function report(event: SystemContextEvent): void {
     Object.freeze(event)
@@ -240,6 +246,7 @@ export function createSystemContext(options: SystemContextOptions): RunAsSystem 
     const handle = (db: SessionQueryable) =>
       work(
         bindSystem(db, grants, {
+          statements: guarded,
           groupIdType: options.groupIdType,
           prepared: options.prepared,
           record: (statement) => statements.push(Object.freeze(statement)),

@@ -5,15 +5,19 @@
  */
 import { uncounted, type StatementKind } from '../metrics.ts'
 import type { Capability } from '../capability/capability.ts'
+import type { DataKeys } from '../encryption/data-keys.ts'
+import { parseEncrypted, type EncryptedDeclaration } from '../encryption/encrypted-columns.ts'
+import {
+  encryptedStatements,
+  registerHandle,
+  type EncryptedTables,
+} from '../encryption/encrypted-statements.ts'
 import { ConfigurationError } from '../errors.ts'
 import { parseColumnRules, type ColumnRules } from './column-rules.ts'
 import { isGuard, type Guard, type GuardNode } from './guard.ts'
 import { describeInput, quoteTable } from './identifier.ts'
-import { guardedCount } from './guarded-count.ts'
-import { guardedDelete } from './guarded-delete.ts'
-import { guardedInsert, type InsertResult } from './guarded-insert.ts'
-import { guardedSelect, type OrderBy } from './guarded-select.ts'
-import { guardedUpdate } from './guarded-update.ts'
+import type { InsertResult } from './guarded-insert.ts'
+import type { OrderBy } from './guarded-select.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { attachRawSql, type RawSqlMethods } from './raw-query.ts'
 import type { ColumnName, TableName, TypedCalls } from './table-types.ts'
@@ -37,6 +41,11 @@ export type TablePolicy<C extends string = string> = {
 } & {
   readonly system?: readonly PolicyOperation[]
   readonly columns?: ColumnRules<C>
+  /**
+   * Columns keyhole encrypts (AES-256-GCM) on write and decrypts on read, with an optional blind
+   * index for equality lookups; see docs/columns.md. Needs the data keys (`KEYHOLE_DATA_KEY`).
+   */
+  readonly encrypted?: EncryptedDeclaration<C>
 }
 
 declare const kDatabase: unique symbol
@@ -160,6 +169,10 @@ export function definePolicies<DB = any>(
         copy.columns = parseColumnRules(guard, table, roles)
         continue
       }
+      if (operation === 'encrypted') {
+        copy.encrypted = parseEncrypted(guard, table)
+        continue
+      }
       if (!OPERATIONS.includes(operation as PolicyOperation)) {
         throw new ConfigurationError(
           'KH_INVALID_OPTIONS',
@@ -200,6 +213,11 @@ export interface BindOptions extends StatementOptions {
   readonly transaction?: 'request' | 'statement' | undefined
   /** Counts each statement by kind (see `KeyholeMetrics.statements`). */
   readonly counters?: Record<StatementKind, number> | undefined
+  /**
+   * The keys of the policies' encrypted columns (see `dataKeys`, `dataKeysFromEnv`); required
+   * when a table declares `encrypted`, else `KH_DATA_KEY_MISSING`.
+   */
+  readonly dataKeys?: DataKeys | undefined
 }
 
 /**
@@ -331,13 +349,14 @@ export function bindPolicies<DB = any>(
   assertRoles(policies, capability)
   const prepared = options.prepared
   const counted = options.counters ?? uncounted.statements
+  const statements = encryptedStatements(policies.tables as EncryptedTables, options.dataKeys)
   // Only called after guardFor found the table's policy.
   const read = (table: string) => (policies.tables[table] as TablePolicy).read
   const handle = {
     async insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
       const guard = guardFor(policies, table, 'insert')
       counted.insert++
-      return guardedInsert(queryable, capability, {
+      return statements.insert(queryable, capability, {
         into: table,
         values: values as Row,
         guard,
@@ -350,7 +369,7 @@ export function bindPolicies<DB = any>(
     },
     async select(table, where, opts = {}) {
       counted.select++
-      return guardedSelect(queryable, capability, {
+      return statements.select(queryable, capability, {
         from: table,
         where,
         guard: guardFor(policies, table, 'read'),
@@ -364,7 +383,7 @@ export function bindPolicies<DB = any>(
     },
     async count(table, where) {
       counted.count++
-      return guardedCount(queryable, capability, {
+      return statements.count(queryable, capability, {
         from: table,
         where,
         guard: guardFor(policies, table, 'read'),
@@ -373,7 +392,7 @@ export function bindPolicies<DB = any>(
     },
     async update(table, where, set, opts = {}) {
       counted.update++
-      return guardedUpdate(queryable, capability, {
+      return statements.update(queryable, capability, {
         table,
         where,
         set,
@@ -386,7 +405,7 @@ export function bindPolicies<DB = any>(
     },
     async delete(table, where, opts = {}) {
       counted.delete++
-      return guardedDelete(queryable, capability, {
+      return statements.delete(queryable, capability, {
         from: table,
         where,
         guard: guardFor(policies, table, 'delete'),
@@ -400,12 +419,14 @@ export function bindPolicies<DB = any>(
     mode: options.mode === 'rls' ? 'rls' : 'guard',
     transaction: options.transaction === 'statement' ? 'statement' : 'request',
   } as const
-  return attachRawSql(
+  const bound = attachRawSql(
     handle,
     queryable,
     capability,
     settings,
     (table, operation) => guardFor(policies, table, operation),
     counted,
-  ) as PolicyHandle as HandleOf<DB>
+  )
+  registerHandle(bound, statements)
+  return bound as PolicyHandle as HandleOf<DB>
 }

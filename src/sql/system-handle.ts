@@ -10,11 +10,11 @@ import { createRoleHierarchy } from '../capability/role-hierarchy.ts'
 import { ConfigurationError } from '../errors.ts'
 import { adminOnly } from './guard.ts'
 import { describeInput } from './identifier.ts'
-import { guardedCount } from './guarded-count.ts'
-import { guardedDelete } from './guarded-delete.ts'
-import { guardedInsert } from './guarded-insert.ts'
-import { guardedSelect } from './guarded-select.ts'
-import { guardedUpdate } from './guarded-update.ts'
+import {
+  plainStatements,
+  registerHandle,
+  type EncryptingStatements,
+} from '../encryption/encrypted-statements.ts'
 import type {
   InsertOptions,
   PolicyHandle,
@@ -41,6 +41,8 @@ export interface SystemHandleOptions {
   readonly prepared?: boolean | undefined
   /** Called after each statement that succeeded. */
   readonly record: (statement: SystemStatement) => void
+  /** The statements, sealing and opening encrypted columns (`encryptedStatements`). @default plain */
+  readonly statements?: EncryptingStatements | undefined
 }
 
 // The statements' own guard in a system context: the admin-shaped capability below folds it to
@@ -96,6 +98,7 @@ export function bindSystem(
 ): PolicyHandle {
   const capability = systemCapability(options.groupIdType)
   const prepared = options.prepared
+  const statements: EncryptingStatements = options.statements ?? plainStatements
   const reads = (table: string) => grants.has(grantOf(table, 'read'))
 
   async function run<T>(
@@ -118,13 +121,13 @@ export function bindSystem(
   const returning = (table: string, given: Returning | undefined): Returning =>
     given ?? (reads(table) ? '*' : [])
 
-  return Object.freeze({
+  const handle = Object.freeze({
     insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
       return run(
         table,
         'insert',
         () =>
-          guardedInsert(queryable, capability, {
+          statements.insert(queryable, capability, {
             into: table,
             values: values as Row,
             guard: ACROSS_GROUPS,
@@ -142,7 +145,7 @@ export function bindSystem(
         table,
         'read',
         () =>
-          guardedSelect(queryable, capability, {
+          statements.select(queryable, capability, {
             from: table,
             where,
             guard: ACROSS_GROUPS,
@@ -161,7 +164,7 @@ export function bindSystem(
         table,
         'read',
         () =>
-          guardedCount(queryable, capability, {
+          statements.count(queryable, capability, {
             from: table,
             where,
             guard: ACROSS_GROUPS,
@@ -179,7 +182,7 @@ export function bindSystem(
         table,
         'update',
         () =>
-          guardedUpdate(queryable, capability, {
+          statements.update(queryable, capability, {
             table,
             where,
             set,
@@ -197,7 +200,7 @@ export function bindSystem(
         table,
         'delete',
         () =>
-          guardedDelete(queryable, capability, {
+          statements.delete(queryable, capability, {
             from: table,
             where,
             guard: ACROSS_GROUPS,
@@ -208,5 +211,7 @@ export function bindSystem(
         counted,
       )
     },
-  }) as unknown as PolicyHandle
+  })
+  registerHandle(handle, statements)
+  return handle as unknown as PolicyHandle
 }
