@@ -22,20 +22,31 @@ export interface ValueSite {
 /**
  * A row key as text for the associated data, the same whether the application gave it or
  * PostgreSQL returned it: a UUID in lower case (PostgreSQL prints it so), an integer in decimal
- * (int8 reads back as a string). Anything else is refused.
- * @throws ConfigurationError `KH_ENCRYPTED_COLUMN`
+ * (int8 reads back as a string); `undefined` for anything else (no key, an empty string).
  */
-export function rowKeyText(value: unknown, site: ValueSite, rowKey: string): string {
-  if (typeof value === 'string' && value !== '') {
-    return UUID.test(value) ? value.toLowerCase() : value
+export function canonicalRowKey(value: unknown): string | undefined {
+  if (typeof value === 'string') {
+    return value === '' ? undefined : UUID.test(value) ? value.toLowerCase() : value
   }
   if ((typeof value === 'number' && Number.isSafeInteger(value)) || typeof value === 'bigint') {
     return String(value)
   }
-  throw new ConfigurationError(
-    'KH_ENCRYPTED_COLUMN',
-    `${site.table}.${site.column} is encrypted: its row key ${rowKey} must be a non-empty string or an integer`,
-  )
+  return undefined
+}
+
+/**
+ * {@link canonicalRowKey} of a row key a write gives.
+ * @throws ConfigurationError `KH_ENCRYPTED_COLUMN` when it is not a non-empty string or an integer
+ */
+export function rowKeyText(value: unknown, site: ValueSite, rowKey: string): string {
+  const text = canonicalRowKey(value)
+  if (text === undefined) {
+    throw new ConfigurationError(
+      'KH_ENCRYPTED_COLUMN',
+      `${site.table}.${site.column} is encrypted: its row key ${rowKey} must be a non-empty string or an integer`,
+    )
+  }
+  return text
 }
 
 function associatedData(site: ValueSite, rowKey: string): Buffer {

@@ -18,7 +18,7 @@ import { guardedUpdate, type GuardedUpdateOptions } from '../sql/guarded-update.
 import type { Queryable, Row } from '../sql/queryable.ts'
 import type { Returning } from '../sql/run-statement.ts'
 import type { Where } from '../sql/where.ts'
-import { blindIndex, open, rowKeyText, seal, type ValueSite } from './cipher.ts'
+import { blindIndex, canonicalRowKey, open, rowKeyText, seal, type ValueSite } from './cipher.ts'
 import { keyRing, type DataKeys, type KeyRing } from './data-keys.ts'
 import type { EncryptedTable } from './encrypted-columns.ts'
 
@@ -87,14 +87,6 @@ function sealedTables(tables: EncryptedTables): Map<string, Sealed> {
   return sealed
 }
 
-/** The row key as PostgreSQL returned it, as text; '' (which no value was sealed with) if none. */
-function readRowKey(value: unknown): string {
-  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') {
-    return rowKeyText(value, { table: '', column: '' }, '')
-  }
-  return ''
-}
-
 /** A list of columns with the row key added when it names an encrypted column without it. */
 function withRowKey(
   list: Returning | undefined,
@@ -112,7 +104,8 @@ function openRows(rows: readonly Row[], t: Sealed, ring: KeyRing, drop: boolean)
     for (const [column, { site }] of t.columns) {
       const value = row[column]
       if (value === null || value === undefined) continue
-      rowKey ??= readRowKey(row[t.rowKey])
+      // No row key (NULL): '' was never sealed with, so the value fails to open.
+      rowKey ??= canonicalRowKey(row[t.rowKey]) ?? ''
       row[column] = open(ring, site, rowKey, value)
     }
     if (drop) delete row[t.rowKey]
@@ -324,9 +317,11 @@ function build(layer: Layer): EncryptingStatements {
         : sealOne(options.values as Row)
       const { list, drop } = withRowKey(options.returning, t)
       const result = await insertAny(db, capability, { ...options, values, returning: list })
-      // One row with columns to return comes back as the row; anything else as an InsertResult.
-      const one = !Array.isArray(values) && (list === undefined || list === '*' || list.length > 0)
-      const rowsOf = one ? (row: Row) => [row] : (r: { inserted: Row[] }) => r.inserted
+      // One row comes back as the row ({} when it returns nothing), several as an InsertResult.
+      const returns = list === undefined || list === '*' || list.length > 0
+      const rowsOf = Array.isArray(values)
+        ? (r: { inserted: Row[] }) => r.inserted
+        : (row: Row) => (returns ? [row] : [])
       return openResult(result, rowsOf, t, ring, drop)
     },
     async select(db, capability, options) {
