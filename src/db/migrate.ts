@@ -6,6 +6,7 @@ import { loadPg } from './pg-driver.ts'
 import type { GroupIdType } from '../capability/capability.ts'
 import type { Policies } from '../sql/policies.ts'
 import { applySqlDirectory, KEYHOLE_VERSION_TABLE, keyholeSqlDirectory } from './keyhole-sql.ts'
+import { columnPrivilegeRepairs } from './column-repairs.ts'
 import { guardedTableOids, policyRepairs, type MigrateRepair } from './migrate-repairs.ts'
 import { applyPolicies } from './policy-sql.ts'
 
@@ -64,6 +65,7 @@ export async function migrate(url: string, options: MigrateOptions = {}): Promis
       const runtimeRole = options.runtimeRole as string
       const groupIdType = options.groupIdType ?? 'uuid'
       repairs = await policyRepairs(client, policies, { runtimeRole, groupIdType }, before)
+      repairs.push(...(await columnPrivilegeRepairs(client, policies, runtimeRole, before)))
       await applyPolicies(client, policies, { runtimeRole, groupIdType })
     }
     return { keyhole, application, policies: policies !== undefined, repairs }

@@ -10,6 +10,7 @@ import t from 'tap'
 import pg from 'pg'
 import { run } from '../../src/cli/main.ts'
 import { checkDatabase, type CheckDatabaseOptions } from '../../src/db/check-database.ts'
+import { columnPrivilegeRepairs } from '../../src/db/column-repairs.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
 import { setup } from '../../src/db/setup.ts'
@@ -110,6 +111,38 @@ t.test('applied again, by migrate, or setup run again: nothing changes', async (
   t.same(again.repairs, [], 'setup repaired nothing')
   t.equal(await acls(), before, 'keyhole setup did not give the table-level grant back')
   t.same(await check(), [])
+})
+
+t.test('migrate reports the privileges on a hidden column it revoked', async (t) => {
+  await h.db.pool.query(
+    `GRANT SELECT, UPDATE ON notes TO ${r}; GRANT REFERENCES (secret) ON notes TO ${r}`,
+  )
+  const result = await migrate(h.migratorUrl, {
+    policies: hiddenNotesPolicies,
+    runtimeRole: h.runtime.name,
+  })
+  t.same(result.repairs, [
+    {
+      code: 'KH_DB_COLUMN_PRIVILEGE',
+      message: `the runtime role "${h.runtime.name}" held REFERENCES, SELECT, UPDATE on the hidden column secret of notes: revoked (its other columns granted one by one)`,
+    },
+  ])
+  t.same(await check(), [], 'and the checks pass')
+  const client = new pg.Client({ connectionString: h.migratorUrl })
+  await client.connect()
+  t.teardown(() => client.end())
+  await h.db.pool.query(`GRANT SELECT ON notes TO ${r}`)
+  t.same(
+    await columnPrivilegeRepairs(client, hiddenNotesPolicies, h.runtime.name, [undefined]),
+    [],
+    'a table the same run created is new, not drift',
+  )
+  t.same(
+    await columnPrivilegeRepairs(client, notesPolicies, h.runtime.name, [undefined]),
+    [],
+    'no hidden column: nothing to read',
+  )
+  await h.applyPolicies()
 })
 
 t.test('a column added later: KH_DB_COLUMN_NOT_GRANTED until the policy SQL runs', async (t) => {
