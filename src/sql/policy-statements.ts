@@ -9,7 +9,8 @@
  */
 import type { GroupIdType } from '../capability/capability.ts'
 import { ConfigurationError } from '../errors.ts'
-import { quoteIdentifier, quoteTable } from './identifier.ts'
+import type { GuardNode } from './guard.ts'
+import { quoteIdentifier, quoteTable, type TableName } from './identifier.ts'
 import type { Policies, PolicyOperation } from './policies.ts'
 import { columnsOf, orSql, renderGuard, sqlText, type GuardTarget } from './render-guard.ts'
 
@@ -73,8 +74,27 @@ const COMMANDS: readonly [
   ['delete', 'DELETE', 'keyhole_delete', 'USING'],
 ]
 
-function policyTarget(groupIdType: GroupIdType): GuardTarget {
+/**
+ * Whether the SELECT policy of `table` admits exactly the rows `parent` admits: the table is one
+ * of these policies' (by the same quoted name), its read guard is the same tree as `parent`, and it
+ * declares no `system` read (whose branch would admit more). Then a policy's `viaParent` subquery
+ * on it need not repeat the parent's condition: PostgreSQL applies the parent's policies to a
+ * subquery inside a policy as to any query of the runtime role, so the subquery sees only the rows
+ * the condition admits, and repeating it verified the capability once more per statement.
+ */
+function parentEnforcer(policies: Policies): (table: TableName, parent: GuardNode) => boolean {
+  const reads = new Map<string, string>()
+  for (const [declared, policy] of Object.entries(policies.tables)) {
+    if (policy.read !== undefined && policy.system?.includes('read') !== true) {
+      reads.set(quoteTable(declared).sql, JSON.stringify(policy.read.node))
+    }
+  }
+  return (table, parent) => reads.get(table.sql) === JSON.stringify(parent)
+}
+
+function policyTarget(groupIdType: GroupIdType, policies: Policies): GuardTarget {
   return {
+    parentEnforces: parentEnforcer(policies),
     admin: '(SELECT keyhole.is_admin())',
     // Roles passed the identifier check when the guard was built: safe inside a literal.
     groups: (role) => `(SELECT keyhole.group_ids('${role}'))::${groupIdType}[]`,
@@ -117,7 +137,7 @@ export function compilePolicyStatements(
     )
   }
   const role = quoteIdentifier(options.role, 'role')
-  const target = policyTarget(options.groupIdType)
+  const target = policyTarget(options.groupIdType, policies)
   const out: PolicyStatement[] = []
   for (const [declared, policy] of Object.entries(policies.tables)) {
     const name = quoteTable(declared)

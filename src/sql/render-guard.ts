@@ -5,6 +5,7 @@
  * generic plan keeps the group index.
  */
 import type { GuardNode } from './guard.ts'
+import type { TableName } from './identifier.ts'
 
 /** Rendered SQL, or a constant that folded at compile time. */
 export type Sql = string | boolean
@@ -30,6 +31,12 @@ export interface GuardTarget {
    * with the group array instead of the column: see {@link renderGuard}'s `inGroup`.
    */
   known?(column: string): string | undefined
+  /**
+   * Policies only: true when the row-level security of `table` (its SELECT policy) already admits
+   * exactly the rows `parent` admits, so that a `viaParent` subquery on it need not repeat the
+   * condition (see policy-statements.ts).
+   */
+  parentEnforces?(table: TableName, parent: GuardNode): boolean
 }
 
 /** Maps one of the row's (quoted) columns to the SQL that stands for its value. */
@@ -101,7 +108,10 @@ export function renderGuard(node: GuardNode, scope: RowScope, target: GuardTarge
     }
     case 'viaParent': {
       const alias = `"p${depth + 1}"`
-      const parent = renderGuard(node.parent, columnsOf(alias), target, depth + 1)
+      const parent =
+        target.parentEnforces?.(node.table, node.parent) === true
+          ? true
+          : renderGuard(node.parent, columnsOf(alias), target, depth + 1)
       const where = andSql([`${alias}.${node.key} = ${scope(node.column)}`, parent])
       if (where === false) return false
       return `EXISTS (SELECT 1 FROM ${node.table.sql} AS ${alias} WHERE ${sqlText(where)})`

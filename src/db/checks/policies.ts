@@ -1,7 +1,7 @@
 import type { DatabaseFinding } from '../../errors.ts'
-import { finding, guardedOids, ident, type Check } from './context.ts'
+import { finding, guardedOids, ident, type Check, type CheckContext } from './context.ts'
 import { functionNameOf } from './names.ts'
-import { covers, policyProblems, readAppliedPolicies } from './policy-rows.ts'
+import { covers, policyProblems, readAppliedPolicies, type PolicyRow } from './policy-rows.ts'
 
 /**
  * Check 6: the policies of each guarded table (see policy-rows.ts for how they are read). Only
@@ -30,13 +30,14 @@ export const checkPolicies: Check = async (context) => {
   const signatures = options.keyholeFunctions.map((f) => f.signature)
   const policies = await readAppliedPolicies(db, guardedOids(context), signatures)
   const names = signatures.map(functionNameOf)
+  const shielded = protectedTables(context, policies, names)
   const findings: DatabaseFinding[] = []
   for (const table of tables) {
     const applied = policies.filter((p) => p.polrelid === table.oid)
     for (const p of applied) {
       const on = `policy ${p.polname} on ${table.name}`
       const drop = `DROP POLICY ${ident(p.polname)} ON ${table.name}; then apply keyhole's generated policies (keyhole policies)`
-      const problems = policyProblems(p, names)
+      const problems = policyProblems(p, names, (oid) => shielded.has(oid))
       if (problems.toPublic) {
         findings.push(
           finding(
@@ -79,4 +80,39 @@ export const checkPolicies: Check = async (context) => {
     }
   }
   return findings
+}
+
+/**
+ * The guarded tables whose row-level security admits, to the runtime role, only rows the
+ * capability grants: RLS enabled, and forced when the runtime role owns the table (the runtime
+ * role neither superuser nor BYPASSRLS), and every permissive SELECT (or ALL) policy that applies
+ * to it reads the capability, directly or by looking up a parent in another such table (found
+ * round by round, so a chain comment → post → thread is followed and a cycle never qualifies).
+ * A policy's parent lookup in one of these tables is as narrow as the parent's policy.
+ */
+function protectedTables(
+  context: CheckContext,
+  policies: readonly PolicyRow[],
+  names: readonly string[],
+): Set<number> {
+  const shielded = new Set<number>()
+  if (context.runtime.superuser || context.runtime.bypassRls) return shielded
+  const candidates = context.tables.filter(
+    (t) => t.oid !== undefined && t.rowSecurity && (t.forceRowSecurity || !t.owned),
+  )
+  for (let grew = true; grew;) {
+    grew = false
+    for (const table of candidates) {
+      const oid = table.oid as number
+      if (shielded.has(oid)) continue
+      const reads = policies.filter(
+        (p) => p.polrelid === oid && (p.cmd === 'r' || p.cmd === '*') && p.qual !== null,
+      )
+      if (reads.every((p) => !policyProblems(p, names, (o) => shielded.has(o)).alwaysTrue)) {
+        shielded.add(oid)
+        grew = true
+      }
+    }
+  }
+  return shielded
 }

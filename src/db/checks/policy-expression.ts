@@ -74,13 +74,33 @@ const SUSPECT =
  * (keyhole's functions, qualified or not) and does not negate or null-test it (see SUSPECT). A
  * branch that does not is true for some rows whatever the capability says.
  */
-export function readsCapability(expression: string, functionNames: readonly string[]): boolean {
+export function readsCapability(
+  expression: string,
+  functionNames: readonly string[],
+  parentLookups = false,
+): boolean {
   const names = functionNames.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')
   const call = new RegExp(`(?:^|[^A-Za-z0-9_$])"?(?:${names})"?\\s*\\(`)
-  return operands(stripLiterals(expression), 'OR').every((branch) =>
-    operands(branch, 'AND').some((term) => call.test(term) && !SUSPECT.test(term)),
+  return operands(stripLiterals(expression), 'OR').every(
+    (branch) =>
+      (parentLookups && PARENT_LOOKUP.test(unwrap(branch))) ||
+      (names !== '' &&
+        operands(branch, 'AND').some((term) => call.test(term) && !SUSPECT.test(term))),
   )
 }
+
+/** An identifier as pg_get_expr prints it: plain, or double-quoted. */
+const IDENT = '(?:[a-z_][a-z0-9_$]*|"(?:[^"]|"")+")'
+
+/**
+ * A branch that only looks up the row's parent, exactly as pg_get_expr prints keyhole's
+ * `viaParent` without a condition of its own: one table, one alias, one equality of the alias's
+ * key with a column of the row. Nothing else may be in it (no join, no UNION, no other term), so
+ * it is true exactly when the parent's row is visible, which the parent's own policies decide.
+ */
+const PARENT_LOOKUP = new RegExp(
+  `^EXISTS \\( SELECT 1\\s+FROM (?:${IDENT}\\.)?${IDENT} (${IDENT})\\s+WHERE \\(\\1\\.${IDENT} = ${IDENT}\\.${IDENT}\\)\\)$`,
+)
 
 /**
  * True when `check` is at least as strict as `using` by its form: equal, or an AND of terms that

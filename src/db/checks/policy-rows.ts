@@ -19,6 +19,8 @@ export interface PolicyRow {
   with_check: string | null
   /** The policy depends (pg_depend) on one of keyhole's functions. */
   calls_keyhole: boolean
+  /** The other tables the policy reads (pg_depend), by OID. */
+  relations: number[]
 }
 
 const commands = { select: 'r', insert: 'a', update: 'w', delete: 'd' } as const
@@ -51,13 +53,28 @@ export interface PolicyProblems {
   readonly weakCheck: boolean
 }
 
-/** Judges one policy; `functionNames` are keyhole's functions' names, without their schema. */
-export function policyProblems(p: PolicyRow, functionNames: readonly string[]): PolicyProblems {
+/**
+ * Judges one policy; `functionNames` are keyhole's functions' names, without their schema.
+ * `protectedTable` says whether a table's own row-level security admits only rows the capability
+ * grants (see check 6): when every other table the policy reads is such a table, an OR branch that
+ * only looks up the row's parent in one of them (`EXISTS (SELECT 1 FROM parent p1 WHERE p1.id =
+ * t.parent_id)`, as keyhole generates when the parent's SELECT policy already says what the guard
+ * says) reads the capability through the parent's policy.
+ */
+export function policyProblems(
+  p: PolicyRow,
+  functionNames: readonly string[],
+  protectedTable?: (oid: number) => boolean,
+): PolicyProblems {
   const { using, check } = expressions(p)
   const applied = [using, check].filter((e): e is string => e !== null)
+  const viaParent =
+    protectedTable !== undefined && p.relations.length > 0 && p.relations.every(protectedTable)
   return {
     toPublic: p.to_public,
-    alwaysTrue: applied.some((e) => !p.calls_keyhole || !readsCapability(e, functionNames)),
+    alwaysTrue: applied.some(
+      (e) => !readsCapability(e, p.calls_keyhole ? functionNames : [], viaParent),
+    ),
     weakCheck: using !== null && check !== null && !atLeastAsStrict(check, using),
   }
 }
@@ -74,7 +91,9 @@ export function policyProblems(p: PolicyRow, functionNames: readonly string[]): 
  *   (0 = ANY (p.polroles) OR EXISTS (SELECT 1 FROM unnest(p.polroles) r WHERE r <> 0 AND pg_has_role(r, 'USAGE'))) AS applies,
  *   pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS with_check,
  *   EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
- *           AND d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (…keyhole's functions…)) AS calls_keyhole
+ *           AND d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (…keyhole's functions…)) AS calls_keyhole,
+ *   ARRAY(SELECT DISTINCT d.refobjid::int FROM pg_depend d WHERE d.classid = 'pg_policy'::regclass
+ *         AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> p.polrelid) AS relations
  * FROM pg_policy p WHERE p.polrelid = ANY ($1::oid[])
  * ```
  */
@@ -95,7 +114,11 @@ export async function readAppliedPolicies(
          SELECT 1 FROM pg_depend d
          JOIN unnest($2::text[]) AS s(sig) ON d.refobjid = to_regprocedure(s.sig)
          WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
-           AND d.refclassid = 'pg_proc'::regclass) AS calls_keyhole
+           AND d.refclassid = 'pg_proc'::regclass) AS calls_keyhole,
+       ARRAY(
+         SELECT DISTINCT d.refobjid::int FROM pg_depend d
+         WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
+           AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> p.polrelid) AS relations
      FROM pg_policy p
      WHERE p.polrelid = ANY ($1::oid[])
      ORDER BY p.polrelid, p.polname`,
