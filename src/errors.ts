@@ -28,6 +28,7 @@ export const errorCatalogue = {
   KH_NO_POLICY: { statusCode: 500, message: 'No policy allows this operation on this table' },
   KH_INSECURE_DATABASE: { statusCode: 500, message: 'The database configuration is insecure' },
   KH_DISCOVERY_FAILED: { statusCode: 500, message: "The issuer's discovery document is unusable" },
+  KH_JWKS_FAILED: { statusCode: 500, message: 'The key set could not be fetched at start-up' },
   KH_SYSTEM_NOT_DECLARED: {
     statusCode: 500,
     message: 'The system context is not declared for this operation on this table',
@@ -379,6 +380,7 @@ export class ConfigurationError extends KeyholeError {
       | 'KH_INVALID_IDENTIFIER'
       | 'KH_NO_POLICY'
       | 'KH_DISCOVERY_FAILED'
+      | 'KH_JWKS_FAILED'
       | 'KH_SYSTEM_NOT_DECLARED'
       | 'KH_SYSTEM_IN_REQUEST'
       | 'KH_UNGUARDED_SQL'

@@ -6,6 +6,7 @@
  * names must be fetched over TLS. Anything else fails start-up; nothing falls back to a guess.
  */
 import { ConfigurationError } from '../errors.ts'
+import { BodyTooLarge, readBounded } from './bounded-body.ts'
 
 const loopback = new Set(['127.0.0.1', 'localhost', '[::1]'])
 
@@ -96,8 +97,9 @@ function jwksUriOf(document: Record<string, unknown>, url: URL): URL {
 async function readDocument(response: Response, url: URL): Promise<Record<string, unknown>> {
   let text: string
   try {
-    text = await response.text()
+    text = await readBounded(response)
   } catch (error) {
+    if (error instanceof BodyTooLarge) throw failed(`${url}: ${error.message}`, error)
     throw failed(`${url}: the answer could not be read in time`, error)
   }
   let document: unknown
@@ -115,7 +117,8 @@ async function readDocument(response: Response, url: URL): Promise<Record<string
 /**
  * Reads the issuer's discovery document and returns its `jwks_uri`. The OpenID Connect document
  * is tried first; RFC 8414's only when that one answers another status than 200. Redirects are not
- * followed. Each fetch may take `timeoutDuration` milliseconds.
+ * followed. Each fetch may take `timeoutDuration` milliseconds, and the document at most
+ * `MAX_METADATA_BYTES` (256 KiB).
  *
  * @example
  * const jwksUrl = await discoverJwksUrl('https://id.example', 5000)

@@ -4,12 +4,12 @@
  * and secret/public mixes are refused here, with a message naming the option.
  */
 import { createPublicKey, KeyObject, webcrypto, type JsonWebKey } from 'node:crypto'
-import { importJWK, type CryptoKey, type JWK, type JWSHeaderParameters } from 'jose'
+import { errors, importJWK, type CryptoKey, type JWK, type JWSHeaderParameters } from 'jose'
 import { types } from 'node:util'
 import { ConfigurationError, TokenError } from '../errors.ts'
 import type { Algorithm, KeyholeOptions, VerificationKey } from '../options.ts'
 import { discoverJwksUrl, discoveryIssuer, isSecureUrl } from './discovery.ts'
-import { remoteKeySet, type KeySetState } from './remote-key-set.ts'
+import { KeySetStatus, remoteKeySet, type KeySetState } from './remote-key-set.ts'
 
 /** A key for every token, or a lookup per token (remote key set, user function, several HS algs). */
 export type KeyResolver =
@@ -211,6 +211,32 @@ function remoteKeys(
   }
 }
 
+/**
+ * Fetches the key set once before serving, so that a wrong URL or a broken key set is seen at
+ * start-up, not at the first request. A provider that is down (no connection, a timeout, 5xx or
+ * 429) does not stop start-up: the set is fetched again when a token needs it (503
+ * `KH_KEYS_UNAVAILABLE` until the provider answers; docs/identity-providers.md#start-up).
+ * @throws ConfigurationError `KH_JWKS_FAILED` naming the URL and the fault, for any other answer
+ * (another status, not a JSON Web Key Set, too large)
+ */
+async function fetchAtStart(keys: KeySet, url: URL): Promise<void> {
+  try {
+    await keys.refresh()
+  } catch (error) {
+    const cause = (error as { cause?: unknown }).cause
+    const down =
+      cause instanceof TypeError ||
+      cause instanceof errors.JWKSTimeout ||
+      (cause instanceof KeySetStatus && (cause.status >= 500 || cause.status === 429))
+    if (down) return
+    throw new ConfigurationError(
+      'KH_JWKS_FAILED',
+      `the key set ${url} could not be fetched at start-up: ${(cause as Error).message}`,
+      cause,
+    )
+  }
+}
+
 function userKey(getKey: NonNullable<KeyholeOptions['getKey']>): KeyResolver {
   return async (header, token) => {
     let key: VerificationKey | undefined
@@ -277,13 +303,14 @@ export async function createKeySet(options: KeyOptions): Promise<KeySet> {
   const { algorithms } = options
   const hmac = algorithms.filter(isHmac)
   const source = assertKeyOptions(options)
-  if (source === 'jwksUrl') {
-    return remoteKeys(jwksUrlOf(options.jwksUrl as string | URL), options.jwks, algorithms)
-  }
-  if (source === 'discovery') {
-    const timeout = options.jwks?.timeoutDuration ?? 5000
-    const url = await discoverJwksUrl(options.issuer as string, timeout)
-    return remoteKeys(url, options.jwks, algorithms)
+  if (source === 'jwksUrl' || source === 'discovery') {
+    const url =
+      source === 'jwksUrl'
+        ? jwksUrlOf(options.jwksUrl as string | URL)
+        : await discoverJwksUrl(options.issuer as string, options.jwks?.timeoutDuration ?? 5000)
+    const keys = remoteKeys(url, options.jwks, algorithms)
+    await fetchAtStart(keys, url)
+    return keys
   }
   if (source === 'getKey') {
     return fixedKeySet(userKey(options.getKey as NonNullable<KeyOptions['getKey']>))

@@ -5,6 +5,8 @@
  * - a fetched key is held to the rules a configured key is: an RSA key with a public exponent
  *   below 3 is never used (with e = 1 the "signature" is the padded hash, so anyone can forge one;
  *   jose imports such a key);
+ * - a key set larger than `MAX_METADATA_BYTES` (256 KiB) is refused unread past that size, as a
+ *   failed fetch (jose reads any size);
  * - a failing endpoint is not hammered: after a failed fetch (network error, timeout, non-200),
  *   no fetch is made for `min(cooldownDuration, 5 s)`, and requests that need one answer 503 at
  *   once. Without this every request arriving while the key server is down costs it a request;
@@ -24,6 +26,7 @@ import {
   type JWSHeaderParameters,
 } from 'jose'
 import { TokenError } from '../errors.ts'
+import { readBounded } from './bounded-body.ts'
 
 export interface RemoteKeySetOptions {
   readonly cooldownDuration: number
@@ -63,6 +66,14 @@ class RecentFailure extends Error {
   override readonly name = 'RecentFailure'
 }
 
+/** The key set endpoint answered another status than 200 (jose would say only that). */
+export class KeySetStatus extends Error {
+  override readonly name = 'KeySetStatus'
+  constructor(readonly status: number) {
+    super(`the key set endpoint answered ${status}`)
+  }
+}
+
 /** The exponent of an RSA CryptoKey (big-endian bytes), or undefined for other key types. */
 function rsaExponent(key: CryptoKey): bigint | undefined {
   const { publicExponent } = key.algorithm as { publicExponent?: Uint8Array }
@@ -98,16 +109,18 @@ export function remoteKeySet(
     if (Date.now() < retryAt) throw new RecentFailure('the key set endpoint failed recently')
     try {
       const response = await fetchImpl(input, init)
-      if (response.status !== 200) retryAt = Date.now() + retryDelay
-      else if (rsaKeysNeedAlg) return await withoutUnboundRsaKeys(response)
-      return response
+      if (response.status !== 200) {
+        await response.body?.cancel()
+        throw new KeySetStatus(response.status)
+      }
+      const text = await readBounded(response)
+      return rsaKeysNeedAlg ? withoutUnboundRsaKeys(text) : new Response(text, { status: 200 })
     } catch (error) {
       retryAt = Date.now() + retryDelay
       throw error
     }
   }
-  const withoutUnboundRsaKeys = async (response: Response): Promise<Response> => {
-    const text = await response.text()
+  const withoutUnboundRsaKeys = (text: string): Response => {
     let set: unknown
     try {
       set = JSON.parse(text)

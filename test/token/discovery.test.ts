@@ -46,17 +46,17 @@ const token = (header: Record<string, unknown> = { typ: 'at+jwt' }, extra = {}) 
 t.test('the key set named by the OpenID document verifies tokens', async (t) => {
   serve()
   const authenticator = await createAuthenticator(options())
-  t.same(server.requested, [oidcPath], 'read at start-up, before any token')
+  t.same(server.requested, [oidcPath, '/jwks.json'], 'both read at start-up, before any token')
   const { capability } = await authenticator.authenticate(bearer(await token()))
   t.equal(capability.subject, 'user-1')
-  t.same(server.requested, [oidcPath, '/jwks.json'])
+  t.same(server.requested, [oidcPath, '/jwks.json'], 'the token used the set fetched then')
 })
 
 t.test('an issuer with a path: OpenID appends, RFC 8414 inserts', async (t) => {
   const pathIssuer = `${issuer}/realms/forum`
   serve({ issuer: pathIssuer, jwks_uri: `${issuer}/jwks.json` }, `${oauthPath}/realms/forum`)
   const authenticator = await createAuthenticator(options({ issuer: pathIssuer }))
-  t.same(server.requested, [`/realms/forum${oidcPath}`, `${oauthPath}/realms/forum`])
+  t.same(server.requested, [`/realms/forum${oidcPath}`, `${oauthPath}/realms/forum`, '/jwks.json'])
   const { capability } = await authenticator.authenticate(
     bearer(await token(undefined, { iss: pathIssuer })),
   )
@@ -66,7 +66,7 @@ t.test('an issuer with a path: OpenID appends, RFC 8414 inserts', async (t) => {
 t.test('an issuer written with its trailing slash is compared as written', async (t) => {
   serve({ issuer: `${issuer}/`, jwks_uri: `${issuer}/jwks.json` })
   const authenticator = await createAuthenticator(options({ issuer: `${issuer}/` }))
-  t.same(server.requested, [oidcPath], '`/` is not doubled')
+  t.same(server.requested, [oidcPath, '/jwks.json'], '`/` is not doubled')
   const { capability } = await authenticator.authenticate(
     bearer(await token(undefined, { iss: `${issuer}/` })),
   )
