@@ -132,6 +132,7 @@ const PARTS: readonly Part[] = [
   { title: 'Memory (verified-token cache)', module: './memory.bench.ts', owner: 'bench' },
   { title: 'Caches: FIFO vs LRU (lru-cache)', module: './cache.bench.ts', owner: 'tokens' },
   { title: 'Kysely layer (rls mode)', module: './kysely.bench.ts', owner: 'rawsql' },
+  { title: 'Encrypted column', module: './encryption.bench.ts', owner: 'encrypt' },
 ]
 
 /** Loads a part's module only when it exists and exports `run` (so a script is never executed). */
