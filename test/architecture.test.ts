@@ -49,7 +49,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'metrics',
     'encryption',
   ],
-  testing: ['errors', 'capability', 'sql', 'db'],
+  testing: ['errors', 'capability', 'sql', 'db', 'encryption'],
   plugins: ['errors', 'events', 'options', 'capability', 'token', 'sql', 'db', 'http', 'index'],
 }
 

@@ -92,12 +92,14 @@ export function open(ring: KeyRing, site: ValueSite, rowKey: string, stored: unk
   const decipher = createDecipheriv('aes-256-gcm', entry.key, body.subarray(0, NONCE))
   decipher.setAAD(associatedData(site, rowKey))
   decipher.setAuthTag(body.subarray(body.length - TAG))
+  const text = decipher.update(body.subarray(NONCE, body.length - TAG)).toString('utf8')
   try {
-    const text = decipher.update(body.subarray(NONCE, body.length - TAG))
-    return Buffer.concat([text, decipher.final()]).toString('utf8')
+    // GCM's update hands back the plaintext before the tag is checked: only final() trusts it.
+    decipher.final()
   } catch {
     throw failed(site, 'authentication failed (moved to another row or column, or altered)')
   }
+  return text
 }
 
 /**

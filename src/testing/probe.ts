@@ -8,8 +8,10 @@
  * A write over a group's rows runs one statement per row, so the outcome counts how many of them
  * the layer let through: all, some or none.
  */
+import { randomBytes } from 'node:crypto'
 import { createCapabilitySigner } from '../db/sign-capability.ts'
 import { isKeyholeError } from '../errors.ts'
+import { dataKeys } from '../encryption/data-keys.ts'
 import { bindPolicies, type PolicyHandle, type Policies } from '../sql/policies.ts'
 import type { QueryConfig, Row } from '../sql/queryable.ts'
 import type { Where } from '../sql/where.ts'
@@ -122,6 +124,8 @@ async function inSavepoint(
   return statement
 }
 
+const throwawayKeys = dataKeys({ current: randomBytes(32) })
+
 /** keyhole's guarded statements on the administrator's connection, the SQL they ran recorded. */
 function guardLayer(admin: AdminClient, policies: Policies, caller: Caller): Layer {
   let last = ''
@@ -131,7 +135,11 @@ function guardLayer(admin: AdminClient, policies: Policies, caller: Caller): Lay
       return admin.query(config as unknown as string)
     },
   }
-  const db: PolicyHandle = bindPolicies(policies, recorder, caller.guardCapability)
+  // A throwaway data key for encrypted columns: every probe is rolled back, and reads name only
+  // the primary key.
+  const db: PolicyHandle = bindPolicies(policies, recorder, caller.guardCapability, {
+    dataKeys: throwawayKeys,
+  })
   const denied = (error: unknown) => isKeyholeError(error) && DENIED.has(error.code)
   const attempt = (work: () => Promise<boolean>) => {
     last = ''
