@@ -135,6 +135,10 @@ export const errorCatalogue = {
     statusCode: 403,
     message: 'The capability does not allow this operation',
   },
+  KH_COLUMN_DENIED: {
+    statusCode: 403,
+    message: 'The capability may not read or write this column',
+  },
   KH_NOT_FOUND: { statusCode: 404, message: 'Not found' },
   KH_CONFLICT: { statusCode: 409, message: 'Conflict with an existing row' },
   KH_BAD_REQUEST: { statusCode: 400, message: 'Bad request' },
@@ -308,6 +312,25 @@ export class CapabilityDenied extends KeyholeError {
     // A denial on an invisible row must be indistinguishable from KH_NOT_FOUND on the wire.
     if (!this.visible) return new NotFound().toJSON()
     return super.toJSON()
+  }
+}
+
+/**
+ * A statement named a column the capability may read (or write) in no row, or a hidden one:
+ * refused before any SQL, so it says nothing about any row. 403.
+ */
+export class ColumnDenied extends KeyholeError {
+  readonly table: string
+  readonly column: string
+  readonly verb: 'read' | 'write'
+
+  constructor(details: { table: string; column: string; verb: 'read' | 'write' }) {
+    super('KH_COLUMN_DENIED', {
+      message: `The capability may not ${details.verb} the column ${details.column} of ${details.table}`,
+    })
+    this.table = details.table
+    this.column = details.column
+    this.verb = details.verb
   }
 }
 

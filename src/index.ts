@@ -10,6 +10,7 @@ export {
   Forbidden,
   InsufficientScope,
   CapabilityDenied,
+  ColumnDenied,
   NotFound,
   Conflict,
   BadRequest,

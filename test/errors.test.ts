@@ -7,6 +7,7 @@ import t from 'tap'
 import {
   BadRequest,
   CapabilityDenied,
+  ColumnDenied,
   ConfigurationError,
   Conflict,
   errorCatalogue,
@@ -105,6 +106,12 @@ const catalogue: Record<
     error: 'Forbidden',
     class: CapabilityDenied,
   },
+  KH_COLUMN_DENIED: {
+    make: () => new ColumnDenied({ table: 'groups', column: 'invite_code', verb: 'read' }),
+    status: 403,
+    error: 'Forbidden',
+    class: ColumnDenied,
+  },
   KH_NOT_FOUND: { make: () => new NotFound(), status: 404, error: 'Not Found', class: NotFound },
   KH_CONFLICT: { make: () => new Conflict(), status: 409, error: 'Conflict', class: Conflict },
   KH_BAD_REQUEST: {
@@ -155,6 +162,8 @@ t.test('messages: the catalogue text, except where the caller words it', async (
     if (error instanceof ConfigurationError) t.equal(error.message, 'Invalid option x', code)
     else if (error instanceof CapabilityDenied) {
       t.equal(error.message, 'The capability does not allow update on posts', code)
+    } else if (error instanceof ColumnDenied) {
+      t.equal(error.message, 'The capability may not read the column invite_code of groups', code)
     } else if (error instanceof InsecureDatabase) t.match(error.message, /refuses to start/, code)
     else t.equal(error.message, errorCatalogue[code as KeyholeErrorCode].message, code)
   }

@@ -250,6 +250,7 @@ export function createSystemContext(options: SystemContextOptions): RunAsSystem 
           groupIdType: options.groupIdType,
           prepared: options.prepared,
           record: (statement) => statements.push(Object.freeze(statement)),
+          tables: policies.tables,
         }),
       )
     try {

@@ -10,6 +10,7 @@ import { assertGuard, type Guard } from './guard.ts'
 import { assertTableName, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText } from './render-guard.ts'
+import { flagsSql, viewKey, type RowView } from './row-view.ts'
 import { returningSql, runStatement, type Returning } from './run-statement.ts'
 import { renderWhere, whereShape, type Where } from './where.ts'
 import { writeOutcome, writeWithOutcome, type WriteResult } from './write-outcome.ts'
@@ -25,6 +26,8 @@ export interface GuardedDeleteOptions extends StatementOptions {
   readonly readGuard?: Guard | undefined
   /** @default [] (nothing) */
   readonly returning?: Returning | undefined
+  /** @internal Column rules' per-row flags and projection (column-rules.ts). */
+  readonly view?: RowView | undefined
 }
 
 function compileDelete(options: GuardedDeleteOptions, capability: Capability): CompiledStatement {
@@ -35,9 +38,9 @@ function compileDelete(options: GuardedDeleteOptions, capability: Capability): C
   const guard = renderGuard(options.guard.node, scope, params)
   const read = options.readGuard ? renderGuard(options.readGuard.node, scope, params) : undefined
   const write = `DELETE FROM ${table.sql} AS "t" WHERE ${sqlText(andSql([...where, guard]))}`
-  return params.compile(
-    writeWithOutcome(write, returningSql(options.returning ?? []), table, where, read),
-  )
+  const returning = returningSql(options.returning ?? [])
+  const list = returning && returning + flagsSql(options.view, scope, params)
+  return params.compile(writeWithOutcome(write, list, table, where, read))
 }
 
 /**
@@ -74,7 +77,8 @@ export async function guardedDelete<R = Row>(
   const returning = options.returning ?? []
   const key =
     `delete|${options.from}|${shape}|${JSON.stringify(returning)}|` +
-    `${options.guard.id}|${options.readGuard?.id ?? ''}|${capabilityKey(capability)}`
+    `${options.guard.id}|${options.readGuard?.id ?? ''}|${viewKey(options.view)}|` +
+    capabilityKey(capability)
   const statement = cachedStatement(key, () => compileDelete(options, capability))
   const context = { table: options.from, operation: 'delete' } as const
   const rows = await runStatement(db, statement, capability, inputs, options.prepared, context)
@@ -83,5 +87,6 @@ export async function guardedDelete<R = Row>(
     returning === '*' || returning.length > 0,
     options.from,
     'delete',
+    options.view?.project,
   ) as WriteResult<R>
 }

@@ -13,8 +13,9 @@ import {
 import { assertGuard, type Guard } from './guard.ts'
 import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
-import { renderGuard, sqlText } from './render-guard.ts'
+import { columnsOf, renderGuard, sqlText } from './render-guard.ts'
 import { returningSql, runStatement, withoutBookkeeping, type Returning } from './run-statement.ts'
+import { flagsSql, viewKey, type RowView } from './row-view.ts'
 import { parseChosenKeys, setsUniqueKeySql, uniqueKeyRefused } from './unique-keys.ts'
 import {
   suppliedScope,
@@ -57,6 +58,8 @@ export interface GuardedInsertOptions extends StatementOptions {
    * @default []
    */
   readonly chosenKeys?: readonly string[] | undefined
+  /** @internal Column rules' per-row flags and projection (column-rules.ts). */
+  readonly view?: RowView | undefined
 }
 
 /** Several-row inserts of more rows than this run as unnamed statements (see guardedInsert). */
@@ -129,7 +132,8 @@ function compileInsert(
   const visible = options.readGuard
     ? sqlText(renderGuard(options.readGuard.node, scope, params))
     : 'FALSE'
-  const returning = returningSql(options.returning ?? '*')
+  const listed = returningSql(options.returning ?? '*')
+  const returning = listed && listed + flagsSql(options.view, columnsOf('"t"'), params)
   const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
   const atomic =
     (options.atomic === true
@@ -186,7 +190,8 @@ function compileSingleInsert(
     `INSERT INTO ${table.sql} AS "t" (${quoted.join(', ')}) ` +
     `SELECT ${quoted.map((c) => `"r".${c}`).join(', ')} FROM ${row} AS "r"` +
     (where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`) +
-    ` RETURNING ${returningSql(options.returning ?? '*')}`
+    ` RETURNING ${returningSql(options.returning ?? '*')}` +
+    flagsSql(options.view, columnsOf('"t"'), params)
   return params.compile(text)
 }
 
@@ -331,7 +336,8 @@ export async function guardedInsert(
   const key =
     `insert|${options.into}|${columns.join(',')}|${JSON.stringify(returning)}|` +
     `${options.guard.id}|${options.readGuard?.id ?? ''}|${options.atomic === true}|` +
-    `${parseChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}`
+    `${parseChosenKeys(options.chosenKeys).join(',')}|${viewKey(options.view)}|` +
+    capabilityKey(capability)
   if (single && (returning === '*' || returning.length > 0)) {
     return insertOne(db, capability, options, columns, `${key}|one`)
   }
@@ -366,7 +372,9 @@ export async function guardedInsert(
   }
   const count = rows.length - refused.length
   const inserted =
-    count > 0 && (returning === '*' || returning.length > 0) ? result.map(withoutBookkeeping) : []
+    count > 0 && (returning === '*' || returning.length > 0)
+      ? result.map(options.view?.project ?? withoutBookkeeping)
+      : []
   if (single) return {} // one row returning nothing (any other single row took insertOne)
   return { inserted, refused, count }
 }

@@ -19,6 +19,7 @@ import {
 } from './order-by.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
+import { flagsSql, viewKey, type RowView } from './row-view.ts'
 import { runStatement } from './run-statement.ts'
 import { renderWhere, whereShape, type Where } from './where.ts'
 
@@ -43,6 +44,8 @@ export interface GuardedSelectOptions extends StatementOptions {
   readonly after?: object | undefined
   /** The read guard. */
   readonly guard: Guard
+  /** @internal Column rules' per-row flags and projection (column-rules.ts). */
+  readonly view?: RowView | undefined
 }
 
 /** A non-negative safe integer, or 400 `KH_BAD_REQUEST` naming `name`. */
@@ -87,7 +90,7 @@ function compileSelect(
   capability: Capability,
 ): CompiledStatement {
   const params = new StatementParams(capability.isAdmin, capability.groupIdType)
-  const list = columnList(options.columns ?? '*')
+  const list = columnList(options.columns ?? '*') + flagsSql(options.view, columnsOf('"t"'), params)
   const keyset =
     options.after === undefined
       ? undefined
@@ -144,7 +147,7 @@ export async function guardedSelect<R = Row>(
   const key =
     `select|${options.from}|${shape}|${JSON.stringify(options.columns ?? '*')}|` +
     `${order?.shape ?? ''}|${options.after !== undefined}|${limit}|${offset}|` +
-    `${options.guard.id}|${capabilityKey(capability)}`
+    `${options.guard.id}|${viewKey(options.view)}|${capabilityKey(capability)}`
   const statement = cachedStatement(key, () =>
     compileSelect(options, order, { where: whereInputs, limit, offset }, capability),
   )
@@ -152,5 +155,5 @@ export async function guardedSelect<R = Row>(
     table: options.from,
     operation: 'select',
   })
-  return rows as R[]
+  return rows as R[] // with the view's flags: the handle projects them away
 }

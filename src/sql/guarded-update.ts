@@ -14,6 +14,7 @@ import { assertGuard, type Guard } from './guard.ts'
 import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { andSql, columnsOf, renderGuard, sqlText, type RowScope } from './render-guard.ts'
+import { flagsSql, viewKey, type RowView } from './row-view.ts'
 import { returningSql, runStatement, type Returning } from './run-statement.ts'
 import { typedRow } from './typed-values.ts'
 import { parseChosenKeys, setsUniqueKeySql } from './unique-keys.ts'
@@ -39,6 +40,8 @@ export interface GuardedUpdateOptions extends StatementOptions {
    * @default []
    */
   readonly chosenKeys?: readonly string[] | undefined
+  /** @internal Column rules' per-row flags and projection (column-rules.ts). */
+  readonly view?: RowView | undefined
 }
 
 function compileUpdate(
@@ -62,7 +65,8 @@ function compileUpdate(
   // When the guard reads no column being set, the row "as it will be" is the row as it is.
   const guard = andSql(before === after ? [before] : [before, after])
   const read = options.readGuard ? renderGuard(options.readGuard.node, old, params) : undefined
-  const returning = returningSql(options.returning ?? '*')
+  const listed = returningSql(options.returning ?? '*')
+  const returning = listed && listed + flagsSql(options.view, old, params)
   const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
   const write =
     `UPDATE ${table.sql} AS "t" SET ${[...set].map((c) => `${c} = "n".${c}`).join(', ')} ` +
@@ -123,7 +127,7 @@ export async function guardedUpdate<R = Row>(
   const returning = options.returning ?? '*'
   const key =
     `update|${options.table}|${columns.join(',')}|${shape}|${JSON.stringify(returning)}|` +
-    `${options.guard.id}|${options.readGuard?.id ?? ''}|` +
+    `${options.guard.id}|${options.readGuard?.id ?? ''}|${viewKey(options.view)}|` +
     `${parseChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}`
   const statement = cachedStatement(key, () => compileUpdate(options, columns, capability))
   const context = { table: options.table, operation: 'update' } as const
@@ -135,5 +139,6 @@ export async function guardedUpdate<R = Row>(
     returning === '*' || returning.length > 0,
     options.table,
     'update',
+    options.view?.project,
   ) as WriteResult<R>
 }

@@ -13,7 +13,7 @@ import {
   type EncryptedTables,
 } from '../encryption/encrypted-statements.ts'
 import { ConfigurationError } from '../errors.ts'
-import { parseColumnRules, type ColumnRules } from './column-rules.ts'
+import { columnAccess, parseColumnRules, projected, type ColumnRules } from './column-rules.ts'
 import { isGuard, type Guard, type GuardNode } from './guard.ts'
 import { describeInput, quoteTable } from './identifier.ts'
 import type { InsertResult } from './guarded-insert.ts'
@@ -314,6 +314,11 @@ function assertRoles(policies: Policies, capability: Capability): void {
   checkedHierarchies.set(policies, capability.roles)
 }
 
+/** True when the table has column rules (only called after guardFor found its policy). */
+function withColumns(policies: Policies, table: string): boolean {
+  return (policies.tables[table] as TablePolicy).columns !== undefined
+}
+
 function guardFor(policies: Policies, table: string, operation: PolicyOperation): Guard {
   const guard = Object.hasOwn(policies.tables, table)
     ? policies.tables[table]?.[operation]
@@ -356,63 +361,135 @@ export function bindPolicies<DB = any>(
     async insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
       const guard = guardFor(policies, table, 'insert')
       counted.insert++
-      return statements.insert(queryable, capability, {
-        into: table,
-        values: values as Row,
-        guard,
-        readGuard: read(table),
-        returning: opts.returning,
-        atomic: opts.atomic,
-        chosenKeys: opts.chosenKeys,
-        prepared,
-      })
+      const access = withColumns(policies, table)
+        ? columnAccess(policies.tables[table] as TablePolicy, capability, {
+            table,
+            operation: 'insert',
+            values,
+            guard,
+            list: opts.returning,
+            defaultList: '*',
+          })
+        : undefined
+      return projected(
+        statements.insert(queryable, capability, {
+          into: table,
+          values: values as Row,
+          guard: access === undefined ? guard : (access.guard as Guard),
+          readGuard: read(table),
+          returning: access === undefined ? opts.returning : access.list,
+          view: access?.view,
+          atomic: opts.atomic,
+          chosenKeys: opts.chosenKeys,
+          prepared,
+        }),
+        access?.project,
+        Array.isArray(values) ? 'inserted' : 'row',
+      )
     },
     async select(table, where, opts = {}) {
       counted.select++
-      return statements.select(queryable, capability, {
-        from: table,
-        where,
-        guard: guardFor(policies, table, 'read'),
-        columns: opts.columns,
-        orderBy: opts.orderBy,
-        limit: opts.limit,
-        offset: opts.offset,
-        after: opts.after,
-        prepared,
-      })
+      const guard = guardFor(policies, table, 'read')
+      const access = withColumns(policies, table)
+        ? columnAccess(policies.tables[table] as TablePolicy, capability, {
+            table,
+            operation: 'select',
+            where,
+            orderBy: opts.orderBy,
+            list: opts.columns,
+            defaultList: '*',
+          })
+        : undefined
+      return projected(
+        statements.select(queryable, capability, {
+          from: table,
+          where: access === undefined ? where : access.where,
+          guard,
+          columns: access === undefined ? opts.columns : access.list,
+          view: access?.view,
+          orderBy: opts.orderBy,
+          limit: opts.limit,
+          offset: opts.offset,
+          after: opts.after,
+          prepared,
+        }),
+        access?.project,
+        'rows',
+      )
     },
     async count(table, where) {
       counted.count++
+      const guard = guardFor(policies, table, 'read')
+      const access = withColumns(policies, table)
+        ? columnAccess(policies.tables[table] as TablePolicy, capability, {
+            table,
+            operation: 'count',
+            where,
+            defaultList: [],
+          })
+        : undefined
       return statements.count(queryable, capability, {
         from: table,
-        where,
-        guard: guardFor(policies, table, 'read'),
+        where: access === undefined ? where : access.where,
+        guard,
         prepared,
       })
     },
     async update(table, where, set, opts = {}) {
       counted.update++
-      return statements.update(queryable, capability, {
-        table,
-        where,
-        set,
-        guard: guardFor(policies, table, 'update'),
-        readGuard: read(table),
-        returning: opts.returning,
-        chosenKeys: opts.chosenKeys,
-        prepared,
-      })
+      const guard = guardFor(policies, table, 'update')
+      const access = withColumns(policies, table)
+        ? columnAccess(policies.tables[table] as TablePolicy, capability, {
+            table,
+            operation: 'update',
+            where,
+            values: set,
+            guard,
+            list: opts.returning,
+            defaultList: '*',
+          })
+        : undefined
+      return projected(
+        statements.update(queryable, capability, {
+          table,
+          where: access === undefined ? where : (access.where as Where),
+          set,
+          guard: access === undefined ? guard : (access.guard as Guard),
+          readGuard: read(table),
+          returning: access === undefined ? opts.returning : access.list,
+          view: access?.view,
+          chosenKeys: opts.chosenKeys,
+          prepared,
+        }),
+        access?.project,
+        'written',
+      )
     },
     async delete(table, where, opts = {}) {
       counted.delete++
-      return statements.delete(queryable, capability, {
-        from: table,
-        where,
-        guard: guardFor(policies, table, 'delete'),
-        readGuard: read(table),
-        returning: opts.returning,
-        prepared,
-      })
+      const guard = guardFor(policies, table, 'delete')
+      const access = withColumns(policies, table)
+        ? columnAccess(policies.tables[table] as TablePolicy, capability, {
+            table,
+            operation: 'delete',
+            where,
+            list: opts.returning,
+            defaultList: [],
+          })
+        : undefined
+      return projected(
+        statements.delete(queryable, capability, {
+          from: table,
+          where: access === undefined ? where : (access.where as Where),
+          guard,
+          readGuard: read(table),
+          returning: access === undefined ? opts.returning : access.list,
+          view: access?.view,
+          prepared,
+        }),
+        access?.project,
+        'written',
+      )
     },
   } as Omit<PolicyHandle, keyof RawSqlMethods>
   const settings = {

@@ -8,6 +8,7 @@ import type { Capability, GroupIdType } from '../capability/capability.ts'
 import { createCapability } from '../capability/create-capability.ts'
 import { createRoleHierarchy } from '../capability/role-hierarchy.ts'
 import { ConfigurationError } from '../errors.ts'
+import { systemList } from './column-rules.ts'
 import { adminOnly } from './guard.ts'
 import { describeInput } from './identifier.ts'
 import {
@@ -18,6 +19,7 @@ import {
 import type {
   InsertOptions,
   PolicyHandle,
+  Policies,
   PolicyOperation,
   SelectOptions,
   UpdateOptions,
@@ -43,6 +45,8 @@ export interface SystemHandleOptions {
   readonly record: (statement: SystemStatement) => void
   /** The statements, sealing and opening encrypted columns (`encryptedStatements`). @default plain */
   readonly statements?: EncryptingStatements | undefined
+  /** The policies' tables: their column rules' hidden columns are never named. */
+  readonly tables?: Policies['tables'] | undefined
 }
 
 // The statements' own guard in a system context: the admin-shaped capability below folds it to
@@ -120,6 +124,15 @@ export function bindSystem(
   const readGuard = (table: string) => (reads(table) ? ACROSS_GROUPS : undefined)
   const returning = (table: string, given: Returning | undefined): Returning =>
     given ?? (reads(table) ? '*' : [])
+  // A table with column rules: hidden columns are refused, and `'*'` names the others.
+  const listed = (
+    table: string,
+    list: Returning,
+    named: { where?: Where | undefined; orderBy?: SelectOptions['orderBy']; values?: unknown },
+  ): Returning => {
+    const policy = options.tables?.[table]
+    return policy?.columns === undefined ? list : systemList(policy, table, { ...named, list })
+  }
 
   const handle = Object.freeze({
     insert(table: string, values: Row | readonly Row[], opts: InsertOptions = {}) {
@@ -132,7 +145,7 @@ export function bindSystem(
             values: values as Row,
             guard: ACROSS_GROUPS,
             readGuard: readGuard(table),
-            returning: returning(table, opts.returning),
+            returning: listed(table, returning(table, opts.returning), { values }),
             atomic: opts.atomic,
             chosenKeys: opts.chosenKeys,
             prepared,
@@ -149,7 +162,7 @@ export function bindSystem(
             from: table,
             where,
             guard: ACROSS_GROUPS,
-            columns: opts.columns,
+            columns: listed(table, opts.columns ?? '*', { where, orderBy: opts.orderBy }),
             orderBy: opts.orderBy,
             limit: opts.limit,
             offset: opts.offset,
@@ -163,13 +176,15 @@ export function bindSystem(
       return run(
         table,
         'read',
-        () =>
-          statements.count(queryable, capability, {
+        () => {
+          listed(table, [], { where }) // only checks: a count returns no column
+          return statements.count(queryable, capability, {
             from: table,
             where,
             guard: ACROSS_GROUPS,
             prepared,
-          }),
+          })
+        },
         (count: number) => count,
       )
     },
@@ -188,7 +203,7 @@ export function bindSystem(
             set,
             guard: ACROSS_GROUPS,
             readGuard: readGuard(table),
-            returning: returning(table, opts.returning),
+            returning: listed(table, returning(table, opts.returning), { where, values: set }),
             chosenKeys: opts.chosenKeys,
             prepared,
           }),
@@ -205,7 +220,7 @@ export function bindSystem(
             where,
             guard: ACROSS_GROUPS,
             readGuard: readGuard(table),
-            returning: returning(table, opts.returning),
+            returning: listed(table, returning(table, opts.returning), { where }),
             prepared,
           }),
         counted,

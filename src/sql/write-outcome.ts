@@ -76,6 +76,7 @@ export function writeOutcome(
   returns: boolean,
   table: string,
   operation: GuardedOperation,
+  project: (row: Row) => Row = withoutBookkeeping,
 ): WriteResult {
   const outcome = rows[0] as unknown as Outcome
   if (outcome.__keyhole_affected === 0) {
@@ -84,7 +85,7 @@ export function writeOutcome(
     throw new CapabilityDenied({ table, operation, visible: outcome.__keyhole_visible > 0 })
   }
   return {
-    rows: returns ? rows.map(withoutBookkeeping) : [],
+    rows: returns ? rows.map(project) : [],
     count: outcome.__keyhole_affected,
   }
 }
