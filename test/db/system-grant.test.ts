@@ -238,7 +238,12 @@ t.test(
     await migrator.query(`DROP FUNCTION keyhole.set_system(text);
       DROP FUNCTION keyhole.system_allows(text, text);
       DELETE FROM keyhole.schemaversion WHERE version = 2`)
-    t.same(await migrate(old.migratorUrl), { keyhole: [2], application: [], policies: false })
+    t.same(await migrate(old.migratorUrl), {
+      keyhole: [2],
+      application: [],
+      policies: false,
+      repairs: [],
+    })
     const client = new pg.Client({ connectionString: old.runtimeUrl })
     await client.connect()
     t.teardown(() => client.end())
