@@ -188,6 +188,25 @@ await t.test(
       "import('keyhole/testing') without pg (it loads pg when a test starts)",
       { stderr: testing.stderr },
     )
+    // The repository's own `keyhole-source` condition (./src/*.ts) is not in the published
+    // manifest: an application that sets it still gets the built files; the source tree keeps it.
+    const conditioned = await run(
+      'node',
+      [
+        '--conditions=keyhole-source',
+        '--input-type=module',
+        '-e',
+        "const k = await import('keyhole'); console.log(typeof k.definePolicies)",
+      ],
+      { cwd: app },
+    )
+    t.same([conditioned.status, conditioned.stdout], [0, 'function\n'], 'keyhole-source set', {
+      stderr: conditioned.stderr,
+    })
+    const installed = await readFile(join(app, 'node_modules/keyhole/package.json'), 'utf8')
+    t.notMatch(installed, /"keyhole-source":/, 'no keyhole-source export condition published')
+    t.match(await readFile(join(root, 'package.json'), 'utf8'), /"keyhole-source":/, 'restored')
+    t.notOk((await readdir(root)).includes('package.json.keyhole-source'), 'postpack left no copy')
     const help = await npxKeyhole(['--help'])
     t.equal(help.status, 0, 'keyhole --help')
     t.match(help.stdout, /^usage: keyhole <command>/)
