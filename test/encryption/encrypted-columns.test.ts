@@ -302,6 +302,46 @@ for (const mode of ['rls', 'guard'] as const) {
     },
   )
 
+  t.test(`${mode}: column rules and encryption on one table`, async (t) => {
+    const admin = keyhole.capability({ subject: 'admin', admin: true })
+    const [a, b] = [randomUUID(), randomUUID()]
+    await keyhole.run(admin, (db) =>
+      db.insert(
+        'teams',
+        [
+          { id: a, name: 'team a', invite_code: 'code a' },
+          { id: b, name: 'team b', invite_code: 'code b' },
+        ],
+        { chosenKeys: ['id'] },
+      ),
+    )
+    t.match((await stored('teams', 'id', a)).invite_code, /^kh1\./)
+    const mixed = keyhole.capability({ subject: 'x', groups: { moderator: [a], member: [b] } })
+    const rows = await keyhole.run(mixed, (db) =>
+      db.select('teams', { id: op({ in: [a, b] }) }, { orderBy: 'name' }),
+    )
+    t.same(
+      rows.map((r) => [r.name, r.invite_code]),
+      [
+        ['team a', 'code a'],
+        ['team b', undefined],
+      ],
+      'opened where readable, absent where not',
+    )
+    const [narrow] = await keyhole.run(moderator(a), (db) =>
+      db.select('teams', { id: a }, { columns: ['invite_code'] }),
+    )
+    t.same(narrow, { invite_code: 'code a' })
+    const updated = await keyhole.run(moderator(a), (db) =>
+      db.update('teams', { id: a }, { invite_code: 'new a' }),
+    )
+    t.same(updated.rows, [{ id: a, name: 'team a', invite_code: 'new a' }])
+    await t.rejects(
+      keyhole.run(member(b), (db) => db.select('teams', { id: b }, { columns: ['invite_code'] })),
+      { code: 'KH_COLUMN_DENIED' },
+    )
+  })
+
   t.test(`${mode}: a ciphertext moved to another row or column does not open`, async (t) => {
     const a = await newGroup(keyhole)
     const b = await newGroup(keyhole)

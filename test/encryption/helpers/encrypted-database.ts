@@ -6,6 +6,7 @@
  *   reads, inserts and updates;
  * - `codes`: `secret` encrypted, row key `code` (text, nullable: a lost key); members read and
  *   insert;
+ * - `teams`: `invite_code` encrypted and readable by moderators only (column rules);
  * - `plain_groups`: the same columns as `groups`, nothing encrypted (the baseline).
  */
 import { randomBytes } from 'node:crypto'
@@ -37,6 +38,17 @@ export const encryptedPolicies = definePolicies({
     insert: inGroup('group_id', 'member'),
     encrypted: { rowKey: 'code', columns: ['secret'] },
   },
+  // Column rules and encryption on one table: members read id and name, moderators every column.
+  teams: {
+    read: inGroup('id', 'member'),
+    insert: adminOnly(),
+    update: inGroup('id', 'moderator'),
+    columns: {
+      read: { member: ['id', 'name'], moderator: '*' },
+      write: { moderator: ['invite_code'], admin: '*' },
+    },
+    encrypted: ['invite_code'],
+  },
   plain_groups: {
     read: inGroup('id', 'member'),
     insert: adminOnly(),
@@ -51,6 +63,7 @@ CREATE TABLE public.groups (
 );
 CREATE INDEX ON public.groups (email_index);
 CREATE TABLE public.codes (id serial PRIMARY KEY, code text UNIQUE, group_id uuid NOT NULL, secret text);
+CREATE TABLE public.teams (id uuid PRIMARY KEY, name text NOT NULL, invite_code text);
 CREATE TABLE public.plain_groups (
   id uuid PRIMARY KEY, name text NOT NULL, invite_code text, email text, email_index text
 );
