@@ -4,7 +4,8 @@
  * lines are the compile-time half: the project's type check fails if one stops being an error).
  */
 import t from 'tap'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { dataKeys } from '../../src/encryption/data-keys.ts'
 import { and, inGroup, isSubject, or, viaParent } from '../../src/sql/guard.ts'
 import { guardedSelect } from '../../src/sql/guarded-select.ts'
 import { bindPolicies, definePolicies } from '../../src/sql/policies.ts'
@@ -326,3 +327,65 @@ t.test('a table without column rules costs nothing: the same single statement', 
   t.equal(texts[0], texts[2], 'exactly what guardedSelect sends')
   t.notMatch(texts.join('\n'), /__keyhole_f\d|__keyhole_column_rule/)
 })
+
+t.test(
+  'with an encrypted column: checked as written, opened before the row is projected',
+  async (t) => {
+    const forum = await createForum(t)
+    await forum.pool.query(
+      'CREATE TABLE vaults (id int PRIMARY KEY, group_id uuid NOT NULL, name text NOT NULL, invite_code text)',
+    )
+    const policies = definePolicies({
+      vaults: {
+        read: member,
+        insert: member,
+        // The row key (id) is readable by no one: keyhole reads it to open invite_code, then drops it.
+        columns: {
+          read: { member: ['name'], moderator: ['invite_code'] },
+          write: { member: ['id', 'group_id', 'name'], moderator: ['invite_code'] },
+        },
+        encrypted: ['invite_code'],
+      },
+    })
+    const keys = dataKeys({ current: randomBytes(32) })
+    const as = (who: ReturnType<typeof makeCapability>) =>
+      bindPolicies(policies, forum.pool, who, { dataKeys: keys })
+    const ada = makeCapability({ subject: 'ada', groups: { member: [G1], moderator: [G2] } })
+    const mem = makeCapability({ subject: 'mem', groups: { member: [G1] } })
+    t.same(
+      await as(ada).insert(
+        'vaults',
+        { id: 2, group_id: G2, name: 'two', invite_code: 'secret-2' },
+        { chosenKeys: ['id'] },
+      ),
+      { name: 'two', invite_code: 'secret-2' },
+    )
+    await as(ada).insert('vaults', { id: 1, group_id: G1, name: 'one' }, { chosenKeys: ['id'] })
+    const [stored] = await forum.rows('SELECT invite_code FROM vaults WHERE id = 2')
+    t.not(stored?.invite_code, 'secret-2', 'ciphertext in the table')
+    t.same(
+      (await as(ada).select('vaults', {}, { orderBy: 'name' })).map((r) => ({ ...r })),
+      [{ name: 'one' }, { name: 'two', invite_code: 'secret-2' }],
+    )
+    await t.rejects(
+      as(mem).insert(
+        'vaults',
+        { id: 3, group_id: G1, name: 'x', invite_code: 'y' },
+        { chosenKeys: ['id'] },
+      ),
+      { code: 'KH_COLUMN_DENIED' },
+    )
+    await t.rejects(
+      as(ada).insert(
+        'vaults',
+        { id: 3, group_id: G1, name: 'x', invite_code: 'y' },
+        { chosenKeys: ['id'] },
+      ),
+      {
+        code: 'KH_CAPABILITY_DENIED',
+        statusCode: 403,
+      },
+    )
+    t.equal((await forum.rows('SELECT 1 FROM vaults')).length, 2, 'nothing written')
+  },
+)
