@@ -119,7 +119,7 @@ export const policies = Object.freeze({ tables: Object.freeze(tables), roles: ow
     const adopted = await loadPolicies(
       await write(
         'copy.mjs',
-        "{ read: foreign(read), insert, system: Object.freeze(['read']), columns: { read: { member: ['body'] } } }",
+        "{ read: foreign(read), insert, system: Object.freeze(['read']), columns: { read: { member: ['body'] } }, encrypted: { rowKey: 'id', columns: [{ column: 'body' }] } }",
       ),
     )
     const notes = adopted.tables['app.notes']!
@@ -130,6 +130,7 @@ export const policies = Object.freeze({ tables: Object.freeze(tables), roles: ow
     t.equal(notes.insert, own.insert, "this copy's own guard, as it is")
     t.same(notes.system, ['read'], 'a key that is not a guard passes on')
     t.same(notes.columns, { read: { member: ['body'] } }, 'and another')
+    t.same(notes.encrypted, { rowKey: 'id', columns: [{ column: 'body' }] }, 'and another')
     t.same(adopted.roles, ['member'])
     t.ok(Object.isFrozen(notes), "definePolicies' output")
 
