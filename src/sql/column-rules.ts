@@ -343,6 +343,16 @@ function projector({ level, base, flags }: Reach): (row: Row) => Row {
  * 403 `KH_COLUMN_DENIED` before any SQL; a column readable (writable) only at a higher role than
  * the capability holds in every row restricts the statement to the rows where it is (a condition
  * in SQL: the read guard re-targeted to that role); rows read return only their readable columns.
+ *
+ * The generated SQL of `select('discussion_threads', { slug: 'x' })` for a member of one group and
+ * moderator of another, under `read: { member: ['id', 'title'], moderator: ['slug'] }` (`$1` the
+ * moderator's groups, `$3` the member's; the flag says which rows are at moderator), pinned by
+ * test/sql/statement-text.test.ts:
+ * ```sql
+ * SELECT "t"."id", "t"."title", "t"."slug", ("t"."group_id" = ANY ($1::uuid[])) AS "__keyhole_role_0"
+ * FROM "discussion_threads" AS "t"
+ * WHERE ("t"."slug" = $2 AND "t"."group_id" = ANY ($1::uuid[]) AND "t"."group_id" = ANY ($3::uuid[]))
+ * ```
  * @throws ColumnDenied
  */
 export function columnAccess(

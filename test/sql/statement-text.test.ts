@@ -209,6 +209,23 @@ t.test('every doc comment\'s "generated SQL" is what the code generates', async 
       },
     },
     guardedUpdate: { whole: true, render: async (b) => [await statementOf(b.examples[0])] },
+    // Column rules: a member of G1 and moderator of G2 filtering on a moderator's column.
+    columnAccess: {
+      whole: true,
+      render: async () => {
+        const member = inGroup('group_id', 'member')
+        const policies = definePolicies({
+          discussion_threads: {
+            read: member,
+            columns: { read: { member: ['id', 'title'], moderator: ['slug'] } },
+          },
+        })
+        const who = makeCapability({ groups: { member: [G1], moderator: [G2] } })
+        return captured((pool) =>
+          bindPolicies(policies, pool as never, who).select('discussion_threads', { slug: 'x' }),
+        )
+      },
+    },
     guardedDelete: { whole: true, render: async (b) => [await statementOf(b.examples[0])] },
     // Your own statement with the read guard's fragment, as request.db.guard gives it.
     sql: {
