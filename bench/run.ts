@@ -225,10 +225,16 @@ const info: RunInfo = {
   cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}`,
   seconds: (Date.now() - started) / 1000,
 }
+// A part that failed (a server answering non-2xx, a check that did not hold) fails the run.
+const failed = sections.filter((s) => s.pending?.startsWith('failed'))
+if (failed.length > 0) {
+  process.exitCode = 1
+  for (const s of failed) console.error(`FAILED: ${s.title}: ${s.pending}`)
+}
 if (only) {
   // A partial run is printed, never written over the last full or quick run's results.
   console.log(`--only ${only.join(',')}: results not written (${info.seconds.toFixed(0)} s)`)
-  process.exit(0)
+  process.exit()
 }
 await mkdir(results, { recursive: true })
 const scaling = sections.flatMap((s) => s.scaling ?? [])
