@@ -9,7 +9,6 @@ import { isFilter } from './filter.ts'
 import { adminOnly, and, Guard, isGuard, type GuardNode } from './guard.ts'
 import { describeInput, quoteIdentifier } from './identifier.ts'
 import { parseOrderBy, type OrderBy } from './order-by.ts'
-import type { TablePolicy } from './policies.ts'
 import type { Row } from './queryable.ts'
 import { flagName, keepFlags, type RowView } from './row-view.ts'
 import type { Returning } from './run-statement.ts'
@@ -134,7 +133,16 @@ interface CompiledRules {
 
 // Hierarchy → policy → its compiled rules (one hierarchy per keyhole instance, and the system
 // handle's empty one).
-const compiled = new WeakMap<readonly string[], WeakMap<TablePolicy, CompiledRules>>()
+/**
+ * What the column rules read of a table's policy (policies.ts's `TablePolicy` has both), declared
+ * here so that policies.ts imports this file and not the other way round.
+ */
+export interface ColumnPolicy {
+  readonly read?: Guard | undefined
+  readonly columns?: unknown
+}
+
+const compiled = new WeakMap<readonly string[], WeakMap<ColumnPolicy, CompiledRules>>()
 /** The system handle knows no hierarchy: it reads and writes every column not hidden. */
 const SYSTEM_ROLES: readonly string[] = Object.freeze([])
 
@@ -180,7 +188,7 @@ function namesSubject(node: GuardNode): boolean {
   return false
 }
 
-function compile(policy: TablePolicy, roles: readonly string[]): CompiledRules {
+function compile(policy: ColumnPolicy, roles: readonly string[]): CompiledRules {
   let byPolicy = compiled.get(roles)
   if (byPolicy === undefined) compiled.set(roles, (byPolicy = new WeakMap()))
   let rules = byPolicy.get(policy)
@@ -356,7 +364,7 @@ function projector({ level, base, flags }: Reach): (row: Row) => Row {
  * @throws ColumnDenied
  */
 export function columnAccess(
-  policy: TablePolicy,
+  policy: ColumnPolicy,
   capability: Capability,
   request: ColumnRequest,
 ): ColumnAccess {
@@ -428,7 +436,7 @@ export function columnAccess(
  * @throws ColumnDenied
  */
 export function systemList(
-  policy: TablePolicy,
+  policy: ColumnPolicy,
   table: string,
   request: Omit<ColumnRequest, 'table' | 'operation' | 'defaultList' | 'guard'> & {
     readonly list: Returning
