@@ -44,6 +44,10 @@ if (!process.env.DATABASE_URL) {
 }
 
 const tapBin = fileURLToPath(new URL('../node_modules/tap/dist/esm/run.mjs', import.meta.url))
+// Every test process tap starts transpiles its TypeScript through helpers/ts-loader.mjs (TypeScript's
+// transpile as ts-node does it, cached on disk across processes) rather than through ts-node.
+const tsLoader = new URL('./helpers/ts-loader.mjs', import.meta.url).href
+const nodeOptions = [process.env.NODE_OPTIONS, `--import=${tsLoader}`].filter(Boolean).join(' ')
 const args = process.argv.slice(2)
 let passed = 0
 let failed = 0
@@ -52,7 +56,7 @@ try {
   code = await new Promise<number>((resolve) => {
     const child = spawn(process.execPath, [tapBin, ...args], {
       stdio: ['inherit', 'pipe', 'inherit'],
-      env: process.env,
+      env: { ...process.env, NODE_OPTIONS: nodeOptions },
     })
     child.stdout.on('data', (chunk: Buffer) => {
       process.stdout.write(chunk)

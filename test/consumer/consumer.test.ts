@@ -40,6 +40,18 @@ const userEnv = Object.fromEntries(
   ),
 )
 
+/**
+ * `command args` as `env -u … command args`, so the command runs with exactly the env it is given:
+ * tap's @tapjs/processinfo adds its loader to the NODE_OPTIONS of every process a test starts, and
+ * to an env without NODE_OPTIONS (as userEnv is) this test process's own NODE_OPTIONS, with its
+ * `_TAPJS_PROCESSINFO_*` settings; without the unset, a loader npm test gives its test processes
+ * reached the installed keyhole, which then ran a .ts policies module with no tsx.
+ */
+function asUser(command: string, args: string[]): [string, string[]] {
+  const added = ['NODE_OPTIONS', ...Object.keys(process.env).filter((name) => /^_TAPJS/.test(name))]
+  return ['env', [...added.flatMap((name) => ['-u', name]), command, ...args]]
+}
+
 interface Run {
   status: number
   stdout: string
@@ -54,8 +66,7 @@ function run(
 ): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
-      command,
-      args,
+      ...asUser(command, args),
       { cwd: options.cwd, env: { ...userEnv, ...options.env }, maxBuffer: 64 << 20 },
       (error, stdout, stderr) => {
         const code = (error as { code?: unknown } | null)?.code
@@ -161,6 +172,20 @@ await t.test(
     const begin = Date.now()
     if (!(await install(t, tarball, []))) return
     phases.push(`install keyhole ${seconds(Date.now() - begin)}`)
+    const env = await run(
+      'node',
+      [
+        '-p',
+        '[process.env.NODE_OPTIONS, ...Object.keys(process.env).filter((n) => /TAP/.test(n))]',
+      ],
+      { cwd: app },
+    )
+    t.same(
+      [env.status, env.stdout],
+      [0, '[ undefined ]\n'],
+      "a user's process: no NODE_OPTIONS, no tap setting",
+      { stderr: env.stderr },
+    )
     const imported = await run(
       'node',
       [
@@ -349,7 +374,7 @@ await t.test(
     const token = minted.stdout.trim()
     const port = await freePort()
     const begin = Date.now()
-    const child: ChildProcess = spawn(process.execPath, ['build/README-1.js'], {
+    const child: ChildProcess = spawn(...asUser(process.execPath, ['build/README-1.js']), {
       cwd: app,
       env: { ...userEnv, DATABASE_URL: db.url, JWT_SECRET: secret, PORT: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],
