@@ -417,9 +417,12 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     jwtIssuer: 'keyhole-bench',
     jwtAudience: 'forum',
   }
+  const { dataKeys } = await import('keyhole')
   const keyhole = await build({
     databaseUrl: context.databaseUrl,
     ...settings,
+    // The forum's invite codes are encrypted: a key for this run.
+    dataKeys: dataKeys({ current: randomBytes(32) }),
     roles: { migration: 'keyhole_bench_migrator', runtime: 'keyhole_bench_app' },
   })
   const pool = new pg.Pool({ connectionString: context.databaseUrl, max: 10 })

@@ -66,7 +66,10 @@ const roles = { migration: 'profile_migrator', runtime: 'profile_app' }
 
 try {
   await admin.query('CREATE EXTENSION pg_stat_statements')
-  const app = await build({ databaseUrl: dbUrl.toString(), ...settings, roles })
+  // The forum's invite codes are encrypted: a key for this run.
+  const { dataKeys } = await import('keyhole')
+  const keys = dataKeys({ current: randomBytes(32) })
+  const app = await build({ databaseUrl: dbUrl.toString(), ...settings, roles, dataKeys: keys })
   try {
     const { rows: groups } = await admin.query<{ id: string }>(
       `INSERT INTO groups (name) VALUES ('write'), ('read') RETURNING id`,

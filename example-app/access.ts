@@ -4,8 +4,27 @@
  * RLS policies) by test/testing/example-app.test.ts. A cell not written here expects no access, so
  * a policy that grants more fails that test until the grant is written down here too.
  */
+import { definePolicies } from 'keyhole'
 import { expectAccess } from 'keyhole/testing'
-import { policies } from './policies.ts'
+import { policies as forum } from './policies.ts'
+
+/**
+ * The policies as keyhole/testing checks them: which rows each caller reads, inserts, updates and
+ * deletes. The groups' invite code is left out (its column rules, its encryption and the update
+ * that makes a new one), which keyhole/testing cannot probe yet: it binds no data keys, and its
+ * update and move probes set each row's group column, on groups the primary key every code is
+ * bound to (an admin's move then collides with the other group's row). contract.test.ts tests the
+ * invite code through the API, on both adapters.
+ */
+export const policies = definePolicies(
+  Object.fromEntries(
+    Object.entries(forum.tables).map(([table, policy]) => {
+      if (table !== 'groups') return [table, policy]
+      const { columns, encrypted, update, ...rows } = policy
+      return [table, rows]
+    }),
+  ),
+)
 
 export function expectedAccess() {
   const expected = expectAccess(policies)

@@ -16,7 +16,7 @@ import Fastify, {
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { capabilities } from 'keyhole/fastify'
-import { createKeyhole, isKeyholeError, type Keyhole } from 'keyhole'
+import { createKeyhole, isKeyholeError, type DataKeys, type Keyhole } from 'keyhole'
 import { connectDatabase, type DatabaseChoice } from './database.ts'
 import { logKeyholeEvents } from './events-log.ts'
 import { policies } from './policies.ts'
@@ -29,6 +29,11 @@ import { sharedSchemas } from './schemas.ts'
 import type { TokenSettings } from './tokens.ts'
 
 export interface BuildOptions extends TokenSettings, DatabaseChoice {
+  /**
+   * The keys the invite codes are encrypted with (`dataKeys({ current: KEYHOLE_DATA_KEY })`);
+   * never logged. main.ts reads KEYHOLE_DATA_KEY, or in development keeps a key beside the data.
+   */
+  readonly dataKeys: DataKeys
   /** How often the monitor re-runs the database checks; default 60 s. */
   readonly monitorIntervalMs?: number
   readonly logger?: FastifyServerOptions['logger']
@@ -57,7 +62,12 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
   for (const { level, message, fields } of database.log) app.log[level](fields, message)
   // Every refusal and every use of the system context, one JSON line each in the server's log.
   app.addHook('onClose', logKeyholeEvents(app.log))
-  const jobs = createKeyhole({ pool: database.pool, policies, signingKey: database.signingKey })
+  const jobs = createKeyhole({
+    pool: database.pool,
+    policies,
+    signingKey: database.signingKey,
+    dataKeys: options.dataKeys,
+  })
   app.decorate('jobs', jobs)
   const retention = {
     retentionDays: options.retentionDays,
@@ -108,6 +118,7 @@ export async function build(options: BuildOptions): Promise<FastifyInstance> {
         pool: database.pool,
         policies,
         signingKey: database.signingKey,
+        dataKeys: options.dataKeys,
       },
       checks: true,
       monitor: { intervalMs: options.monitorIntervalMs ?? 60_000 },

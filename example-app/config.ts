@@ -16,6 +16,11 @@ export interface ExampleConfig {
   readonly databaseUrl: string | undefined
   /** The key `npm run example -- setup` installed (non-enumerable); the serve step needs it. */
   readonly signingKey: string | undefined
+  /**
+   * KEYHOLE_DATA_KEY, the key the invite codes are encrypted with (non-enumerable); the serve step
+   * needs it. Unset with the embedded PostgreSQL: a development key kept beside its data.
+   */
+  readonly dataKey: string | undefined
   /** The HS256 secret tokens are signed with (non-enumerable: never serialised into a log). */
   readonly jwtSecret: string
   /** True when JWT_SECRET was unset and a random secret was generated for this run. */
@@ -69,6 +74,12 @@ const signingKey = z
     'KEYHOLE_SIGNING_KEY must be at least 32 bytes as base64url (what `keyhole setup --generate-key` prints)',
   )
 
+// keyhole's rule for a data key: 32 bytes, as base64 or base64url text (`openssl rand -base64 32`).
+export const dataKeyPattern = /^[A-Za-z0-9+/_-]{43}=?$/
+const dataKey = z
+  .string()
+  .regex(dataKeyPattern, 'KEYHOLE_DATA_KEY must be 32 bytes as base64 (openssl rand -base64 32)')
+
 const roleName = (name: string) =>
   z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, `${name} must be a lower-case SQL identifier`)
 
@@ -79,6 +90,7 @@ const envSchema = z.object({
   HOST: nonEmpty('HOST').default('127.0.0.1'),
   DATABASE_URL: postgresUrl('DATABASE_URL').optional(),
   KEYHOLE_SIGNING_KEY: signingKey.optional(),
+  KEYHOLE_DATA_KEY: dataKey.optional(),
   JWT_SECRET: z
     .string()
     // HS256 needs a key at least as long as its hash (RFC 7518 §3.2): 32 bytes.
@@ -163,5 +175,6 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     enumerable: false,
   })
   Object.defineProperty(config, 'signingKey', { value: v.KEYHOLE_SIGNING_KEY, enumerable: false })
+  Object.defineProperty(config, 'dataKey', { value: v.KEYHOLE_DATA_KEY, enumerable: false })
   return Object.freeze(config) as ExampleConfig
 }

@@ -63,9 +63,10 @@ const operations = { read: 'select', insert: 'insert', update: 'update', delete:
 const checkOptions = {
   guardedTables: Object.entries(policies.tables).map(([table, policy]) => ({
     table: `public.${table}`,
+    // The guarded operations only: not `system`, `columns` or `encrypted`.
     operations: Object.keys(policy)
-      .filter((op) => op !== 'system')
-      .map((op) => operations[op as keyof typeof operations]),
+      .filter((op): op is keyof typeof operations => Object.hasOwn(operations, op))
+      .map((op) => operations[op]),
   })),
   policies,
 }

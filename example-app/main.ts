@@ -7,13 +7,15 @@
  *   KEYHOLE_RUNTIME_PASSWORD, KEYHOLE_SIGNING_KEY): creates or repairs the roles and their grants,
  *   runs keyhole's and the forum's migrations and the policies as the migration role, prints what it
  *   created and every repair with its finding code, and exits.
- * - `npm run example` with DATABASE_URL naming the runtime role and KEYHOLE_SIGNING_KEY: serves as
- *   that role, changing nothing; the start-up checks refuse to start on any finding.
+ * - `npm run example` with DATABASE_URL naming the runtime role, KEYHOLE_SIGNING_KEY and
+ *   KEYHOLE_DATA_KEY (the invite codes' key): serves as that role, changing nothing; the start-up
+ *   checks refuse to start on any finding.
  *
  * Development: with no DATABASE_URL it starts an embedded PostgreSQL whose data lives in
  * example-app/.data/ (git-ignored; DATA_DIR moves it; `--fresh` deletes it first); with no
  * DATABASE_URL, or one whose role may create roles, the process runs the setup step itself at every
- * start and says so in its log (warn). SIGTERM/SIGINT stop accepting, let in-flight requests
+ * start and says so in its log (warn). Without KEYHOLE_DATA_KEY the embedded forum encrypts the
+ * invite codes with a key kept beside its data (data-key.ts) and prints a line saying so. SIGTERM/SIGINT stop accepting, let in-flight requests
  * finish, close the pool, stop the embedded server and exit 0.
  */
 import { rm } from 'node:fs/promises'
@@ -26,6 +28,8 @@ import {
   type ExampleConfig,
   type SetupConfig,
 } from './config.ts'
+import { dataKeys, type DataKeys } from 'keyhole'
+import { developmentDataKey, developmentDataKeyLine } from './data-key.ts'
 import { canCreateRoles, setupDatabase, type DatabaseChoice } from './database.ts'
 import { devAdminToken } from './tokens.ts'
 
@@ -102,12 +106,29 @@ const settings = {
   retentionDays: config.retentionDays,
 }
 
+/**
+ * The keys of the invite codes: KEYHOLE_DATA_KEY, or with the embedded PostgreSQL a development key
+ * kept beside its data (and a line saying so, never the key).
+ */
+async function dataKeysOf(): Promise<DataKeys> {
+  if (config.dataKey !== undefined) return dataKeys({ current: config.dataKey })
+  if (embedded === undefined) {
+    fail(
+      'invalid configuration: KEYHOLE_DATA_KEY must be set when DATABASE_URL is set (only the embedded PostgreSQL keeps a development key)',
+    )
+  }
+  const kept = await developmentDataKey(config.dataDir)
+  process.stdout.write(`${developmentDataKeyLine(kept)}\n`)
+  return dataKeys({ current: kept.key })
+}
+
 async function start(): Promise<Running> {
   const options = {
     ...settings,
     ...(embedded === undefined
       ? await database(config.databaseUrl as string)
       : { databaseUrl: embedded.url }),
+    dataKeys: await dataKeysOf(),
   }
   if (process.argv.includes('--express')) {
     // Loaded only when asked for: the Fastify forum never loads Express.

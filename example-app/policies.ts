@@ -8,6 +8,9 @@
  * 4. Admins can do all of the above in any group (every guard admits admins).
  * 5. The retention job (retention.ts), in keyhole's system context, reads and deletes threads of
  *    every group; nothing else crosses groups (their posts go by ON DELETE CASCADE).
+ * 6. A group's invite code is for its moderators (and admins): they read it and make a new one;
+ *    its members read only the group's ID and name. keyhole encrypts the code before it reaches
+ *    the database, which holds only ciphertext (migrations/002.do.add-invite-codes.sql).
  */
 import { adminOnly, and, definePolicies, inGroup, isSubject, or, viaParent } from 'keyhole'
 import type { DB } from './tables.ts'
@@ -26,6 +29,14 @@ export const policies = definePolicies<DB>({
   groups: {
     read: inGroup('id', 'member'),
     insert: adminOnly(),
+    // The only change to a group is a new invite code, by its moderators.
+    update: inGroup('id', 'moderator'),
+    columns: {
+      read: { member: ['id', 'name'], moderator: '*' },
+      write: { moderator: ['invite_code'], admin: '*' },
+    },
+    // The row key bound into each ciphertext is the group's id (keyhole's default).
+    encrypted: ['invite_code'],
   },
   discussion_threads: {
     read: member,

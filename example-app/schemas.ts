@@ -25,10 +25,27 @@ export const errorSchema = {
   required: ['statusCode', 'error', 'message', 'code'],
 } as const
 
+/** An invite code: 12 random bytes as 16 characters of base64url, made by the server. */
+const inviteCode = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9_-]{16}$',
+  description: '12 random bytes as base64url, made by the server',
+} as const
+
+/** A group; `inviteCode` only for its moderators and admins (null: the group has none yet). */
 export const groupSchema = {
   $id: 'Group',
   type: 'object',
-  properties: { id: uuid, name: { type: 'string' } },
+  properties: {
+    id: uuid,
+    name: { type: 'string' },
+    inviteCode: {
+      type: ['string', 'null'],
+      pattern: inviteCode.pattern,
+      description:
+        "For the group's moderators and admins only; null for a group created before invite codes",
+    },
+  },
   required: ['id', 'name'],
 } as const
 
@@ -115,18 +132,37 @@ const bearer = [{ bearerAuth: [] }]
 
 export const createGroup = {
   tags: ['groups'],
-  summary: 'Create a group (admin)',
+  summary: 'Create a group, with a new invite code (admin)',
   security: bearer,
   body: body('name', 100),
-  response: { 201: ref('Group'), ...errors(400, 401, 403) },
+  response: {
+    201: {
+      type: 'object',
+      properties: { id: uuid, name: { type: 'string' }, inviteCode },
+      required: ['id', 'name', 'inviteCode'],
+    },
+    ...errors(400, 401, 403),
+  },
 } as const
 
 export const getGroup = {
   tags: ['groups'],
-  summary: 'Read a group (member or higher of the group, admin)',
+  summary:
+    'Read a group (member or higher of the group, admin); its invite code for moderators and admins',
   security: bearer,
   params: params('groupId'),
   response: { 200: ref('Group'), ...errors(400, 401, 404) },
+} as const
+
+export const newInviteCode = {
+  tags: ['groups'],
+  summary: "Replace a group's invite code with a new one (moderator or higher of the group, admin)",
+  security: bearer,
+  params: params('groupId'),
+  response: {
+    200: { type: 'object', properties: { inviteCode }, required: ['inviteCode'] },
+    ...errors(400, 401, 403, 404),
+  },
 } as const
 
 export const listThreads = {

@@ -120,7 +120,12 @@ export async function buildExpress(options: ExpressBuildOptions): Promise<Expres
       issuer: options.jwtIssuer,
       audience: options.jwtAudience,
       public: ['/health'],
-      database: { pool: database.pool, policies, signingKey: database.signingKey },
+      database: {
+        pool: database.pool,
+        policies,
+        signingKey: database.signingKey,
+        dataKeys: options.dataKeys,
+      },
       checks: true,
       monitor: { intervalMs: options.monitorIntervalMs ?? 60_000 },
       ...(options.logger === undefined ? {} : { logger: options.logger }),
@@ -139,7 +144,12 @@ export async function buildExpress(options: ExpressBuildOptions): Promise<Expres
     error: stdout('error'),
   }
   const stopLogging = logKeyholeEvents(lines)
-  const jobs = createKeyhole({ pool: database.pool, policies, signingKey: database.signingKey })
+  const jobs = createKeyhole({
+    pool: database.pool,
+    policies,
+    signingKey: database.signingKey,
+    dataKeys: options.dataKeys,
+  })
   const stopRetention = scheduleRetention(
     jobs,
     { retentionDays: options.retentionDays, intervalMs: options.retentionIntervalMs },

@@ -4,9 +4,11 @@
  * `requireRole` before any database work; thread and post routes leave the decision to the guarded
  * statements (404 for a row the caller cannot read, 403 for one it can read but not change).
  */
+import { randomUUID } from 'node:crypto'
 import { Router } from 'express'
 import { requireRole, statementTransactions } from 'keyhole/express'
 import { NotFound } from 'keyhole'
+import { groupColumns, groupView, newInviteCode } from '../invite-codes.ts'
 import * as schemas from '../schemas.ts'
 import { listThreads, type ThreadListQuery } from '../thread-list.ts'
 import { validate } from './validate.ts'
@@ -38,18 +40,34 @@ export function forumRoutes(healthy: () => void): Router {
     requireRole('admin'),
     oneStatement,
     async (req, res) => {
-      res.status(201).json(await req.db.insert('groups', { name: req.body.name }))
+      const group = await req.db.insert(
+        'groups',
+        // The ID is chosen here, not by the database: keyhole binds it into the code's ciphertext.
+        // A server-made random UUID, so it is one of the insert's chosen keys (never the client's).
+        { id: randomUUID(), name: req.body.name, invite_code: newInviteCode() },
+        { returning: ['id', 'name', 'invite_code'], chosenKeys: ['id'] },
+      )
+      res.status(201).json(groupView(group))
     },
   )
 
   router.get('/groups/:groupId', validate(schemas.getGroup), oneStatement, async (req, res) => {
-    const [group] = await req.db.select(
-      'groups',
-      { id: req.params.groupId },
-      { columns: ['id', 'name'] },
-    )
+    const { groupId } = req.params
+    const columns = groupColumns(req.requireCapability(), groupId)
+    const [group] = await req.db.select('groups', { id: groupId }, { columns })
     if (group === undefined) throw new NotFound()
-    res.json(group)
+    res.json(groupView(group))
+  })
+
+  router.post('/groups/:groupId/invite-code', validate(schemas.newInviteCode), async (req, res) => {
+    const { groupId } = req.params
+    // Read first, in the same transaction: a group the caller cannot read is 404 to them; one
+    // they can read but not change (a member) is the update's 403.
+    const [group] = await req.db.select('groups', { id: groupId }, { columns: ['id'] })
+    if (group === undefined) throw new NotFound()
+    const inviteCode = newInviteCode()
+    await req.db.update('groups', { id: groupId }, { invite_code: inviteCode }, { returning: [] })
+    res.json({ inviteCode })
   })
 
   router.get(

@@ -129,6 +129,7 @@ for (const adapter of forumAdapters) {
           const path = encodeURIComponent(id)
           const requests: [string, string, unknown][] = [
             ['GET', `/groups/${path}`, undefined],
+            ['POST', `/groups/${path}/invite-code`, undefined],
             ['GET', `/groups/${path}/threads`, undefined],
             ['POST', `/groups/${path}/threads`, { title: 'x' }],
             ['GET', `/threads/${path}`, undefined],

@@ -23,6 +23,11 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 const ajv = addFormats(new Ajv({ schemas: [...sharedSchemas] }))
 const validThreadList = ajv.compile(listThreads.response[200])
 
+/** What the API answers as an invite code: 12 random bytes as base64url. */
+const inviteCodePattern = /^[A-Za-z0-9_-]{16}$/
+/** What the database holds instead: keyhole's ciphertext text. */
+const keyholeCiphertext = /^kh1\.[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]+$/
+
 // The same contract, row by row, for the Fastify forum and the Express one.
 for (const adapter of forumAdapters) {
   t.test(adapter, async (t) => {
@@ -52,8 +57,8 @@ for (const adapter of forumAdapters) {
       })
       t.equal(created.statusCode, 201)
       const group = created.json()
-      t.same(Object.keys(group).sort(), ['id', 'name'])
-      t.match(group, { id: uuidPattern, name: 'group C' })
+      t.same(Object.keys(group).sort(), ['id', 'inviteCode', 'name'])
+      t.match(group, { id: uuidPattern, name: 'group C', inviteCode: inviteCodePattern })
 
       const before = await forum.count('groups')
       for (const caller of ['alice', 'mod', 'carol', 'carolMod', 'nobody'] as const) {
@@ -67,21 +72,76 @@ for (const adapter of forumAdapters) {
       t.equal(await forum.count('groups'), before, 'nothing written')
     })
 
-    t.test(
-      'GET /groups/:groupId: member+ of the group and admins; 404 for anyone else',
-      async (t) => {
-        for (const caller of ['alice', 'bob', 'mod', 'admin'] as const) {
-          const response = await forum.request(caller, { method: 'GET', url: `/groups/${groupA}` })
+    /** A group's invite code as stored (read as the superuser): ciphertext, or null. */
+    async function storedCode(id: string): Promise<string | null | undefined> {
+      const { rows } = await forum.db.pool.query<{ invite_code: string | null }>(
+        'SELECT invite_code FROM groups WHERE id = $1',
+        [id],
+      )
+      return rows[0]?.invite_code
+    }
+    /** Every invite code the API answered in this file, to look for in the stored values. */
+    const codesSeen: string[] = []
+
+    t.test('GET /groups/:groupId and POST /groups/:groupId/invite-code', async (t) => {
+      const read = (caller: Caller) =>
+        forum.request(caller, { method: 'GET', url: `/groups/${groupA}` })
+      const renew = (caller: Caller, id = groupA) =>
+        forum.request(caller, { method: 'POST', url: `/groups/${id}/invite-code` })
+
+      t.test('before any code: moderators and admins read null, members no code', async (t) => {
+        for (const caller of ['alice', 'bob'] as const) {
+          const response = await read(caller)
           t.equal(response.statusCode, 200, caller)
-          t.same(response.json(), { id: groupA, name: 'group A' }, caller)
+          t.same(response.json(), { id: groupA, name: 'group A' }, `${caller}: no inviteCode`)
         }
-        const absent = await forum.request('admin', {
-          method: 'GET',
-          url: `/groups/${randomUUID()}`,
-        })
+        for (const caller of ['mod', 'admin'] as const) {
+          const response = await read(caller)
+          t.equal(response.statusCode, 200, caller)
+          t.same(response.json(), { id: groupA, name: 'group A', inviteCode: null }, caller)
+        }
+      })
+
+      t.test('moderators of the group and admins make a new code', async (t) => {
+        for (const caller of ['mod', 'admin'] as const) {
+          const before = await storedCode(groupA)
+          const response = await renew(caller)
+          t.equal(response.statusCode, 200, caller)
+          const body = response.json()
+          t.same(Object.keys(body), ['inviteCode'])
+          t.match(body.inviteCode, inviteCodePattern, `${caller}: 16 characters of base64url`)
+          t.not(await storedCode(groupA), before, `${caller}: a new value is stored`)
+          t.notOk(codesSeen.includes(body.inviteCode), 'a code never seen before')
+          codesSeen.push(body.inviteCode)
+        }
+        const inB = await renew('admin', groupB)
+        t.equal(inB.statusCode, 200, 'admins in any group')
+        codesSeen.push(inB.json().inviteCode)
+      })
+
+      t.test('the latest code: to moderators and admins only', async (t) => {
+        const latest = codesSeen[1]
+        for (const caller of ['mod', 'admin'] as const) {
+          const response = await read(caller)
+          t.equal(response.statusCode, 200, caller)
+          t.same(response.json(), { id: groupA, name: 'group A', inviteCode: latest }, caller)
+        }
+        for (const caller of ['alice', 'bob'] as const) {
+          const response = await read(caller)
+          t.equal(response.statusCode, 200, caller)
+          t.same(response.json(), { id: groupA, name: 'group A' }, `${caller}: no inviteCode`)
+        }
+      })
+
+      t.test('a new code: a member 403, anyone else 404; nothing written', async (t) => {
+        const before = await storedCode(groupA)
+        for (const caller of ['alice', 'bob'] as const) {
+          assertError(t, await renew(caller), 403, 'KH_CAPABILITY_DENIED', caller)
+        }
+        const absent = await renew('admin', randomUUID())
         assertError(t, absent, 404, 'KH_NOT_FOUND', 'a group that does not exist')
         for (const caller of strangers) {
-          const response = await forum.request(caller, { method: 'GET', url: `/groups/${groupA}` })
+          const response = await renew(caller)
           assertError(t, response, 404, 'KH_NOT_FOUND', caller)
           t.same(
             response.json(),
@@ -89,8 +149,82 @@ for (const adapter of forumAdapters) {
             `${caller}: indistinguishable from a missing group`,
           )
         }
-      },
-    )
+        t.equal(await storedCode(groupA), before, 'the stored code is unchanged')
+      })
+
+      t.test('reading a group: anyone else 404, as a missing group', async (t) => {
+        const absent = await forum.request('admin', {
+          method: 'GET',
+          url: `/groups/${randomUUID()}`,
+        })
+        assertError(t, absent, 404, 'KH_NOT_FOUND', 'a group that does not exist')
+        for (const caller of strangers) {
+          const response = await read(caller)
+          assertError(t, response, 404, 'KH_NOT_FOUND', caller)
+          t.same(
+            response.json(),
+            absent.json(),
+            `${caller}: indistinguishable from a missing group`,
+          )
+        }
+      })
+    })
+
+    t.test('the database holds no invite code in clear (read as the superuser)', async (t) => {
+      const created = await forum.request('admin', {
+        method: 'POST',
+        url: '/groups',
+        payload: { name: 'group D' },
+      })
+      t.equal(created.statusCode, 201)
+      const groupD = created.json()
+      codesSeen.push(groupD.inviteCode)
+      const { rows } = await forum.db.pool.query<{ id: string; invite_code: string | null }>(
+        'SELECT id, invite_code FROM groups',
+      )
+      const stored = rows.map((row) => row.invite_code).filter((code) => code !== null)
+      t.ok(stored.length >= 3, 'the codes made above are stored')
+      for (const value of stored) {
+        t.match(value, keyholeCiphertext, "keyhole's ciphertext format: kh1.<key ID>.<base64url>")
+        for (const code of codesSeen) t.notOk(value.includes(code), 'no code in clear')
+      }
+      t.equal(new Set(stored).size, stored.length, 'no two stored values alike')
+      const dump = JSON.stringify(rows)
+      t.notOk(
+        codesSeen.some((code) => dump.includes(code)),
+        'nor anywhere in a dump of groups',
+      )
+
+      await t.rejects(
+        forum.db.pool.query('UPDATE groups SET invite_code = $1 WHERE id = $2', [
+          'in-clear-code-16',
+          groupD.id,
+        ]),
+        { code: '23514' },
+        'the database refuses a code in clear written past keyhole',
+      )
+    })
+
+    t.test('a code moved to another group fails to decrypt: 500, nothing revealed', async (t) => {
+      const created = await forum.request('admin', {
+        method: 'POST',
+        url: '/groups',
+        payload: { name: 'group E' },
+      })
+      const groupE = created.json()
+      // Someone with write access to the table copies group A's ciphertext into group E.
+      await forum.db.pool.query(
+        'UPDATE groups SET invite_code = (SELECT invite_code FROM groups WHERE id = $1) WHERE id = $2',
+        [groupA, groupE.id],
+      )
+      const response = await forum.request('admin', { method: 'GET', url: `/groups/${groupE.id}` })
+      assertError(t, response, 500, 'KH_DECRYPT_FAILED')
+      t.notOk(
+        codesSeen.some((code) => response.body.includes(code)),
+        "neither group's code in the answer",
+      )
+      t.notMatch(response.body, /kh1\./, 'nor any ciphertext')
+    })
 
     t.test(
       'GET /groups/:groupId/threads: member+ of the group and admins, newest first',

@@ -43,6 +43,7 @@ t.test('GET /docs/json: the OpenAPI description, from the validating schemas', a
   t.same(Object.keys(doc.paths).sort(), [
     '/groups',
     '/groups/{groupId}',
+    '/groups/{groupId}/invite-code',
     '/groups/{groupId}/threads',
     '/health',
     '/posts/{postId}',

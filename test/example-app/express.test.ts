@@ -105,6 +105,7 @@ t.test('a bad option: the pool is ended and the error rethrown', async (t) => {
       jwtSecret: 'a-test-secret-of-at-least-32-bytes!',
       jwtIssuer: '',
       jwtAudience: 'a',
+      dataKeys: forum.dataKeys,
       roles: { migration: `${forum.db.prefix}_migrator`, runtime: `${forum.db.prefix}_app` },
     }),
     { code: 'KH_INVALID_OPTIONS' },
@@ -115,6 +116,7 @@ t.test('a port that cannot open: everything closed, the error rethrown', async (
   const other = await buildExpress({
     databaseUrl: forum.db.url,
     ...forum.settings,
+    dataKeys: forum.dataKeys,
     roles: { migration: `${forum.db.prefix}_migrator`, runtime: `${forum.db.prefix}_app` },
     logger: { fatal() {}, error() {}, warn() {}, info() {}, debug() {} },
   })

@@ -6,6 +6,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { jwtVerify } from 'jose'
+import { dataKeys } from 'keyhole'
 import { build } from '../../example-app/app.ts'
 import { devAdminToken } from '../../example-app/tokens.ts'
 import { createTestDatabase } from '../helpers/database.ts'
@@ -41,6 +42,7 @@ t.test('a build that fails to start closes what it opened and rethrows', async (
       jwtSecret: 'too short for HS256',
       jwtIssuer: 'keyhole-example',
       jwtAudience: 'forum',
+      dataKeys: dataKeys({ current: randomBytes(32) }),
       roles: { migration: `${db.prefix}_migrator`, runtime: `${db.prefix}_app` },
     }),
     { code: 'KH_INVALID_OPTIONS' },

@@ -11,6 +11,7 @@ import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { dataKeys } from 'keyhole'
 import { freePort } from '../../dev/free-port.ts'
 import { build } from '../../example-app/app.ts'
 import { canCreateRoles, PRIVILEGED_WARNING } from '../../example-app/database.ts'
@@ -29,6 +30,7 @@ const secrets = {
   migration: randomBytes(18).toString('base64url'),
   runtime: randomBytes(18).toString('base64url'),
   signingKey: randomBytes(32).toString('base64url'),
+  dataKey: randomBytes(32).toString('base64'),
   jwt: randomBytes(32).toString('base64url'),
 }
 /** The setup step's environment: the administrator's URL, both passwords, the key. */
@@ -40,10 +42,11 @@ const setupEnv = {
   FORUM_MIGRATION_ROLE: migrator,
   FORUM_RUNTIME_ROLE: runtime,
 }
-/** The serve step's environment: the runtime role's URL and the key, no other credential. */
+/** The serve step's environment: the runtime role's URL and the keys, no other credential. */
 const serveEnv = {
   DATABASE_URL: db.urlAs(runtime, secrets.runtime),
   KEYHOLE_SIGNING_KEY: secrets.signingKey,
+  KEYHOLE_DATA_KEY: secrets.dataKey,
   JWT_SECRET: secrets.jwt,
 }
 
@@ -98,6 +101,7 @@ function run(
 }
 
 const setupStep = () => run(['setup'], setupEnv)
+const keys = dataKeys({ current: secrets.dataKey })
 const serveStep = (healthy: (port: number) => Promise<void> = async () => {}) =>
   run([], serveEnv, healthy)
 
@@ -139,6 +143,7 @@ t.test('the setup step creates the roles and tables, then changes nothing', asyn
 
 t.test('the serve step serves as the runtime role, with no setup and no warning', async (t) => {
   let created = 0
+  let inviteCode: unknown
   const served = await serveStep(async (port) => {
     const token = await signToken(
       { jwtSecret: secrets.jwt, jwtIssuer: 'keyhole-example', jwtAudience: 'forum' },
@@ -153,9 +158,16 @@ t.test('the serve step serves as the runtime role, with no setup and no warning'
       body: JSON.stringify({ name: 'served as the runtime role' }),
     })
     created = response.status
+    inviteCode = ((await response.json()) as { inviteCode?: unknown }).inviteCode
   })
   t.ok(served.served, `it serves: ${served.stderr}`)
   t.equal(created, 201, 'an authenticated request succeeds')
+  t.match(inviteCode, /^[A-Za-z0-9_-]{16}$/, 'the new group has an invite code')
+  const { rows } = await db.pool.query<{ invite_code: string }>(
+    "SELECT invite_code FROM groups WHERE name = 'served as the runtime role'",
+  )
+  t.match(rows[0]?.invite_code, /^kh1\./, 'stored as keyhole ciphertext, under KEYHOLE_DATA_KEY')
+  t.notOk(rows[0]?.invite_code.includes(inviteCode as string), 'not in clear')
   t.equal(served.status, 0, 'exit 0 on SIGTERM')
   t.notMatch(served.stdout, /privileged|repaired|created/, 'no setup, no privileged warning')
 })
@@ -222,6 +234,18 @@ t.test('a missing or bad variable: one line on stderr, exit status 1', async (t)
       /^keyhole example: invalid configuration: KEYHOLE_SIGNING_KEY must be set when DATABASE_URL names the runtime role\n$/,
     ],
     [
+      'serve as the runtime role without the data key',
+      [],
+      { DATABASE_URL: serveEnv.DATABASE_URL, KEYHOLE_SIGNING_KEY: secrets.signingKey },
+      /^keyhole example: invalid configuration: KEYHOLE_DATA_KEY must be set when DATABASE_URL is set/,
+    ],
+    [
+      'a malformed data key',
+      [],
+      { ...serveEnv, KEYHOLE_DATA_KEY: 'c2hvcnQ=' },
+      /^keyhole example: invalid configuration: KEYHOLE_DATA_KEY must be 32 bytes as base64/,
+    ],
+    [
       'a malformed signing key',
       [],
       { ...serveEnv, KEYHOLE_SIGNING_KEY: 'c2hvcnQ' },
@@ -239,7 +263,7 @@ t.test('a missing or bad variable: one line on stderr, exit status 1', async (t)
 
 t.test('build() needs a database: the runtime role or a privileged URL', async (t) => {
   await t.rejects(
-    build({ jwtSecret: secrets.jwt, jwtIssuer: 'i', jwtAudience: 'a' }),
+    build({ jwtSecret: secrets.jwt, jwtIssuer: 'i', jwtAudience: 'a', dataKeys: keys }),
     /give runtime \(the serve step\) or databaseUrl \(development\)/,
   )
 })
@@ -252,6 +276,7 @@ t.test('in process: build() as the runtime role serves; the two shapes told apar
     jwtSecret: secrets.jwt,
     jwtIssuer: 'keyhole-example',
     jwtAudience: 'forum',
+    dataKeys: keys,
   })
   t.teardown(() => app.close())
   t.equal((await app.inject('/health')).statusCode, 200)
@@ -273,6 +298,7 @@ t.test('development (a URL that may create roles): a warning, then each repair',
     jwtSecret: secrets.jwt,
     jwtIssuer: 'keyhole-example',
     jwtAudience: 'forum',
+    dataKeys: keys,
     logger,
   })
   await forum.close()

@@ -6,8 +6,8 @@
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { createPolicyTest, PolicyMismatch } from 'keyhole/testing'
-import { expectedAccess } from '../../example-app/access.ts'
-import { policies } from '../../example-app/policies.ts'
+// access.ts's policies: the forum's, as keyhole/testing can check them (rows, not columns).
+import { expectedAccess, policies } from '../../example-app/access.ts'
 import { scratchName, serverUrl } from '../helpers/database.ts'
 
 const started = Date.now()

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import type { FastifyInstance, FastifyServerOptions, InjectOptions } from 'fastify'
+import { dataKeys, type DataKeys } from 'keyhole'
 import { build } from '../../../example-app/app.ts'
 import { buildExpress } from '../../../example-app/express/app.ts'
 import { signToken, type Permission, type TokenSettings } from '../../../example-app/tokens.ts'
@@ -48,6 +49,8 @@ export interface Forum {
   readonly app: FastifyInstance
   readonly db: TestDatabase
   readonly settings: TokenSettings
+  /** The key the forum encrypts invite codes with (random, this forum only). */
+  readonly dataKeys: DataKeys
   readonly groupA: string
   readonly groupB: string
   readonly tokens: Readonly<Record<Caller, string>>
@@ -105,9 +108,11 @@ export async function startForum(t: Teardown, extra: StartOptions = {}): Promise
     jwtIssuer: 'keyhole-example',
     jwtAudience: 'forum',
   }
+  const keys = dataKeys({ current: randomBytes(32) })
   const options = {
     databaseUrl: db.url,
     ...settings,
+    dataKeys: keys,
     roles: { migration: `${db.prefix}_migrator`, runtime: `${db.prefix}_app` },
     monitorIntervalMs: extra.monitorIntervalMs ?? 60_000,
     retentionDays: extra.retentionDays,
@@ -153,6 +158,7 @@ export async function startForum(t: Teardown, extra: StartOptions = {}): Promise
     app: app as FastifyInstance,
     db,
     settings,
+    dataKeys: keys,
     groupA,
     groupB,
     tokens,
