@@ -24,22 +24,22 @@ export interface DevelopmentDataKey {
  */
 export async function developmentDataKey(dataDir: string): Promise<DevelopmentDataKey> {
   const path = join(dataDir, 'data-key')
-  await mkdir(dataDir, { recursive: true })
-  const key = randomBytes(32).toString('base64')
-  try {
-    // 'wx': never overwrite a key another start kept.
+  // No file (or none readable): a new key, written only if the file still does not exist ('wx');
+  // a write that fails (another start racing, a directory it cannot write) is the start's error.
+  const kept = await readFile(path, 'utf8').catch(() => undefined)
+  if (kept === undefined) {
+    await mkdir(dataDir, { recursive: true })
+    const key = randomBytes(32).toString('base64')
     await writeFile(path, `${key}\n`, { mode: 0o600, flag: 'wx' })
     return { key, path, created: true }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
   }
-  const kept = (await readFile(path, 'utf8')).trim()
-  if (!dataKeyPattern.test(kept)) {
+  const key = kept.trim()
+  if (!dataKeyPattern.test(key)) {
     throw new ConfigError(
       `${path} does not hold a data key (32 bytes as base64): restore it, or start with --fresh`,
     )
   }
-  return { key: kept, path, created: false }
+  return { key, path, created: false }
 }
 
 /** The line main.ts prints when it uses the development key: where it is, never the key. */

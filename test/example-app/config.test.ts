@@ -1,5 +1,10 @@
 import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { ConfigError, parseConfig, parseSetupConfig } from '../../example-app/config.ts'
+import { developmentDataKey, developmentDataKeyLine } from '../../example-app/data-key.ts'
 
 const secret = 'x'.repeat(32)
 
@@ -103,6 +108,56 @@ t.test('KEYHOLE_SIGNING_KEY: read for the serve step, never serialised', (t) => 
       'invalid configuration: KEYHOLE_SIGNING_KEY must be at least 32 bytes as base64url (what `keyhole setup --generate-key` prints)',
   })
   t.end()
+})
+
+t.test('KEYHOLE_DATA_KEY: 32 bytes as base64 or base64url, never serialised', (t) => {
+  const bytes = randomBytes(32)
+  for (const key of [bytes.toString('base64'), bytes.toString('base64url')]) {
+    const config = parseConfig({ JWT_SECRET: secret, KEYHOLE_DATA_KEY: key })
+    t.equal(config.dataKey, key)
+    t.notMatch(JSON.stringify(config), key, 'not in JSON')
+    t.notOk(Object.keys(config).includes('dataKey'), 'not enumerable')
+  }
+  t.equal(parseConfig({}).dataKey, undefined)
+  const bad = [
+    ['16 bytes', randomBytes(16).toString('base64')],
+    ['33 bytes', randomBytes(33).toString('base64')],
+    ['not base64', `${'!'.repeat(43)}=`],
+  ]
+  for (const [name, value] of bad) {
+    const error = t.throws(() => parseConfig({ KEYHOLE_DATA_KEY: value as string }), {
+      name: 'ConfigError',
+      message:
+        'invalid configuration: KEYHOLE_DATA_KEY must be 32 bytes as base64 (openssl rand -base64 32)',
+    })
+    t.notOk(String((error as Error).message).includes(value as string), `${name}: no value`)
+  }
+  t.end()
+})
+
+t.test('the development data key: generated once per data directory, kept beside it', async (t) => {
+  const dir = join(await mkdtemp(join(tmpdir(), 'keyhole-data-key-')), 'nested', '.data')
+  t.teardown(() => rm(dirname(dirname(dir)), { recursive: true, force: true }))
+  const first = await developmentDataKey(dir)
+  t.match(first, { path: join(dir, 'data-key'), created: true })
+  t.equal(Buffer.from(first.key, 'base64').length, 32, '32 random bytes')
+  t.equal((await stat(first.path)).mode & 0o777, 0o600, 'readable by its owner only')
+  const again = await developmentDataKey(dir)
+  t.same(again, { ...first, created: false }, 'the same key on the next start')
+  const line = developmentDataKeyLine(first)
+  t.match(line, /^KEYHOLE_DATA_KEY is not set: .* generated now and kept in .*data-key/)
+  t.match(developmentDataKeyLine(again), / kept in /)
+  t.notOk(line.includes(first.key), 'the line never holds the key')
+
+  await writeFile(first.path, 'not a key\n')
+  await t.rejects(developmentDataKey(dir), {
+    name: 'ConfigError',
+    message: `${first.path} does not hold a data key (32 bytes as base64): restore it, or start with --fresh`,
+  })
+  // A data-key path that cannot be read or written (here a directory): the start's error.
+  await rm(first.path)
+  await mkdir(first.path)
+  await t.rejects(developmentDataKey(dir), { code: 'EEXIST' }, 'never overwritten')
 })
 
 const setupEnv = {

@@ -7,7 +7,13 @@ import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
-import { listThreads, sharedSchemas } from '../../example-app/schemas.ts'
+import {
+  createGroup,
+  getGroup,
+  listThreads,
+  newInviteCode,
+  sharedSchemas,
+} from '../../example-app/schemas.ts'
 import { signToken } from '../../example-app/tokens.ts'
 import {
   assertError,
@@ -22,6 +28,12 @@ import {
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default
 const ajv = addFormats(new Ajv({ schemas: [...sharedSchemas] }))
 const validThreadList = ajv.compile(listThreads.response[200])
+// The same for the group routes' answers, by route.
+const groupSchemas = {
+  created: ajv.compile(createGroup.response[201]),
+  group: ajv.compile(getGroup.response[200]),
+  code: ajv.compile(newInviteCode.response[200]),
+}
 
 /** What the API answers as an invite code: 12 random bytes as base64url. */
 const inviteCodePattern = /^[A-Za-z0-9_-]{16}$/
@@ -59,6 +71,7 @@ for (const adapter of forumAdapters) {
       const group = created.json()
       t.same(Object.keys(group).sort(), ['id', 'inviteCode', 'name'])
       t.match(group, { id: uuidPattern, name: 'group C', inviteCode: inviteCodePattern })
+      t.ok(groupSchemas.created(group), 'the OpenAPI response schema')
 
       const before = await forum.count('groups')
       for (const caller of ['alice', 'mod', 'carol', 'carolMod', 'nobody'] as const) {
@@ -84,10 +97,19 @@ for (const adapter of forumAdapters) {
     const codesSeen: string[] = []
 
     t.test('GET /groups/:groupId and POST /groups/:groupId/invite-code', async (t) => {
-      const read = (caller: Caller) =>
-        forum.request(caller, { method: 'GET', url: `/groups/${groupA}` })
+      /** A request whose 200 answer is checked against its OpenAPI response schema (below). */
+      const unlike: string[] = []
+      const checked = async (caller: Caller, method: 'GET' | 'POST', url: string) => {
+        const response = await forum.request(caller, { method, url })
+        const valid = method === 'GET' ? groupSchemas.group : groupSchemas.code
+        if (response.statusCode === 200 && !valid(response.json())) {
+          unlike.push(`${caller} ${method} ${url}: ${response.body}`)
+        }
+        return response
+      }
+      const read = (caller: Caller) => checked(caller, 'GET', `/groups/${groupA}`)
       const renew = (caller: Caller, id = groupA) =>
-        forum.request(caller, { method: 'POST', url: `/groups/${id}/invite-code` })
+        checked(caller, 'POST', `/groups/${id}/invite-code`)
 
       t.test('before any code: moderators and admins read null, members no code', async (t) => {
         for (const caller of ['alice', 'bob'] as const) {
@@ -167,6 +189,10 @@ for (const adapter of forumAdapters) {
             `${caller}: indistinguishable from a missing group`,
           )
         }
+      })
+
+      t.test("every 200 above is its route's OpenAPI response schema", async (t) => {
+        t.same(unlike, [])
       })
     })
 

@@ -78,6 +78,15 @@ t.test('GET /docs/json: the OpenAPI description, from the validating schemas', a
     properties: { postCount: { type: 'integer' }, lastPostAt: { format: 'date-time' } },
     required: ['id', 'title', 'group_id', 'created_by', 'created_at', 'postCount', 'lastPostAt'],
   })
+  const answer = (path: string, method: string, status: number) =>
+    doc.paths[path][method].responses[status].content['application/json'].schema
+  t.match(answer('/groups', 'post', 201), { required: ['id', 'name', 'inviteCode'] })
+  t.match(answer('/groups/{groupId}', 'get', 200), { $ref: '#/components/schemas/Group' })
+  t.match(doc.components.schemas.Group, {
+    properties: { inviteCode: { type: 'string', nullable: true } },
+    required: ['id', 'name'],
+  })
+  t.match(answer('/groups/{groupId}/invite-code', 'post', 200), { required: ['inviteCode'] })
   t.same(doc.paths['/groups'].post.security, [{ bearerAuth: [] }])
   t.notOk(doc.paths['/health'].get.security, '/health needs no token')
 })

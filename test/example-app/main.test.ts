@@ -8,7 +8,7 @@
 import { uncoveredChildEnv } from '../helpers/child-env.ts'
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -98,10 +98,8 @@ for (const [forum, args] of forums) {
     async (t) => {
       const port = await freePort()
       const secret = 'a-test-secret-of-at-least-32-bytes!'
-      const running = start(
-        { PORT: String(port), JWT_SECRET: secret, DATA_DIR: await dataDir(t) },
-        args,
-      )
+      const dir = await dataDir(t)
+      const running = start({ PORT: String(port), JWT_SECRET: secret, DATA_DIR: dir }, args)
       t.teardown(() => running.child.kill('SIGKILL'))
       t.ok(await healthy(port, running), 'GET /health answers 200', {
         diagnostic: true,
@@ -121,7 +119,10 @@ for (const [forum, args] of forums) {
         body: JSON.stringify({ name: 'from the process test' }),
       })
       t.equal(created.status, 201, 'an authenticated request succeeds')
-      t.match(await created.json(), { name: 'from the process test' })
+      t.match(await created.json(), {
+        name: 'from the process test',
+        inviteCode: /^[A-Za-z0-9_-]{16}$/,
+      })
       const refused = await fetch(`http://127.0.0.1:${port}/groups`, { method: 'POST' })
       t.equal(refused.status, 401, 'no token: 401')
 
@@ -133,6 +134,15 @@ for (const [forum, args] of forums) {
       t.notOk(stdout.includes(token) || stderr.includes(token), 'the token never reaches the log')
       t.notOk(stdout.includes(secret) || stderr.includes(secret), 'nor does the secret')
       t.notMatch(stdout, /export TOKEN=/, 'no development token when JWT_SECRET is set')
+      const keyFile = join(dir, 'data-key')
+      t.match(
+        stdout,
+        `KEYHOLE_DATA_KEY is not set: the invite codes are encrypted with the development key generated now and kept in ${keyFile}`,
+        'development: a data key kept beside the embedded data, and a line saying so',
+      )
+      t.equal((await stat(keyFile)).mode & 0o777, 0o600, 'readable by its owner only')
+      const key = (await readFile(keyFile, 'utf8')).trim()
+      t.notOk(stdout.includes(key) || stderr.includes(key), 'the data key never reaches the log')
       t.match(
         stdout,
         /"level":("warn"|40),.*"msg":"the serving process holds privileged database credentials/,

@@ -148,7 +148,12 @@ t.test('the timer runs the job until stopped', async (t) => {
 t.test('a failed run is logged with its code, and the next runs on', async (t) => {
   const pool = new pg.Pool({ connectionString: forum.db.url })
   await pool.end()
-  const down = createKeyhole({ pool, policies, signingKey: randomBytes(32).toString('base64url') })
+  const down = createKeyhole({
+    pool,
+    policies,
+    signingKey: randomBytes(32).toString('base64url'),
+    dataKeys: forum.dataKeys,
+  })
   const failed: object[] = []
   let second: (() => void) | undefined
   const twice = new Promise<void>((resolve) => (second = resolve))
