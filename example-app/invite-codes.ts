@@ -5,24 +5,15 @@
  * rules let read it: the group's moderators and admins.
  */
 import { randomBytes } from 'node:crypto'
-import type { Capability } from 'keyhole'
 
 export function newInviteCode(): string {
   return randomBytes(12).toString('base64url')
 }
 
 /**
- * The columns of a group `capability` may read: the invite code too for a moderator (or higher) of
- * that group and for admins, as policies.ts's column rules say (which refuse a read of it by anyone
- * else).
+ * A group row as the API answers it: `inviteCode` when the row carries the column, which the column
+ * rules give only to those who may read it.
  */
-export function groupColumns(capability: Capability, groupId: string) {
-  return capability.has('moderator', groupId)
-    ? (['id', 'name', 'invite_code'] as const)
-    : (['id', 'name'] as const)
-}
-
-/** A group row as the API answers it: `inviteCode` when the row carries the column. */
 export function groupView(row: Readonly<Record<string, unknown>>) {
   const { id, name } = row as { id: string; name: string }
   return 'invite_code' in row

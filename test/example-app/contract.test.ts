@@ -155,10 +155,32 @@ for (const adapter of forumAdapters) {
         }
       })
 
+      t.test("a member of A who moderates B: B's code, never A's", async (t) => {
+        const dave = await signToken(forum.settings, {
+          sub: 'dave',
+          permissions: [
+            { group: groupA, role: 'member' },
+            { group: groupB, role: 'moderator' },
+          ],
+        })
+        const ofA = await forum.requestWith(dave, { method: 'GET', url: `/groups/${groupA}` })
+        t.same(ofA.json(), { id: groupA, name: 'group A' }, 'A: no inviteCode')
+        const ofB = await forum.requestWith(dave, { method: 'GET', url: `/groups/${groupB}` })
+        t.same(ofB.json(), { id: groupB, name: 'group B', inviteCode: codesSeen[2] }, 'B: its code')
+        const before = await storedCode(groupA)
+        const renewA = await forum.requestWith(dave, {
+          method: 'POST',
+          url: `/groups/${groupA}/invite-code`,
+        })
+        t.equal(renewA.statusCode, 403, "A's code: 403")
+        t.equal(await storedCode(groupA), before, 'unchanged')
+      })
+
       t.test('a new code: a member 403, anyone else 404; nothing written', async (t) => {
         const before = await storedCode(groupA)
+        // The column rules: a member may write the code in no row, refused before any SQL.
         for (const caller of ['alice', 'bob'] as const) {
-          assertError(t, await renew(caller), 403, 'KH_CAPABILITY_DENIED', caller)
+          assertError(t, await renew(caller), 403, 'KH_COLUMN_DENIED', caller)
         }
         const absent = await renew('admin', randomUUID())
         assertError(t, absent, 404, 'KH_NOT_FOUND', 'a group that does not exist')
