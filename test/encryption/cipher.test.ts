@@ -32,8 +32,18 @@ t.test('a value round-trips in the versioned format that names its key', async (
     t.notOk(stored.includes(text) && text !== '', 'no plaintext in the stored text')
     t.equal(open(ring, site, rowKey, stored), text)
   }
-  t.equal(keyIdOf('plain text'), undefined)
-  t.equal(keyIdOf('kh2.abc.def'), undefined)
+  for (const [stored, id] of [
+    ['plain text', undefined],
+    ['kh2.abc.def', undefined],
+    ['kh1', undefined],
+    ['kh1.abc', undefined],
+    ['kh1.abc.def.ghi', undefined],
+    ['xkh1.abc.def', undefined],
+    ['kh1.abc.def', 'abc'],
+    ['kh1..def', ''],
+  ] as const) {
+    t.equal(keyIdOf(stored), id, stored)
+  }
 })
 
 t.test('a fresh nonce per value: the same plaintext never seals the same way twice', async (t) => {
