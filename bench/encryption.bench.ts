@@ -109,6 +109,9 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       cpuOf.plainWrite += (await cpu(write('bench_plain_groups'))) / 2
     }
     const µs = (n: number) => `${n.toFixed(0)} µs`
+    context.log(
+      `encryption: process CPU per read ${µs(cpuOf.sealedRead)} sealed, ${µs(cpuOf.plainRead)} plain; per update ${µs(cpuOf.sealedWrite)}, ${µs(cpuOf.plainWrite)}`,
+    )
     const readRatio = ratio(sealedRead!, plainRead!)
     const writeRatio = ratio(sealedWrite!, plainWrite!)
     const group = 'one row by id (uuid), 3 columns, one of them encrypted; 100 rows'

@@ -54,10 +54,30 @@ function associatedData(site: ValueSite, rowKey: string): Buffer {
   return Buffer.from(`${VERSION}\0${site.table}\0${site.column}\0${rowKey}`)
 }
 
+/**
+ * Nonces come from one CSPRNG draw of {@link NONCES_PER_DRAW} at a time (as Node's `randomUUID`
+ * batches), each handed out once: the same random bytes as a `randomBytes(12)` per value, without
+ * a call into OpenSSL per value sealed (measured: the larger part of a seal's CPU otherwise). A
+ * spent batch is replaced, never refilled in place.
+ */
+const NONCES_PER_DRAW = 256
+let nonces = Buffer.alloc(0)
+let nextNonce = 0
+
+function freshNonce(): Buffer {
+  if (nextNonce === nonces.length) {
+    nonces = randomBytes(NONCE * NONCES_PER_DRAW)
+    nextNonce = 0
+  }
+  const nonce = nonces.subarray(nextNonce, nextNonce + NONCE)
+  nextNonce += NONCE
+  return nonce
+}
+
 /** The ciphertext text of `plaintext` under the ring's current key. */
 export function seal(ring: KeyRing, site: ValueSite, rowKey: string, plaintext: string): string {
   const { id, key } = ring.current
-  const nonce = randomBytes(NONCE)
+  const nonce = freshNonce()
   const cipher = createCipheriv('aes-256-gcm', key, nonce)
   cipher.setAAD(associatedData(site, rowKey))
   const body = Buffer.concat([nonce, cipher.update(plaintext, 'utf8'), cipher.final()])
