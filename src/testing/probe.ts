@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { createCapabilitySigner } from '../db/sign-capability.ts'
 import { isKeyholeError } from '../errors.ts'
 import { dataKeys } from '../encryption/data-keys.ts'
+import type { ColumnRules } from '../sql/column-rules.ts'
 import { bindPolicies, type PolicyHandle, type Policies } from '../sql/policies.ts'
 import type { QueryConfig, Row } from '../sql/queryable.ts'
 import type { Where } from '../sql/where.ts'
@@ -57,6 +58,8 @@ export interface ProbeStatement {
   readonly allowed: boolean
   /** The error's code and message when it failed. */
   readonly error?: string | undefined
+  /** A refusal by the table's column rules (`KH_COLUMN_DENIED` and its message): a denial. */
+  readonly refused?: string | undefined
 }
 
 export interface LayerResult {
@@ -84,7 +87,9 @@ interface Layer {
   delete(table: TableFixtures, row: Row): Promise<ProbeStatement>
 }
 
-const DENIED = new Set(['KH_CAPABILITY_DENIED', 'KH_NOT_FOUND', 'KH_NO_POLICY'])
+// KH_COLUMN_DENIED: the column rules refuse a column the statement names (the write the caller
+// may not make is refused, as the row guard refuses a row).
+const DENIED = new Set(['KH_CAPABILITY_DENIED', 'KH_NOT_FOUND', 'KH_NO_POLICY', 'KH_COLUMN_DENIED'])
 // insufficient_privilege: a row-level security violation, or a missing grant.
 const RLS_DENIED = '42501'
 
@@ -118,6 +123,10 @@ async function inSavepoint(
       allowed: false,
       sql: sql(),
       error: denied(error) ? undefined : describeError(error),
+      refused:
+        isKeyholeError(error) && error.code === 'KH_COLUMN_DENIED'
+          ? describeError(error)
+          : undefined,
     }
   }
   await db.query('ROLLBACK TO SAVEPOINT keyhole_probe')
@@ -250,15 +259,30 @@ function summarise(
 
 const NOT_APPLICABLE: LayerResult = { outcome: 'n/a', allowed: 0, of: 0, statements: [] }
 
-/** The column an update probe sets to the value it has: one that places the row, or any other. */
-function updateColumn(table: TableFixtures): string | undefined {
-  return (
-    table.placement[0] ??
-    table.info.columns.find((c) => !c.generated && !table.info.primaryKey.includes(c.name))?.name
-  )
+/**
+ * The column an update probe sets to the value it has: one that places the row, or any other; never
+ * the primary key (the row key encrypted columns are bound to) nor a hidden column. With column
+ * rules, the first column `columns.write` names (in its order) that is one of those: a probe
+ * writes only a column some role may write.
+ */
+export function updateColumn(table: TableFixtures, rules?: ColumnRules): string | undefined {
+  const candidates = [
+    ...table.placement,
+    ...table.info.columns.filter((c) => !c.generated).map((c) => c.name),
+  ].filter((c) => !table.info.primaryKey.includes(c) && !(rules?.hidden ?? []).includes(c))
+  for (const list of Object.values(rules?.write ?? {})) {
+    const column = candidates.find((c) => list === '*' || list.includes(c))
+    if (column !== undefined) return column
+  }
+  return candidates[0]
 }
 
-async function probe(layer: Layer, table: TableFixtures, operation: AccessOperation) {
+async function probe(
+  layer: Layer,
+  table: TableFixtures,
+  operation: AccessOperation,
+  rules: ColumnRules | undefined,
+) {
   const [verb, group, , to] = operation.split(' ') as [string, GroupName, string?, GroupName?]
   const rows = table.rows[group]
   const writes = async (each: (row: FixtureRow, index: number) => Promise<ProbeStatement>) => {
@@ -279,12 +303,16 @@ async function probe(layer: Layer, table: TableFixtures, operation: AccessOperat
       return summarise(statements, statements.filter((s) => s.allowed).length, statements.length)
     }
     case 'update': {
-      const column = updateColumn(table)
+      const column = updateColumn(table, rules)
       if (column === undefined) return NOT_APPLICABLE
       return writes((r) => layer.update(table, r.row, { [column]: r.row[column] }))
     }
     case 'move': {
-      if (table.placement.length === 0) return NOT_APPLICABLE
+      // No group to move to; or a row placed by a unique column (its group's own row, e.g. the
+      // groups table's id): the other group's row has that value, as for inserts (fixtures.ts).
+      if (table.placement.length === 0 || table.placement.some((c) => table.info.unique.has(c))) {
+        return NOT_APPLICABLE
+      }
       const targets = table.rows[to as GroupName]
       // The groups' rows are made for the same owners, in the same order.
       return writes((r, index) => {
@@ -328,11 +356,12 @@ export async function observe(
       const guard = guardLayer(targets.admin, targets.policies, caller)
       const rls = rlsLayer(client)
       for (const table of tables) {
+        const rules = targets.policies.tables[table.name]!.columns
         for (const operation of OPERATIONS) {
           // Two connections: the layers run side by side.
           const [g, r] = await Promise.all([
-            probe(guard, table, operation),
-            probe(rls, table, operation),
+            probe(guard, table, operation, rules),
+            probe(rls, table, operation, rules),
           ])
           observations.push({ table: table.name, caller: caller.name, operation, guard: g, rls: r })
         }

@@ -64,7 +64,9 @@ function describeStatement(statement: ProbeStatement): string {
       ? `failed: ${statement.error}`
       : statement.allowed
         ? 'let through'
-        : 'denied'
+        : statement.refused !== undefined
+          ? `denied by the column rules (${statement.refused})`
+          : 'denied'
   return `${shorten(statement.sql)}\n      → ${result}`
 }
 

@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { createPolicyTest, PolicyMismatch } from 'keyhole/testing'
-// access.ts's policies: the forum's, as keyhole/testing can check them (rows, not columns).
+// access.ts's policies: the forum's own (its groups' column rules and encrypted invite code too).
 import { expectedAccess, policies } from '../../example-app/access.ts'
 import { scratchName, serverUrl } from '../helpers/database.ts'
 
@@ -28,6 +28,21 @@ t.test(
     t.ok(result.ok)
     t.equal(result.cells.length, 3 * test.callers.length * 10)
     t.comment(`${result.cells.length} cells observed in ${Date.now() - begun} ms`)
+    const groups = (caller: string, operation: string) =>
+      result.cells.find(
+        (c) => c.table === 'groups' && c.caller === caller && c.operation === operation,
+      )!
+    t.match(
+      groups('member of A', 'update A').guard.statements,
+      [{ allowed: false, error: undefined, refused: /^KH_COLUMN_DENIED: / }],
+      "a member's update of its group is refused by the column rules (the invite code)",
+    )
+    t.equal(groups('moderator of A', 'update A').guard.statements[0]!.refused, undefined)
+    t.same(
+      [groups('admin', 'move A to B').guard.outcome, groups('admin', 'move A to B').rls.outcome],
+      ['n/a', 'n/a'],
+      "a group's row is placed by its own key: no move",
+    )
   },
 )
 
