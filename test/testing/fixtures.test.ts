@@ -24,6 +24,16 @@ const policies = definePolicies({
   milestones: { read: or(isSubject('author'), adminOnly()) },
   notes: { read: adminOnly() },
   tags: { read: adminOnly(), insert: adminOnly(), update: adminOnly(), delete: adminOnly() },
+  // Column rules: members may write no column the update probe sets, moderators the label.
+  badges: {
+    read: member,
+    update: member,
+    columns: {
+      read: { member: ['id', 'org_id', 'label'] },
+      write: { member: ['id'], moderator: ['label'] },
+      hidden: ['secret'],
+    },
+  },
 })
 
 const migrations = async (client: AdminClient) => {
@@ -37,6 +47,8 @@ const migrations = async (client: AdminClient) => {
     CREATE TABLE notes (id serial PRIMARY KEY,
       project_id int NOT NULL REFERENCES projects ON DELETE CASCADE, body text NOT NULL);
     CREATE TABLE tags (name text PRIMARY KEY);
+    CREATE TABLE badges (id serial PRIMARY KEY, org_id bigint NOT NULL REFERENCES orgs,
+      label text NOT NULL, secret text);
   `)
 }
 
@@ -141,7 +153,7 @@ t.test('a delete the foreign keys refuse is an ERROR in both layers', async (t) 
       ['delete B', 'error', 'error', false],
     ],
   )
-  t.match(error.message, /admin +yes +yes +- +- +no +no +no +no +yes +yes\n {2}guard .* ERROR ✗/)
+  t.match(error.message, /admin +yes +yes +- +- +no +no +- +- +yes +yes\n {2}guard .* ERROR ✗/)
   t.match(
     error.message,
     /rls: {3}DELETE FROM orgs WHERE "id" = \$1\n {6}→ failed: 23503: update or delete/,
@@ -170,6 +182,50 @@ t.test('the statement shown for each kind of failing cell', async (t) => {
   t.match(error.message, /✗ tags · admin · read A: expected part; guard yes \(1 of 1\)/)
   t.match(error.message, /rls: {3}INSERT INTO tags \("name"\) VALUES \(\$1\)\n {6}→ let through/)
 })
+
+t.test(
+  'column rules: a write they refuse is a denial of the cell, judged by the guard',
+  async (t) => {
+    const expected = expectAccess(policies).table('badges')
+    for (const g of ['A', 'B'] as const) {
+      expected
+        .as(`member of ${g}`)
+        .can(`read ${g}`)
+        .as(`moderator of ${g}`)
+        .can(`read ${g}`, `update ${g}`)
+    }
+    expected.as('admin').can('read', 'update')
+    const result = await test.check(expected, { tables: ['badges'] })
+    const cell = (caller: string, operation: string) =>
+      result.cells.find((c) => c.caller === caller && c.operation === operation)!
+    const refused = cell('member of A', 'update A')
+    t.match(refused.guard.statements, [
+      { allowed: false, error: undefined, refused: /^KH_COLUMN_DENIED: / },
+    ])
+    t.same(
+      [refused.guard.outcome, refused.rls.outcome, refused.disagree],
+      ['none', 'all', false],
+      'the database holds no per-role column rule: not a disagreement',
+    )
+    t.match(
+      cell('moderator of A', 'update A').guard.statements[0]!.sql,
+      /SET "label" = /,
+      'the update probe sets the column columns.write names, never the hidden one nor the key',
+    )
+    t.same(
+      [cell('admin', 'move A to B').guard.outcome, cell('admin', 'move A to B').rls.outcome],
+      ['none', 'all'],
+      "no role may write the group column: the admin's move is refused",
+    )
+    const error = (await test
+      .check(expected.as('member of A').can('update A'), { tables: ['badges'] })
+      .catch((e: unknown) => e)) as PolicyMismatch
+    t.match(
+      error.message,
+      /✗ badges · member of A · update A: expected yes; guard no \(0 of 1\), rls yes \(1 of 1\)\n {4}guard: .*\n {6}→ denied by the column rules \(KH_COLUMN_DENIED: /,
+    )
+  },
+)
 
 const noRows = {
   groupIds: test.groups,
