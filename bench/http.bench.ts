@@ -355,7 +355,7 @@ async function jwtApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstanc
  * docs/own-sql.md says 'guard' mode must be written.
  */
 async function keyholeGuardApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
-  const { sql } = await import('keyhole')
+  const { dataKeys, sql } = await import('keyhole')
   const { capabilities } = await import('keyhole/fastify')
   const { policies } = await import('../example-app/policies.ts')
   const { threadRoutes } = await import('../example-app/routes/threads.ts')
@@ -370,7 +370,8 @@ async function keyholeGuardApp(pool: pg.Pool, settings: Settings): Promise<Fasti
     algorithms: ['HS256'],
     issuer: settings.jwtIssuer,
     audience: settings.jwtAudience,
-    database: { pool, policies, mode: 'guard' },
+    // The forum's groups hold an encrypted column: a key of this run (threads are not encrypted).
+    database: { pool, policies, mode: 'guard', dataKeys: dataKeys({ current: randomBytes(32) }) },
     checks: false,
   })
   const list = async (request: FastifyRequest<{ Params: { groupId: string } }>) => {

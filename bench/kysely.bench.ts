@@ -60,12 +60,20 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     name: `bench_kysely_r_${suffix}`,
     password: randomBytes(18).toString('base64url'),
   }
-  const { signingKey } = await setup(context.databaseUrl, {
+  // Its own database: another part's setup made keyhole's schema in the shared one, owned by
+  // that part's migration role, which this part's migration role may not read.
+  const database = `bench_kysely_${suffix}`
+  const root = new pg.Client({ connectionString: context.databaseUrl })
+  await root.connect()
+  await root.query(`CREATE DATABASE ${database}`)
+  const databaseUrl = new URL(context.databaseUrl)
+  databaseUrl.pathname = `/${database}`
+  const { signingKey } = await setup(databaseUrl.toString(), {
     migrationRole: migrator,
     runtimeRole: runtime,
   })
   const as = (role: { name: string; password: string }) => {
-    const url = new URL(context.databaseUrl)
+    const url = new URL(databaseUrl)
     url.username = role.name
     url.password = role.password
     return url.toString()
@@ -150,5 +158,8 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     }
   } finally {
     await pool.end()
+    await root.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+    await root.query(`DROP ROLE IF EXISTS ${migrator.name}, ${runtime.name}`)
+    await root.end()
   }
 }
