@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { checkDatabase, migrate, setup, type DatabaseFinding } from 'keyhole'
+import { migrate, setup } from 'keyhole'
 import { policies } from './policies.ts'
 
 export interface RoleNames {
@@ -57,25 +57,25 @@ function urlAs(url: string, user: string, password: string): string {
   return u.toString()
 }
 
-const operations = { read: 'select', insert: 'insert', update: 'update', delete: 'delete' } as const
-
-/** The start-up checks' options for the forum, as keyhole's plugin derives them from the policies. */
-const checkOptions = {
-  guardedTables: Object.entries(policies.tables).map(([table, policy]) => ({
-    table: `public.${table}`,
-    // The guarded operations only: not `system`, `columns` or `encrypted`.
-    operations: Object.keys(policy)
-      .filter((op): op is keyof typeof operations => Object.hasOwn(operations, op))
-      .map((op) => operations[op]),
-  })),
-  policies,
-}
-
-async function runtimeFindings(runtimeUrl: string): Promise<DatabaseFinding[]> {
+/**
+ * The guarded tables that do not exist yet: the migrations about to run create them, which is
+ * creation, not a repair.
+ *
+ * ```sql
+ * SELECT e.t AS "table" FROM unnest($1::text[]) WITH ORDINALITY AS e(t, n)
+ * WHERE to_regclass(e.t) IS NULL ORDER BY e.n
+ * ```
+ */
+async function missingTables(runtimeUrl: string): Promise<string[]> {
   const client = new pg.Client({ connectionString: runtimeUrl })
   await client.connect()
   try {
-    return await checkDatabase(client, checkOptions)
+    const { rows } = await client.query<{ table: string }>(
+      `SELECT e.t AS "table" FROM unnest($1::text[]) WITH ORDINALITY AS e(t, n)
+       WHERE pg_catalog.to_regclass(e.t) IS NULL ORDER BY e.n`,
+      [Object.keys(policies.tables).map((table) => `public.${table}`)],
+    )
+    return rows.map((row) => row.table)
   } finally {
     await client.end()
   }
@@ -83,9 +83,8 @@ async function runtimeFindings(runtimeUrl: string): Promise<DatabaseFinding[]> {
 
 /**
  * The setup step. Setup reports its own repairs (role attributes, memberships, privileges); the
- * migrations reapply row-level security and the policies, so what they repaired is read from the
- * start-up checks as the runtime role, before and after: a finding gone is a repair, except on a
- * table the migrations created (that is creation, not drift).
+ * migrations reapply row-level security and the policies, and `migrate` reports what that
+ * repaired on the tables that existed before (a table they create is creation, not drift).
  */
 export async function setupDatabase(
   adminUrl: string,
@@ -98,31 +97,15 @@ export async function setupDatabase(
     signingKey: options.signingKey,
   })
   const runtimeUrl = urlAs(adminUrl, names.runtime, options.runtimePassword)
-  const before = await runtimeFindings(runtimeUrl)
-  await migrate(urlAs(adminUrl, names.migration, options.migrationPassword), {
+  const created = await missingTables(runtimeUrl)
+  const migrated = await migrate(urlAs(adminUrl, names.migration, options.migrationPassword), {
     migrationsDir,
     policies,
     runtimeRole: names.runtime,
   })
-  const after = new Set((await runtimeFindings(runtimeUrl)).map((f) => `${f.code} ${f.message}`))
-  const created = checkOptions.guardedTables
-    .map((g) => g.table)
-    .filter((table) =>
-      before.some((f) => f.code === 'KH_DB_GUARDED_TABLE_MISSING' && f.message.includes(table)),
-    )
-  const migrated = before
-    .filter((f) => !after.has(`${f.code} ${f.message}`))
-    // The findings name a table as public.posts or "posts".
-    .filter(
-      (f) =>
-        !created.some((t) =>
-          [t, `"${t.slice('public.'.length)}"`].some((n) => f.message.includes(n)),
-        ),
-    )
-    .map((f) => ({ code: f.code, message: `${f.message} (the migrations reapplied it)` }))
   return {
     created: [...result.created, ...created.map((table) => `table ${table}`)],
-    repairs: [...result.repairs, ...migrated],
+    repairs: [...result.repairs, ...migrated.repairs],
     signingKey: result.signingKey,
     runtimeUrl,
   }
