@@ -7,6 +7,7 @@
  * objects. Loaded only from this entry point: `keyhole`, `keyhole/fastify` and `keyhole/express`
  * never import kysely.
  */
+import { createHash } from 'node:crypto'
 import {
   Kysely,
   PostgresAdapter,
@@ -90,6 +91,28 @@ function judge(parameters: readonly unknown[], access: RawSqlAccess): unknown[] 
 
 const AFFECTING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE'])
 
+/** How many distinct statement texts this process prepares by name; any further one is unnamed. */
+const PREPARED_TEXTS = 200
+
+/** Statement text → its prepared statement's name (at most {@link PREPARED_TEXTS}). */
+const names = new Map<string, string>()
+
+/**
+ * The name `text` runs under: `keyhole_kysely_` and a hash of the text, so one text is parsed and
+ * planned once per connection (PostgreSQL may then keep a generic plan). Undefined (an unnamed
+ * statement, parsed and planned on every run) once {@link PREPARED_TEXTS} texts were named: a
+ * query whose text varies from call to call (an IN list of varying length) must not fill every
+ * connection with statements used once.
+ */
+function nameOf(text: string): string | undefined {
+  let name = names.get(text)
+  if (name === undefined && names.size < PREPARED_TEXTS) {
+    name = `keyhole_kysely_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`
+    names.set(text, name)
+  }
+  return name
+}
+
 /**
  * The driver of one request: one connection, the handle, lent to one user at a time (a Kysely
  * transaction holds it until it ends, so no other query of this Kysely runs inside it).
@@ -104,7 +127,8 @@ function requestDriver(access: RawSqlAccess): Driver {
   const connection: DatabaseConnection = {
     async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
       const values = judge(compiled.parameters, access)
-      const result = await access.run({ text: compiled.sql, values })
+      const name = access.prepared ? nameOf(compiled.sql) : undefined
+      const result = await access.run({ text: compiled.sql, values, name })
       return {
         rows: result.rows as R[],
         numAffectedRows:

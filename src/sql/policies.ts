@@ -495,6 +495,7 @@ export function bindPolicies<DB = any>(
   const settings = {
     mode: options.mode === 'rls' ? 'rls' : 'guard',
     transaction: options.transaction === 'statement' ? 'statement' : 'request',
+    prepared: prepared !== false,
   } as const
   const bound = attachRawSql(
     handle,

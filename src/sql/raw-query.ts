@@ -44,6 +44,8 @@ export type GuardFragmentOperation = 'read' | 'update' | 'delete'
 export interface RawSqlSettings {
   readonly mode: 'guard' | 'rls'
   readonly transaction: 'request' | 'statement'
+  /** Whether statements may be named prepared statements (the database option `prepared`). */
+  readonly prepared: boolean
 }
 
 /** What keyhole/kysely reads of a handle. @internal */

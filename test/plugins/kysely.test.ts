@@ -351,3 +351,55 @@ t.test('kysely() per request costs a few objects', async (t) => {
   t.comment(`kysely(request.db): ${micros.toFixed(2)} µs per request`)
   t.ok(micros < 200, 'well under a round trip')
 })
+
+t.test('a query runs as a prepared statement named after its text, up to 200 texts', async (t) => {
+  /** The prepared statements of the request's connection whose text is `text`. */
+  const preparedAs = (db: ReturnType<typeof kysely<DB>>, text: string) =>
+    sql<{ name: string }>`SELECT name FROM pg_prepared_statements WHERE statement = ${text}`
+      .execute(db)
+      .then((r) => r.rows.map((row) => row.name))
+  const notes = (db: ReturnType<typeof kysely<DB>>) =>
+    db.selectFrom('notes').select('body').where('owner', '=', 'nobody')
+  const text = notes(kysely<DB>(rls.handle({}, alice))).compile().sql
+  for (const transaction of ['request', 'statement'] as const) {
+    await request(
+      alice,
+      async (db) => {
+        t.same(await notes(db).execute(), [])
+        const [name, ...others] = await preparedAs(db, text)
+        t.match(name, /^keyhole_kysely_[0-9a-f]{32}$/, `${transaction}: named after its text`)
+        t.same(others, [], `${transaction}: parsed once on the connection`)
+      },
+      { transaction },
+    )
+  }
+
+  // The database option prepared: false (PgBouncer without max_prepared_statements): unnamed.
+  const unprepared = requestDatabases(
+    createDatabaseRunner({
+      pool: k.runtimePool(1),
+      policies: notesPolicies,
+      signingKey: k.signingKey,
+      mode: 'rls',
+      prepared: false,
+    }),
+    'test',
+  )
+  const key = {}
+  const db = kysely<DB>(unprepared.handle(key, alice))
+  t.same(await notes(db).execute(), [])
+  t.same(await preparedAs(db, text), [], 'prepared: false names nothing')
+  await unprepared.end(key, true)
+
+  // A text that varies from call to call must not fill every connection: past 200 texts, unnamed.
+  await request(alice, async (db) => {
+    for (let i = 0; i < 200; i++) {
+      await db.selectFrom('notes').select(sql.lit(i).as('n')).where('owner', '=', 'x').execute()
+    }
+    const last = db.selectFrom('notes').select(sql.lit(-1).as('n')).where('owner', '=', 'x')
+    await last.execute()
+    await notes(db).execute()
+    t.same(await preparedAs(db, last.compile().sql), [], 'the 201st text runs unnamed')
+    t.equal((await preparedAs(db, text)).length, 1, 'a text named before still is')
+  })
+})
