@@ -65,7 +65,7 @@ const PGRST_ROLE = 'keyhole_bench_pgrst_http'
  * foreign key and index) in its own schema, RLS enabled, the claims read once per statement in the
  * `(select current_setting(…)::json …)` form Supabase recommends (an InitPlan, not a per-row call).
  */
-async function setUpPgrst(pool: pg.Pool, read: string): Promise<void> {
+export async function setUpPgrst(pool: pg.Pool, read: string): Promise<void> {
   const groups =
     `SELECT (p ->> 'group')::uuid FROM json_array_elements(` +
     `(SELECT current_setting('request.jwt.claims', true)::json -> 'permissions')) AS p ` +
@@ -109,7 +109,7 @@ async function setUpPgrst(pool: pg.Pool, read: string): Promise<void> {
 }
 
 /** The 50 threads `seed i` of the read group, `i % 4` posts on each (some none), in `schema`. */
-async function seed(pool: pg.Pool, schema: string, read: string): Promise<void> {
+export async function seed(pool: pg.Pool, schema: string, read: string): Promise<void> {
   await pool.query(
     `WITH threads AS (
        INSERT INTO ${schema}.discussion_threads (group_id, title, created_by)
@@ -127,7 +127,7 @@ async function seed(pool: pg.Pool, schema: string, read: string): Promise<void> 
  * RLS policies filter (four round trips, as PostgREST sends them). A row the insert policy refuses
  * (42501) answers 403, as PostgREST does.
  */
-async function pgrstApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
+export async function pgrstApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
   await app.register(fastifyJwt, {
     secret: settings.jwtSecret,
@@ -271,7 +271,7 @@ async function checkAnswers(
 }
 
 /** The floor: no authentication, a plain statement. */
-function floorApp(pool: pg.Pool): FastifyInstance {
+export function floorApp(pool: pg.Pool): FastifyInstance {
   const app = Fastify({ logger: false })
   app.post<{ Params: { groupId: string }; Body: { title: string } }>(
     '/groups/:groupId/threads',
@@ -298,7 +298,7 @@ function floorApp(pool: pg.Pool): FastifyInstance {
 }
 
 /** What a user writes without keyhole: @fastify/jwt and a hand-written guarded statement. */
-async function jwtApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
+export async function jwtApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
   await app.register(fastifyJwt, {
     secret: settings.jwtSecret,
@@ -354,7 +354,7 @@ async function jwtApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstanc
  * for the same statement, columns and aggregate with a guard fragment per table it reads, as
  * docs/own-sql.md says 'guard' mode must be written.
  */
-async function keyholeGuardApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
+export async function keyholeGuardApp(pool: pg.Pool, settings: Settings): Promise<FastifyInstance> {
   const { dataKeys, sql } = await import('keyhole')
   const { capabilities } = await import('keyhole/fastify')
   const { policies } = await import('../example-app/policies.ts')
@@ -403,7 +403,7 @@ function keyholeSource(): string {
   return relative(fileURLToPath(new URL('..', import.meta.url)), resolved)
 }
 
-interface Settings {
+export interface Settings {
   jwtSecret: string
   jwtIssuer: string
   jwtAudience: string

@@ -1,0 +1,225 @@
+/**
+ * Where one HTTP request's CPU goes (issue 20), server by server: starts its own embedded
+ * PostgreSQL (pg_stat_statements with planning tracked), builds the HTTP part's servers on it
+ * (`keyhole`: the example app in RLS mode; `jwt`: `@fastify/jwt` + hand-written SQL; `pgrst`: the
+ * PostgREST-style server; `guard`: keyhole's 'guard' mode; `floor`), seeds the HTTP part's data
+ * (bench/http.bench.ts) and, for each server in turn, `--rounds` times, sends `--requests` requests
+ * of one route (100 users' tokens, `--concurrency` at a time through Fastify's `inject`, so no
+ * socket work is counted) and prints per request: the server process's CPU (user + system), the
+ * CPU of the PostgreSQL backends that served it (/proc: that server's role), and each statement's
+ * calls, plans, planning and execution time (pg_stat_statements). CPU time, not throughput: it
+ * moves much less than req/s with the load of a shared machine. `--cpu-prof <file>` writes a V8
+ * CPU profile of the last round of the first server.
+ *
+ *   node --conditions=keyhole-source --import tsx bench/profile-http.ts \
+ *     --servers keyhole,jwt --method GET [--requests 2000] [--rounds 3] [--cpu-prof file]
+ *   --explain: print the plans (auto_explain ANALYZE VERBOSE) of two requests of the first server
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import pg from 'pg'
+import type { FastifyInstance } from 'fastify'
+import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts'
+import { floorApp, jwtApp, keyholeGuardApp, pgrstApp, seed, setUpPgrst } from './http.bench.ts'
+
+const arg = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? (process.argv[i + 1] ?? fallback) : fallback
+}
+const names = arg('servers', 'keyhole,jwt').split(',')
+const method = arg('method', 'GET') as 'GET' | 'POST'
+const requests = Number(arg('requests', '2000'))
+const rounds = Number(arg('rounds', '3'))
+const concurrency = Number(arg('concurrency', '4'))
+const profileFile = arg('cpu-prof', '')
+const explain = process.argv.includes('--explain')
+const logLines: string[] = []
+
+const server = await startEmbeddedPostgres({
+  settings: {
+    shared_preload_libraries: 'pg_stat_statements,auto_explain',
+    'pg_stat_statements.track': 'all',
+    'pg_stat_statements.track_planning': 'on',
+    ...(explain
+      ? {
+          'auto_explain.log_min_duration': '0',
+          'auto_explain.log_analyze': 'on',
+          'auto_explain.log_verbose': 'on',
+          'auto_explain.log_buffers': 'on',
+          'auto_explain.log_nested_statements': 'on',
+          log_min_messages: 'log',
+        }
+      : {}),
+  },
+  onLog: (line) => logLines.push(line),
+})
+const root = new pg.Client({ connectionString: server.url })
+await root.connect()
+await root.query('CREATE DATABASE keyhole_http_profile')
+const url = new URL(server.url)
+url.pathname = '/keyhole_http_profile'
+const databaseUrl = url.toString()
+const admin = new pg.Client({ connectionString: databaseUrl })
+await admin.connect()
+await admin.query('CREATE EXTENSION pg_stat_statements')
+
+const settings = {
+  jwtSecret: randomBytes(32).toString('base64url'),
+  jwtIssuer: 'keyhole-bench',
+  jwtAudience: 'forum',
+}
+const { build } = await import('../example-app/app.ts')
+const { signToken } = await import('../example-app/tokens.ts')
+const { dataKeys } = await import('keyhole')
+const runtimeRole = 'keyhole_bench_app'
+const keyhole = await build({
+  databaseUrl,
+  ...settings,
+  dataKeys: dataKeys({ current: randomBytes(32) }),
+  roles: { migration: 'keyhole_bench_migrator', runtime: runtimeRole },
+})
+const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 })
+const { rows: groups } = await pool.query<{ id: string }>(
+  `INSERT INTO groups (name) VALUES ('write'), ('read') RETURNING id`,
+)
+const [write, read] = groups.map((g) => g.id) as [string, string]
+await seed(pool, 'public', read)
+await setUpPgrst(pool, read)
+const servers: Record<string, () => Promise<FastifyInstance> | FastifyInstance> = {
+  keyhole: () => keyhole,
+  jwt: () => jwtApp(pool, settings),
+  pgrst: () => pgrstApp(pool, settings),
+  guard: () => keyholeGuardApp(pool, settings),
+  floor: () => floorApp(pool),
+}
+const apps = new Map<string, FastifyInstance>()
+for (const name of names) {
+  const make = servers[name]
+  if (make === undefined) throw new Error(`--servers: ${Object.keys(servers).join('|')}`)
+  const app = await make()
+  await app.ready()
+  apps.set(name, app)
+}
+const tokens = await Promise.all(
+  Array.from({ length: 100 }, (_, i) =>
+    signToken(settings, {
+      sub: `user-${i}`,
+      permissions: [
+        { group: write, role: 'member' },
+        { group: read, role: 'member' },
+        ...Array.from({ length: 8 }, () => ({ group: randomUUID(), role: 'member' as const })),
+      ],
+    }),
+  ),
+)
+const path = `/groups/${method === 'POST' ? write : read}/threads`
+let sent = 0
+async function send(app: FastifyInstance, count: number): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < count) {
+      next++
+      const response = await app.inject({
+        method,
+        url: path,
+        headers: {
+          authorization: `Bearer ${tokens[sent++ % tokens.length]}`,
+          ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(method === 'POST' ? { payload: '{"title":"hello"}' } : {}),
+      })
+      if (response.statusCode >= 300) throw new Error(`${response.statusCode} ${response.body}`)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+}
+
+async function backends(role: string): Promise<number[]> {
+  const { rows } = await admin.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+       AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND usename = $1`,
+    [role],
+  )
+  return rows.map((r) => r.pid)
+}
+function ticks(pids: number[]): number {
+  let sum = 0
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      sum += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // the backend ended
+    }
+  }
+  return sum
+}
+
+if (explain) {
+  const app = apps.get(names[0]!)!
+  await send(app, 20)
+  logLines.length = 0
+  await send(app, 2)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  console.log(logLines.join('\n'))
+} else {
+  const us = (x: number) => x.toFixed(0).padStart(6)
+  for (const app of apps.values()) await send(app, 200)
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, app] of apps) {
+      const role = name === 'keyhole' ? runtimeRole : 'postgres'
+      await admin.query('SELECT pg_stat_statements_reset()')
+      const pids = await backends(role)
+      const pgBefore = ticks(pids)
+      const session = new Session()
+      const profiling = profileFile !== '' && name === names[0] && round === rounds - 1
+      if (profiling) {
+        session.connect()
+        await session.post('Profiler.enable')
+        await session.post('Profiler.setSamplingInterval', { interval: 100 })
+        await session.post('Profiler.start')
+      }
+      const cpuBefore = process.cpuUsage()
+      const start = performance.now()
+      await send(app, requests)
+      const ms = performance.now() - start
+      const cpu = process.cpuUsage(cpuBefore)
+      const pgUs = (ticks(pids) - pgBefore) * 10_000
+      if (profiling) {
+        const { profile } = await session.post('Profiler.stop')
+        writeFileSync(profileFile, JSON.stringify(profile))
+        session.disconnect()
+      }
+      console.log(
+        `${name} ${method} round ${round + 1}: per request node ${us((cpu.user + cpu.system) / requests)} µs, PostgreSQL ${us(pgUs / requests)} µs, wall ${us((ms * 1000) / requests)} µs (${pids.length} backends)`,
+      )
+      if (round === rounds - 1) {
+        const { rows } = await admin.query<{
+          calls: string
+          plans: string
+          total_plan_time: number
+          total_exec_time: number
+          query: string
+        }>(
+          `SELECT calls, plans, total_plan_time, total_exec_time, query FROM pg_stat_statements
+           WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND calls >= $1 / 2 ORDER BY total_exec_time + total_plan_time DESC`,
+          [requests],
+        )
+        console.log('  per request: calls plans plan-µs exec-µs statement (nested ones too)')
+        for (const s of rows) {
+          console.log(
+            `  ${(Number(s.calls) / requests).toFixed(2)} ${(Number(s.plans) / requests).toFixed(2)} ${us((s.total_plan_time * 1000) / requests)} ${us((s.total_exec_time * 1000) / requests)}  ${s.query.replace(/\s+/g, ' ').slice(0, 120)}`,
+          )
+        }
+      }
+    }
+  }
+}
+for (const app of apps.values()) if (app !== keyhole) await app.close()
+await keyhole.close()
+await pool.end()
+await admin.end()
+await root.end()
+await server.stop()
