@@ -6,7 +6,14 @@
  */
 import { BadRequest, likeContains, type PolicyHandle } from 'keyhole'
 import { kysely } from 'keyhole/kysely'
-import { sql } from 'kysely'
+import {
+  DummyDriver,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  sql,
+} from 'kysely'
 import type { DB } from './tables.ts'
 
 /** The query string, as the schema admitted it (`limit` is 1 to 100, `after` a UUID). */
@@ -30,6 +37,45 @@ export interface ThreadInList {
 export const defaultLimit = 50
 
 /**
+ * The list's fixed part, built once: the threads, each with its posts counted beside it (an
+ * aggregate without GROUP BY is one row, 0 and NULL for a thread without posts; the policies
+ * condition the posts as they do the threads). Kysely's builders are immutable, so each request
+ * extends this one with its own conditions instead of building it again. Built by a Kysely that
+ * only compiles (no connection, as Kysely's docs show for building queries alone); each request's
+ * `kysely<DB>(db)` runs what it compiles, as a prepared statement of the request's transaction.
+ */
+const threadsWithActivity = new Kysely<DB>({
+  dialect: {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => new DummyDriver(),
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  },
+})
+  .selectFrom('discussion_threads as t')
+  .leftJoinLateral(
+    (eb) =>
+      eb
+        .selectFrom('posts as p')
+        .whereRef('p.thread_id', '=', 't.id')
+        .select((eb) => [
+          eb.cast<number>(eb.fn.countAll(), 'integer').as('postCount'),
+          eb.fn.max('p.created_at').as('lastPostAt'),
+        ])
+        .as('activity'),
+    (join) => join.onTrue(),
+  )
+  .select([
+    't.id',
+    't.title',
+    't.group_id',
+    't.created_by',
+    't.created_at',
+    'activity.postCount',
+    'activity.lastPostAt',
+  ])
+
+/**
  * A page of the group's threads, newest first (created_at desc, id desc): at most `limit`, those
  * after the thread `after` in that order, whose title contains `q` (case-insensitive, `%` and `_`
  * literal). `after` must be a thread of this list the caller can read, else 400 `KH_BAD_REQUEST`,
@@ -50,32 +96,7 @@ export async function listThreads(
       throw new BadRequest({ message: 'querystring/after must be a thread of this list' })
     }
   }
-  let threads = kysely<DB>(db)
-    .selectFrom('discussion_threads as t')
-    // Each thread's posts, counted beside it: an aggregate without GROUP BY is one row, 0 and
-    // NULL for a thread without posts. The policies condition the posts as they do the threads.
-    .leftJoinLateral(
-      (eb) =>
-        eb
-          .selectFrom('posts as p')
-          .whereRef('p.thread_id', '=', 't.id')
-          .select((eb) => [
-            eb.cast<number>(eb.fn.countAll(), 'integer').as('postCount'),
-            eb.fn.max('p.created_at').as('lastPostAt'),
-          ])
-          .as('activity'),
-      (join) => join.onTrue(),
-    )
-    .select([
-      't.id',
-      't.title',
-      't.group_id',
-      't.created_by',
-      't.created_at',
-      'activity.postCount',
-      'activity.lastPostAt',
-    ])
-    .where('t.group_id', '=', groupId)
+  let threads = threadsWithActivity.where('t.group_id', '=', groupId)
   if (query.q !== undefined) threads = threads.where('t.title', 'ilike', likeContains(query.q))
   if (query.after !== undefined) {
     // The cursor's own values, read in the same statement: a JavaScript Date would cut
@@ -84,11 +105,12 @@ export async function listThreads(
       sql<boolean>`(t.created_at, t.id) < (SELECT c.created_at, c.id FROM discussion_threads c WHERE c.id = ${query.after})`,
     )
   }
-  const rows = await threads
-    .orderBy('t.created_at', 'desc')
-    .orderBy('t.id', 'desc')
-    .limit(query.limit === undefined ? defaultLimit : Number(query.limit))
-    .execute()
+  const { rows } = await kysely<DB>(db).executeQuery(
+    threads
+      .orderBy('t.created_at', 'desc')
+      .orderBy('t.id', 'desc')
+      .limit(query.limit === undefined ? defaultLimit : Number(query.limit)),
+  )
   return rows.map((row) => ({
     ...row,
     postCount: row.postCount as number,
