@@ -204,6 +204,7 @@ export function attachRawSql<H extends object>(
   const access: RawSqlAccess = {
     mode: settings.mode,
     transaction: settings.transaction,
+    prepared: settings.prepared,
     capability,
     run,
     guard,
