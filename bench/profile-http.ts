@@ -185,14 +185,16 @@ if (explain) {
       await send(app, requests)
       const ms = performance.now() - start
       const cpu = process.cpuUsage(cpuBefore)
-      const pgUs = (ticks(pids) - pgBefore) * 10_000
+      // A backend the pool opened during the round (an idle one closed meanwhile) counts whole.
+      const joined = (await backends(role)).filter((pid) => !pids.includes(pid))
+      const pgUs = (ticks(pids) - pgBefore + ticks(joined)) * 10_000
       if (profiling) {
         const { profile } = await session.post('Profiler.stop')
         writeFileSync(profileFile, JSON.stringify(profile))
         session.disconnect()
       }
       console.log(
-        `${name} ${method} round ${round + 1}: per request node ${us((cpu.user + cpu.system) / requests)} µs, PostgreSQL ${us(pgUs / requests)} µs, wall ${us((ms * 1000) / requests)} µs (${pids.length} backends)`,
+        `${name} ${method} round ${round + 1}: per request node ${us((cpu.user + cpu.system) / requests)} µs, PostgreSQL ${us(pgUs / requests)} µs, wall ${us((ms * 1000) / requests)} µs (${pids.length}+${joined.length} backends)`,
       )
       if (round === rounds - 1) {
         const { rows } = await admin.query<{
