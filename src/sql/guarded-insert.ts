@@ -11,7 +11,7 @@ import {
   type CompiledStatement,
 } from './compile.ts'
 import { assertGuard, type Guard } from './guard.ts'
-import { assertTableName, quoteIdentifier, quoteTable } from './identifier.ts'
+import { assertTableName, isIdentifier, quoteIdentifier, quoteTable } from './identifier.ts'
 import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { columnsOf, renderGuard, sqlText } from './render-guard.ts'
 import { returningSql, runStatement, withoutBookkeeping, type Returning } from './run-statement.ts'
@@ -93,7 +93,10 @@ function parseRows(values: unknown): { rows: readonly Row[]; columns: string[] }
       message: 'Each row to insert must be an object with at least one column',
     })
   }
-  for (const column of columns) quoteIdentifier(column, 'column')
+  // Checked without building the quoted names (the statement is compiled once per shape).
+  for (const column of columns) if (!isIdentifier(column)) quoteIdentifier(column, 'column')
+  // One row: its own keys are the columns (the common case, checked without listing them again).
+  if (!Array.isArray(values)) return { rows: rows as Row[], columns }
   for (const row of rows) {
     if (
       row === null ||
@@ -334,10 +337,11 @@ export async function guardedInsert(
   const returning = options.returning ?? '*'
   assertTableName(options.into) // checked on every call: the cache key must not be forgeable
   const key =
-    `insert|${options.into}|${columns.join(',')}|${JSON.stringify(returning)}|` +
+    `insert|${options.into}|${columns.join(',')}|` +
+    `${returning === '*' ? '*' : JSON.stringify(returning)}|` +
     `${options.guard.id}|${options.readGuard?.id ?? ''}|${options.atomic === true}|` +
-    `${parseChosenKeys(options.chosenKeys).join(',')}|${viewKey(options.view)}|` +
-    capabilityKey(capability)
+    `${options.chosenKeys === undefined ? '' : parseChosenKeys(options.chosenKeys).join(',')}|` +
+    `${viewKey(options.view)}|${capabilityKey(capability)}`
   if (single && (returning === '*' || returning.length > 0)) {
     return insertOne(db, capability, options, columns, `${key}|one`)
   }
