@@ -161,6 +161,11 @@ export async function run(context: BenchContext): Promise<BenchSection> {
   } finally {
     await pool.end()
     await root.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+    // DROP OWNED first: setup grants the migration role SET on a parameter (sql/000003).
+    const { rows } = await root.query('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [
+      [migrator.name, runtime.name],
+    ])
+    for (const { rolname } of rows) await root.query(`DROP OWNED BY "${rolname}"`)
     await root.query(`DROP ROLE IF EXISTS ${migrator.name}, ${runtime.name}`)
     await root.end()
   }

@@ -175,6 +175,11 @@ try {
 } finally {
   for (const p of pools) await p.end()
   await root.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+  // DROP OWNED first: setup grants the migration role SET on a parameter (sql/000003).
+  const { rows } = await root.query('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [
+    [migrator.name, runtime.name],
+  ])
+  for (const { rolname } of rows) await root.query(`DROP OWNED BY "${rolname}"`)
   await root.query(`DROP ROLE IF EXISTS "${migrator.name}", "${runtime.name}"`)
   await root.end()
   await server?.stop()

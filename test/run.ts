@@ -23,7 +23,9 @@ async function dropTestObjects(url: string): Promise<void> {
       `SELECT rolname FROM pg_roles WHERE rolname ~ '^kh_[0-9a-f]{10}'`,
     )
     for (const { rolname } of roles.rows) {
-      await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(rolname)}`)
+      // DROP OWNED: the migration roles hold SET on a parameter (the sealed capability).
+      const role = client.escapeIdentifier(rolname)
+      await client.query(`DROP OWNED BY ${role}; DROP ROLE IF EXISTS ${role}`)
     }
   } finally {
     await client.end()

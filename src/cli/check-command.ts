@@ -1,4 +1,4 @@
-import { checkDatabase } from '../db/check-database.ts'
+import { capabilityStore, checkDatabase } from '../db/check-database.ts'
 import { KEYHOLE_FUNCTIONS } from '../db/keyhole-sql.ts'
 import { loadPg } from '../db/pg-driver.ts'
 import type { GuardedOperation } from '../errors.ts'
@@ -65,12 +65,16 @@ ${policiesModuleHelp}`,
         groupIdType: type,
         signingKey,
       })
+      // Not a finding either way: the signed store is the fallback (docs/security-model.md).
+      const store = `keyhole check: capability store: ${await capabilityStore(client)}`
       if (findings.length === 0) {
         io.out(`keyhole check: no findings (${guardedTables.length} guarded table(s))`)
+        io.out(store)
         return 0
       }
       io.out(`keyhole check: ${findings.length} finding(s)`)
       for (const f of findings) io.out(`  - ${f.code}: ${f.message}\n    fix: ${f.fix}`)
+      io.out(store)
       return 1
     } finally {
       await client.end()

@@ -2,6 +2,14 @@ import { setup } from '../db/setup.ts'
 import { generateSigningKey } from '../db/signing-key.ts'
 import { parse, required, UsageError, type Command } from './io.ts'
 
+/** What setup says of the capability store (sql/000003, docs/security-model.md). */
+export const storeLine = {
+  sealed:
+    'capability store: sealed (the migration role may SET backtrace_functions; the runtime role may not)',
+  signed:
+    'capability store: signed (the migration role may not SET backtrace_functions: PostgreSQL 14, or setup may not grant it; see docs/deploying.md)',
+} as const
+
 export const setupCommand: Command = {
   name: 'setup',
   summary: 'create the roles, privileges, keyhole schema and signing key (idempotent)',
@@ -37,7 +45,7 @@ finding it corrected (or "no repairs").`,
       throw new UsageError('set exactly one of KEYHOLE_SIGNING_KEY, --generate-key or --keep-key')
     }
     const signingKey = flags['keep-key'] ? false : (given ?? generateSigningKey())
-    const { repairs, created } = await setup(url, {
+    const { repairs, created, capabilityStore } = await setup(url, {
       migrationRole: {
         name: required(flags['migration-role'], '--migration-role'),
         password: required(io.env.KEYHOLE_MIGRATION_PASSWORD, 'KEYHOLE_MIGRATION_PASSWORD'),
@@ -55,6 +63,7 @@ finding it corrected (or "no repairs").`,
     for (const repair of repairs) io.err(`repaired ${repair.code}: ${repair.message}`)
     if (repairs.length === 0)
       io.err('no repairs: the roles and privileges were as setup leaves them')
+    io.err(storeLine[capabilityStore])
     io.err('keyhole setup: done')
     return 0
   },

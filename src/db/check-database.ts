@@ -4,6 +4,7 @@
  * `checks/`), run on the RUNTIME connection as `current_user`.
  */
 import { InsecureDatabase, type DatabaseFinding } from '../errors.ts'
+import { checkCapabilityParameter } from './checks/capability-parameter.ts'
 import { checkColumnPrivileges } from './checks/column-privileges.ts'
 import { checkCreatePrivileges } from './checks/create-privileges.ts'
 import { checkExactPolicies } from './checks/exact-policies.ts'
@@ -51,6 +52,7 @@ const checks: readonly Check[] = [
   checkStatementStats,
   checkSecurityDefiner,
   checkKeyholeFunctions,
+  checkCapabilityParameter,
   checkLeakproof,
   checkSettings,
   checkUnguardedTables,
@@ -254,3 +256,4 @@ export type {
   KeyholeFunctionExpectation,
 } from './checks/options.ts'
 export { databaseFindingCodes, type DatabaseFindingCode } from './checks/codes.ts'
+export { capabilityStore } from './checks/capability-parameter.ts'

@@ -20,6 +20,7 @@ import {
   tablePrivilegeRepairs,
   type SetupRepair,
 } from './setup-repairs.ts'
+import { sealCapabilityParameter, type CapabilityStore } from './setup-sealed.ts'
 import { generateSigningKey, hmacPads, parseSigningKey } from './signing-key.ts'
 import { columnGrantBlock } from '../sql/render-column-grants.ts'
 
@@ -57,9 +58,16 @@ export interface SetupResult<Key = string> {
   readonly repairs: readonly SetupRepair[]
   /** What did not exist and setup created: `role "app_runtime"`, `signing key`. */
   readonly created: readonly string[]
+  /**
+   * Where `keyhole.set_capability` keeps the verified capability: `'sealed'` when the migration
+   * role holds SET on the parameter `backtrace_functions` (setup grants it on PostgreSQL 15+ when
+   * the connecting role may), `'signed'` otherwise (see docs/security-model.md).
+   */
+  readonly capabilityStore: CapabilityStore
 }
 
 export type { SetupRepair } from './setup-repairs.ts'
+export type { CapabilityStore } from './setup-sealed.ts'
 
 const q = (name: string) => loadPg("keyhole's setup()").escapeIdentifier(name)
 const literal = (value: string) => loadPg("keyhole's setup()").escapeLiteral(value)
@@ -222,6 +230,9 @@ async function ensureRole(client: PgClient, role: RoleCredentials, attributes: s
  * - `REVOKE CREATE ON SCHEMA public FROM PUBLIC`, `REVOKE CREATE, TEMPORARY ON DATABASE … FROM PUBLIC`;
  * - keyhole's SQL (`sql/`, as the migration role), EXECUTE on its four functions for the runtime
  *   role only, and the signing key's HMAC pads (a new key unless `signingKey` is given or false);
+ * - on PostgreSQL 15+, when the connecting role may grant it: SET on the parameter
+ *   `backtrace_functions` for the migration role (the sealed capability, sql/000003), and neither
+ *   SET nor ALTER SYSTEM on it for the runtime role or PUBLIC;
  * - when pg_stat_statements is installed: its views and function revoked from PUBLIC, granted to
  *   pg_read_all_stats.
  *
@@ -320,6 +331,8 @@ export async function setup(
     await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`REVOKE ALL ON ALL FUNCTIONS IN SCHEMA keyhole FROM PUBLIC, ${r}`)
     await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_RUNTIME_FUNCTIONS.join(', ')} TO ${r}`)
+    const sealed = await sealCapabilityParameter(client, migration, runtime, q)
+    repairs.push(...sealed.repairs)
     await hideStatementStats(client, r)
     await quiet(client)
     if (key !== undefined) {
@@ -339,7 +352,7 @@ export async function setup(
       )
     }
     await client.query('COMMIT')
-    const result = { repairs, created }
+    const result = { repairs, created, capabilityStore: sealed.store }
     Object.defineProperty(result, 'signingKey', {
       value: key?.toString('base64url'),
       enumerable: false,

@@ -114,7 +114,11 @@ export async function createScratchDatabase(options: ScratchOptions): Promise<Sc
   const drop = async () => {
     await server.query(`DROP DATABASE IF EXISTS ${server.escapeIdentifier(name)} WITH (FORCE)`)
     for (const role of [`${name}_migrator`, `${name}_runtime`]) {
-      await server.query(`DROP ROLE IF EXISTS ${server.escapeIdentifier(role)}`)
+      // DROP OWNED first: setup grants the migration role SET on a parameter (the sealed
+      // capability), a cluster-wide privilege that DROP ROLE alone refuses to leave behind.
+      const { rows } = await server.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
+      const r = server.escapeIdentifier(role)
+      if (rows.length > 0) await server.query(`DROP OWNED BY ${r}; DROP ROLE ${r}`)
     }
   }
   const migrationRole = { name: `${name}_migrator`, password: randomBytes(18).toString('hex') }

@@ -13,6 +13,7 @@ import { promisify } from 'node:util'
 import { decodeJwt, jwtVerify } from 'jose'
 import t from 'tap'
 import { run } from '../../src/cli/main.ts'
+import { storeLine } from '../../src/cli/setup-command.ts'
 import { createTestDatabase } from '../helpers/database.ts'
 
 const db = await createTestDatabase(t)
@@ -74,6 +75,7 @@ t.test('setup --generate-key prints the key once, nothing else secret', async (t
       `created role "${runtime.name}"`,
       'created signing key',
       `repaired KH_DB_DATABASE_TEMP: revoked TEMPORARY on database "${db.name}" from PUBLIC`,
+      storeLine.sealed,
       'keyhole setup: done\n',
     ].join('\n'),
     'what it created, each repair with its finding code',
@@ -103,6 +105,7 @@ t.test('setup prints each repair of drift with its code, then "no repairs"', asy
       [
         `repaired KH_DB_BYPASSRLS: removed BYPASSRLS from the runtime role "${runtime.name}"`,
         'repaired KH_DB_SCHEMA_CREATE: revoked CREATE on schema "app" from PUBLIC',
+        storeLine.sealed,
         'keyhole setup: done',
       ],
     ],
@@ -110,6 +113,7 @@ t.test('setup prints each repair of drift with its code, then "no repairs"', asy
   const again = await cli(['setup', ...roles, '--keep-key'])
   t.same(again.err.split('\n'), [
     'no repairs: the roles and privileges were as setup leaves them',
+    storeLine.sealed,
     'keyhole setup: done',
   ])
   await db.pool.query(`DROP OWNED BY ${runtime.name}; DROP ROLE ${runtime.name}`)
@@ -119,6 +123,7 @@ t.test('setup prints each repair of drift with its code, then "no repairs"', asy
     [
       `created role "${runtime.name}"`,
       'no repairs: the roles and privileges were as setup leaves them',
+      storeLine.sealed,
       'keyhole setup: done',
     ],
     'a role created again is no repair',
@@ -149,13 +154,16 @@ t.test('migrate, policies, check', async (t) => {
   const ok = await spawn([...check, '--schema', 'app'])
   t.same(
     [ok.status, ok.stdout],
-    [0, 'keyhole check: no findings (1 guarded table(s))\n'],
+    [
+      0,
+      'keyhole check: no findings (1 guarded table(s))\nkeyhole check: capability store: sealed\n',
+    ],
     ok.stderr,
   )
   const okInProcess = await cli([...check, '--schema', 'app'])
   t.same(
     [okInProcess.status, okInProcess.out],
-    [0, 'keyhole check: no findings (1 guarded table(s))'],
+    [0, 'keyhole check: no findings (1 guarded table(s))\nkeyhole check: capability store: sealed'],
     okInProcess.err,
   )
   const migratedAgain = await cli([
@@ -184,7 +192,10 @@ t.test('migrate, policies, check', async (t) => {
   await db.pool.query(`ALTER TABLE app.notes NO FORCE ROW LEVEL SECURITY`)
   const bad = await cli([...check, '--schema', 'app'])
   t.equal(bad.status, 1)
-  t.match(bad.out, /1 finding\(s\)\n  - KH_DB_RLS_NOT_FORCED: .*\n    fix: /)
+  t.match(
+    bad.out,
+    /1 finding\(s\)\n  - KH_DB_RLS_NOT_FORCED: .*\n    fix: .*\nkeyhole check: capability store: sealed$/,
+  )
   await db.pool.query(`ALTER TABLE app.notes FORCE ROW LEVEL SECURITY`)
   const plain = await cli(['migrate'])
   t.same(

@@ -405,5 +405,8 @@ t.test('keyhole check prints the finding and its fix', async (t) => {
   await h.applyPolicies()
   out.length = 0
   t.equal(await cli(), 0)
-  t.same(out, ['keyhole check: no findings (1 guarded table(s))'])
+  t.same(out, [
+    'keyhole check: no findings (1 guarded table(s))',
+    'keyhole check: capability store: sealed',
+  ])
 })

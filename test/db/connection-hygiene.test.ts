@@ -11,7 +11,12 @@ import {
   type SessionQueryable,
 } from '../../src/db/session.ts'
 import { bindPolicies } from '../../src/sql/policies.ts'
-import { capability, createKeyholeDatabase, notesPolicies } from './helpers/keyhole.ts'
+import {
+  capability,
+  createKeyholeDatabase,
+  notesPolicies,
+  storedCapability,
+} from './helpers/keyhole.ts'
 
 const k = await createKeyholeDatabase(t)
 const mallory = capability({ subject: 'mallory', groups: { member: [k.groupA] } })
@@ -81,7 +86,7 @@ for (const [i, opener] of openers.entries()) {
     const body = `bob-${i}`
     await c.bobInserts(body)
     const plain = await c.pool.query(
-      `SELECT current_setting('keyhole.capability', true) AS capability, now() = statement_timestamp() AS fresh`,
+      `SELECT ${storedCapability} AS capability, now() = statement_timestamp() AS fresh`,
     )
     t.same(
       plain.rows,
@@ -110,7 +115,7 @@ t.test(
     })
     await c.bobInserts('bob-with')
     const plain = await c.pool.query(
-      `SELECT pg_backend_pid() AS pid, current_setting('keyhole.capability', true) AS capability,
+      `SELECT pg_backend_pid() AS pid, ${storedCapability} AS capability,
        now() = statement_timestamp() AS fresh`,
     )
     t.same(plain.rows, [{ pid: before, capability: '', fresh: true }], 'the same connection, idle')
@@ -242,10 +247,10 @@ const leftovers: Leftover[] = [
   },
   {
     name: 'her capability copied into the session',
-    many: [`SELECT set_config('keyhole.capability', current_setting('keyhole.capability'), false)`],
-    one: `SELECT set_config('keyhole.capability', current_setting('keyhole.capability'), false)`,
-    check: async (c) =>
-      (await c.pool.query(`SELECT current_setting('keyhole.capability', true) AS c`)).rows[0],
+    // The signed store's setting (the sealed one refuses the runtime role: keyhole-schema.test.ts).
+    many: [`SELECT set_config('keyhole.capability', ${storedCapability}, false)`],
+    one: `SELECT set_config('keyhole.capability', ${storedCapability}, false)`,
+    check: async (c) => (await c.pool.query(`SELECT ${storedCapability} AS c`)).rows[0],
     clean: { c: '' },
   },
   {

@@ -2,11 +2,13 @@
  * The `keyhole` schema seen from the RUNTIME role, with raw SQL (what an injection could send): a
  * missing, forged, tampered, expired or replayed setting reads and changes nothing, and never
  * raises; set_capability refuses what the application did not sign; the key and the policies are
- * out of reach.
+ * out of reach. Every attack on the stored capability runs against both stores (sql/000003): the
+ * sealed `backtrace_functions` (setup granted the migration role SET on it) and the signed
+ * `keyhole.capability` (the grant revoked, as on PostgreSQL 14 or a managed server).
  */
 import { createHmac } from 'node:crypto'
 import pg from 'pg'
-import t from 'tap'
+import t, { type Test as Tap } from 'tap'
 import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
 import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
 
@@ -39,37 +41,6 @@ const probe = [
   'DELETE FROM notes RETURNING id',
 ]
 const nothing = [[], [{ groups: [], admin: false, subject: null }], [], []]
-
-t.test('a valid signed capability opens exactly its groups', async (t) => {
-  const [rows, fns] = await inTransaction(signer.sign(alice), ...probe.slice(0, 2))
-  t.same(rows, [{ body: 'a' }])
-  t.same(fns, [{ groups: [k.groupA], admin: false, subject: 'alice' }])
-  t.same(
-    (await runtime.query(`SELECT current_setting('keyhole.capability', true) AS s`)).rows,
-    [{ s: '' }],
-    "after ROLLBACK the setting reads back as ''",
-  )
-})
-
-t.test(
-  'role hierarchy: group_ids(role) holds the groups of that role or a higher one',
-  async (t) => {
-    const holder = capability({ groups: { member: [k.groupA], moderator: [k.groupB] } })
-    const [rows] = await inTransaction(
-      signer.sign(holder),
-      `SELECT ARRAY(SELECT unnest(keyhole.group_ids('member')) ORDER BY 1) AS member, keyhole.group_ids('moderator') AS moderator,
-       keyhole.group_ids('admin') AS admin, keyhole.group_ids('owner') AS unknown`,
-    )
-    t.same(rows, [
-      { member: [k.groupA, k.groupB].sort(), moderator: [k.groupB], admin: [], unknown: [] },
-    ])
-  },
-)
-
-t.test('an admin sees every group', async (t) => {
-  const [rows] = await inTransaction(signer.sign(capability({ admin: true })), probe[0]!)
-  t.same(rows, [{ body: 'a' }, { body: 'b' }])
-})
 
 t.test('set_capability refuses anything but a fresh value the application signed', async (t) => {
   const valid = signer.sign(alice)
@@ -112,74 +83,264 @@ t.test('set_capability refuses anything but a fresh value the application signed
   }
 })
 
-t.test('without a valid setting: no rows, no changes, no error', async (t) => {
-  const cases: [string, string | undefined][] = [
-    ['never set', undefined],
-    ['empty', ''],
-    ['garbage', 'not a capability'],
-    ['an HMAC of zeros before a body', `${'0'.repeat(64)}${'0'.repeat(27)}{"s":"x","a":true}`],
-  ]
-  for (const [name, value] of cases) {
-    await runtime.query('BEGIN')
-    if (value !== undefined) {
-      await runtime.query(`SELECT set_config('keyhole.capability', $1, true)`, [value])
-    }
-    const results = []
-    for (const p of probe) results.push((await runtime.query(p)).rows)
-    await runtime.query('ROLLBACK')
-    t.same(results, nothing, name)
-  }
-})
+type Store = 'sealed' | 'signed'
+/** Where each store keeps the verified capability. */
+const settingOf = { sealed: 'backtrace_functions', signed: 'keyhole.capability' } as const
 
-t.test('a capability that expires during a long transaction is gone', async (t) => {
-  const soon = capability({
-    subject: 'alice',
-    groups: { member: [k.groupA] },
-    expiresAt: Math.floor(Date.now() / 1000) + 1,
+/** The migration role (owner of set_capability) with or without SET on backtrace_functions. */
+async function useStore(store: Store) {
+  await k.db.pool.query(
+    store === 'sealed'
+      ? `GRANT SET ON PARAMETER backtrace_functions TO ${k.migrator.name}`
+      : `REVOKE SET ON PARAMETER backtrace_functions FROM ${k.migrator.name}`,
+  )
+}
+
+/** A new connection of the runtime role, ended at teardown. */
+async function connectRuntime(t: Tap) {
+  const client = new pg.Client({ connectionString: k.runtimeUrl })
+  await client.connect()
+  t.teardown(() => client.end())
+  return client
+}
+
+for (const store of ['sealed', 'signed'] as const) {
+  const setting = settingOf[store]
+  const other = settingOf[store === 'sealed' ? 'signed' : 'sealed']
+
+  t.test(`the ${store} store`, async (t) => {
+    await useStore(store)
+
+    t.test(
+      'a valid signed capability opens exactly its groups, stored in this store',
+      async (t) => {
+        const [rows, fns, stored] = await inTransaction(
+          signer.sign(alice),
+          ...probe.slice(0, 2),
+          `SELECT current_setting('${setting}', true) AS here, current_setting('${other}', true) AS there`,
+        )
+        t.same(rows, [{ body: 'a' }])
+        t.same(fns, [{ groups: [k.groupA], admin: false, subject: 'alice' }])
+        t.match(stored, [
+          { here: store === 'sealed' ? /^keyhole_\d+_\d+_[0-9a-f]+$/ : /^[0-9a-f]{64}/ },
+        ])
+        t.notOk(stored?.[0]?.there, `nothing in ${other}`)
+        t.same(
+          (await runtime.query(`SELECT current_setting('${setting}', true) AS s`)).rows,
+          [{ s: '' }],
+          "after ROLLBACK the setting reads back as ''",
+        )
+      },
+    )
+
+    t.test(
+      'role hierarchy: group_ids(role) holds the groups of that role or a higher one',
+      async (t) => {
+        const holder = capability({ groups: { member: [k.groupA], moderator: [k.groupB] } })
+        const [rows] = await inTransaction(
+          signer.sign(holder),
+          `SELECT ARRAY(SELECT unnest(keyhole.group_ids('member')) ORDER BY 1) AS member, keyhole.group_ids('moderator') AS moderator,
+           keyhole.group_ids('admin') AS admin, keyhole.group_ids('owner') AS unknown`,
+        )
+        t.same(rows, [
+          { member: [k.groupA, k.groupB].sort(), moderator: [k.groupB], admin: [], unknown: [] },
+        ])
+      },
+    )
+
+    t.test('an admin sees every group', async (t) => {
+      const [rows, fns] = await inTransaction(
+        signer.sign(capability({ admin: true })),
+        probe[0]!,
+        'SELECT keyhole.is_admin() AS admin',
+      )
+      t.same(rows, [{ body: 'a' }, { body: 'b' }])
+      t.same(fns, [{ admin: true }])
+    })
+
+    t.test('without a valid setting: no rows, no changes, no error', async (t) => {
+      const cases: [string, string | undefined][] = [
+        ['never set', undefined],
+        ['empty', ''],
+        ['garbage', 'not a capability'],
+        ['an HMAC of zeros before a body', `${'0'.repeat(64)}${'0'.repeat(27)}{"s":"x","a":true}`],
+      ]
+      for (const [name, value] of cases) {
+        await runtime.query('BEGIN')
+        if (value !== undefined) {
+          await runtime.query(`SELECT set_config('keyhole.capability', $1, true)`, [value])
+        }
+        const results = []
+        for (const p of probe) results.push((await runtime.query(p)).rows)
+        await runtime.query('ROLLBACK')
+        t.same(results, nothing, name)
+      }
+    })
+
+    t.test('a capability that expires during a long transaction is gone', async (t) => {
+      const soon = capability({
+        subject: 'alice',
+        groups: { member: [k.groupA] },
+        admin: true,
+        expiresAt: Math.floor(Date.now() / 1000) + 1,
+      })
+      const fns = `SELECT keyhole.group_ids('member') AS groups, keyhole.is_admin() AS admin, keyhole.subject() AS subject`
+      const [before, beforeFns, , after, afterFns] = await inTransaction(
+        signer.sign(soon),
+        probe[0]!,
+        fns,
+        // Past the token's exp (whole seconds) whatever the fraction was.
+        'SELECT pg_sleep(1.5)',
+        probe[0]!,
+        fns,
+      )
+      t.same(before, [{ body: 'a' }, { body: 'b' }])
+      t.same(beforeFns, [{ groups: [k.groupA], admin: true, subject: 'alice' }])
+      t.same(after, [])
+      t.same(afterFns, [{ groups: [], admin: false, subject: null }])
+    })
+
+    t.test('raw set_config of a forged value is ignored or refused', async (t) => {
+      const body = `${'0'.repeat(27)}1{"member"}\n{1}\n{"${k.groupA}"}\n"alice"`
+      await runtime.query('BEGIN')
+      await runtime.query(`SELECT set_config('keyhole.capability', $1, true)`, [
+        '0'.repeat(64) + body,
+      ])
+      t.same((await runtime.query(probe[0]!)).rows, [], 'keyhole.capability: ignored')
+      const { rows } = await runtime.query(`SELECT pg_backend_pid() AS pid,
+        (EXTRACT(epoch FROM transaction_timestamp()) * 1000000)::bigint AS us`)
+      const sealed = `keyhole_${rows[0].pid}_${rows[0].us}_${Buffer.from(body).toString('hex')}`
+      await t.rejects(
+        runtime.query(`SELECT set_config('backtrace_functions', $1, true)`, [sealed]),
+        { code: '42501', message: 'permission denied to set parameter "backtrace_functions"' },
+        'backtrace_functions: refused, even bound to this transaction',
+      )
+      await runtime.query('ROLLBACK')
+    })
+
+    t.test('the runtime role cannot write backtrace_functions in any way', async (t) => {
+      const writes = [
+        `SET backtrace_functions = 'keyhole_1_1_31'`,
+        `SET LOCAL backtrace_functions = 'keyhole_1_1_31'`,
+        `SET SESSION backtrace_functions = 'keyhole_1_1_31'`,
+        'RESET backtrace_functions',
+        `SET backtrace_functions TO DEFAULT`,
+        `SELECT set_config('backtrace_functions', 'keyhole_1_1_31', false)`,
+        `ALTER ROLE CURRENT_USER SET backtrace_functions = 'keyhole_1_1_31'`,
+        `ALTER SYSTEM SET backtrace_functions = 'keyhole_1_1_31'`,
+      ]
+      for (const sql of writes) {
+        await runtime.query('BEGIN')
+        await runtime.query('SELECT keyhole.set_capability($1)', [signer.sign(alice)])
+        await t.rejects(runtime.query(sql), { code: /^(42501|25001)$/ }, sql)
+        await runtime.query('ROLLBACK')
+      }
+      await t.rejects(
+        runtime.query(`ALTER SYSTEM SET backtrace_functions = 'keyhole_1_1_31'`),
+        { code: '42501' },
+        'ALTER SYSTEM outside a transaction',
+      )
+    })
+
+    t.test('a stored value read in one transaction is worthless in the next', async (t) => {
+      await runtime.query('BEGIN')
+      await runtime.query('SELECT keyhole.set_capability($1)', [signer.sign(alice)])
+      const { rows } = await runtime.query(`SELECT current_setting('${setting}') AS bound`)
+      const bound = rows[0].bound as string
+      t.same((await runtime.query(probe[0]!)).rows, [{ body: 'a' }], 'bound in its own transaction')
+      await runtime.query('COMMIT')
+      t.same(
+        (await runtime.query(`SELECT current_setting('${setting}', true) AS after`)).rows,
+        [{ after: '' }],
+        "after COMMIT the setting reads back as ''",
+      )
+      const replay = async (client: pg.Client, name: string) => {
+        await client.query('BEGIN')
+        if (store === 'sealed') {
+          await t.rejects(
+            client.query(`SELECT set_config('backtrace_functions', $1, true)`, [bound]),
+            { code: '42501' },
+            `${name}: refused`,
+          )
+        } else {
+          await client.query(`SELECT set_config('keyhole.capability', $1, true)`, [bound])
+          t.same((await client.query(probe[0]!)).rows, [], `${name}: no rows`)
+        }
+        await client.query('ROLLBACK')
+      }
+      await replay(runtime, 'replayed on the same connection')
+      await replay(await connectRuntime(t), 'replayed on another connection')
+    })
+
+    t.test('a stored value an administrator made a role default gives nothing', async (t) => {
+      await runtime.query('BEGIN')
+      await runtime.query('SELECT keyhole.set_capability($1)', [
+        signer.sign(capability({ admin: true })),
+      ])
+      const { rows } = await runtime.query(`SELECT current_setting('${setting}') AS bound`)
+      await runtime.query('COMMIT')
+      await k.db.pool.query(`ALTER ROLE ${k.runtime.name} SET ${setting} = $v$${rows[0].bound}$v$`)
+      t.teardown(() => k.db.pool.query(`ALTER ROLE ${k.runtime.name} RESET ${setting}`))
+      const client = await connectRuntime(t)
+      t.same(
+        (await client.query(`SELECT current_setting('${setting}') AS s`)).rows,
+        [{ s: rows[0].bound }],
+        'the copy is in the new session',
+      )
+      await client.query('BEGIN')
+      const results = []
+      for (const p of probe) results.push((await client.query(p)).rows)
+      t.same(results, nothing, 'no capability from it')
+      await client.query('ROLLBACK')
+      await client.query('BEGIN')
+      await client.query('SELECT keyhole.set_capability($1)', [signer.sign(alice)])
+      t.same((await client.query(probe[0]!)).rows, [{ body: 'a' }], 'nor beside a real one')
+      await client.query('ROLLBACK')
+    })
+
+    t.test('the admin flag cannot be flipped in the stored value', async (t) => {
+      await runtime.query('BEGIN')
+      await runtime.query('SELECT keyhole.set_capability($1)', [signer.sign(alice)])
+      const { rows } = await runtime.query(`SELECT current_setting('${setting}') AS bound`)
+      const bound = rows[0].bound as string
+      if (store === 'sealed') {
+        // The admin flag is the body's 28th character: its two hex digits.
+        const at = bound.lastIndexOf('_') + 1 + 27 * 2
+        t.equal(bound.slice(at, at + 2), '30', 'the flag is 0')
+        const flipped = `${bound.slice(0, at)}31${bound.slice(at + 2)}`
+        await t.rejects(
+          runtime.query(`SELECT set_config('backtrace_functions', $1, true)`, [flipped]),
+          { code: '42501' },
+        )
+      } else {
+        const at = 64 + 27
+        t.equal(bound[at], '0', 'the flag is 0')
+        const flipped = `${bound.slice(0, at)}1${bound.slice(at + 1)}`
+        await runtime.query(`SELECT set_config('keyhole.capability', $1, true)`, [flipped])
+        const [rows, fns] = [
+          (await runtime.query(probe[0]!)).rows,
+          (await runtime.query(probe[1]!)).rows,
+        ]
+        t.same(rows, [], 'flipped: no capability at all')
+        t.same(fns, nothing[1])
+      }
+      await runtime.query('ROLLBACK')
+    })
+
+    t.test("an injection's RESET ALL only drops the capability", async (t) => {
+      const [before, , after, fns] = await inTransaction(
+        signer.sign(alice),
+        probe[0]!,
+        'RESET ALL',
+        probe[0]!,
+        probe[1]!,
+      )
+      t.same(before, [{ body: 'a' }])
+      t.same(after, [])
+      t.same(fns, nothing[1])
+    })
   })
-  const [before, , after] = await inTransaction(
-    signer.sign(soon),
-    probe[0]!,
-    // Past the token's exp (whole seconds) whatever the fraction was.
-    'SELECT pg_sleep(1.5)',
-    probe[0]!,
-  )
-  t.same(before, [{ body: 'a' }])
-  t.same(after, [])
-})
-
-t.test('raw set_config of a forged bound value is ignored', async (t) => {
-  const body = `${'0'.repeat(27)}1{"member"}\n{1}\n{"${k.groupA}"}\n"alice"`
-  await runtime.query('BEGIN')
-  await runtime.query(`SELECT set_config('keyhole.capability', $1, true)`, ['0'.repeat(64) + body])
-  t.same((await runtime.query(probe[0]!)).rows, [])
-  await runtime.query('ROLLBACK')
-})
-
-t.test('a bound value read in one transaction is worthless in the next', async (t) => {
-  await runtime.query('BEGIN')
-  await runtime.query('SELECT keyhole.set_capability($1)', [signer.sign(alice)])
-  const { rows } = await runtime.query(`SELECT current_setting('keyhole.capability') AS bound`)
-  const bound = rows[0].bound as string
-  t.same((await runtime.query(probe[0]!)).rows, [{ body: 'a' }], 'bound in its own transaction')
-  await runtime.query('COMMIT')
-  t.same(
-    (await runtime.query(`SELECT current_setting('keyhole.capability', true) AS after`)).rows,
-    [{ after: '' }],
-    "after COMMIT the setting reads back as ''",
-  )
-  await runtime.query('BEGIN')
-  await runtime.query(`SELECT set_config('keyhole.capability', $1, true)`, [bound])
-  t.same((await runtime.query(probe[0]!)).rows, [], 'replayed on the same connection')
-  await runtime.query('ROLLBACK')
-  const other = new pg.Client({ connectionString: k.runtimeUrl })
-  await other.connect()
-  t.teardown(() => other.end())
-  await other.query('BEGIN')
-  await other.query(`SELECT set_config('keyhole.capability', $1, true)`, [bound])
-  t.same((await other.query(probe[0]!)).rows, [], 'replayed on another connection')
-  await other.query('ROLLBACK')
-})
+}
 
 t.test('a refused set_capability after an accepted one leaves nothing to use', async (t) => {
   await runtime.query('BEGIN')

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { createSessionFactory, type SessionPool } from '../../src/db/session.ts'
-import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
+import { capability, createKeyholeDatabase, storedCapability } from './helpers/keyhole.ts'
 
 const k = await createKeyholeDatabase(t)
 const alice = capability({ subject: 'alice', groups: { member: [k.groupA] } })
@@ -77,10 +77,11 @@ t.test('runOne: one statement in one round trip, with the capability', async (t)
 t.test('after COMMIT or ROLLBACK the setting is gone on the same connection', async (t) => {
   const pool = k.runtimePool(1)
   const sessions = createSessionFactory({ pool, signingKey: k.signingKey })
-  const read = `SELECT current_setting('keyhole.capability', true) AS setting, pg_backend_pid() AS pid,
+  const read = `SELECT ${storedCapability} AS setting, pg_backend_pid() AS pid,
     (SELECT count(*)::int FROM notes) AS visible`
   const inside = await sessions.withCapability(alice, async (db) => (await db.query(read)).rows[0]!)
   t.equal(inside.visible, 1)
+  t.match(inside.setting, /^keyhole_/, 'stored, sealed, inside')
   const afterCommit = (await pool.query(read)).rows[0]!
   t.same(afterCommit, { setting: '', pid: inside.pid, visible: 0 }, 'after COMMIT')
   await t.rejects(
@@ -91,8 +92,8 @@ t.test('after COMMIT or ROLLBACK the setting is gone on the same connection', as
     { message: 'handler failed' },
   )
   const afterRollback = (await pool.query(read)).rows[0]!
-  // The failed connection was destroyed: the next one is fresh, the setting never set (NULL).
-  t.same([afterRollback.setting, afterRollback.visible], [null, 0], 'after ROLLBACK')
+  // The failed connection was destroyed: the next one is fresh, the setting never set.
+  t.same([afterRollback.setting, afterRollback.visible], ['', 0], 'after ROLLBACK')
   t.not(afterRollback.pid, inside.pid, 'the failed connection was destroyed, not reused')
   const one = await sessions.runOne(alice, read)
   t.equal(one.rows[0]!.visible, 1)

@@ -67,7 +67,11 @@ t.test('bad options are refused before anything is sent', async (t) => {
 
 t.test('setup returns the key it stored, not enumerable', async (t) => {
   t.match(first.signingKey, /^[A-Za-z0-9_-]{43}$/)
-  t.same(Object.keys(first), ['repairs', 'created'], 'the key is not among the enumerable keys')
+  t.same(
+    Object.keys(first),
+    ['repairs', 'created', 'capabilityStore'],
+    'the key is not among the enumerable keys',
+  )
   t.notMatch(JSON.stringify(first), first.signingKey)
 })
 

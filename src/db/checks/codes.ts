@@ -43,6 +43,8 @@ export const databaseFindingCodes = [
   // 8. functions
   'KH_DB_SECURITY_DEFINER',
   'KH_DB_KEYHOLE_FUNCTION_ALTERED',
+  // 8c. the sealed capability's parameter
+  'KH_DB_CAPABILITY_PARAMETER_WRITABLE',
   // 9. leakproof
   'KH_DB_LEAKPROOF',
   // 10. settings and server

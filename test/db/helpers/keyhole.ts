@@ -109,3 +109,10 @@ export async function createKeyholeDatabase(t: Teardown): Promise<KeyholeDatabas
 export function capability(spec: CapabilitySpec & { expiresAt?: number } = {}): Capability {
   return Object.freeze({ ...makeCapability(spec), expiresAt: spec.expiresAt })
 }
+
+/**
+ * SQL: the capability set_capability stored in this transaction, in either store (sql/000003:
+ * the sealed `backtrace_functions` or the signed `keyhole.capability`), or '' when there is none.
+ */
+export const storedCapability = `coalesce(nullif(current_setting('keyhole.capability', true), ''),
+  nullif(current_setting('backtrace_functions'), ''), '')`

@@ -1,0 +1,185 @@
+/**
+ * The sealed capability's privilege (sql/000003): setup grants SET on `backtrace_functions` to the
+ * migration role and never to the runtime role, and says which store is in use; the start-up
+ * checks refuse a runtime role that may write the parameter (its repair closes it); an install
+ * made before 000003 upgrades through `migrate` (the signed store) and is sealed once setup runs
+ * again. The attacks on both stores are in keyhole-schema.test.ts.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import pg from 'pg'
+import t from 'tap'
+import { capabilityStore, checkDatabase } from '../../src/db/check-database.ts'
+import { KEYHOLE_FUNCTIONS, keyholeSqlDirectory } from '../../src/db/keyhole-sql.ts'
+import { migrate } from '../../src/db/migrate.ts'
+import { setup } from '../../src/db/setup.ts'
+import { sealCapabilityParameter } from '../../src/db/setup-sealed.ts'
+import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
+import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
+
+const k = await createKeyholeDatabase(t)
+const su = k.db.pool
+const [m, r] = [k.migrator.name, k.runtime.name]
+const runtime = new pg.Client({ connectionString: k.runtimeUrl })
+await runtime.connect()
+t.teardown(() => runtime.end())
+const signer = createCapabilitySigner(k.signingKey)
+const again = () =>
+  setup(k.db.url, { migrationRole: k.migrator, runtimeRole: k.runtime, signingKey: false })
+const checks = {
+  guardedTables: [
+    { table: 'public.notes', operations: ['select', 'insert', 'update', 'delete'] as const },
+  ],
+  migrationRole: m,
+  keyholeFunctions: [...KEYHOLE_FUNCTIONS],
+}
+const parameterFindings = async () =>
+  (await checkDatabase(runtime, checks)).filter(
+    (f) => f.code === 'KH_DB_CAPABILITY_PARAMETER_WRITABLE',
+  )
+
+/** The privileges each role holds on the parameter. */
+async function privileges() {
+  const { rows } = await su.query(
+    `SELECT r AS role, has_parameter_privilege(r, 'backtrace_functions', 'SET') AS set,
+       has_parameter_privilege(r, 'backtrace_functions', 'ALTER SYSTEM') AS alter_system
+     FROM unnest($1::text[]) AS r`,
+    [[m, r]],
+  )
+  return rows
+}
+
+/** Where set_capability put alice's capability, and what the policies make of it. */
+async function stored(client: pg.Client = runtime) {
+  await client.query('BEGIN')
+  try {
+    await client.query('SELECT keyhole.set_capability($1)', [
+      signer.sign(capability({ subject: 'alice', groups: { member: [k.groupA] } })),
+    ])
+    const { rows } = await client.query(
+      `SELECT current_setting('backtrace_functions') LIKE 'keyhole\\_%' AS sealed,
+         coalesce(current_setting('keyhole.capability', true), '') <> '' AS signed,
+         ARRAY(SELECT body FROM notes ORDER BY id) AS bodies`,
+    )
+    return rows[0]
+  } finally {
+    await client.query('ROLLBACK')
+  }
+}
+
+t.test('setup grants SET on backtrace_functions to the migration role alone', async (t) => {
+  t.same(await privileges(), [
+    { role: m, set: true, alter_system: false },
+    { role: r, set: false, alter_system: false },
+  ])
+  const result = await again()
+  t.equal(result.capabilityStore, 'sealed', 'setup names the store')
+  t.same(result.repairs, [], 'nothing to repair')
+  t.equal(await capabilityStore(runtime), 'sealed', 'the runtime role reads the store')
+  t.same(await stored(), { sealed: true, signed: false, bodies: ['a'] })
+  t.same(await parameterFindings(), [])
+})
+
+t.test('an administrator who may not grant it: the signed store, setup carries on', async (t) => {
+  // setup's step on a connection of a role holding no grant option (here the runtime role).
+  await su.query(`REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
+  t.teardown(() => su.query(`GRANT SET ON PARAMETER backtrace_functions TO ${m}`))
+  t.same(await sealCapabilityParameter(runtime as never, m, r, (n) => `"${n}"`), {
+    store: 'signed',
+    repairs: [],
+  })
+  t.same(await privileges(), [
+    { role: m, set: false, alter_system: false },
+    { role: r, set: false, alter_system: false },
+  ])
+  t.equal(await capabilityStore(runtime), 'signed')
+  t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] }, 'the signed store works')
+})
+
+t.test(
+  'a runtime role that may write backtrace_functions is refused; the fix closes it',
+  async (t) => {
+    const cases: [string, string, RegExp, string][] = [
+      [
+        'SET granted to it',
+        `GRANT SET ON PARAMETER backtrace_functions TO ${r}`,
+        /\(directly\)/,
+        `REVOKE SET, ALTER SYSTEM ON PARAMETER backtrace_functions FROM ${r}; (as a superuser; keyhole setup does)`,
+      ],
+      [
+        'ALTER SYSTEM granted to it',
+        `GRANT ALTER SYSTEM ON PARAMETER backtrace_functions TO ${r}`,
+        /\(directly\)/,
+        `REVOKE SET, ALTER SYSTEM ON PARAMETER backtrace_functions FROM ${r}; (as a superuser; keyhole setup does)`,
+      ],
+      [
+        'SET granted to a role it is a member of (NOINHERIT)',
+        `CREATE ROLE ${k.db.prefix}_debug; GRANT SET ON PARAMETER backtrace_functions TO ${k.db.prefix}_debug;
+       GRANT ${k.db.prefix}_debug TO ${r} WITH INHERIT FALSE`,
+        new RegExp(`as a member of ${k.db.prefix}_debug`),
+        `REVOKE ${k.db.prefix}_debug FROM ${r};`,
+      ],
+    ]
+    for (const [name, arrange, message, fix] of cases) {
+      await su.query(arrange)
+      const found = await parameterFindings()
+      t.equal(found.length, 1, name)
+      t.match(found[0], { message, fix }, `${name}: message and fix`)
+      await su.query(fix.replace(/ \(as a superuser.*$/, ''))
+      t.same(await parameterFindings(), [], `${name}: closed by its fix`)
+    }
+    await su.query(`DROP OWNED BY ${k.db.prefix}_debug; DROP ROLE ${k.db.prefix}_debug`)
+  },
+)
+
+t.test('setup again revokes SET and ALTER SYSTEM on it from the runtime role', async (t) => {
+  await su.query(`GRANT SET, ALTER SYSTEM ON PARAMETER backtrace_functions TO ${r}`)
+  t.equal((await parameterFindings()).length, 1)
+  const result = await again()
+  t.same(result.repairs, [
+    {
+      code: 'KH_DB_CAPABILITY_PARAMETER_WRITABLE',
+      message:
+        'revoked SET and ALTER SYSTEM on the parameter backtrace_functions from the runtime role',
+    },
+  ])
+  t.same((await privileges())[1], { role: r, set: false, alter_system: false })
+  t.same(await parameterFindings(), [])
+})
+
+t.test('an install made before 000003 upgrades through migrate', async (t) => {
+  // Back to what 000001 installed: its four functions, version 3 not applied, no grant.
+  const source = await readFile(join(keyholeSqlDirectory(), '000001.do.keyhole-schema.sql'), 'utf8')
+  const old = source.match(
+    /CREATE FUNCTION keyhole\.(set_capability|group_ids|is_admin|subject)\([\s\S]*?\n\$\$;/g,
+  )!
+  t.equal(old.length, 4)
+  const migrator = new pg.Client({ connectionString: k.migratorUrl })
+  await migrator.connect()
+  t.teardown(() => migrator.end())
+  await migrator.query(old.map((f) => f.replace('CREATE', 'CREATE OR REPLACE')).join('\n'))
+  await migrator.query('DELETE FROM keyhole.schemaversion WHERE version = 3')
+  await su.query(`REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
+  t.equal(await capabilityStore(runtime), 'signed')
+  t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] }, 'before: 000001')
+
+  t.same((await migrate(k.migratorUrl)).keyhole, [3], 'migrate applies 000003')
+  t.equal(await capabilityStore(runtime), 'signed', 'no grant yet: the signed store')
+  t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] })
+
+  t.equal((await again()).capabilityStore, 'sealed', 'setup again grants it')
+  t.equal(await capabilityStore(runtime), 'sealed')
+  t.same(await stored(), { sealed: true, signed: false, bodies: ['a'] }, 'sealed from now on')
+  t.same(
+    await stored(
+      await (async () => {
+        const c = new pg.Client({ connectionString: k.runtimeUrl })
+        await c.connect()
+        t.teardown(() => c.end())
+        return c
+      })(),
+    ),
+    { sealed: true, signed: false, bodies: ['a'] },
+    'on a new connection too',
+  )
+})
