@@ -120,6 +120,7 @@ export type {
 // PostgreSQL: roles, migrations, the signed session, checks and the monitor
 export { setup } from './db/setup.ts'
 export type { SetupOptions, SetupResult, SetupRepair, RoleCredentials } from './db/setup.ts'
+export type { CapabilityStore } from './db/setup.ts'
 export { migrate } from './db/migrate.ts'
 export type { MigrateOptions, MigrateResult, MigrateRepair } from './db/migrate.ts'
 export {
@@ -155,6 +156,7 @@ export { createCapabilitySigner } from './db/sign-capability.ts'
 export type { CapabilitySigner } from './db/sign-capability.ts'
 export { generateSigningKey } from './db/signing-key.ts'
 export { checkDatabase, assertDatabaseSecure, databaseFindingCodes } from './db/check-database.ts'
+export { capabilityStore } from './db/check-database.ts'
 export type {
   CheckDatabaseOptions,
   CheckQueryable,

@@ -27,6 +27,7 @@ t.test('the core entry point exports the public API and nothing framework-specif
     'assertRole',
     'checkDatabase',
     'assertDatabaseSecure',
+    'capabilityStore',
     'startMonitor',
     'createSessionFactory',
     'setup',

@@ -25,7 +25,7 @@ export type CapabilityStore = 'sealed' | 'signed'
  *
  * ```sql
  * SELECT has_parameter_privilege('backtrace_functions', 'SET WITH GRANT OPTION') AS may_grant, …;
- * GRANT SET ON PARAMETER backtrace_functions TO "app_migrator";
+ * GRANT SET ON PARAMETER backtrace_functions TO "app_migrator"; -- when it does not hold it yet
  * REVOKE SET, ALTER SYSTEM ON PARAMETER backtrace_functions FROM PUBLIC, "app_runtime";
  * ```
  */
@@ -40,21 +40,27 @@ export async function sealCapabilityParameter(
   )
   /* c8 ignore next: PostgreSQL 14 has no parameter privileges (the tests run on 15+) */
   if (version[0]!.version < 150000) return { store: 'signed', repairs: [] }
-  const { rows } = await client.query<{ may_grant: boolean; held: string[] }>(
+  const { rows } = await client.query<{ may_grant: boolean; held: string[]; granted: boolean }>(
     `SELECT has_parameter_privilege('backtrace_functions', 'SET WITH GRANT OPTION') AS may_grant,
+       EXISTS (SELECT FROM pg_parameter_acl p CROSS JOIN LATERAL aclexplode(p.paracl) AS a
+         WHERE p.parname = 'backtrace_functions' AND a.privilege_type = 'SET'
+           AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $2)) AS granted,
        ARRAY(SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE 'the runtime role' END
          FROM pg_parameter_acl p CROSS JOIN LATERAL aclexplode(p.paracl) AS a
          WHERE p.parname = 'backtrace_functions' AND a.privilege_type IN ('SET', 'ALTER SYSTEM')
            AND (a.grantee = 0 OR a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $1))
          ORDER BY 1) AS held`,
-    [runtime],
+    [runtime, migration],
   )
-  const { may_grant: mayGrant, held } = rows[0]!
+  const { may_grant: mayGrant, held, granted: holds } = rows[0]!
   const repairs: SetupRepair[] = []
   if (mayGrant) {
-    await client.query(`GRANT SET ON PARAMETER backtrace_functions TO ${q(migration)}`)
+    if (!holds) {
+      await onParameter(client, `GRANT SET ON PARAMETER backtrace_functions TO ${q(migration)}`)
+    }
     if (held.length > 0) {
-      await client.query(
+      await onParameter(
+        client,
         `REVOKE SET, ALTER SYSTEM ON PARAMETER backtrace_functions FROM PUBLIC, ${q(runtime)}`,
       )
       repairs.push({
@@ -68,4 +74,34 @@ export async function sealCapabilityParameter(
     [migration],
   )
   return { store: granted[0]!.sealed ? 'sealed' : 'signed', repairs }
+}
+
+/** What PostgreSQL says when another session changed the parameter's privileges first. */
+const raced = new Set([
+  // `tuple concurrently updated`: both changed the parameter's one pg_parameter_acl row
+  'XX000',
+  // both created that row (the parameter's first grant in the cluster)
+  '23505',
+])
+
+/**
+ * A GRANT or REVOKE on the parameter, in setup's transaction, under a savepoint, run again when a
+ * concurrent one won the race: a parameter's privileges are one catalog row for the whole cluster,
+ * so the setups of two databases at once (or any other GRANT on it) update the same row, and
+ * PostgreSQL fails the later with `tuple concurrently updated` once the first commits. Retried
+ * at most 5 times.
+ */
+export async function onParameter(client: PgClient, sql: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await client.query('SAVEPOINT keyhole_parameter')
+    try {
+      await client.query(sql)
+      await client.query('RELEASE SAVEPOINT keyhole_parameter')
+      return
+    } catch (error) {
+      await client.query('ROLLBACK TO SAVEPOINT keyhole_parameter')
+      /* c8 ignore next: five races in a row; any other error is rethrown at once (tested) */
+      if (attempt === 5 || !raced.has((error as { code?: string }).code ?? '')) throw error
+    }
+  }
 }

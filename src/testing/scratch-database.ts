@@ -118,7 +118,16 @@ export async function createScratchDatabase(options: ScratchOptions): Promise<Sc
       // capability), a cluster-wide privilege that DROP ROLE alone refuses to leave behind.
       const { rows } = await server.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
       const r = server.escapeIdentifier(role)
-      if (rows.length > 0) await server.query(`DROP OWNED BY ${r}; DROP ROLE ${r}`)
+      // Another setup changing the parameter's privileges at the same time fails it (XX000): again.
+      for (let attempt = 1; rows.length > 0; attempt++) {
+        try {
+          await server.query(`DROP OWNED BY ${r}; DROP ROLE ${r}`)
+          break
+        } catch (error) {
+          /* c8 ignore next: only when a concurrent setup won the race */
+          if (attempt === 5 || (error as { code?: string }).code !== 'XX000') throw error
+        }
+      }
     }
   }
   const migrationRole = { name: `${name}_migrator`, password: randomBytes(18).toString('hex') }

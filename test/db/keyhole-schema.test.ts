@@ -10,7 +10,7 @@ import { createHmac } from 'node:crypto'
 import pg from 'pg'
 import t, { type Test as Tap } from 'tap'
 import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
-import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
+import { capability, createKeyholeDatabase, onParameterPrivileges } from './helpers/keyhole.ts'
 
 const k = await createKeyholeDatabase(t)
 const runtime = new pg.Client({ connectionString: k.runtimeUrl })
@@ -89,7 +89,8 @@ const settingOf = { sealed: 'backtrace_functions', signed: 'keyhole.capability' 
 
 /** The migration role (owner of set_capability) with or without SET on backtrace_functions. */
 async function useStore(store: Store) {
-  await k.db.pool.query(
+  await onParameterPrivileges(
+    k.db.pool,
     store === 'sealed'
       ? `GRANT SET ON PARAMETER backtrace_functions TO ${k.migrator.name}`
       : `REVOKE SET ON PARAMETER backtrace_functions FROM ${k.migrator.name}`,

@@ -15,7 +15,7 @@ import { migrate } from '../../src/db/migrate.ts'
 import { setup } from '../../src/db/setup.ts'
 import { sealCapabilityParameter } from '../../src/db/setup-sealed.ts'
 import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
-import { capability, createKeyholeDatabase } from './helpers/keyhole.ts'
+import { capability, createKeyholeDatabase, onParameterPrivileges } from './helpers/keyhole.ts'
 
 const k = await createKeyholeDatabase(t)
 const su = k.db.pool
@@ -82,8 +82,8 @@ t.test('setup grants SET on backtrace_functions to the migration role alone', as
 
 t.test('an administrator who may not grant it: the signed store, setup carries on', async (t) => {
   // setup's step on a connection of a role holding no grant option (here the runtime role).
-  await su.query(`REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
-  t.teardown(() => su.query(`GRANT SET ON PARAMETER backtrace_functions TO ${m}`))
+  await onParameterPrivileges(su, `REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
+  t.teardown(() => onParameterPrivileges(su, `GRANT SET ON PARAMETER backtrace_functions TO ${m}`))
   t.same(await sealCapabilityParameter(runtime as never, m, r, (n) => `"${n}"`), {
     store: 'signed',
     repairs: [],
@@ -121,19 +121,36 @@ t.test(
       ],
     ]
     for (const [name, arrange, message, fix] of cases) {
-      await su.query(arrange)
+      await onParameterPrivileges(su, arrange)
       const found = await parameterFindings()
       t.equal(found.length, 1, name)
       t.match(found[0], { message, fix }, `${name}: message and fix`)
-      await su.query(fix.replace(/ \(as a superuser.*$/, ''))
+      await onParameterPrivileges(su, fix.replace(/ \(as a superuser.*$/, ''))
       t.same(await parameterFindings(), [], `${name}: closed by its fix`)
     }
-    await su.query(`DROP OWNED BY ${k.db.prefix}_debug; DROP ROLE ${k.db.prefix}_debug`)
+    await onParameterPrivileges(
+      su,
+      `DROP OWNED BY ${k.db.prefix}_debug; DROP ROLE ${k.db.prefix}_debug`,
+    )
   },
 )
 
+t.test('a copied value made a default of the runtime role is a finding', async (t) => {
+  await su.query(`ALTER ROLE ${r} SET backtrace_functions = 'keyhole_1_1_31'`)
+  const findings = await checkDatabase(runtime, checks)
+  await su.query(`ALTER ROLE ${r} RESET backtrace_functions`)
+  t.equal(findings.length, 1)
+  t.match(findings[0], {
+    code: 'KH_DB_ROLE_SETTING',
+    fix: new RegExp(`^ALTER ROLE ${r} RESET backtrace_functions;`),
+  })
+})
+
 t.test('setup again revokes SET and ALTER SYSTEM on it from the runtime role', async (t) => {
-  await su.query(`GRANT SET, ALTER SYSTEM ON PARAMETER backtrace_functions TO ${r}`)
+  await onParameterPrivileges(
+    su,
+    `GRANT SET, ALTER SYSTEM ON PARAMETER backtrace_functions TO ${r}`,
+  )
   t.equal((await parameterFindings()).length, 1)
   const result = await again()
   t.same(result.repairs, [
@@ -145,6 +162,31 @@ t.test('setup again revokes SET and ALTER SYSTEM on it from the runtime role', a
   ])
   t.same((await privileges())[1], { role: r, set: false, alter_system: false })
   t.same(await parameterFindings(), [])
+})
+
+t.test('a GRANT on the parameter racing setup: setup waits, then grants', async (t) => {
+  // The parameter's privileges are one row for the cluster: another database's setup (here an
+  // open transaction granting it to another role) holds it until it commits.
+  await onParameterPrivileges(su, `REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
+  const other = `${k.db.prefix}_racer`
+  await su.query(`CREATE ROLE ${other}`)
+  const blocker = await su.connect()
+  await blocker.query('BEGIN')
+  await blocker.query(`GRANT SET ON PARAMETER backtrace_functions TO ${other}`)
+  const running = again()
+  for (let waiting = false; !waiting;) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const { rows } = await su.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE wait_event_type = 'Lock' AND query LIKE 'GRANT SET ON PARAMETER backtrace_functions TO "${m}"'`,
+    )
+    waiting = rows[0].n === 1
+  }
+  await blocker.query('COMMIT')
+  blocker.release()
+  t.equal((await running).capabilityStore, 'sealed')
+  t.same((await privileges())[0], { role: m, set: true, alter_system: false })
+  await onParameterPrivileges(su, `DROP OWNED BY ${other}; DROP ROLE ${other}`)
 })
 
 t.test('an install made before 000003 upgrades through migrate', async (t) => {
@@ -159,7 +201,7 @@ t.test('an install made before 000003 upgrades through migrate', async (t) => {
   t.teardown(() => migrator.end())
   await migrator.query(old.map((f) => f.replace('CREATE', 'CREATE OR REPLACE')).join('\n'))
   await migrator.query('DELETE FROM keyhole.schemaversion WHERE version = 3')
-  await su.query(`REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
+  await onParameterPrivileges(su, `REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
   t.equal(await capabilityStore(runtime), 'signed')
   t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] }, 'before: 000001')
 

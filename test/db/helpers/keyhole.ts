@@ -13,6 +13,7 @@ import type { Capability } from '../../../src/capability/capability.ts'
 import { migrate } from '../../../src/db/migrate.ts'
 import { policySql } from '../../../src/db/policy-sql.ts'
 import { setup } from '../../../src/db/setup.ts'
+import { onParameter } from '../../../src/db/setup-sealed.ts'
 import { and, inGroup, isSubject } from '../../../src/sql/guard.ts'
 import { definePolicies } from '../../../src/sql/policies.ts'
 import { createTestDatabase, type TestDatabase } from '../../helpers/database.ts'
@@ -116,3 +117,18 @@ export function capability(spec: CapabilitySpec & { expiresAt?: number } = {}): 
  */
 export const storedCapability = `coalesce(nullif(current_setting('keyhole.capability', true), ''),
   nullif(current_setting('backtrace_functions'), ''), '')`
+
+/**
+ * Runs a GRANT or REVOKE on a parameter (or DROP OWNED) as setup does: in a transaction, again when
+ * another test file's setup changed the cluster-wide privileges first (see onParameter).
+ */
+export async function onParameterPrivileges(pool: pg.Pool, sql: string): Promise<void> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    await onParameter(client, sql)
+    await client.query('COMMIT')
+  } finally {
+    client.release()
+  }
+}
