@@ -47,7 +47,7 @@ function invalid(message: string): ConfigurationError {
  * over the same policies and data keys. Each round:
  * ```sql
  * SELECT "t"."id", "t"."invite_code" FROM "groups" AS "t"
- * WHERE (("t"."invite_code" IS NOT NULL AND NOT ("t"."invite_code" LIKE $1))) LIMIT 100 -- batchSize
+ * WHERE (("t"."invite_code" IS NOT NULL AND NOT ("t"."invite_code" LIKE $1))) LIMIT $2
  * -- then, per row: UPDATE … SET "invite_code" = <sealed with the current key> WHERE "t"."id" = $n
  * ```
  * @throws ConfigurationError `KH_INVALID_OPTIONS` for a handle without encrypted columns, a table

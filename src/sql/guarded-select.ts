@@ -33,10 +33,7 @@ export interface GuardedSelectOptions extends StatementOptions {
   /** @default '*' */
   readonly columns?: '*' | readonly string[] | undefined
   readonly orderBy?: OrderBy | undefined
-  /**
-   * A non-negative integer: up to {@link LITERAL_LIMIT} written in the statement (a few statements
-   * per shape, each with a reusable plan), above it a parameter.
-   */
+  /** A non-negative integer (a parameter, so one statement serves every page size). */
   readonly limit?: number | undefined
   /** Rows to skip: a non-negative integer (a parameter). */
   readonly offset?: number | undefined
@@ -50,18 +47,6 @@ export interface GuardedSelectOptions extends StatementOptions {
   /** @internal Column rules' per-row flags and projection (column-rules.ts). */
   readonly view?: RowView | undefined
 }
-
-/**
- * The largest `limit` written into the statement text; a larger one is a parameter.
- *
- * Why a literal: with `LIMIT $n` PostgreSQL's generic plan assumes a tenth of the rows, costs more
- * than a custom plan for the actual limit, and so the statement is planned again on every
- * execution (pg_prepared_statements: 0 generic plans in 2 400 runs of a page of `ANY ($1)`):
- * measured on PostgreSQL 18, about 40 µs of the backend's time per statement, 0.72× the same
- * SELECT with `LIMIT 50`. With the literal the generic plan is kept. Page sizes are what a client
- * picks, so the literal is bounded: at most this many statement texts per shape.
- */
-export const LITERAL_LIMIT = 100
 
 /** A non-negative safe integer, or 400 `KH_BAD_REQUEST` naming `name`. */
 export function pageSize(value: unknown, name: 'limit' | 'offset'): number {
@@ -101,7 +86,7 @@ export function fromWhere(
 function compileSelect(
   options: GuardedSelectOptions,
   order: Order | undefined,
-  inputs: { where: number; limit: number | 'input' | undefined; offset: boolean },
+  inputs: { where: number; limit: boolean; offset: boolean },
   capability: Capability,
 ): CompiledStatement {
   const params = new StatementParams(capability.isAdmin, capability.groupIdType)
@@ -113,8 +98,7 @@ function compileSelect(
   let text = `SELECT ${list} ${fromWhere(options.from, options.where, options.guard, params, keyset)}`
   if (order !== undefined) text += ` ORDER BY ${orderSql(order, columnsOf('"t"'))}`
   let next = inputs.where + (keyset === undefined ? 0 : (order as Order).items.length)
-  if (typeof inputs.limit === 'number') text += ` LIMIT ${inputs.limit}`
-  else if (inputs.limit === 'input') text += ` LIMIT ${params.input(next++)}`
+  if (inputs.limit) text += ` LIMIT ${params.input(next++)}`
   if (inputs.offset) text += ` OFFSET ${params.input(next)}`
   return params.compile(text)
 }
@@ -128,7 +112,7 @@ function compileSelect(
  * ```sql
  * SELECT "t".* FROM "discussion_threads" AS "t"
  * WHERE ("t"."group_id" = $1 AND $1 = ANY ($2::uuid[])) -- the group array checks $1 once
- * ORDER BY "t"."created_at" DESC LIMIT 50 -- a parameter above LITERAL_LIMIT
+ * ORDER BY "t"."created_at" DESC LIMIT $3
  * ```
  * @example
  * const threads = await guardedSelect(pool, capability, {
@@ -156,20 +140,13 @@ export async function guardedSelect<R = Row>(
     }
     inputs.push(...cursorValues(options.after, order))
   }
-  let limit: number | 'input' | undefined
-  if (options.limit !== undefined) {
-    const size = pageSize(options.limit, 'limit')
-    if (size <= LITERAL_LIMIT) limit = size
-    else {
-      limit = 'input'
-      inputs.push(size)
-    }
-  }
+  const limit = options.limit !== undefined
   const offset = options.offset !== undefined
+  if (limit) inputs.push(pageSize(options.limit, 'limit'))
   if (offset) inputs.push(pageSize(options.offset, 'offset'))
   const key =
     `select|${options.from}|${shape}|${JSON.stringify(options.columns ?? '*')}|` +
-    `${order?.shape ?? ''}|${options.after !== undefined}|${limit ?? ''}|${offset}|` +
+    `${order?.shape ?? ''}|${options.after !== undefined}|${limit}|${offset}|` +
     `${options.guard.id}|${viewKey(options.view)}|${capabilityKey(capability)}`
   const statement = cachedStatement(key, () =>
     compileSelect(options, order, { where: whereInputs, limit, offset }, capability),
