@@ -36,26 +36,10 @@ export interface CapabilityParts {
  */
 export function createCapability(parts: CapabilityParts): Capability {
   const { hierarchy, groupIdType, isAdmin, topRank } = parts
-  // Sized before they are filled: with thousands of groups, growing each list by push (and
-  // copying it as it grows) cost more than the rest of the derivation.
-  const sizes = new Array<number>(hierarchy.roles.length).fill(0)
-  for (const top of topRank.values()) sizes[top]!++
-  for (let rank = sizes.length - 2; rank >= 0; rank--) sizes[rank]! += sizes[rank + 1]!
-  const lists: string[][] = sizes.map((size) => new Array<string>(size))
-  const filled = new Array<number>(sizes.length).fill(0)
-  for (const [group, top] of topRank) {
-    for (let rank = 0; rank <= top; rank++) (lists[rank] as string[])[filled[rank]!++] = group
-  }
-  const bindings: readonly RoleBinding[] = lists.map((groups) =>
-    Object.freeze({ groups: Object.freeze(groups), isAdmin }),
-  )
-  const rankOf = (role: string): number => {
-    const rank = hierarchy.rank(role)
-    if (rank === undefined) assertRoleKnown(hierarchy.roles, role)
-    return rank as number
-  }
-  const binding = (role: string): RoleBinding => bindings[rankOf(role)] as RoleBinding
+  const bindings = bindingsOf(topRank, hierarchy.roles.length, isAdmin)
   const scopes = parts.scopes ?? NO_SCOPES
+  // Methods, not arrow functions in const or properties: no helper closure per request, and run
+  // from source through tsx (esbuild's keepNames), no Object.defineProperty of a name on each one.
   return Object.freeze({
     subject: parts.subject,
     isAdmin,
@@ -64,15 +48,49 @@ export function createCapability(parts: CapabilityParts): Capability {
     expiresAt: parts.expiresAt,
     scopes,
     // A token carries a few scopes and a route asks for one or two: a search, no Set per request.
-    hasScope: (scope: string) => scopes.includes(scope),
-    groups: (role: string) => binding(role).groups,
-    binding,
+    hasScope(scope: string): boolean {
+      return scopes.includes(scope)
+    },
+    groups(role: string): readonly string[] {
+      return (bindings[rankOf(hierarchy, role)] as RoleBinding).groups
+    },
+    binding(role: string): RoleBinding {
+      return bindings[rankOf(hierarchy, role)] as RoleBinding
+    },
     has(role: string, group?: string): boolean {
-      const rank = rankOf(role)
+      const rank = rankOf(hierarchy, role)
       if (isAdmin) return true
       if (group === undefined) return (bindings[rank] as RoleBinding).groups.length > 0
       const id = parseGroupId(groupIdType, group)
       return id !== undefined && (topRank.get(id) ?? -1) >= rank
     },
   })
+}
+
+/** The rank of `role`; a role outside the hierarchy throws `KH_INVALID_OPTIONS`. */
+function rankOf(hierarchy: RoleHierarchy, role: string): number {
+  const rank = hierarchy.rank(role)
+  if (rank === undefined) assertRoleKnown(hierarchy.roles, role)
+  return rank as number
+}
+
+/**
+ * One frozen binding per rank: the groups where the holder has that rank or a higher one, in
+ * first-seen order. The lists are sized before they are filled: with thousands of groups, growing
+ * each list by push (and copying it as it grows) cost more than the rest of the derivation.
+ */
+function bindingsOf(
+  topRank: ReadonlyMap<string, number>,
+  ranks: number,
+  isAdmin: boolean,
+): readonly RoleBinding[] {
+  const sizes = new Array<number>(ranks).fill(0)
+  for (const top of topRank.values()) sizes[top]!++
+  for (let rank = ranks - 2; rank >= 0; rank--) sizes[rank]! += sizes[rank + 1]!
+  const lists = sizes.map((size) => new Array<string>(size))
+  const filled = new Array<number>(ranks).fill(0)
+  for (const [group, top] of topRank) {
+    for (let rank = 0; rank <= top; rank++) (lists[rank] as string[])[filled[rank]!++] = group
+  }
+  return lists.map((groups) => Object.freeze({ groups: Object.freeze(groups), isAdmin }))
 }

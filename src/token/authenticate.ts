@@ -15,9 +15,9 @@ import {
 } from '../options.ts'
 import { extractToken, type TokenSource } from './extract-token.ts'
 import { createKeySet } from './keys.ts'
-import { precheckToken } from './precheck-token.ts'
+import { createPrecheck } from './precheck-token.ts'
 import { TokenCache, type CacheCounters } from './token-cache.ts'
-import { verifyToken } from './verify-token.ts'
+import { tokenVerifier } from './verify-token.ts'
 
 export type { TokenSource }
 
@@ -97,6 +97,8 @@ export async function authenticatorOf(
       ? undefined
       : new TokenCache<Verified>(resolved.cache.max, Date.now, counters)
   const { realm, maxTokenBytes, isRevoked, maxTokenAge } = resolved
+  const precheck = createPrecheck(maxTokenBytes, algorithms)
+  const verifyToken = tokenVerifier(resolved)
 
   async function verify(token: string): Promise<Verified> {
     // A cache hit is a byte-identical token that already passed every check below, with a key the
@@ -109,8 +111,8 @@ export async function authenticatorOf(
     }
     // Read before verifying: a key withdrawn meanwhile leaves this entry behind the set.
     const generation = keys.generation
-    precheckToken(token, maxTokenBytes, algorithms)
-    const payload = Object.freeze(await verifyToken(token, keys.key, resolved))
+    precheck(token)
+    const payload = Object.freeze(await verifyToken(token, keys.key))
     const result = Object.freeze(deriveCapability(payload, capabilityOptions))
     const verified = Object.freeze({ payload, result, generation })
     cache?.set(token, verified, deadlineOf(payload, maxTokenAge))

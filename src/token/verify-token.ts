@@ -94,39 +94,61 @@ export function toTokenError(
   return new TokenError('KH_TOKEN_MALFORMED', { cause: error })
 }
 
+/** Verifies one token with `key`; returns the payload. See {@link verifyToken}. */
+export type TokenVerifier = (token: string, key: KeyResolver) => Promise<JWTPayload>
+
+/**
+ * {@link verifyToken} for one configuration: jose's options are built once, here, and every call
+ * passes the same frozen object (jose reads them, never writes them).
+ *
+ * @example
+ * const verify = tokenVerifier(resolvedOptions)
+ * const payload = await verify(token, key)
+ */
+export function tokenVerifier(options: VerifyOptions): TokenVerifier {
+  const joseOptions = Object.freeze({
+    algorithms: options.algorithms as string[],
+    issuer: options.issuer as string | string[] | undefined,
+    audience: options.audience as string | string[] | undefined,
+    clockTolerance: options.clockTolerance,
+    maxTokenAge: options.maxTokenAge,
+    typ: options.typ,
+    requiredClaims: options.requiredClaims as string[],
+  })
+  const expected: Expected = { issuer: options.issuer, typ: options.typ }
+  const { maxTokenLifetime } = options
+  return async (token, key) => {
+    const keyOrLookup =
+      typeof key === 'function' ? (header: Parameters<typeof key>[0]) => key(header, token) : key
+    let payload: JWTPayload
+    try {
+      ;({ payload } = await jwtVerify(token, keyOrLookup, joseOptions))
+    } catch (error) {
+      throw toTokenError(error, expected)
+    }
+    assertTimes(payload)
+    assertLifetime(payload, maxTokenLifetime)
+    assertNotIdToken(payload)
+    return payload
+  }
+}
+
 /**
  * Verifies the token's signature and registered claims against the options; returns the payload.
+ * A caller verifying many tokens with one configuration makes the verifier once with
+ * {@link tokenVerifier}.
  *
  * @example
  * const payload = await verifyToken(token, key, resolvedOptions)
  * @throws TokenError `KH_TOKEN_SIGNATURE`, `KH_TOKEN_EXPIRED`, `KH_TOKEN_CLAIM`,
  *   `KH_TOKEN_ALGORITHM`, `KH_TOKEN_KEY_UNKNOWN`, `KH_KEYS_UNAVAILABLE` or `KH_TOKEN_MALFORMED`
  */
-export async function verifyToken(
+export function verifyToken(
   token: string,
   key: KeyResolver,
   options: VerifyOptions,
 ): Promise<JWTPayload> {
-  const keyOrLookup =
-    typeof key === 'function' ? (header: Parameters<typeof key>[0]) => key(header, token) : key
-  let payload: JWTPayload
-  try {
-    ;({ payload } = await jwtVerify(token, keyOrLookup, {
-      algorithms: options.algorithms as string[],
-      issuer: options.issuer as string | string[] | undefined,
-      audience: options.audience as string | string[] | undefined,
-      clockTolerance: options.clockTolerance,
-      maxTokenAge: options.maxTokenAge,
-      typ: options.typ,
-      requiredClaims: options.requiredClaims as string[],
-    }))
-  } catch (error) {
-    throw toTokenError(error, options)
-  }
-  assertTimes(payload)
-  assertLifetime(payload, options.maxTokenLifetime)
-  assertNotIdToken(payload)
-  return payload
+  return tokenVerifier(options)(token, key)
 }
 
 const timeClaims = ['exp', 'nbf', 'iat'] as const

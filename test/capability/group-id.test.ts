@@ -1,4 +1,5 @@
 import t from 'tap'
+import fc from 'fast-check'
 import { parseGroupId } from '../../src/capability/group-id.ts'
 import type { GroupIdType } from '../../src/capability/capability.ts'
 
@@ -101,4 +102,33 @@ for (const [type, accepted, refused] of cases) {
       t.equal(parseGroupId(type, value), undefined, `refuses ${JSON.stringify(String(value))}`)
     }
   })
+}
+
+t.test('a uuid is accepted exactly when the 8-4-4-4-12 hex expression matches it', async (t) => {
+  // The definition uuidId implements by character code, and its canonical form.
+  const definition = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+  const expected = (value: string) => (definition.test(value) ? value.toLowerCase() : undefined)
+  // Near misses: a valid UUID with one character replaced (by a dash, a letter past f, a
+  // non-ASCII or astral character, a NUL), removed or added.
+  const uuid = fc.uuid().chain((id) => fc.constantFrom(id, id.toUpperCase(), mixedCase(id)))
+  const replacement = fc.constantFrom('-', 'g', 'G', '0', 'F', 'é', '\u0660', '😀', '\0', ' ', '{')
+  const nearMiss = fc.oneof(
+    fc
+      .tuple(uuid, fc.nat(35), replacement)
+      .map(([id, i, c]) => id.slice(0, i) + c + id.slice(i + 1)),
+    fc.tuple(uuid, fc.nat(35)).map(([id, i]) => id.slice(0, i) + id.slice(i + 1)),
+    fc.tuple(uuid, fc.nat(36), replacement).map(([id, i, c]) => id.slice(0, i) + c + id.slice(i)),
+  )
+  const anyString = fc.string({ minLength: 34, maxLength: 38, unit: 'binary' })
+  fc.assert(
+    fc.property(fc.oneof(uuid, nearMiss, anyString), (value) => {
+      return parseGroupId('uuid', value) === expected(value)
+    }),
+    { numRuns: 5000 },
+  )
+  t.pass('5 000 values: the table and the expression agree')
+})
+
+function mixedCase(id: string): string {
+  return [...id].map((c, i) => (i % 2 ? c.toUpperCase() : c)).join('')
 }
