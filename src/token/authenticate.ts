@@ -91,40 +91,47 @@ export async function authenticatorOf(
   const resolved = resolveTokenOptions(parsed)
   const capabilityOptions = resolveCapabilityOptions(parsed.capability)
   const keys = await createKeySet(parsed)
-  const algorithms = new Set<string>(resolved.algorithms)
   const cache =
     resolved.cache === false
       ? undefined
       : new TokenCache<Verified>(resolved.cache.max, Date.now, counters)
   const { realm, maxTokenBytes, isRevoked, maxTokenAge } = resolved
-  const precheck = createPrecheck(maxTokenBytes, algorithms)
+  const precheck = createPrecheck(maxTokenBytes, new Set(resolved.algorithms))
   const verifyToken = tokenVerifier(resolved)
 
-  async function verify(token: string): Promise<Verified> {
-    // A cache hit is a byte-identical token that already passed every check below, with a key the
-    // key set still holds: a set that lost a key (or was invalidated) since has another generation.
-    const hit = cache?.get(token)
-    if (hit !== undefined) {
-      if (keys.stale) await keys.refresh()
-      if (hit.generation === keys.generation) return hit
-      ;(cache as TokenCache<Verified>).delete(token)
-    }
-    // Read before verifying: a key withdrawn meanwhile leaves this entry behind the set.
-    const generation = keys.generation
-    precheck(token)
-    const payload = Object.freeze(await verifyToken(token, keys.key))
+  /** Derives the capability of a payload jose has just verified, freezes it and caches it. */
+  function accept(token: string, payload: Readonly<JWTPayload>, generation: number): Verified {
     const result = Object.freeze(deriveCapability(payload, capabilityOptions))
     const verified = Object.freeze({ payload, result, generation })
     cache?.set(token, verified, deadlineOf(payload, maxTokenAge))
     return verified
   }
 
+  // The cold path awaits the verifier directly: each async function nested between them would
+  // cost every request a promise and more turns of the microtask queue.
   async function authenticate(source: TokenSource): Promise<AuthenticationResult> {
     try {
       const token = extractToken(source)
       // Before the cache lookup: a huge string should cost nothing, not a hash.
       if (token.length > maxTokenBytes) throw new TokenError('KH_TOKEN_TOO_LARGE')
-      const { payload, result } = await verify(token)
+      // A cache hit is a byte-identical token that already passed every check below, with a key
+      // the key set still holds: a set that lost a key (or was invalidated) since has another
+      // generation.
+      let verified = cache?.get(token)
+      if (verified !== undefined) {
+        if (keys.stale) await keys.refresh()
+        if (verified.generation !== keys.generation) {
+          ;(cache as TokenCache<Verified>).delete(token)
+          verified = undefined
+        }
+      }
+      if (verified === undefined) {
+        // Read before verifying: a key withdrawn meanwhile leaves this entry behind the set.
+        const generation = keys.generation
+        precheck(token)
+        verified = accept(token, Object.freeze(await verifyToken(token, keys.key)), generation)
+      }
+      const { payload, result } = verified
       if (isRevoked !== undefined && (await revoked(payload))) {
         throw new TokenError('KH_TOKEN_REVOKED')
       }

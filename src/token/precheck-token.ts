@@ -108,7 +108,12 @@ export function createPrecheck(maxTokenBytes: number, algorithms: ReadonlySet<st
     // The payload: valid UTF-8 (jose would replace bad bytes with U+FFFD), checked here without
     // making a string of it; that it is a JSON object jose checks once the signature holds, so it
     // is parsed once.
-    if (!isUtf8(Buffer.from(payloadText, 'base64url'))) throw new TokenError('KH_TOKEN_MALFORMED')
+    if (!isUtf8(Buffer.from(payloadText, 'base64url'))) {
+      // A TypeError, as TextDecoder's for the header: the cause says the bytes were not text.
+      throw new TokenError('KH_TOKEN_MALFORMED', {
+        cause: new TypeError('The payload is not valid UTF-8'),
+      })
+    }
     if (known !== undefined) return known
     const checked = assertHeader(header, allowed)
     lastText = headerText

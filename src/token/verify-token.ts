@@ -94,16 +94,20 @@ export function toTokenError(
   return new TokenError('KH_TOKEN_MALFORMED', { cause: error })
 }
 
-/** Verifies one token with `key`; returns the payload. See {@link verifyToken}. */
+/** Verifies one token with `key`; returns the payload. */
 export type TokenVerifier = (token: string, key: KeyResolver) => Promise<JWTPayload>
 
 /**
- * {@link verifyToken} for one configuration: jose's options are built once, here, and every call
- * passes the same frozen object (jose reads them, never writes them).
+ * The verifier of the token's signature and registered claims for one configuration: jose's
+ * options are built once, here, and every call passes the same frozen object (jose reads them,
+ * never writes them).
  *
  * @example
  * const verify = tokenVerifier(resolvedOptions)
  * const payload = await verify(token, key)
+ * @throws TokenError (from the verifier) `KH_TOKEN_SIGNATURE`, `KH_TOKEN_EXPIRED`,
+ *   `KH_TOKEN_CLAIM`, `KH_TOKEN_ALGORITHM`, `KH_TOKEN_KEY_UNKNOWN`, `KH_KEYS_UNAVAILABLE` or
+ *   `KH_TOKEN_MALFORMED`
  */
 export function tokenVerifier(options: VerifyOptions): TokenVerifier {
   const joseOptions = Object.freeze({
@@ -131,24 +135,6 @@ export function tokenVerifier(options: VerifyOptions): TokenVerifier {
     assertNotIdToken(payload)
     return payload
   }
-}
-
-/**
- * Verifies the token's signature and registered claims against the options; returns the payload.
- * A caller verifying many tokens with one configuration makes the verifier once with
- * {@link tokenVerifier}.
- *
- * @example
- * const payload = await verifyToken(token, key, resolvedOptions)
- * @throws TokenError `KH_TOKEN_SIGNATURE`, `KH_TOKEN_EXPIRED`, `KH_TOKEN_CLAIM`,
- *   `KH_TOKEN_ALGORITHM`, `KH_TOKEN_KEY_UNKNOWN`, `KH_KEYS_UNAVAILABLE` or `KH_TOKEN_MALFORMED`
- */
-export function verifyToken(
-  token: string,
-  key: KeyResolver,
-  options: VerifyOptions,
-): Promise<JWTPayload> {
-  return tokenVerifier(options)(token, key)
 }
 
 const timeClaims = ['exp', 'nbf', 'iat'] as const

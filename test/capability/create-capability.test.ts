@@ -80,3 +80,12 @@ t.test('a role outside the hierarchy is API misuse, never a grant', async (t) =>
     t.throws(call, { code: 'KH_INVALID_OPTIONS', message: /Unknown role/ }, name)
   }
 })
+
+t.test('its methods need no this: a handler may pass them around', async (t) => {
+  const capability = holder([{ group: A, role: 'moderator' }])
+  const { has, groups, binding, hasScope } = capability
+  t.ok(has('member', A))
+  t.same(groups('moderator'), [A])
+  t.equal(binding('member'), capability.binding('member'))
+  t.notOk(hasScope('forum:read'))
+})
