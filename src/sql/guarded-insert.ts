@@ -16,6 +16,16 @@ import type { Queryable, Row, StatementOptions } from './queryable.ts'
 import { columnsOf, renderGuard, sqlText } from './render-guard.ts'
 import { returningSql, runStatement, withoutBookkeeping, type Returning } from './run-statement.ts'
 import { flagsSql, viewKey, type RowView } from './row-view.ts'
+import {
+  HINT_COLUMN,
+  hintFact,
+  hintFacts,
+  hintingFor,
+  sharedParentHints,
+  type Hinting,
+  type ParentChain,
+  type ParentHints,
+} from './parent-hints.ts'
 import { parseChosenKeys, setsUniqueKeySql, uniqueKeyRefused } from './unique-keys.ts'
 import {
   suppliedScope,
@@ -60,6 +70,27 @@ export interface GuardedInsertOptions extends StatementOptions {
   readonly chosenKeys?: readonly string[] | undefined
   /** @internal Column rules' per-row flags and projection (column-rules.ts). */
   readonly view?: RowView | undefined
+  /** @internal The parent-group hints a `viaParent` guard narrows with (parent-hints.ts). */
+  readonly parentHints?: ParentHints | undefined
+}
+
+/**
+ * How a statement uses a parent chain's hints: `narrow` binds the group array the hints (fact 1)
+ * narrow; `learn` binds the full array and returns the parent's group of each inserted row.
+ */
+interface HintUse {
+  readonly chain: ParentChain
+  readonly use: 'narrow' | 'learn'
+}
+
+/** `, (SELECT "p1"."group_id" …) AS "__keyhole_parent_group"` for a learning statement. */
+function learnSql(hint: HintUse | undefined): string {
+  return hint?.use === 'learn' ? `, ${hint.chain.learn} AS "${HINT_COLUMN}"` : ''
+}
+
+/** In a narrowing statement, the chain's group check compares the row's hinted group (fact 1). */
+function knowHint(params: StatementParams, hint: HintUse | undefined): void {
+  if (hint?.use === 'narrow') params.know(hint.chain.compared, hintFact(1))
 }
 
 /** Several-row inserts of more rows than this run as unnamed statements (see guardedInsert). */
@@ -123,6 +154,7 @@ function compileInsert(
   columns: readonly string[],
   capacity: number,
   capability: Capability,
+  hint?: HintUse,
 ): CompiledStatement {
   const table = quoteTable(options.into)
   const params = new StatementParams(capability.isAdmin, capability.groupIdType)
@@ -130,13 +162,15 @@ function compileInsert(
   const quoted = columns.map((c) => quoteIdentifier(c, 'column'))
   const list = typedValuesList(params, table.sql, quoted, capacity, 1)
   knowValues(params, columns)
+  knowHint(params, hint)
   const scope = suppliedScope('"r"', table.sql, quoted)
   const allowed = sqlText(renderGuard(options.guard.node, scope, params))
   const visible = options.readGuard
     ? sqlText(renderGuard(options.readGuard.node, scope, params))
     : 'FALSE'
   const listed = returningSql(options.returning ?? '*')
-  const returning = listed && listed + flagsSql(options.view, columnsOf('"t"'), params)
+  const returning =
+    listed && listed + flagsSql(options.view, columnsOf('"t"'), params) + learnSql(hint)
   const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
   const atomic =
     (options.atomic === true
@@ -177,12 +211,14 @@ function compileSingleInsert(
   options: GuardedInsertOptions,
   columns: readonly string[],
   capability: Capability,
+  hint?: HintUse,
 ): CompiledStatement {
   const table = quoteTable(options.into)
   const params = new StatementParams(capability.isAdmin, capability.groupIdType)
   const quoted = columns.map((c) => quoteIdentifier(c, 'column'))
   const row = typedRow(params, table.sql, quoted, 0)
   knowValues(params, columns)
+  knowHint(params, hint)
   const allowed = renderGuard(options.guard.node, suppliedScope('"r"', table.sql, quoted), params)
   const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
   const where = [
@@ -194,7 +230,8 @@ function compileSingleInsert(
     `SELECT ${quoted.map((c) => `"r".${c}`).join(', ')} FROM ${row} AS "r"` +
     (where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`) +
     ` RETURNING ${returningSql(options.returning ?? '*')}` +
-    flagsSql(options.view, columnsOf('"t"'), params)
+    flagsSql(options.view, columnsOf('"t"'), params) +
+    learnSql(hint)
   return params.compile(text)
 }
 
@@ -227,22 +264,42 @@ async function insertOne(
   options: GuardedInsertOptions,
   columns: readonly string[],
   key: string,
+  hinting: Hinting | undefined,
 ): Promise<Row> {
-  const statement = cachedStatement(key, () => compileSingleInsert(options, columns, capability))
   const context = { table: options.into, operation: 'insert' } as const
   const values = options.values as Row
   const inputs = columns.map((c) => values[c])
   const facts = [values]
-  const rows = await runStatement(
-    db,
-    statement,
-    capability,
-    inputs,
-    options.prepared,
-    context,
-    facts,
-  )
-  if (rows.length > 0) return rows[0] as Row
+  const run = (suffix: string, hint?: HintUse, hinted?: Row[]) =>
+    runStatement(
+      db,
+      cachedStatement(key + suffix, () => compileSingleInsert(options, columns, capability, hint)),
+      capability,
+      inputs,
+      options.prepared,
+      context,
+      hinted === undefined ? facts : [values, hinted],
+    )
+  if (hinting === undefined) {
+    const rows = await run('')
+    if (rows.length > 0) return rows[0] as Row
+  } else {
+    const { chain, hints } = hinting
+    const parent = values[chain.column]
+    const hinted = hintFacts(hinting, [values], capability)
+    if (hinted !== undefined) {
+      const rows = await run('|narrow', { chain, use: 'narrow' }, hinted)
+      if (rows.length > 0) return rows[0] as Row
+      // Refused under the hinted group: the hint may be stale. Forget it; the full array decides.
+      hints.forget(chain, parent)
+    }
+    const rows = await run('|learn', { chain, use: 'learn' })
+    const row = rows[0]
+    if (row !== undefined) {
+      hints.learn(chain, parent, row[HINT_COLUMN])
+      return withoutBookkeeping(row)
+    }
+  }
   const chosen = parseChosenKeys(options.chosenKeys)
   let visible = false
   if (options.readGuard !== undefined || columns.some((c) => !chosen.includes(c))) {
@@ -263,6 +320,20 @@ async function insertOne(
     visible = why.visible
   }
   throw new CapabilityDenied({ table: options.into, operation: 'insert', visible })
+}
+
+/** Learns the parent's group of each inserted row (the admitted rows, in input order). */
+function learnAll(
+  { chain, hints }: Hinting,
+  rows: readonly Row[],
+  { result, summary }: { result: Row[]; summary: { __keyhole_refused: number[] } },
+): void {
+  const refused = new Set(summary.__keyhole_refused)
+  let at = 0
+  for (const [i, row] of rows.entries()) {
+    if (refused.has(i)) continue
+    hints.learn(chain, row[chain.column], (result[at++] as Row)[HINT_COLUMN])
+  }
 }
 
 /**
@@ -342,30 +413,69 @@ export async function guardedInsert(
     `${options.guard.id}|${options.readGuard?.id ?? ''}|${options.atomic === true}|` +
     `${options.chosenKeys === undefined ? '' : parseChosenKeys(options.chosenKeys).join(',')}|` +
     `${viewKey(options.view)}|${capabilityKey(capability)}`
+  const hinting = hintingFor(
+    options.guard.node,
+    columns,
+    capability,
+    options.view !== undefined,
+    options.parentHints ?? sharedParentHints,
+  )
   if (single && (returning === '*' || returning.length > 0)) {
-    return insertOne(db, capability, options, columns, `${key}|one`)
+    return insertOne(db, capability, options, columns, `${key}|one`, hinting)
   }
   const capacity = valuesCapacity(rows.length, columns.length)
-  const statement = cachedStatement(`${key}|${capacity}`, () =>
-    compileInsert(options, columns, capacity, capability),
-  )
-  const result = await runStatement(
-    db,
-    statement,
-    capability,
-    [rows.length, ...valuesInputs(rows, columns, capacity)],
-    // A long VALUES list is planned once and dropped: kept as a named statement, its plan would
-    // stay in the memory of every pooled connection that ever ran one.
-    capacity > PREPARED_ROWS ? false : options.prepared,
-    { table: options.into, operation: 'insert' },
-    [rows],
-  )
-  const summary = result[0] as {
-    __keyhole_refused: number[]
-    __keyhole_visible: boolean
-    __keyhole_sets_key: boolean
+  const inputs = [rows.length, ...valuesInputs(rows, columns, capacity)]
+  const run = async (statement: CompiledStatement, facts: unknown[]) => {
+    const result = await runStatement(
+      db,
+      statement,
+      capability,
+      inputs,
+      // A long VALUES list is planned once and dropped: kept as a named statement, its plan would
+      // stay in the memory of every pooled connection that ever ran one.
+      capacity > PREPARED_ROWS ? false : options.prepared,
+      { table: options.into, operation: 'insert' },
+      facts,
+    )
+    const summary = result[0] as {
+      __keyhole_refused: number[]
+      __keyhole_visible: boolean
+      __keyhole_sets_key: boolean
+    }
+    if (summary.__keyhole_sets_key) throw uniqueKeyRefused(options.into)
+    return { result, summary }
   }
-  if (summary.__keyhole_sets_key) throw uniqueKeyRefused(options.into)
+  let outcome: Awaited<ReturnType<typeof run>> | undefined
+  const hinted = hinting && hintFacts(hinting, rows, capability)
+  if (hinting !== undefined && hinted !== undefined) {
+    // Under hints the rows go in all together or not at all: a refusal may come from a stale
+    // hint, and the retry below must find nothing written.
+    const { chain } = hinting
+    const narrowed = { ...options, atomic: true, readGuard: undefined }
+    const statement = cachedStatement(`${key}|${capacity}|narrow`, () =>
+      compileInsert(narrowed, columns, capacity, capability, { chain, use: 'narrow' }),
+    )
+    outcome = await run(statement, [rows, hinted])
+    if (outcome.summary.__keyhole_refused.length > 0) {
+      for (const i of outcome.summary.__keyhole_refused) {
+        hinting.hints.forget(chain, (rows[i] as Row)[chain.column])
+      }
+      outcome = undefined
+    }
+  }
+  if (outcome === undefined) {
+    // Learning needs the inserted rows back: without a RETURNING list nothing is learned.
+    const learning = returning === '*' || returning.length > 0 ? hinting : undefined
+    const hint = learning && ({ chain: learning.chain, use: 'learn' } as const)
+    const statement = cachedStatement(`${key}|${capacity}${hint ? '|learn' : ''}`, () =>
+      compileInsert(options, columns, capacity, capability, hint),
+    )
+    outcome = await run(statement, [rows])
+    // An atomic insert with a refused row wrote nothing: nothing to learn from.
+    const wrote = options.atomic !== true || outcome.summary.__keyhole_refused.length === 0
+    if (learning !== undefined && wrote) learnAll(learning, rows, outcome)
+  }
+  const { result, summary } = outcome
   const refused = summary.__keyhole_refused
   if (refused.length > 0 && (single || options.atomic === true)) {
     throw new CapabilityDenied({
