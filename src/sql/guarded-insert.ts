@@ -258,6 +258,24 @@ function compileRefusal(
   )
 }
 
+/** Runs the one-row statement of `key`, compiled with `hint` (no closure kept per call). */
+function runOne(
+  db: Queryable,
+  capability: Capability,
+  options: GuardedInsertOptions,
+  columns: readonly string[],
+  inputs: readonly unknown[],
+  key: string,
+  facts: readonly unknown[],
+  hint?: HintUse,
+): Promise<Row[]> {
+  const statement = cachedStatement(key, () =>
+    compileSingleInsert(options, columns, capability, hint),
+  )
+  const context = { table: options.into, operation: 'insert' } as const
+  return runStatement(db, statement, capability, inputs, options.prepared, context, facts)
+}
+
 async function insertOne(
   db: Queryable,
   capability: Capability,
@@ -266,40 +284,50 @@ async function insertOne(
   key: string,
   hinting: Hinting | undefined,
 ): Promise<Row> {
-  const context = { table: options.into, operation: 'insert' } as const
   const values = options.values as Row
   const inputs = columns.map((c) => values[c])
   const facts = [values]
-  const run = (suffix: string, hint?: HintUse, hinted?: Row[]) =>
-    runStatement(
-      db,
-      cachedStatement(key + suffix, () => compileSingleInsert(options, columns, capability, hint)),
-      capability,
-      inputs,
-      options.prepared,
-      context,
-      hinted === undefined ? facts : [values, hinted],
-    )
   if (hinting === undefined) {
-    const rows = await run('')
+    const rows = await runOne(db, capability, options, columns, inputs, key, facts)
     if (rows.length > 0) return rows[0] as Row
   } else {
     const { chain, hints } = hinting
     const parent = values[chain.column]
-    const hinted = hintFacts(hinting, [values], capability)
+    const hinted = hintFacts(hinting, facts, capability)
     if (hinted !== undefined) {
-      const rows = await run('|narrow', { chain, use: 'narrow' }, hinted)
+      const narrow = { chain, use: 'narrow' } as const
+      const rows = await runOne(
+        db,
+        capability,
+        options,
+        columns,
+        inputs,
+        `${key}|narrow`,
+        [values, hinted],
+        narrow,
+      )
       if (rows.length > 0) return rows[0] as Row
       // Refused under the hinted group: the hint may be stale. Forget it; the full array decides.
       hints.forget(chain, parent)
     }
-    const rows = await run('|learn', { chain, use: 'learn' })
+    const learn = { chain, use: 'learn' } as const
+    const rows = await runOne(
+      db,
+      capability,
+      options,
+      columns,
+      inputs,
+      `${key}|learn`,
+      facts,
+      learn,
+    )
     const row = rows[0]
     if (row !== undefined) {
       hints.learn(chain, parent, row[HINT_COLUMN])
       return withoutBookkeeping(row)
     }
   }
+  const context = { table: options.into, operation: 'insert' } as const
   const chosen = parseChosenKeys(options.chosenKeys)
   let visible = false
   if (options.readGuard !== undefined || columns.some((c) => !chosen.includes(c))) {

@@ -68,7 +68,7 @@ export interface ParentChain {
   readonly role: string
   /** The row expression the group check compares, as renderGuard renders it: `"p1"."group_id"`. */
   readonly compared: string
-  /** Identifies the chain (tables, keys, links, group column) in a hint's key. */
+  /** Identifies the chain (its tables, keys, links and group column) in a hint's key: a number. */
   readonly id: string
   /**
    * The parent's group for the row just inserted, for RETURNING:
@@ -84,6 +84,7 @@ const chains = new WeakMap<GuardNode, ParentChain | null>()
  * guard that is not a group check, a plain column): such guards bind the full array as before.
  */
 export function parentChain(node: GuardNode): ParentChain | undefined {
+  if (node.kind !== 'viaParent') return undefined
   let chain = chains.get(node)
   if (chain === undefined) {
     chain = buildChain(node) ?? null
@@ -92,8 +93,10 @@ export function parentChain(node: GuardNode): ParentChain | undefined {
   return chain ?? undefined
 }
 
-function buildChain(node: GuardNode): ParentChain | undefined {
-  if (node.kind !== 'viaParent') return undefined
+/** Chain descriptions → short numbers, so that a hint's key stays short to hash. */
+const chainNumbers = new Map<string, number>()
+
+function buildChain(node: GuardNode & { kind: 'viaParent' }): ParentChain | undefined {
   const from = [`${node.table.sql} AS "p1"`]
   const where = [`"p1".${node.key} = "t".${node.column}`]
   const id = [`${node.table.sql}.${node.key}`]
@@ -108,12 +111,15 @@ function buildChain(node: GuardNode): ParentChain | undefined {
   }
   if (parent.kind !== 'inGroup') return undefined
   const compared = `"p${depth}".${parent.column}`
+  const description = `${id.join(' ')} ${parent.column}`
+  let number = chainNumbers.get(description)
+  if (number === undefined) chainNumbers.set(description, (number = chainNumbers.size))
   return Object.freeze({
     // The node's column is quoted and checked (guard.ts): the bare name is what the values use.
     column: node.column.slice(1, -1),
     role: parent.role,
     compared,
-    id: `${id.join(' ')} ${parent.column}`,
+    id: `${number}`,
     learn: `(SELECT ${compared} FROM ${from.join(', ')} WHERE ${where.join(' AND ')} LIMIT 1)`,
   })
 }
