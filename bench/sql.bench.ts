@@ -410,6 +410,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     notes: [
       `PostgreSQL ${version}, one connection, ${rounds} measured rounds × ${basePerRound} operations per side (a quarter of that at 10 000 groups) after a warm-up round, sides interleaved, each round starting with a different side; ratio = median of the per-round throughput ratios.`,
       'Every statement is a named prepared statement; INSERTs return the row (RETURNING *) on every side.',
+      'Parent guard INSERT: the thread never moves, so from 100 groups on, guardedInsert runs on the parent-group hint it learned in the warm-up round (src/sql/parent-hints.ts): the measured statement is the same INSERT with a one-group array (a miss or a stale hint costs more: docs/performance.md). The plain side inserts the same row without a guard.',
       'Hand-written baselines pass the group array as a literal built once (as keyhole caches it), so that the sides differ only by what keyhole does; passing a JS array instead costs pg a serialisation per query.',
       'The groups a statement targets are the last of the holder’s group IDs (the worst place for a linear scan). Writes go to one group, pages are read from another that keeps its 100 rows; with 1 group the holder of the SELECT sides is in the read group only.',
       'PostgREST/Supabase: BEGIN; set_config(role, claims JSON); the statement under an RLS policy that reads the claims once per statement (recommended InitPlan form); COMMIT — four round trips, as a pool without pipelining sends them.',

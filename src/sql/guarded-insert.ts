@@ -392,7 +392,9 @@ function learnAll(
  * SELECT "inserted".*, "s".* FROM (SELECT <refused indexes> FROM "input") AS "s"
  * LEFT JOIN "inserted" ON TRUE
  * ```
- * Columns left out of `values` take their defaults.
+ * Columns left out of `values` take their defaults. A `viaParent` guard of a holder with many
+ * groups binds only the group its parent was last seen in, and a refusal under it is retried with
+ * every group before it is a denial (see parent-hints.ts).
  *
  * @returns one row → the inserted row; several → {@link InsertResult} (partial success).
  * @throws CapabilityDenied when a single row, or any row with `atomic`, is refused (403 when the
