@@ -124,10 +124,11 @@ export async function createScratchDatabase(options: ScratchOptions): Promise<Sc
           await server.query(`DROP OWNED BY ${r}; DROP ROLE ${r}`)
           break
         } catch (error) {
-          /* c8 ignore next: only when a concurrent setup won the race */
+          /* c8 ignore start: only when a concurrent setup won the race */
           if (attempt === 5 || (error as { code?: string }).code !== 'XX000') throw error
         }
       }
+      /* c8 ignore stop */
     }
   }
   const migrationRole = { name: `${name}_migrator`, password: randomBytes(18).toString('hex') }

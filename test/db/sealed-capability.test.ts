@@ -164,7 +164,7 @@ t.test('setup again revokes SET and ALTER SYSTEM on it from the runtime role', a
   t.same(await parameterFindings(), [])
 })
 
-t.test('a GRANT on the parameter racing setup: setup waits, then grants', async (t) => {
+t.test('a GRANT on the parameter open in another session: setup waits, then grants', async (t) => {
   // The parameter's privileges are one row for the cluster: another database's setup (here an
   // open transaction granting it to another role) holds it until it commits.
   await onParameterPrivileges(su, `REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
