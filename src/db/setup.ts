@@ -126,19 +126,31 @@ function parseSetupOptions(options: SetupOptions) {
  * Transaction-local, and only where the connecting role may change these settings (a superuser,
  * or GRANT SET ON PARAMETER); otherwise the server's logging settings decide.
  *
+ * A DO block, because PostgreSQL 14 has no `has_parameter_privilege` (parameter privileges came in
+ * 15): PL/pgSQL plans a statement only when it first runs, so 14 runs the superuser branch alone.
+ *
  * ```sql
- * SELECT set_config(name, value, true) FROM (VALUES ('log_statement', 'none'), …) AS quiet (name, value)
- * WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR has_parameter_privilege(name, 'SET')
+ * DO $$ BEGIN IF current_setting('server_version_num')::int >= 150000 THEN
+ *   PERFORM set_config(name, value, true) FROM (VALUES ('log_statement', 'none'), …) AS quiet (name, value)
+ *   WHERE <superuser> OR has_parameter_privilege(name, 'SET');
+ * ELSIF <superuser> THEN PERFORM set_config(name, value, true) FROM (VALUES …) AS quiet (name, value);
+ * END IF; END $$
  * ```
  */
 async function quiet(client: PgClient): Promise<void> {
+  const settings = `(VALUES ('log_statement', 'none'), ('log_min_duration_statement', '-1'),
+    ('log_parameter_max_length', '0'), ('log_min_error_statement', 'panic'),
+    ('log_parameter_max_length_on_error', '0')) AS quiet (name, value)`
+  const superuser = '(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)'
   await client.query(
-    `SELECT set_config(name, value, true) FROM (VALUES ('log_statement', 'none'),
-       ('log_min_duration_statement', '-1'), ('log_parameter_max_length', '0'),
-       ('log_min_error_statement', 'panic'), ('log_parameter_max_length_on_error', '0'))
-       AS quiet (name, value)
-     WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-       OR has_parameter_privilege(name, 'SET')`,
+    `DO $quiet$ BEGIN
+       IF current_setting('server_version_num')::int >= 150000 THEN
+         PERFORM set_config(name, value, true) FROM ${settings}
+         WHERE ${superuser} OR has_parameter_privilege(name, 'SET');
+       ELSIF ${superuser} THEN
+         PERFORM set_config(name, value, true) FROM ${settings};
+       END IF;
+     END $quiet$`,
   )
 }
 
