@@ -50,7 +50,7 @@ try {
   })
   const m = new pg.Client({ connectionString: as(migrator) })
   await m.connect()
-  const guard = `(group_id = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin()))`
+  const guard = `(group_id = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin()))`
   await m.query(`
     CREATE TABLE plain_posts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), group_id uuid NOT NULL, body text NOT NULL);
     CREATE TABLE rls_posts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), group_id uuid NOT NULL, body text NOT NULL);

@@ -62,7 +62,7 @@ function parseRoleName(role: unknown): string {
  * ```
  * In an RLS policy:
  * ```sql
- * ("discussion_threads"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin()))
+ * ("discussion_threads"."group_id" = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin()))
  * ```
  * @example inGroup('group_id', 'member')
  */

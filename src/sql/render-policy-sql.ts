@@ -41,7 +41,7 @@ export function policyStatementsText(statements: readonly PolicyStatement[]): st
  * DROP POLICY IF EXISTS keyhole_select ON "posts";
  * CREATE POLICY keyhole_select ON "posts" AS PERMISSIVE FOR SELECT TO "app_runtime"
  *   USING (EXISTS (SELECT 1 FROM "discussion_threads" AS "p1" WHERE ("p1"."id" = "posts"."thread_id"
- *     AND ("p1"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin())))));
+ *     AND ("p1"."group_id" = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin())))));
  * DROP POLICY IF EXISTS keyhole_insert ON "posts";
  * DROP POLICY IF EXISTS keyhole_update ON "posts";
  * DROP POLICY IF EXISTS keyhole_delete ON "posts";

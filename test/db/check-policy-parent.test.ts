@@ -39,7 +39,7 @@ const lookup = (body: string) =>
    CREATE POLICY keyhole_select ON app.comments FOR SELECT TO ${r} USING (${body})`
 const restore = `DROP POLICY keyhole_select ON app.comments;
   CREATE POLICY keyhole_select ON app.comments AS PERMISSIVE FOR SELECT TO ${r}
-    USING ((group_id = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin())))`
+    USING ((group_id = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin())))`
 
 t.test('the baseline passes', async (t) => {
   t.same(await codesFor('SELECT 1'), [])
@@ -96,7 +96,7 @@ const cases: [string, string, string[], string?][] = [
     ['KH_DB_POLICY_ALWAYS_TRUE'],
     `DROP POLICY keyhole_select ON app.posts;
      CREATE POLICY keyhole_select ON app.posts AS PERMISSIVE FOR SELECT TO ${r}
-       USING ((group_id = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin())))`,
+       USING ((group_id = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin())))`,
   ],
 ]
 

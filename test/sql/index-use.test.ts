@@ -4,6 +4,8 @@ import { guardedDelete } from '../../src/sql/guarded-delete.ts'
 import { likeContains, op } from '../../src/sql/filter.ts'
 import { guardedInsert } from '../../src/sql/guarded-insert.ts'
 import { guardedSelect } from '../../src/sql/guarded-select.ts'
+import { definePolicies } from '../../src/sql/policies.ts'
+import { renderPolicySql } from '../../src/sql/render-policy-sql.ts'
 import type { Queryable, QueryConfig } from '../../src/sql/queryable.ts'
 import { makeCapability } from '../helpers/sql-capability.ts'
 import { createForum, member, moderator, postMember } from '../helpers/sql-forum.ts'
@@ -143,7 +145,7 @@ t.test(
     ANALYZE;
     ALTER TABLE discussion_threads ENABLE ROW LEVEL SECURITY;
     CREATE POLICY member ON discussion_threads
-      USING (group_id = ANY ((SELECT keyhole.group_ids('member'))::uuid[]))`)
+      USING (group_id = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]))`)
     const groups = Array.from(
       { length: 100 },
       (_, g) => `00000000-0000-4000-9000-${String(g + 1).padStart(12, '0')}`,
@@ -179,6 +181,44 @@ t.test(
     t.match(plan, /Index Cond: \(id = \$1\)/, 'the key is an index condition on the bare parameter')
     t.notMatch(plan, /COALESCE/)
     t.notMatch(plan, /Bitmap Heap Scan on discussion_threads|Seq Scan on discussion_threads/)
+    t.comment(plan)
+  },
+)
+
+t.test(
+  "a generated policy converts the holder's group IDs once per statement, not once per row",
+  async (t) => {
+    // keyhole.group_ids returns text[]; the cast to the column's array type is inside the policy's
+    // sub-select, so its InitPlan hands the filter a uuid[]. Cast outside (what keyhole rendered
+    // before), `((InitPlan 1).col1)::uuid[]` was evaluated for every row the policy checked: every
+    // ID parsed again per row.
+    const forum = await createForum(t)
+    const { pool } = forum
+    const rt = await installStandIn(pool, forum.prefix)
+    const policies = definePolicies({ discussion_threads: { read: member } })
+    await pool.query(renderPolicySql(policies, { groupIdType: 'uuid', role: rt }))
+    const groups = Array.from(
+      { length: 10 },
+      (_, g) => `00000000-0000-4000-9000-${String(g + 1).padStart(12, '0')}`,
+    )
+    const cap = makeCapability({ groups: { member: groups } })
+    const client = await pool.connect()
+    t.teardown(() => client.release())
+    await client.query('BEGIN')
+    await actAs(client, rt, cap)
+    const { rows } = await client.query(
+      'EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM discussion_threads WHERE created_by = $1',
+      ['u1'],
+    )
+    await client.query('ROLLBACK')
+    const plan = rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n')
+    t.match(
+      plan,
+      /Output: \(keyhole\.group_ids\('member'::text\)\)::uuid\[\]/,
+      'the InitPlan casts',
+    )
+    t.match(plan, /group_id = ANY \(\(InitPlan 1\)\.col1\)/, 'the filter reads its uuid[] as is')
+    t.notMatch(plan, /\(InitPlan \d+\)\.col1\)::uuid\[\]/, 'no cast per row')
     t.comment(plan)
   },
 )

@@ -352,7 +352,7 @@ t.test("'rls' mode: the policies still decide", async (t) => {
     ALTER TABLE discussion_threads ENABLE ROW LEVEL SECURITY;
     ALTER TABLE posts ENABLE ROW LEVEL SECURITY;
     CREATE POLICY member ON discussion_threads
-      USING (group_id = ANY ((SELECT keyhole.group_ids('member'))::uuid[]));
+      USING (group_id = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]));
     CREATE POLICY member ON posts
       USING (EXISTS (SELECT 1 FROM discussion_threads AS p1 WHERE p1.id = thread_id))
       WITH CHECK (EXISTS (SELECT 1 FROM discussion_threads AS p1 WHERE p1.id = thread_id))`)

@@ -56,7 +56,7 @@ t.test('the important clauses', async (t) => {
   t.match(sql, 'DROP POLICY IF EXISTS keyhole_select ON "discussion_threads";')
   t.match(
     sql,
-    `CREATE POLICY keyhole_select ON "discussion_threads" AS PERMISSIVE FOR SELECT TO "app_runtime" USING (("discussion_threads"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin())));`,
+    `CREATE POLICY keyhole_select ON "discussion_threads" AS PERMISSIVE FOR SELECT TO "app_runtime" USING (("discussion_threads"."group_id" = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin())));`,
   )
   t.match(sql, /FOR INSERT TO "app_runtime" WITH CHECK \(/)
   t.match(
@@ -77,7 +77,7 @@ t.test('the important clauses', async (t) => {
   // A guard that says more than the parent's SELECT policy (another role) keeps its condition.
   t.match(
     sql,
-    `keyhole_delete ON "posts" AS PERMISSIVE FOR DELETE TO "app_runtime" USING (EXISTS (SELECT 1 FROM "discussion_threads" AS "p1" WHERE ("p1"."id" = "posts"."thread_id" AND ("p1"."group_id" = ANY ((SELECT keyhole.group_ids('moderator'))::uuid[]) OR (SELECT keyhole.is_admin())))));`,
+    `keyhole_delete ON "posts" AS PERMISSIVE FOR DELETE TO "app_runtime" USING (EXISTS (SELECT 1 FROM "discussion_threads" AS "p1" WHERE ("p1"."id" = "posts"."thread_id" AND ("p1"."group_id" = ANY ((SELECT keyhole.group_ids('moderator')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin())))));`,
   )
   // So does one whose parent's SELECT policy also admits a system grant, or is not declared.
   for (const [name, tables] of [
@@ -93,7 +93,7 @@ t.test('the important clauses', async (t) => {
   ] as const) {
     t.match(
       renderPolicySql(definePolicies(tables as never), { groupIdType: 'uuid', role: 'rt' }),
-      `USING (EXISTS (SELECT 1 FROM "discussion_threads" AS "p1" WHERE ("p1"."id" = "posts"."thread_id" AND ("p1"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin())))));`,
+      `USING (EXISTS (SELECT 1 FROM "discussion_threads" AS "p1" WHERE ("p1"."id" = "posts"."thread_id" AND ("p1"."group_id" = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin())))));`,
       name,
     )
   }

@@ -47,7 +47,7 @@ t.test('the policies admit a system grant for the declared operations only', asy
   const sql = renderPolicySql(policies, { groupIdType: 'uuid', role: 'app_runtime' })
   t.match(
     sql,
-    `CREATE POLICY keyhole_select ON "invitations" AS PERMISSIVE FOR SELECT TO "app_runtime" USING ((("invitations"."group_id" = ANY ((SELECT keyhole.group_ids('member'))::uuid[]) OR (SELECT keyhole.is_admin())) OR (SELECT keyhole.system_allows('invitations', 'read'))));`,
+    `CREATE POLICY keyhole_select ON "invitations" AS PERMISSIVE FOR SELECT TO "app_runtime" USING ((("invitations"."group_id" = ANY ((SELECT keyhole.group_ids('member')::uuid[])::uuid[]) OR (SELECT keyhole.is_admin())) OR (SELECT keyhole.system_allows('invitations', 'read'))));`,
     'a guard and the system branch',
   )
   t.match(
