@@ -113,18 +113,21 @@ export async function createScratchDatabase(options: ScratchOptions): Promise<Sc
   const server = await connected(pg, options.databaseUrl)
   const drop = async () => {
     await server.query(`DROP DATABASE IF EXISTS ${server.escapeIdentifier(name)} WITH (FORCE)`)
-    for (const role of [`${name}_migrator`, `${name}_runtime`]) {
-      // DROP OWNED first: setup grants the migration role SET on a parameter (the sealed
-      // capability), a cluster-wide privilege that DROP ROLE alone refuses to leave behind.
-      const { rows } = await server.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])
-      const r = server.escapeIdentifier(role)
+    // DROP OWNED first: setup grants the migration role SET on a parameter (the sealed capability),
+    // a cluster-wide privilege that DROP ROLE alone refuses to leave behind.
+    const { rows } = await server.query<{ rolname: string }>(
+      'SELECT rolname FROM pg_roles WHERE rolname = ANY ($1)',
+      [[`${name}_migrator`, `${name}_runtime`]],
+    )
+    for (const { rolname } of rows) {
+      const r = server.escapeIdentifier(rolname)
       // Another setup changing the parameter's privileges at the same time fails it (XX000): again.
-      for (let attempt = 1; rows.length > 0; attempt++) {
+      for (let attempt = 1; ; attempt++) {
         try {
           await server.query(`DROP OWNED BY ${r}; DROP ROLE ${r}`)
           break
-        } catch (error) {
           /* c8 ignore start: only when a concurrent setup won the race */
+        } catch (error) {
           if (attempt === 5 || (error as { code?: string }).code !== 'XX000') throw error
         }
       }
