@@ -4,7 +4,7 @@
  * `checks/`), run on the RUNTIME connection as `current_user`.
  */
 import { InsecureDatabase, type DatabaseFinding } from '../errors.ts'
-import { checkCapabilityParameter } from './checks/capability-parameter.ts'
+import { checkCapabilityParameter, checkCapabilityStore } from './checks/capability-parameter.ts'
 import { checkColumnPrivileges } from './checks/column-privileges.ts'
 import { checkCreatePrivileges } from './checks/create-privileges.ts'
 import { checkExactPolicies } from './checks/exact-policies.ts'
@@ -53,6 +53,7 @@ const checks: readonly Check[] = [
   checkSecurityDefiner,
   checkKeyholeFunctions,
   checkCapabilityParameter,
+  checkCapabilityStore,
   checkLeakproof,
   checkSettings,
   checkUnguardedTables,

@@ -244,7 +244,9 @@ async function ensureRole(client: PgClient, role: RoleCredentials, attributes: s
  *   role only, and the signing key's HMAC pads (a new key unless `signingKey` is given or false);
  * - on PostgreSQL 15+, when the connecting role may grant it: SET on the parameter
  *   `backtrace_functions` for the migration role (the sealed capability, sql/000003), and neither
- *   SET nor ALTER SYSTEM on it for the runtime role or PUBLIC;
+ *   SET nor ALTER SYSTEM on it for the runtime role or PUBLIC; then, as the migration role, the
+ *   variant of keyhole's capability functions that its privilege allows (sql/000004:
+ *   `SELECT keyhole.install_capability_store()`);
  * - when pg_stat_statements is installed: its views and function revoked from PUBLIC, granted to
  *   pg_read_all_stats.
  *
@@ -345,6 +347,12 @@ export async function setup(
     await client.query(`GRANT EXECUTE ON FUNCTION ${KEYHOLE_RUNTIME_FUNCTIONS.join(', ')} TO ${r}`)
     const sealed = await sealCapabilityParameter(client, migration, runtime, q)
     repairs.push(...sealed.repairs)
+    // The store is decided here, once, by the migration role's privilege (sql/000004).
+    await client.query(`SET ROLE ${m}`)
+    const { rows: installed } = await client.query<{ store: CapabilityStore }>(
+      'SELECT keyhole.install_capability_store() AS store',
+    )
+    await client.query('RESET ROLE')
     await hideStatementStats(client, r)
     await quiet(client)
     if (key !== undefined) {
@@ -364,7 +372,7 @@ export async function setup(
       )
     }
     await client.query('COMMIT')
-    const result = { repairs, created, capabilityStore: sealed.store }
+    const result = { repairs, created, capabilityStore: installed[0]!.store }
     Object.defineProperty(result, 'signingKey', {
       value: key?.toString('base64url'),
       enumerable: false,

@@ -908,10 +908,12 @@ t.test('every finding code has its break → detect → fix cases', async (t) =>
   // KH_DB_NOT_ENCRYPTED needs a server with TLS: test/db/tls.test.ts;
   // KH_DB_SIGNING_KEY_MISMATCH the server's key and another: test/db/signing-key-mismatch.test.ts;
   // KH_DB_COLUMN_PRIVILEGE and KH_DB_COLUMN_NOT_GRANTED hidden columns: test/db/column-privileges.test.ts;
-  // KH_DB_CAPABILITY_PARAMETER_WRITABLE the sealed capability's privilege: test/db/sealed-capability.test.ts.
+  // KH_DB_CAPABILITY_PARAMETER_WRITABLE the sealed capability's privilege: test/db/sealed-capability.test.ts;
+  // KH_DB_CAPABILITY_STORE_MISMATCH the store installed at setup: test/db/sealed-capability.test.ts.
   const tested = [
     ...Object.keys(cases),
     'KH_DB_CAPABILITY_PARAMETER_WRITABLE',
+    'KH_DB_CAPABILITY_STORE_MISMATCH',
     'KH_DB_COLUMN_NOT_GRANTED',
     'KH_DB_COLUMN_PRIVILEGE',
     'KH_DB_CHECK_FAILED',

@@ -87,7 +87,10 @@ type Store = 'sealed' | 'signed'
 /** Where each store keeps the verified capability. */
 const settingOf = { sealed: 'backtrace_functions', signed: 'keyhole.capability' } as const
 
-/** The migration role (owner of set_capability) with or without SET on backtrace_functions. */
+/**
+ * The migration role (owner of set_capability) with or without SET on backtrace_functions, and the
+ * variant that privilege allows installed, as setup does (sql/000004).
+ */
 async function useStore(store: Store) {
   await onParameterPrivileges(
     k.db.pool,
@@ -95,6 +98,14 @@ async function useStore(store: Store) {
       ? `GRANT SET ON PARAMETER backtrace_functions TO ${k.migrator.name}`
       : `REVOKE SET ON PARAMETER backtrace_functions FROM ${k.migrator.name}`,
   )
+  const migrator = new pg.Client({ connectionString: k.migratorUrl })
+  await migrator.connect()
+  try {
+    const { rows } = await migrator.query('SELECT keyhole.install_capability_store() AS store')
+    if (rows[0].store !== store) throw new Error(`installed ${rows[0].store}, not ${store}`)
+  } finally {
+    await migrator.end()
+  }
 }
 
 /** A new connection of the runtime role, ended at teardown. */
@@ -115,17 +126,22 @@ for (const store of ['sealed', 'signed'] as const) {
     t.test(
       'a valid signed capability opens exactly its groups, stored in this store',
       async (t) => {
+        const signed = signer.sign(alice)
         const [rows, fns, stored] = await inTransaction(
-          signer.sign(alice),
+          signed,
           ...probe.slice(0, 2),
           `SELECT current_setting('${setting}', true) AS here, current_setting('${other}', true) AS there`,
         )
         t.same(rows, [{ body: 'a' }])
         t.same(fns, [{ groups: [k.groupA], admin: false, subject: 'alice' }])
-        t.match(stored, [
-          { here: store === 'sealed' ? /^keyhole_\d+_\d+_[0-9a-f]+$/ : /^[0-9a-f]{64}/ },
-        ])
-        t.notOk(stored?.[0]?.there, `nothing in ${other}`)
+        if (store === 'sealed') {
+          // Constant size: the body's head and its SHA-256; the body itself in keyhole.capability.
+          t.match(stored, [{ here: /^keyhole_\d+_\d+_\d{28}_[0-9a-f]{64}$/ }])
+          t.equal(stored?.[0]?.there, signed.slice(64), 'the body beside it')
+        } else {
+          t.match(stored, [{ here: /^[0-9a-f]{64}/ }])
+          t.notOk(stored?.[0]?.there, `nothing in ${other}`)
+        }
         t.same(
           (await runtime.query(`SELECT current_setting('${setting}', true) AS s`)).rows,
           [{ s: '' }],
@@ -305,14 +321,40 @@ for (const store of ['sealed', 'signed'] as const) {
       const { rows } = await runtime.query(`SELECT current_setting('${setting}') AS bound`)
       const bound = rows[0].bound as string
       if (store === 'sealed') {
-        // The admin flag is the body's 28th character: its two hex digits.
-        const at = bound.lastIndexOf('_') + 1 + 27 * 2
-        t.equal(bound.slice(at, at + 2), '30', 'the flag is 0')
-        const flipped = `${bound.slice(0, at)}31${bound.slice(at + 2)}`
+        // The admin flag is the body's 28th character, sealed after the first 28 characters.
+        const at = bound.split('_', 3).join('_').length + 1 + 27
+        t.equal(bound[at], '0', 'the flag is 0')
+        const flipped = `${bound.slice(0, at)}1${bound.slice(at + 1)}`
         await t.rejects(
           runtime.query(`SELECT set_config('backtrace_functions', $1, true)`, [flipped]),
           { code: '42501' },
         )
+        await runtime.query('ROLLBACK')
+        // The body beside the seal is writable: an edited one no longer matches the sealed SHA-256.
+        const edits: [string, (b: string) => string][] = [
+          ['the admin flag', (b) => `${b.slice(0, 27)}1${b.slice(28)}`],
+          ['another group', (b) => b.replace(k.groupA, k.groupB)],
+          ['a second group', (b) => b.replace(`{"${k.groupA}"}`, `{"${k.groupA}","${k.groupB}"}`)],
+          ['a higher role', (b) => b.replace('{1,0,0}', '{1,1,1}')],
+          ['another subject', (b) => b.replace('"alice"', '"bob"')],
+          ['its exp', (b) => `${b.slice(0, 15)}${'9'.repeat(12)}${b.slice(27)}`],
+        ]
+        for (const [name, edit] of edits) {
+          await runtime.query('BEGIN')
+          await runtime.query('SELECT keyhole.set_capability($1)', [signer.sign(alice)])
+          const { rows: held } = await runtime.query(
+            `SELECT current_setting('keyhole.capability') AS body`,
+          )
+          const edited = edit(held[0].body as string)
+          t.not(edited, held[0].body, `${name}: edited`)
+          await runtime.query(`SELECT set_config('keyhole.capability', $1, true)`, [edited])
+          const results = []
+          for (const p of probe) results.push((await runtime.query(p)).rows)
+          await runtime.query('ROLLBACK')
+          // is_admin reads the sealed value alone: the edited body changes nothing there either.
+          t.same(results, nothing, `${name} edited in the body: no capability`)
+        }
+        return
       } else {
         const at = 64 + 27
         t.equal(bound[at], '0', 'the flag is 0')

@@ -33,6 +33,18 @@ const checks = {
   migrationRole: m,
   keyholeFunctions: [...KEYHOLE_FUNCTIONS],
 }
+const storeFindings = async () =>
+  (await checkDatabase(runtime, checks)).filter((f) => f.code === 'KH_DB_CAPABILITY_STORE_MISMATCH')
+/** Runs sql/000004's installer as the migration role, as setup does; returns the store. */
+async function install(): Promise<string> {
+  const migrator = new pg.Client({ connectionString: k.migratorUrl })
+  await migrator.connect()
+  try {
+    return (await migrator.query('SELECT keyhole.install_capability_store() AS s')).rows[0].s
+  } finally {
+    await migrator.end()
+  }
+}
 const parameterFindings = async () =>
   (await checkDatabase(runtime, checks)).filter(
     (f) => f.code === 'KH_DB_CAPABILITY_PARAMETER_WRITABLE',
@@ -58,7 +70,8 @@ async function stored(client: pg.Client = runtime) {
     ])
     const { rows } = await client.query(
       `SELECT current_setting('backtrace_functions') LIKE 'keyhole\\_%' AS sealed,
-         coalesce(current_setting('keyhole.capability', true), '') <> '' AS signed,
+         current_setting('backtrace_functions') NOT LIKE 'keyhole\\_%'
+           AND coalesce(current_setting('keyhole.capability', true), '') <> '' AS signed,
          ARRAY(SELECT body FROM notes ORDER BY id) AS bodies`,
     )
     return rows[0]
@@ -78,6 +91,12 @@ t.test('setup grants SET on backtrace_functions to the migration role alone', as
   t.equal(await capabilityStore(runtime), 'sealed', 'the runtime role reads the store')
   t.same(await stored(), { sealed: true, signed: false, bodies: ['a'] })
   t.same(await parameterFindings(), [])
+  t.same(await storeFindings(), [])
+  const { rows } = await su.query(
+    `SELECT count(*)::int AS n FROM pg_proc WHERE pronamespace = 'keyhole'::regnamespace
+       AND prosrc LIKE '%has\\_parameter\\_privilege%' AND proname <> 'install_capability_store'`,
+  )
+  t.equal(rows[0].n, 0, 'decided at setup: no function asks for the privilege on a request')
 })
 
 t.test('an administrator who may not grant it: the signed store, setup carries on', async (t) => {
@@ -92,8 +111,63 @@ t.test('an administrator who may not grant it: the signed store, setup carries o
     { role: m, set: false, alter_system: false },
     { role: r, set: false, alter_system: false },
   ])
+})
+
+t.test('a grant revoked after setup: requests refused, never widened, and a finding', async (t) => {
+  await onParameterPrivileges(su, `REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
+  t.teardown(async () => {
+    await onParameterPrivileges(su, `GRANT SET ON PARAMETER backtrace_functions TO ${m}`)
+    await install()
+  })
+  t.equal(await capabilityStore(runtime), 'sealed', 'the sealed variant is still installed')
+  await runtime.query('BEGIN')
+  await t.rejects(
+    runtime.query('SELECT keyhole.set_capability($1)', [
+      signer.sign(capability({ subject: 'alice', groups: { member: [k.groupA] } })),
+    ]),
+    { code: '42501' },
+    'set_capability is refused: the request fails, it is not served without its capability',
+  )
+  await runtime.query('ROLLBACK')
+  const found = await storeFindings()
+  t.equal(found.length, 1)
+  t.match(found[0], {
+    message: new RegExp(`its owner ${m} no longer holds SET on that parameter`),
+    fix: new RegExp(
+      `^GRANT SET ON PARAMETER backtrace_functions TO ${m}; \\(as a superuser\\), or run \`keyhole setup\` again`,
+    ),
+  })
+  // The repair without the grant: setup (here its installer) puts the signed store in place.
+  t.equal(await install(), 'signed')
   t.equal(await capabilityStore(runtime), 'signed')
   t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] }, 'the signed store works')
+  t.same(await storeFindings(), [])
+  // And the grant back, with setup: sealed again.
+  await onParameterPrivileges(su, `GRANT SET ON PARAMETER backtrace_functions TO ${m}`)
+  t.same(await storeFindings(), [], 'the signed store with a grant is no finding')
+  t.equal((await again()).capabilityStore, 'sealed')
+  t.same(await stored(), { sealed: true, signed: false, bodies: ['a'] })
+})
+
+t.test('capability functions of two stores are a finding (no capability either way)', async (t) => {
+  // The signed variant's subject() beside the sealed variant's other functions.
+  const source = await readFile(
+    join(keyholeSqlDirectory(), '000004.do.keyhole-capability-store.sql'),
+    'utf8',
+  )
+  const subjects = source.match(
+    /CREATE OR REPLACE FUNCTION keyhole\.subject\(\)[\s\S]*?\n\s*\$\$;/g,
+  )!
+  t.equal(subjects.length, 2)
+  const migrator = new pg.Client({ connectionString: k.migratorUrl })
+  await migrator.connect()
+  t.teardown(() => migrator.end())
+  await migrator.query(subjects[1]!)
+  const found = await storeFindings()
+  t.equal(found.length, 1)
+  t.match(found[0], { message: /are of two stores \(3 of 4 read the sealed backtrace_functions\)/ })
+  t.equal((await again()).capabilityStore, 'sealed', 'setup installs one store again')
+  t.same(await storeFindings(), [])
 })
 
 t.test(
@@ -200,12 +274,13 @@ t.test('an install made before 000003 upgrades through migrate', async (t) => {
   await migrator.connect()
   t.teardown(() => migrator.end())
   await migrator.query(old.map((f) => f.replace('CREATE', 'CREATE OR REPLACE')).join('\n'))
-  await migrator.query('DELETE FROM keyhole.schemaversion WHERE version = 3')
+  await migrator.query('DROP FUNCTION keyhole.install_capability_store()')
+  await migrator.query('DELETE FROM keyhole.schemaversion WHERE version IN (3, 4)')
   await onParameterPrivileges(su, `REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
   t.equal(await capabilityStore(runtime), 'signed')
   t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] }, 'before: 000001')
 
-  t.same((await migrate(k.migratorUrl)).keyhole, [3], 'migrate applies 000003')
+  t.same((await migrate(k.migratorUrl)).keyhole, [3, 4], 'migrate applies 000003 and 000004')
   t.equal(await capabilityStore(runtime), 'signed', 'no grant yet: the signed store')
   t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] })
 

@@ -237,9 +237,10 @@ t.test(
     // As it was with 000001 only: no system functions, version 2 not recorded.
     await migrator.query(`DROP FUNCTION keyhole.set_system(text);
       DROP FUNCTION keyhole.system_allows(text, text);
+      DROP FUNCTION keyhole.install_capability_store();
       DELETE FROM keyhole.schemaversion WHERE version >= 2`)
     t.same(await migrate(old.migratorUrl), {
-      keyhole: [2, 3],
+      keyhole: [2, 3, 4],
       application: [],
       policies: false,
       repairs: [],

@@ -61,15 +61,87 @@ export const checkCapabilityParameter: Check = async ({ db, runtime }) => {
   return findings
 }
 
+interface StoreRow {
+  sealed: number
+  functions: number
+  owner: string
+  owner_may_set: boolean
+}
+
+/** The capability functions sql/000004 installs in one variant or the other. */
+const storeFunctions = [
+  'keyhole.set_capability(text)',
+  'keyhole.group_ids(text)',
+  'keyhole.is_admin()',
+  'keyhole.subject()',
+]
+
+/**
+ * Check 8d: the capability store installed (sql/000004 decides it at setup, not on every request)
+ * still matches the privileges. The sealed variant of `keyhole.set_capability` writes
+ * `backtrace_functions`, so when its owner no longer holds SET on it (a grant revoked after setup)
+ * every request is refused (42501, never widened): reported with the fix. And the four functions
+ * are of one variant: a mixed pair reads as no capability (altered by hand, or half-replaced).
+ * PostgreSQL 15+ only: before, setup always installs the signed variant.
+ *
+ * The generated SQL:
+ * ```sql
+ * SELECT count(*) FILTER (WHERE position('backtrace_functions' in p.prosrc) > 0)::int AS sealed,
+ *   count(*)::int AS functions, pg_get_userbyid(s.proowner)::text AS owner,
+ *   has_parameter_privilege(s.proowner, 'backtrace_functions', 'SET') AS owner_may_set
+ * FROM pg_proc s, pg_proc p
+ * WHERE s.oid = to_regprocedure('keyhole.set_capability(text)') AND p.oid = ANY ($1::regprocedure[])
+ * GROUP BY s.proowner
+ * ```
+ */
+export const checkCapabilityStore: Check = async ({ db, runtime }) => {
+  /* c8 ignore next: PostgreSQL 14 has no parameter privileges (the tests run on 15+) */
+  if (runtime.serverVersion < 150000) return []
+  const [store] = await rows<StoreRow>(
+    db,
+    `SELECT count(*) FILTER (WHERE position('backtrace_functions' in p.prosrc) > 0)::int AS sealed,
+       count(*)::int AS functions, pg_get_userbyid(s.proowner)::text AS owner,
+       has_parameter_privilege(s.proowner, 'backtrace_functions', 'SET') AS owner_may_set
+     FROM pg_proc s, pg_proc p
+     WHERE s.oid = to_regprocedure('keyhole.set_capability(text)')
+       AND p.oid = ANY (ARRAY(SELECT to_regprocedure(f) FROM unnest($1::text[]) AS f))
+     GROUP BY s.proowner`,
+    [storeFunctions],
+  )
+  // No set_capability: KH_DB_KEYHOLE_FUNCTION_ALTERED says so.
+  if (store === undefined) return []
+  const setup =
+    'run `keyhole setup` again: as an administrator who may grant SET on backtrace_functions it grants it to the migration role and installs the sealed store; otherwise it installs the signed store'
+  if (store.sealed > 0 && store.sealed < store.functions) {
+    return [
+      finding(
+        'KH_DB_CAPABILITY_STORE_MISMATCH',
+        `keyhole's capability functions are of two stores (${store.sealed} of ${store.functions} read the sealed backtrace_functions): every request reads as no capability`,
+        setup,
+      ),
+    ]
+  }
+  if (store.sealed > 0 && !store.owner_may_set) {
+    return [
+      finding(
+        'KH_DB_CAPABILITY_STORE_MISMATCH',
+        `keyhole.set_capability seals the capability in backtrace_functions, but its owner ${store.owner} no longer holds SET on that parameter: every request is refused (permission denied)`,
+        `GRANT SET ON PARAMETER backtrace_functions TO ${ident(store.owner)}; (as a superuser), or ${setup}`,
+      ),
+    ]
+  }
+  return []
+}
+
 /**
  * Where this database's `keyhole.set_capability` keeps the verified capability, read as any role:
- * `'sealed'` when the server is PostgreSQL 15+, the installed function is sql/000003's and its
- * owner holds SET on `backtrace_functions`; `'signed'` otherwise (see sql/000003).
+ * `'sealed'` when the installed variant (sql/000004, decided at setup) seals it in
+ * `backtrace_functions`, `'signed'` otherwise (PostgreSQL 14, or no grant; see sql/000003). Whether
+ * the sealed variant still holds its privilege is the check KH_DB_CAPABILITY_STORE_MISMATCH.
  *
  * The generated SQL (on PostgreSQL 15+):
  * ```sql
- * SELECT coalesce(bool_and(position('backtrace_functions' in p.prosrc) > 0
- *   AND has_parameter_privilege(p.proowner, 'backtrace_functions', 'SET')), false) AS sealed
+ * SELECT coalesce(bool_and(position('backtrace_functions' in p.prosrc) > 0), false) AS sealed
  * FROM pg_proc p WHERE p.oid = to_regprocedure('keyhole.set_capability(text)')
  * ```
  * @example
@@ -86,8 +158,7 @@ export async function capabilityStore(db: CheckQueryable): Promise<CapabilitySto
   if (server!.version < 150000) return 'signed'
   const [store] = await rows<{ sealed: boolean }>(
     db,
-    `SELECT coalesce(bool_and(position('backtrace_functions' in p.prosrc) > 0
-       AND has_parameter_privilege(p.proowner, 'backtrace_functions', 'SET')), false) AS sealed
+    `SELECT coalesce(bool_and(position('backtrace_functions' in p.prosrc) > 0), false) AS sealed
      FROM pg_proc p WHERE p.oid = to_regprocedure('keyhole.set_capability(text)')`,
   )
   return store!.sealed ? 'sealed' : 'signed'

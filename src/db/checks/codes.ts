@@ -45,6 +45,8 @@ export const databaseFindingCodes = [
   'KH_DB_KEYHOLE_FUNCTION_ALTERED',
   // 8c. the sealed capability's parameter
   'KH_DB_CAPABILITY_PARAMETER_WRITABLE',
+  // 8d. the capability store installed at setup matches the privileges
+  'KH_DB_CAPABILITY_STORE_MISMATCH',
   // 9. leakproof
   'KH_DB_LEAKPROOF',
   // 10. settings and server

@@ -112,11 +112,12 @@ export function capability(spec: CapabilitySpec & { expiresAt?: number } = {}): 
 }
 
 /**
- * SQL: the capability set_capability stored in this transaction, in either store (sql/000003:
- * the sealed `backtrace_functions` or the signed `keyhole.capability`), or '' when there is none.
+ * SQL: the capability set_capability stored in this transaction, in either store (sql/000004:
+ * the sealed `backtrace_functions`, beside which `keyhole.capability` holds the body, or the
+ * signed `keyhole.capability`), or '' when there is none.
  */
-export const storedCapability = `coalesce(nullif(current_setting('keyhole.capability', true), ''),
-  nullif(current_setting('backtrace_functions'), ''), '')`
+export const storedCapability = `coalesce(nullif(current_setting('backtrace_functions'), ''),
+  nullif(current_setting('keyhole.capability', true), ''), '')`
 
 /**
  * Runs a GRANT or REVOKE on a parameter (or DROP OWNED) as setup does: in a transaction, again when
