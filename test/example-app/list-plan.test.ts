@@ -1,0 +1,56 @@
+/**
+ * The thread list (example-app/thread-list.ts) is planned once per connection, not once per
+ * request, when a few groups hold thousands of threads (the HTTP bench's GET after its POSTs):
+ * its prepared statement, under the forced policies as the runtime role, settles on the generic
+ * plan. With `LIMIT $2` the generic plan counted a tenth of a group's estimated rows, looked
+ * dearer than every custom plan, and each execution planned the list and its policies again.
+ */
+import t from 'tap'
+import { threadListQuery } from '../../example-app/thread-list.ts'
+import { startForum } from './helpers/forum.ts'
+
+const forum = await startForum(t)
+const { pool, prefix } = forum.db
+// Group B holds 3 000 threads (distinct times, as posted ones have), group A the 50 listed.
+await pool.query(
+  `INSERT INTO discussion_threads (group_id, title, created_by, created_at)
+     SELECT CASE WHEN i <= 50 THEN $1::uuid ELSE $2::uuid END, 't' || i, 'seed',
+       now() - i * interval '1 ms'
+     FROM generate_series(1, 3050) AS i`,
+  [forum.groupA, forum.groupB],
+)
+await pool.query(
+  `INSERT INTO posts (thread_id, content, author)
+     SELECT id, 'p', 'seed' FROM discussion_threads, generate_series(1, 2) WHERE group_id = $1`,
+  [forum.groupA],
+)
+await pool.query('ANALYZE discussion_threads, posts')
+
+t.test('the list settles on a generic plan under the policies', async (t) => {
+  for (const [name, label, query] of [
+    ['list_first', 'the first page', {}],
+    ['list_search', 'a page of 20 with a search', { limit: '20', q: 't1' }],
+  ] as const) {
+    const compiled = threadListQuery(forum.groupA, query).compile()
+    const client = await pool.connect()
+    try {
+      // The runtime role, so that the forced policies are part of the plan (no capability is
+      // set: the plan, not the rows, is what this reads).
+      await client.query(`SET ROLE "${prefix}_app"`)
+      for (let i = 0; i < 10; i++) {
+        await client.query({ name, text: compiled.sql, values: [...compiled.parameters] })
+      }
+      const { rows } = await client.query<{ generic_plans: string; custom_plans: string }>(
+        `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1`,
+        [name],
+      )
+      t.match(compiled.sql, /limit \d+$/, `${label}: the limit is in the text`)
+      t.ok(Number(rows[0]!.generic_plans) >= 5, `${label}: the generic plan is reused`)
+      t.ok(Number(rows[0]!.custom_plans) <= 5, `${label}: no custom plan after the first five`)
+      t.comment(`${label}: ${JSON.stringify(rows[0])}`)
+    } finally {
+      await client.query('RESET ROLE')
+      client.release()
+    }
+  }
+})
