@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Capability, GroupIdType } from '../capability/capability.ts'
+import type { Row } from './queryable.ts'
 import type { GuardTarget } from './render-guard.ts'
 
 /**
@@ -157,17 +158,35 @@ const cache = new LRUCache<string, CompiledStatement>({ max: MAX_STATEMENTS })
  * full.
  */
 export function cachedStatement(key: string, build: () => CompiledStatement): CompiledStatement {
-  let statement = cache.get(key)
-  if (statement === undefined) {
-    statement = build()
-    cache.set(key, statement)
-  }
+  return cache.get(key) ?? keepStatement(key, build())
+}
+
+/**
+ * The compiled statement cached under `key`, if any: with {@link keepStatement}, the lookup of
+ * {@link cachedStatement} without a closure built on every call (a hot path's choice).
+ */
+export function findStatement(key: string): CompiledStatement | undefined {
+  return cache.get(key)
+}
+
+/** Caches `statement` under `key` (the least recently used entry goes when full); returns it. */
+export function keepStatement(key: string, statement: CompiledStatement): CompiledStatement {
+  cache.set(key, statement)
   return statement
 }
 
-/** The cache-key prefix every statement shares: admin or not, and the group-ID type. */
+const CAPABILITY_KEYS: Readonly<Record<'A' | 'U', Readonly<Record<GroupIdType, string>>>> = {
+  A: { uuid: 'A:uuid', bigint: 'A:bigint', integer: 'A:integer', text: 'A:text' },
+  U: { uuid: 'U:uuid', bigint: 'U:bigint', integer: 'U:integer', text: 'U:text' },
+}
+
+/**
+ * The cache-key part every statement shares: admin or not, and the group-ID type. A constant
+ * string, not one built per call: the statement cache hashes each key it is given, and a key
+ * made of fewer fresh pieces costs less to build and to hash.
+ */
 export function capabilityKey(capability: Capability): string {
-  return `${capability.isAdmin ? 'A' : 'U'}:${capability.groupIdType}`
+  return CAPABILITY_KEYS[capability.isAdmin ? 'A' : 'U'][capability.groupIdType]
 }
 
 /**
@@ -182,16 +201,42 @@ export function bindParameters(
 ): unknown[] {
   // binding() throws for a role outside the hierarchy: a typo in a guard must fail, never grant.
   for (const role of statement.roles) capability.binding(role)
-  return statement.sources.map((source) => {
-    if (source.kind === 'subject') return capability.subject
-    if (source.kind === 'input') return inputs[source.index]
-    const groups = capability.binding(source.role).groups
-    const narrowed =
-      source.narrow === undefined
-        ? undefined
-        : narrowGroups(groups, factValues(source.narrow, inputs, facts), capability.groupIdType)
-    return groupArray(narrowed ?? groups, capability.groupIdType)
-  })
+  const { sources } = statement
+  const values: unknown[] = new Array(sources.length)
+  for (let i = 0; i < sources.length; i++) {
+    const source = sources[i] as ParamSource
+    if (source.kind === 'subject') values[i] = capability.subject
+    else if (source.kind === 'input') values[i] = inputs[source.index]
+    else {
+      const groups = capability.binding(source.role).groups
+      const narrowed =
+        source.narrow === undefined
+          ? undefined
+          : narrowTo(source.narrow, groups, inputs, facts, capability.groupIdType)
+      values[i] = groupArray(narrowed ?? groups, capability.groupIdType)
+    }
+  }
+  return values
+}
+
+/**
+ * {@link narrowGroups} on the values `narrow` names. The common case, one `where` equality or one
+ * inserted row's group, takes the one value without building a list of them.
+ */
+function narrowTo(
+  narrow: readonly Fact[],
+  groups: readonly string[],
+  inputs: readonly unknown[],
+  facts: readonly unknown[],
+  type: GroupIdType,
+): readonly string[] | undefined {
+  if (narrow.length === 1) {
+    const fact = narrow[0] as Fact
+    if (fact.kind === 'input') return narrowOne(groups, inputs[fact.index], type)
+    const rows = facts[fact.index]
+    if (!Array.isArray(rows)) return narrowOne(groups, (rows as Row)[fact.key], type)
+  }
+  return narrowGroups(groups, factValues(narrow, inputs, facts), type)
 }
 
 function factValues(
@@ -253,6 +298,7 @@ export function narrowGroups(
   type: GroupIdType,
 ): readonly string[] | undefined {
   if (values.length === 0) return undefined
+  if (values.length === 1) return narrowOne(groups, values[0], type)
   const members = memberSet(groups)
   const narrowed = new Set<string>()
   for (const value of values) {
@@ -260,8 +306,27 @@ export function narrowGroups(
     if (id === undefined || !members.has(id)) return undefined
     narrowed.add(id)
   }
-  if (narrowed.size === 1 && Object.isFrozen(groups)) return singleton(groups, narrowed)
+  if (narrowed.size === 1 && Object.isFrozen(groups)) return singleton(groups, [...narrowed][0]!)
   return [...narrowed]
+}
+
+/**
+ * {@link narrowGroups} of one value, allocating nothing when it is one of a frozen array's groups:
+ * the holder's own array when that is its only group, else the cached one-group array.
+ */
+function narrowOne(
+  groups: readonly string[],
+  value: unknown,
+  type: GroupIdType,
+): readonly string[] | undefined {
+  const id = canonicalId(value, type)
+  if (id === undefined) return undefined
+  if (groups.length === 1) {
+    if (groups[0] !== id) return undefined
+    return Object.isFrozen(groups) ? groups : [id]
+  }
+  if (!memberSet(groups).has(id)) return undefined
+  return Object.isFrozen(groups) ? singleton(groups, id) : [id]
 }
 
 const singletons = new WeakMap<readonly string[], Map<string, readonly string[]>>()
@@ -271,17 +336,16 @@ const singletons = new WeakMap<readonly string[], Map<string, readonly string[]>
  * its encoded parameter is built once (see {@link groupArray}): the common case, a statement
  * whose target group is known, then allocates nothing per request.
  */
-function singleton(groups: readonly string[], narrowed: ReadonlySet<string>): readonly string[] {
-  const [id] = narrowed as Set<string>
+function singleton(groups: readonly string[], id: string): readonly string[] {
   let byId = singletons.get(groups)
   if (byId === undefined) {
     byId = new Map()
     singletons.set(groups, byId)
   }
-  let array = byId.get(id as string)
+  let array = byId.get(id)
   if (array === undefined) {
-    array = Object.freeze([id as string])
-    byId.set(id as string, array)
+    array = Object.freeze([id])
+    byId.set(id, array)
   }
   return array
 }

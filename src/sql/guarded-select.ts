@@ -2,8 +2,9 @@
 import type { Capability } from '../capability/capability.ts'
 import { BadRequest, ConfigurationError } from '../errors.ts'
 import {
-  cachedStatement,
   capabilityKey,
+  findStatement,
+  keepStatement,
   StatementParams,
   type CompiledStatement,
 } from './compile.ts'
@@ -144,13 +145,19 @@ export async function guardedSelect<R = Row>(
   const offset = options.offset !== undefined
   if (limit) inputs.push(pageSize(options.limit, 'limit'))
   if (offset) inputs.push(pageSize(options.offset, 'offset'))
+  // Few fresh pieces: the key is built and hashed on every call. `after`, limit and offset as the
+  // letters a, l, o; the columns as JSON unless '*' (a list always starts with `[`).
+  const columns = options.columns
   const key =
-    `select|${options.from}|${shape}|${JSON.stringify(options.columns ?? '*')}|` +
-    `${order?.shape ?? ''}|${options.after !== undefined}|${limit}|${offset}|` +
-    `${options.guard.id}|${viewKey(options.view)}|${capabilityKey(capability)}`
-  const statement = cachedStatement(key, () =>
-    compileSelect(options, order, { where: whereInputs, limit, offset }, capability),
-  )
+    `select|${options.from}|${shape}|${columns === undefined || columns === '*' ? '*' : JSON.stringify(columns)}|` +
+    `${order === undefined ? '' : order.shape}|${options.after === undefined ? '' : 'a'}${limit ? 'l' : ''}${offset ? 'o' : ''}|` +
+    `${options.guard.id}|${options.view === undefined ? '' : viewKey(options.view)}|${capabilityKey(capability)}`
+  const statement =
+    findStatement(key) ??
+    keepStatement(
+      key,
+      compileSelect(options, order, { where: whereInputs, limit, offset }, capability),
+    )
   const rows = await runStatement(db, statement, capability, inputs, options.prepared, {
     table: options.from,
     operation: 'select',

@@ -38,6 +38,23 @@ t.test('narrowGroups keeps only known values the holder has, or gives up', async
   t.same(narrowGroups(['Ab'], ['Ab'], 'text'), ['Ab'])
 })
 
+t.test('one known value narrows without a new array per request', async (t) => {
+  const only = Object.freeze([U1])
+  t.equal(narrowGroups(only, [U1], 'uuid'), only, 'the only group: the holder’s own array')
+  t.equal(narrowGroups(only, [U2], 'uuid'), undefined, 'another group: the full array decides')
+  t.equal(narrowGroups(only, [null], 'uuid'), undefined)
+  const two = Object.freeze([U1, U2])
+  const first = narrowGroups(two, [U2], 'uuid')
+  t.same(first, [U2])
+  t.equal(narrowGroups(two, [U2], 'uuid'), first, 'the same one-group array each time')
+  t.ok(Object.isFrozen(first))
+  t.equal(narrowGroups(two, ['00000000-0000-4000-8000-00000000000c'], 'uuid'), undefined)
+  const mutable = [U1]
+  t.not(narrowGroups(mutable, [U1], 'uuid'), mutable, 'an array that may change is never reused')
+  t.same(narrowGroups(mutable, [U1], 'uuid'), [U1])
+  t.same(narrowGroups([U1, U2], [U2], 'uuid'), [U2])
+})
+
 t.test('a group array is narrowable only when every comparison is on a known value', async (t) => {
   const compile = (
     setup: (params: StatementParams) => void,
