@@ -124,14 +124,34 @@ function compileSelect(
  *   guard: inGroup('group_id', 'member'),
  * })
  */
-export async function guardedSelect<R = Row>(
+export function guardedSelect<R = Row>(
   db: Queryable,
   capability: Capability,
   options: GuardedSelectOptions,
 ): Promise<R[]> {
+  const inputs: unknown[] = []
+  let statement: CompiledStatement
+  try {
+    statement = selectStatement(capability, options, inputs)
+  } catch (error) {
+    return Promise.reject(error as Error) // a promise either way: bad options reject, never throw
+  }
+  // Not an async function: one promise less per call, the query's own (with the view's flags:
+  // the handle projects them away).
+  return runStatement(db, statement, capability, inputs, options.prepared, {
+    table: options.from,
+    operation: 'select',
+  }) as Promise<R[]>
+}
+
+/** Checks the options, pushes the inputs in parameter order, and finds or compiles the statement. */
+function selectStatement(
+  capability: Capability,
+  options: GuardedSelectOptions,
+  inputs: unknown[],
+): CompiledStatement {
   assertGuard(options.guard, 'guardedSelect')
   assertTableName(options.from) // checked on every call: the cache key must not be forgeable
-  const inputs: unknown[] = []
   const shape = whereShape(options.where, inputs)
   const order = options.orderBy === undefined ? undefined : parseOrderBy(options.orderBy)
   const whereInputs = inputs.length
@@ -152,15 +172,11 @@ export async function guardedSelect<R = Row>(
     `select|${options.from}|${shape}|${columns === undefined || columns === '*' ? '*' : JSON.stringify(columns)}|` +
     `${order === undefined ? '' : order.shape}|${options.after === undefined ? '' : 'a'}${limit ? 'l' : ''}${offset ? 'o' : ''}|` +
     `${options.guard.id}|${options.view === undefined ? '' : viewKey(options.view)}|${capabilityKey(capability)}`
-  const statement =
+  return (
     findStatement(key) ??
     keepStatement(
       key,
       compileSelect(options, order, { where: whereInputs, limit, offset }, capability),
     )
-  const rows = await runStatement(db, statement, capability, inputs, options.prepared, {
-    table: options.from,
-    operation: 'select',
-  })
-  return rows as R[] // with the view's flags: the handle projects them away
+  )
 }

@@ -5,11 +5,11 @@ import type { Capability } from '../capability/capability.ts'
 import { bindParameters, type CompiledStatement } from './compile.ts'
 import { quoteIdentifier } from './identifier.ts'
 import { mapDatabaseError, type DatabaseErrorContext } from './map-database-error.ts'
-import type { Queryable, Row } from './queryable.ts'
+import type { Queryable, QueryResultLike, Row } from './queryable.ts'
 
 /**
  * Binds the capability, inputs and facts (the rows the statement's `field` facts read), runs (as a named prepared statement unless told not to). */
-export async function runStatement(
+export function runStatement(
   db: Queryable,
   statement: CompiledStatement,
   capability: Capability,
@@ -18,18 +18,31 @@ export async function runStatement(
   context: DatabaseErrorContext,
   facts?: readonly unknown[],
 ): Promise<Row[]> {
-  const values = bindParameters(statement, capability, inputs, facts)
+  let values: unknown[]
+  try {
+    values = bindParameters(statement, capability, inputs, facts)
+  } catch (error) {
+    return Promise.reject(error as Error)
+  }
   // Marked as keyhole's own: a request made only of these needs no session reset.
   const config =
     prepared === false
       ? { text: statement.text, values, [kGenerated]: true }
       : { name: statement.name, text: statement.text, values, [kGenerated]: true }
+  let query: Promise<QueryResultLike<Row>>
   try {
-    const result = await db.query(config)
-    return result.rows as Row[]
+    query = Promise.resolve(db.query(config))
   } catch (error) {
-    throw mapDatabaseError(error, context)
+    return Promise.reject(mapDatabaseError(error, context) as Error) // a handle that throws at once
   }
+  // Not an async function: the query's promise and one more, no suspended frame per call.
+  return query.then(rowsOf, (error: unknown) => {
+    throw mapDatabaseError(error, context)
+  })
+}
+
+function rowsOf(result: QueryResultLike<Row>): Row[] {
+  return result.rows
 }
 
 /** The row without keyhole's bookkeeping columns (`__keyhole_*`). */

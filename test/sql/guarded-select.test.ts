@@ -202,3 +202,20 @@ t.test('a bad value is a 400, never a 500 with the server message', async (t) =>
     },
   )
 })
+
+t.test('a handle whose query throws at once: the error is mapped and rejected', async (t) => {
+  const denied = Object.assign(new Error('permission denied for table'), { code: '42501' })
+  const throwing = {
+    query(): never {
+      throw denied
+    },
+  }
+  const read = guardedSelect(throwing, alice, { from: 'discussion_threads', guard: member })
+  t.type(read, Promise, 'a promise, never a synchronous throw')
+  await t.rejects(read, {
+    code: 'KH_CAPABILITY_DENIED',
+    table: 'discussion_threads',
+    operation: 'select',
+    cause: denied,
+  })
+})
