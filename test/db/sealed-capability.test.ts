@@ -16,6 +16,7 @@ import { setup } from '../../src/db/setup.ts'
 import { sealCapabilityParameter } from '../../src/db/setup-sealed.ts'
 import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
 import { capability, createKeyholeDatabase, onParameterPrivileges } from './helpers/keyhole.ts'
+import { monitoredNotesApp } from './helpers/monitored-notes-app.ts'
 
 const k = await createKeyholeDatabase(t)
 const su = k.db.pool
@@ -148,6 +149,28 @@ t.test('a grant revoked after setup: requests refused, never widened, and a find
   t.equal((await again()).capabilityStore, 'sealed')
   t.same(await stored(), { sealed: true, signed: false, bodies: ['a'] })
 })
+
+t.test(
+  'the monitor: a grant revoked after setup turns /health to 503, the repair back',
+  async (t) => {
+    const { app, alice } = await monitoredNotesApp(t, k, k.runtimePool(2))
+    await onParameterPrivileges(su, `REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
+    t.teardown(async () => {
+      await onParameterPrivileges(su, `GRANT SET ON PARAMETER backtrace_functions TO ${m}`)
+      await install()
+    })
+    while (app.keyhole.healthy) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 503)
+    t.not(
+      (await app.inject({ method: 'GET', url: '/notes', headers: alice })).statusCode,
+      200,
+      'refused, never served without the capability',
+    )
+    t.equal(await install(), 'signed', 'the repair without the grant: the signed store')
+    while (!app.keyhole.healthy) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.equal((await app.inject({ method: 'GET', url: '/notes', headers: alice })).statusCode, 200)
+  },
+)
 
 t.test('capability functions of two stores are a finding (no capability either way)', async (t) => {
   // The signed variant's subject() beside the sealed variant's other functions.
