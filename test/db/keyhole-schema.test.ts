@@ -2,9 +2,10 @@
  * The `keyhole` schema seen from the RUNTIME role, with raw SQL (what an injection could send): a
  * missing, forged, tampered, expired or replayed setting reads and changes nothing, and never
  * raises; set_capability refuses what the application did not sign; the key and the policies are
- * out of reach. Every attack on the stored capability runs against both stores (sql/000003): the
- * sealed `backtrace_functions` (setup granted the migration role SET on it) and the signed
- * `keyhole.capability` (the grant revoked, as on PostgreSQL 14 or a managed server).
+ * out of reach. Every attack on the stored capability runs against both stores (sql/000004): the
+ * sealed `backtrace_functions` (setup granted the migration role SET on it; the capability beside
+ * it in `keyhole.capability`, bound by its SHA-256) and the signed `keyhole.capability` (the grant
+ * revoked, as on PostgreSQL 14 or a managed server), each installed as setup installs it.
  */
 import { createHmac } from 'node:crypto'
 import pg from 'pg'

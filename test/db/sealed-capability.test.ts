@@ -3,7 +3,9 @@
  * migration role and never to the runtime role, and says which store is in use; the start-up
  * checks refuse a runtime role that may write the parameter (its repair closes it); an install
  * made before 000003 upgrades through `migrate` (the signed store) and is sealed once setup runs
- * again. The attacks on both stores are in keyhole-schema.test.ts.
+ * again. The store is installed once, at setup (sql/000004): a grant revoked afterwards is the
+ * finding KH_DB_CAPABILITY_STORE_MISMATCH (requests refused, never widened), and so are functions
+ * of both stores. The attacks on both stores are in keyhole-schema.test.ts.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
