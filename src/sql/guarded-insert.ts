@@ -7,6 +7,8 @@ import { BadRequest, CapabilityDenied } from '../errors.ts'
 import {
   cachedStatement,
   capabilityKey,
+  findStatement,
+  keepStatement,
   StatementParams,
   type CompiledStatement,
 } from './compile.ts'
@@ -269,14 +271,18 @@ function runOne(
   facts: readonly unknown[],
   hint?: HintUse,
 ): Promise<Row[]> {
-  const statement = cachedStatement(key, () =>
-    compileSingleInsert(options, columns, capability, hint),
-  )
+  const statement =
+    findStatement(key) ??
+    keepStatement(key, compileSingleInsert(options, columns, capability, hint))
   const context = { table: options.into, operation: 'insert' } as const
   return runStatement(db, statement, capability, inputs, options.prepared, context, facts)
 }
 
-async function insertOne(
+/**
+ * One row. Without parent hints (the common case) the statement's promise is returned as it is,
+ * not awaited in an async function: a refusal alone takes the async path ({@link refuseOne}).
+ */
+function insertOne(
   db: Queryable,
   capability: Capability,
   options: GuardedInsertOptions,
@@ -287,46 +293,66 @@ async function insertOne(
   const values = options.values as Row
   const inputs = columns.map((c) => values[c])
   const facts = [values]
-  if (hinting === undefined) {
-    const rows = await runOne(db, capability, options, columns, inputs, key, facts)
-    if (rows.length > 0) return rows[0] as Row
-  } else {
-    const { chain, hints } = hinting
-    const parent = values[chain.column]
-    const hinted = hintFacts(hinting, facts, capability)
-    if (hinted !== undefined) {
-      const narrow = { chain, use: 'narrow' } as const
-      const rows = await runOne(
-        db,
-        capability,
-        options,
-        columns,
-        inputs,
-        `${key}|narrow`,
-        [values, hinted],
-        narrow,
-      )
-      if (rows.length > 0) return rows[0] as Row
-      // Refused under the hinted group: the hint may be stale. Forget it; the full array decides.
-      hints.forget(chain, parent)
-    }
-    const learn = { chain, use: 'learn' } as const
+  if (hinting !== undefined) {
+    return insertHinted(db, capability, options, columns, inputs, key, facts, hinting)
+  }
+  return runOne(db, capability, options, columns, inputs, key, facts).then((rows) =>
+    rows.length > 0
+      ? (rows[0] as Row)
+      : refuseOne(db, capability, options, columns, inputs, key, facts),
+  )
+}
+
+async function insertHinted(
+  db: Queryable,
+  capability: Capability,
+  options: GuardedInsertOptions,
+  columns: readonly string[],
+  inputs: readonly unknown[],
+  key: string,
+  facts: readonly Row[],
+  hinting: Hinting,
+): Promise<Row> {
+  const values = options.values as Row
+  const { chain, hints } = hinting
+  const parent = values[chain.column]
+  const hinted = hintFacts(hinting, facts, capability)
+  if (hinted !== undefined) {
+    const narrow = { chain, use: 'narrow' } as const
     const rows = await runOne(
       db,
       capability,
       options,
       columns,
       inputs,
-      `${key}|learn`,
-      facts,
-      learn,
+      `${key}|narrow`,
+      [values, hinted],
+      narrow,
     )
-    const row = rows[0]
-    if (row !== undefined) {
-      hints.learn(chain, parent, row[HINT_COLUMN])
-      return withoutBookkeeping(row)
-    }
+    if (rows.length > 0) return rows[0] as Row
+    // Refused under the hinted group: the hint may be stale. Forget it; the full array decides.
+    hints.forget(chain, parent)
   }
+  const learn = { chain, use: 'learn' } as const
+  const rows = await runOne(db, capability, options, columns, inputs, `${key}|learn`, facts, learn)
+  const row = rows[0]
+  if (row !== undefined) {
+    hints.learn(chain, parent, row[HINT_COLUMN])
+    return withoutBookkeeping(row)
+  }
+  return refuseOne(db, capability, options, columns, inputs, key, facts)
+}
+
+/** The refused row's denial: 403 or 404, or 400 for a unique key it set (one more statement). */
+async function refuseOne(
+  db: Queryable,
+  capability: Capability,
+  options: GuardedInsertOptions,
+  columns: readonly string[],
+  inputs: readonly unknown[],
+  key: string,
+  facts: readonly unknown[],
+): Promise<never> {
   const context = { table: options.into, operation: 'insert' } as const
   const chosen = parseChosenKeys(options.chosenKeys)
   let visible = false
@@ -426,7 +452,21 @@ export function guardedInsert<R = Row>(
   capability: Capability,
   options: GuardedInsertOptions & { readonly values: readonly Row[] },
 ): Promise<InsertResult<R>>
-export async function guardedInsert(
+export function guardedInsert(
+  db: Queryable,
+  capability: Capability,
+  options: GuardedInsertOptions,
+): Promise<Row | InsertResult> {
+  // Not an async function: a single row returns its statement's promise (one promise and frame
+  // less per call); whatever throws before a statement runs still rejects, never throws.
+  try {
+    return insert(db, capability, options)
+  } catch (error) {
+    return Promise.reject(error as Error)
+  }
+}
+
+function insert(
   db: Queryable,
   capability: Capability,
   options: GuardedInsertOptions,
@@ -434,7 +474,7 @@ export async function guardedInsert(
   assertGuard(options.guard, 'guardedInsert')
   const single = !Array.isArray(options.values)
   const { rows, columns } = parseRows(options.values)
-  if (rows.length === 0) return { inserted: [], refused: [], count: 0 }
+  if (rows.length === 0) return Promise.resolve({ inserted: [], refused: [], count: 0 })
   const returning = options.returning ?? '*'
   assertTableName(options.into) // checked on every call: the cache key must not be forgeable
   const key =
@@ -453,6 +493,30 @@ export async function guardedInsert(
   if (single && (returning === '*' || returning.length > 0)) {
     return insertOne(db, capability, options, columns, `${key}|one`, hinting)
   }
+  return insertMany(db, capability, options, { single, rows, columns, returning, key, hinting })
+}
+
+/** Several rows (or one returning nothing): one statement with a VALUES list, refusals counted. */
+async function insertMany(
+  db: Queryable,
+  capability: Capability,
+  options: GuardedInsertOptions,
+  {
+    single,
+    rows,
+    columns,
+    returning,
+    key,
+    hinting,
+  }: {
+    single: boolean
+    rows: readonly Row[]
+    columns: string[]
+    returning: Returning
+    key: string
+    hinting: Hinting | undefined
+  },
+): Promise<Row | InsertResult> {
   const capacity = valuesCapacity(rows.length, columns.length)
   const inputs = [rows.length, ...valuesInputs(rows, columns, capacity)]
   const run = async (statement: CompiledStatement, facts: unknown[]) => {
