@@ -21,6 +21,12 @@ export interface PipelineStatement {
    * server would answer "prepared statement does not exist".
    */
   readonly forgetsPrepared?: ((result: PipelineResult) => boolean) | undefined
+  /**
+   * The caller reads only the statement's command and row count, never its rows: it is sent
+   * without a Describe, so the server sends no RowDescription for it (one message less each way)
+   * and any row it returns is dropped unparsed. Its result then has no rows and no fields.
+   */
+  readonly rowsUnread?: boolean | undefined
 }
 
 /** What a pipeline resolves to, per statement: pg's result shape. */
@@ -164,7 +170,7 @@ export class Pipeline {
         }
         this.#reused[i] = parsed !== false && parsed !== undefined
         connection.bind({ statement: s.name, values: values[i]! })
-        connection.describe({ type: 'P', name: '' })
+        if (s.rowsUnread !== true) connection.describe({ type: 'P', name: '' })
         connection.execute({ portal: '' })
       })
       connection.sync()
@@ -179,6 +185,7 @@ export class Pipeline {
   }
 
   handleDataRow(message: { fields: unknown[] }): void {
+    if (this.#statements[this.#index]!.rowsUnread === true) return
     const result = this.#results[this.#index]!
     try {
       result.addRow(result.parseRow(message.fields))

@@ -134,7 +134,8 @@ const RESET_SESSION: PipelineStatement = {
   forgetsPrepared: planted,
 }
 
-const BEGIN: PipelineStatement = { text: 'BEGIN' }
+const BEGIN: PipelineStatement = { text: 'BEGIN', rowsUnread: true }
+const COMMIT: PipelineStatement = { text: 'COMMIT', rowsUnread: true }
 
 /**
  * Drops every prepared statement of the session and pg's record of them, so the next statements
@@ -205,6 +206,7 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     name: setName,
     text: SET_CAPABILITY,
     values: [signer.sign(capability)],
+    rowsUnread: true,
   })
 
   /**
@@ -290,7 +292,10 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     work: (db: SessionQueryable) => Promise<T>,
   ): Promise<T> {
     // Unnamed: a system context is rare, and its value differs on every call anyway.
-    return transaction(() => ({ text: SET_SYSTEM, values: [signer.signSystem(grants)] }), work)
+    return transaction(
+      () => ({ text: SET_SYSTEM, values: [signer.signSystem(grants)], rowsUnread: true }),
+      work,
+    )
   }
 
   /** One transaction whose first statement is `first()` (signed when the work sends its first). */
@@ -330,11 +335,7 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
       // ROLLBACK (checked below). The refusal of the capability is such a failure, and reported.
       await begun
       if (untrusted) counters.sessionsReset++
-      const [commit] = await pipeline(
-        client,
-        untrusted ? [{ text: 'COMMIT' }, RESET_SESSION] : [{ text: 'COMMIT' }],
-        true,
-      )
+      const [commit] = await pipeline(client, untrusted ? [COMMIT, RESET_SESSION] : [COMMIT], true)
       committed(commit)
       client.release()
       return value

@@ -13,7 +13,9 @@ export interface CapabilitySigner {
    * digits, 0 for none><admin: 1 or 0><roles>\n<counts>\n<group IDs>\n<subject as JSON>` (see
    * sql/000001.do.keyhole-schema.sql). Hex, fixed widths and array literals because the database
    * reads it on every request: no base64 or JSON to decode on the way.
-   * `now` (ms) is for tests; the database accepts values issued within the last minute.
+   * `now` (ms) is for tests; the database accepts values issued within the last minute. Without
+   * it, a value this signer issued for the same capability less than {@link REUSE_MS} ago is
+   * returned again (see there).
    */
   sign(capability: Capability, now?: number): string
   /**
@@ -26,9 +28,32 @@ export interface CapabilitySigner {
   signSystem(grants: readonly string[], now?: number): string
 }
 
-// Everything but the issue time depends on the capability alone, and one capability (one request)
-// may open several transactions: compute it once.
-const bodies = new WeakMap<Capability, string>()
+/**
+ * How long a signed value is sent again for the same capability (one token's, cached with it)
+ * instead of signing anew: an HMAC and its hex cost about 3 µs, on every request. What the
+ * database checks is unchanged: the signature, an issue time within a minute of its clock (the
+ * value is at most this much older, so the clocks may differ by a minute less this), the token's
+ * exp; and the copy it keeps is bound to ITS transaction (backend pid and start) by
+ * set_capability, whatever value opened it. The value is a bind parameter, never in a setting:
+ * no SQL of the runtime role can read it, whether it was sent once or several times. A value
+ * that leaked anyway (a server log of bind parameters) is refused a minute after its issue time,
+ * as before.
+ */
+export const REUSE_MS = 1000
+
+/**
+ * What is computed once per capability (a token's, cached with it, may serve many requests, and
+ * one request may open several transactions): the body, and the last value signed for it by one
+ * signer (`signer` tells which: one entry per capability, whichever signer used it last).
+ */
+interface Signed {
+  readonly body: string
+  signer?: object | undefined
+  issued?: number | undefined
+  value?: string | undefined
+}
+
+const entries = new WeakMap<Capability, Signed>()
 
 /** A non-negative integer as exactly `width` digits (clamped: a time beyond them is "forever"). */
 function digits(value: number, width: number): string {
@@ -47,8 +72,8 @@ function arrayLiteral(items: readonly string[]): string {
   return `${out}}`
 }
 
-function body(capability: Capability): string {
-  let cached = bodies.get(capability)
+function entry(capability: Capability): Signed {
+  let cached = entries.get(capability)
   if (cached === undefined) {
     // Each group once, highest role first, so the groups of a role and those above it are a
     // prefix of the list; counts[r] says how long that prefix is for roles[r].
@@ -63,12 +88,14 @@ function body(capability: Capability): string {
       }
       counts[r] = ids.length
     }
-    cached =
-      digits(capability.expiresAt === undefined ? 0 : Math.max(1, capability.expiresAt), 12) +
-      (capability.isAdmin ? '1' : '0') +
-      `${arrayLiteral(capability.roles)}\n{${counts.join(',')}}\n${arrayLiteral(ids)}\n` +
-      JSON.stringify(capability.subject)
-    bodies.set(capability, cached)
+    cached = {
+      body:
+        digits(capability.expiresAt === undefined ? 0 : Math.max(1, capability.expiresAt), 12) +
+        (capability.isAdmin ? '1' : '0') +
+        `${arrayLiteral(capability.roles)}\n{${counts.join(',')}}\n${arrayLiteral(ids)}\n` +
+        JSON.stringify(capability.subject),
+    }
+    entries.set(capability, cached)
   }
   return cached
 }
@@ -82,10 +109,23 @@ function body(capability: Capability): string {
  */
 export function createCapabilitySigner(signingKey: Uint8Array | string): CapabilitySigner {
   const key = parseSigningKey(signingKey)
+  const self = {}
+  const signAt = (body: string, now: number) => {
+    const signed = digits(now, 15) + body
+    return createHmac('sha256', key).update(`a.${signed}`).digest('hex') + signed
+  }
   return Object.freeze({
-    sign(capability: Capability, now: number = Date.now()): string {
-      const signed = digits(now, 15) + body(capability)
-      return createHmac('sha256', key).update(`a.${signed}`).digest('hex') + signed
+    sign(capability: Capability, now?: number): string {
+      const signed = entry(capability)
+      if (now !== undefined) return signAt(signed.body, now)
+      const at = Date.now()
+      const age = at - (signed.issued as number)
+      // Signed by this signer less than REUSE_MS ago, and not later than now (a clock set back).
+      if (signed.signer === self && age >= 0 && age < REUSE_MS) return signed.value as string
+      signed.value = signAt(signed.body, at)
+      signed.signer = self
+      signed.issued = at
+      return signed.value
     },
     signSystem(grants: readonly string[], now: number = Date.now()): string {
       const signed = digits(now, 15) + arrayLiteral(grants)

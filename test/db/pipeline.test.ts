@@ -14,7 +14,12 @@ t.teardown(() => client.end())
 
 async function send(p: Pipeline) {
   client.query(p as never)
-  return (await p.done) as { command: string | null; rows: Record<string, unknown>[] }[]
+  return (await p.done) as {
+    command: string | null
+    rowCount: number | null
+    fields: unknown[]
+    rows: Record<string, unknown>[]
+  }[]
 }
 
 t.test('statements before one Sync share one implicit transaction', async (t) => {
@@ -35,6 +40,23 @@ t.test('statements before one Sync share one implicit transaction', async (t) =>
     (await client.query(`SELECT current_setting('x.y', true) AS s`)).rows,
     [{ s: '' }],
     'gone after it',
+  )
+})
+
+t.test('a statement whose rows are unread: no Describe, its rows dropped unparsed', async (t) => {
+  const results = await send(
+    new Pipeline([
+      { text: 'SELECT g AS n FROM generate_series(1, 3) AS g', rowsUnread: true },
+      { text: 'SELECT 2 AS two' },
+    ]),
+  )
+  t.same(
+    results.map((r) => [r.command, r.rowCount, r.fields.length, r.rows]),
+    [
+      ['SELECT', 3, 0, []],
+      ['SELECT', 1, 1, [{ two: 2 }]],
+    ],
+    'no RowDescription came for it: the command and row count only',
   )
 })
 

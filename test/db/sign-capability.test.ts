@@ -3,7 +3,7 @@
  */
 import { createHmac } from 'node:crypto'
 import t from 'tap'
-import { createCapabilitySigner } from '../../src/db/sign-capability.ts'
+import { createCapabilitySigner, REUSE_MS } from '../../src/db/sign-capability.ts'
 import { generateSigningKey, hmacPads, parseSigningKey } from '../../src/db/signing-key.ts'
 import { capability } from './helpers/keyhole.ts'
 
@@ -53,6 +53,57 @@ t.test('the value: hex(HMAC-SHA-256(key, "a." + body)) + body', async (t) => {
   t.match(signer.sign(capability()), /^[0-9a-f]{64}[0-9]{27}[01]\{/, 'defaults to now')
   t.same(Object.keys(signer), ['sign', 'signSystem'], 'the key is not a property')
 })
+
+t.test(
+  'a value is sent again for the same capability within REUSE_MS, never past it',
+  async (t) => {
+    const realNow = Date.now
+    let now = 1_700_000_000_000
+    Date.now = () => now
+    t.teardown(() => {
+      Date.now = realNow
+    })
+    const signer = createCapabilitySigner(key)
+    const other = createCapabilitySigner(Buffer.alloc(32, 4))
+    const holder = capability({ subject: 'alice', groups: { member: ['g1'] } })
+    const first = signer.sign(holder)
+    t.equal(first.slice(64, 79), '001700000000000', 'issued now')
+    now += REUSE_MS - 1
+    t.equal(signer.sign(holder), first, 'the same value within REUSE_MS')
+    t.equal(
+      signer.sign(holder, now),
+      signer.sign(holder, now),
+      'an explicit time is signed as asked',
+    )
+    t.not(signer.sign(holder, now), first)
+    t.equal(signer.sign(holder), first, '… and leaves the value to reuse')
+    const cases: [string, number | undefined, ReturnType<typeof capability>, string][] = [
+      ['REUSE_MS later: signed anew', 1, holder, '001700000001000'],
+      ['a clock set back: signed anew', -5000, holder, '001699999996000'],
+      ['another capability: its own value', 0, capability({ subject: 'bob' }), '001699999996000'],
+    ]
+    for (const [name, step, who, issued] of cases) {
+      now += step as number
+      const value = signer.sign(who)
+      t.equal(value.slice(64, 79), issued, name)
+      t.equal(
+        value.slice(0, 64),
+        createHmac('sha256', key)
+          .update(`a.${value.slice(64)}`)
+          .digest('hex'),
+      )
+    }
+    const byOther = other.sign(holder)
+    t.equal(
+      byOther.slice(0, 64),
+      createHmac('sha256', Buffer.alloc(32, 4))
+        .update(`a.${byOther.slice(64)}`)
+        .digest('hex'),
+      "another signer's key: never the first signer's value",
+    )
+    t.not(signer.sign(holder), byOther, 'and the first signer signs anew after it')
+  },
+)
 
 t.test('keys: at least 32 bytes, as bytes or base64/base64url text', async (t) => {
   t.equal(parseSigningKey(key.toString('base64url')).length, 32)
