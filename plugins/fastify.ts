@@ -129,13 +129,18 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
   if (!databases.transactional) return
   // COMMIT before the response leaves, so a client never sees success for a write that failed to
   // commit; a COMMIT failure becomes the response. Any other end rolls back.
-  fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload) => {
-    await databases.end(request, reply.statusCode < 400)
-    return payload
+  // Callback hooks, so that a request without a transaction to end (a public route, one of
+  // `transaction: 'statement'`) costs no promise.
+  fastify.addHook('onSend', (request: FastifyRequest, reply: FastifyReply, payload, done) => {
+    if (!databases.pending(request)) return done(null, payload)
+    databases.end(request, reply.statusCode < 400).then(() => done(null, payload), done)
   })
-  const rollback = (request: FastifyRequest) => databases.end(request, false)
-  fastify.addHook('onResponse', rollback)
-  fastify.addHook('onRequestAbort', rollback)
+  const rollback = (request: FastifyRequest, done: (error?: Error) => void) => {
+    if (!databases.pending(request)) return done()
+    databases.end(request, false).then(() => done(), done)
+  }
+  fastify.addHook('onResponse', (request, _reply, done) => rollback(request, done))
+  fastify.addHook('onRequestAbort', (request, done) => rollback(request, done))
 }
 
 /** What a denial report reads of a request, whatever the route's generics. */

@@ -109,6 +109,12 @@ export interface RequestDatabases {
   ): PolicyHandle
   /** Ends the request's transaction, if it opened one: COMMIT when `ok`, else ROLLBACK. */
   end(key: object, ok: boolean): Promise<void>
+  /**
+   * Whether {@link RequestDatabases.end} has anything to do for the request: false when it took
+   * no handle, one of `transaction: 'statement'` (each statement committed with itself), or was
+   * ended already. The adapter then skips the hook's promise.
+   */
+  pending(key: object): boolean
 }
 
 /** The `request.db`s of `runner` (the one `keyhole.run` uses: the same handle, the same session). */
@@ -135,7 +141,11 @@ export function requestDatabases(runner: DatabaseRunner, realm: string): Request
       return handle
     },
     async end(key, ok) {
-      await transactions.get(key)?.end(ok)
+      const transaction = transactions.get(key)
+      // Ends once (the transaction's own end is idempotent too): later calls find nothing pending.
+      transactions.delete(key)
+      await transaction?.end(ok)
     },
+    pending: (key) => transactions.has(key),
   }
 }
