@@ -135,12 +135,15 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
     if (!databases.pending(request)) return done(null, payload)
     databases.end(request, reply.statusCode < 400).then(() => done(null, payload), done)
   })
-  const rollback = (request: FastifyRequest, done: (error?: Error) => void) => {
+  // onResponse's (request, reply, done) and onRequestAbort's (request, done): roll back what a
+  // response that skipped onSend (reply.hijack()) or an aborted request left open.
+  const rollback = (request: FastifyRequest, ...rest: unknown[]) => {
+    const done = rest[rest.length - 1] as (error?: unknown) => void
     if (!databases.pending(request)) return done()
     databases.end(request, false).then(() => done(), done)
   }
-  fastify.addHook('onResponse', (request, _reply, done) => rollback(request, done))
-  fastify.addHook('onRequestAbort', (request, done) => rollback(request, done))
+  fastify.addHook('onResponse', rollback)
+  fastify.addHook('onRequestAbort', rollback)
 }
 
 /** What a denial report reads of a request, whatever the route's generics. */

@@ -29,6 +29,12 @@ async function count(body: string): Promise<number> {
 
 /** POST /:mode/notes writes `bodies` one after the other, then fails when asked to. */
 function routes(app: FastifyInstance) {
+  // Writes, then answers on the raw response: Fastify runs no onSend hook, only onResponse.
+  app.post<{ Body: { group: string } }>('/request/hijacked', async (request, reply) => {
+    await request.db.insert('notes', { group_id: request.body.group, owner: 'alice', body: 'raw' })
+    reply.hijack()
+    reply.raw.end('raw')
+  })
   for (const transaction of ['request', 'statement'] as const) {
     app.post<{ Body: { group: string; bodies: string[]; fail?: boolean } }>(
       `/${transaction}/notes`,
@@ -70,6 +76,20 @@ t.test("'request': the statements commit together, with the response", async (t)
   t.same([await count('r1'), await count('r2')], [1, 1])
   t.equal((await post('request', ['r3', 'r4'], true)).statusCode, 400)
   t.same([await count('r3'), await count('r4')], [0, 0], 'a failure rolls both back')
+})
+
+t.test('a response that skips onSend (reply.hijack()): its transaction rolls back', async (t) => {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/request/hijacked',
+    headers: bearer(alice),
+    payload: { group: k.groupA },
+  })
+  t.equal(response.body, 'raw')
+  // onResponse rolled back and released the connection: both of the pool's are free again.
+  const clients = await Promise.all([pool.connect(), pool.connect()])
+  for (const client of clients) client.release()
+  t.equal(await count('raw'), 0, 'nothing of it committed')
 })
 
 t.test("'statement': each statement commits alone, when it runs", async (t) => {
