@@ -23,5 +23,6 @@ t.test('a pool that cannot connect: the statement fails, end() resolves', async 
     cause: down,
   })
   await t.resolves(transaction.end(true))
+  await t.resolves(transaction.end(false), 'a second end has nothing to do')
   await t.rejects(transaction.queryable.query('SELECT 1'), /ended/, 'dead once ended')
 })
