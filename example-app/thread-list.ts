@@ -109,10 +109,10 @@ export async function listThreads(
  * The list's statement for `groupId` and the query string (the cursor's values read inside it).
  * The limit is written into the text (a number, 1 to 100 as the schema admitted it: digits only),
  * not sent as a parameter: the generic plan of a prepared statement assumes `LIMIT $n` returns a
- * tenth of the rows, so once a few groups held thousands of threads that plan looked dearer than
- * each execution's custom one, and every request planned the list and its policies again (~250 µs
- * of database time per request, the HTTP bench's GET after its POSTs). With the number in the text
- * the generic plan wins and the statement is planned once per connection
+ * tenth of the rows, so once a few groups held thousands of threads (an analyzed table) that plan
+ * looked dearer than each execution's custom one, and every request planned the list and its
+ * policies again (~250 µs of database time per request with 15 000 threads). With the number in
+ * the text the generic plan wins and the statement is planned once per connection
  * (test/example-app/list-plan.test.ts).
  */
 export function threadListQuery(groupId: string, query: ThreadListQuery) {

@@ -1,6 +1,6 @@
 /**
  * The thread list (example-app/thread-list.ts) is planned once per connection, not once per
- * request, when a few groups hold thousands of threads (the HTTP bench's GET after its POSTs):
+ * request, when a few groups hold thousands of threads (the HTTP bench's state after its POSTs):
  * its prepared statement, under the forced policies as the runtime role, settles on the generic
  * plan. With `LIMIT $2` the generic plan counted a tenth of a group's estimated rows, looked
  * dearer than every custom plan, and each execution planned the list and its policies again.
