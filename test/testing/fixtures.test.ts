@@ -129,6 +129,22 @@ t.test('reads of own rows, nothing to move or update, your own callers', async (
   )
 })
 
+t.test('a runtime connection the server ends while idle is replaced, not thrown', async (t) => {
+  // The check above left the scratch pool's client idle. A backend the server ends (DROP DATABASE
+  // WITH (FORCE) on close, an administrator, a restart) errors that idle client: a pool without an
+  // error listener throws it as an uncaught exception, failing whatever test runs at that moment.
+  const ended = await test.query<{ ended: boolean }>(
+    'SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE usename = $1',
+    [test.runtimeRole],
+  )
+  t.ok(ended.rows.length > 0 && ended.rows.every((r) => r.ended), 'an idle runtime backend ended')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const result = await test.check(expectAccess(policies).table('tags').as('admin').can('any'), {
+    tables: ['tags'],
+  })
+  t.ok(result.ok, 'the next check runs on a new connection')
+})
+
 t.test('a delete the foreign keys refuse is an ERROR in both layers', async (t) => {
   const expected = expectAccess(policies)
     .table('orgs')
