@@ -113,7 +113,9 @@ export async function setupDatabase(
 
 /** The serve step: a pool as the runtime role, with the settings of `url`. Changes nothing. */
 export function connectRuntime(url: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url })
+  // pg's default closes a connection idle for 10 s, and the next request logs in again (SCRAM,
+  // several milliseconds) and parses its statements again: keep them for a minute.
+  const pool = new pg.Pool({ connectionString: url, idleTimeoutMillis: 60_000 })
   // An idle client whose connection dropped (a server restart, or the embedded server stopping
   // during shutdown) is removed by pg, and the next query connects afresh; without a listener the
   // 'error' event would crash the process instead (pg's documented advice).
