@@ -10,9 +10,10 @@ interface GrantRow {
 
 /**
  * Check 8c: the runtime role may write the parameter `backtrace_functions`, where
- * `keyhole.set_capability` seals the verified capability (sql/000003): SET (it could write a
- * capability of its choice for its own transaction, in either store, since the policies read a
- * sealed value first) or ALTER SYSTEM, granted to it, to a role it is a member of (whatever
+ * `keyhole.set_capability` seals the verified capability (sql/000003, sql/000004): SET (with the
+ * sealed store installed it could write a seal and a body of its choice for its own transaction,
+ * and a grant held now would let it do so once setup installs that store) or ALTER SYSTEM,
+ * granted to it, to a role it is a member of (whatever
  * INHERIT says: it may SET ROLE), or to PUBLIC. PostgreSQL 15+ only: before, only a superuser may
  * set it (check 1).
  *
@@ -139,7 +140,7 @@ export const checkCapabilityStore: Check = async ({ db, runtime }) => {
  * `backtrace_functions`, `'signed'` otherwise (PostgreSQL 14, or no grant; see sql/000003). Whether
  * the sealed variant still holds its privilege is the check KH_DB_CAPABILITY_STORE_MISMATCH.
  *
- * The generated SQL (on PostgreSQL 15+):
+ * The generated SQL:
  * ```sql
  * SELECT coalesce(bool_and(position('backtrace_functions' in p.prosrc) > 0), false) AS sealed
  * FROM pg_proc p WHERE p.oid = to_regprocedure('keyhole.set_capability(text)')
@@ -150,12 +151,8 @@ export const checkCapabilityStore: Check = async ({ db, runtime }) => {
  * ```
  */
 export async function capabilityStore(db: CheckQueryable): Promise<CapabilityStore> {
-  const [server] = await rows<{ version: number }>(
-    db,
-    `SELECT current_setting('server_version_num')::int AS version`,
-  )
-  /* c8 ignore next: PostgreSQL 14 has no parameter privileges (the tests run on 15+) */
-  if (server!.version < 150000) return 'signed'
+  // One query on every version: PostgreSQL 14 has only the signed variant, whose source never
+  // names backtrace_functions.
   const [store] = await rows<{ sealed: boolean }>(
     db,
     `SELECT coalesce(bool_and(position('backtrace_functions' in p.prosrc) > 0), false) AS sealed
