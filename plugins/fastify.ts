@@ -14,6 +14,7 @@ import type {
   FastifySchema,
   FastifyTypeProvider,
   FastifyTypeProviderDefault,
+  HookHandlerDoneFunction,
   preHandlerAsyncHookHandler,
   RawReplyDefaultExpression,
   RawRequestDefaultExpression,
@@ -135,14 +136,12 @@ const plugin: FastifyPluginAsync<FastifyKeyholeOptions> = async (fastify, option
     if (!databases.pending(request)) return done(null, payload)
     databases.end(request, reply.statusCode < 400).then(() => done(null, payload), done)
   })
-  // onResponse's (request, reply, done) and onRequestAbort's (request, done): roll back what a
-  // response that skipped onSend (reply.hijack()) or an aborted request left open.
-  const rollback = (request: FastifyRequest, ...rest: unknown[]) => {
-    const done = rest[rest.length - 1] as (error?: unknown) => void
+  // Roll back what a response that skipped onSend (reply.hijack()) or an aborted request left open.
+  const rollback = (request: FastifyRequest, done: HookHandlerDoneFunction) => {
     if (!databases.pending(request)) return done()
     databases.end(request, false).then(() => done(), done)
   }
-  fastify.addHook('onResponse', rollback)
+  fastify.addHook('onResponse', (request, _reply, done) => rollback(request, done))
   fastify.addHook('onRequestAbort', rollback)
 }
 

@@ -38,7 +38,8 @@ export function createCapability(parts: CapabilityParts): Capability {
   const { hierarchy, groupIdType, isAdmin, topRank } = parts
   const bindings = bindingsOf(topRank, hierarchy.roles.length, isAdmin)
   const scopes = parts.scopes ?? NO_SCOPES
-  // Methods, not arrow functions in const or properties: no helper closure per request, and run
+  // Methods, not arrow functions in const or properties: no helper closure per token (a
+  // capability is cached with its token and serves its requests), and run
   // from source through tsx (esbuild's keepNames), no Object.defineProperty of a name on each one.
   return Object.freeze({
     subject: parts.subject,

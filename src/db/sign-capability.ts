@@ -41,19 +41,15 @@ export interface CapabilitySigner {
  */
 export const REUSE_MS = 1000
 
-/**
- * What is computed once per capability (a token's, cached with it, may serve many requests, and
- * one request may open several transactions): the body, and the last value signed for it by one
- * signer (`signer` tells which: one entry per capability, whichever signer used it last).
- */
-interface Signed {
-  readonly body: string
-  signer?: object | undefined
-  issued?: number | undefined
-  value?: string | undefined
-}
+// Everything but the issue time depends on the capability alone, and one capability (a token's,
+// cached with it) may serve many requests, each opening one transaction or more: computed once.
+const bodies = new WeakMap<Capability, string>()
 
-const entries = new WeakMap<Capability, Signed>()
+/** A value one signer issued for a capability, and when. */
+interface Issued {
+  readonly at: number
+  readonly value: string
+}
 
 /** A non-negative integer as exactly `width` digits (clamped: a time beyond them is "forever"). */
 function digits(value: number, width: number): string {
@@ -72,8 +68,8 @@ function arrayLiteral(items: readonly string[]): string {
   return `${out}}`
 }
 
-function entry(capability: Capability): Signed {
-  let cached = entries.get(capability)
+function body(capability: Capability): string {
+  let cached = bodies.get(capability)
   if (cached === undefined) {
     // Each group once, highest role first, so the groups of a role and those above it are a
     // prefix of the list; counts[r] says how long that prefix is for roles[r].
@@ -88,14 +84,12 @@ function entry(capability: Capability): Signed {
       }
       counts[r] = ids.length
     }
-    cached = {
-      body:
-        digits(capability.expiresAt === undefined ? 0 : Math.max(1, capability.expiresAt), 12) +
-        (capability.isAdmin ? '1' : '0') +
-        `${arrayLiteral(capability.roles)}\n{${counts.join(',')}}\n${arrayLiteral(ids)}\n` +
-        JSON.stringify(capability.subject),
-    }
-    entries.set(capability, cached)
+    cached =
+      digits(capability.expiresAt === undefined ? 0 : Math.max(1, capability.expiresAt), 12) +
+      (capability.isAdmin ? '1' : '0') +
+      `${arrayLiteral(capability.roles)}\n{${counts.join(',')}}\n${arrayLiteral(ids)}\n` +
+      JSON.stringify(capability.subject)
+    bodies.set(capability, cached)
   }
   return cached
 }
@@ -109,27 +103,31 @@ function entry(capability: Capability): Signed {
  */
 export function createCapabilitySigner(signingKey: Uint8Array | string): CapabilitySigner {
   const key = parseSigningKey(signingKey)
-  const self = {}
-  const signAt = (body: string, now: number) => {
-    const signed = digits(now, 15) + body
-    return createHmac('sha256', key).update(`a.${signed}`).digest('hex') + signed
+  // This signer's last value per capability: two signers of one capability never evict each
+  // other's (the session's and the checks' or a second instance's).
+  const issued = new WeakMap<Capability, Issued>()
+  // `a.` for a capability, `s.` for a system grant: one can never pass for the other.
+  const signAt = (prefix: 'a.' | 's.', payload: string, now: number) => {
+    const signed = digits(now, 15) + payload
+    return (
+      createHmac('sha256', key)
+        .update(prefix + signed)
+        .digest('hex') + signed
+    )
   }
   return Object.freeze({
     sign(capability: Capability, now?: number): string {
-      const signed = entry(capability)
-      if (now !== undefined) return signAt(signed.body, now)
+      if (now !== undefined) return signAt('a.', body(capability), now)
       const at = Date.now()
-      const age = at - (signed.issued as number)
-      // Signed by this signer less than REUSE_MS ago, and not later than now (a clock set back).
-      if (signed.signer === self && age >= 0 && age < REUSE_MS) return signed.value as string
-      signed.value = signAt(signed.body, at)
-      signed.signer = self
-      signed.issued = at
-      return signed.value
+      const last = issued.get(capability)
+      // Issued less than REUSE_MS ago, and not later than now (a clock set back).
+      if (last !== undefined && at >= last.at && at - last.at < REUSE_MS) return last.value
+      const value = signAt('a.', body(capability), at)
+      issued.set(capability, { at, value })
+      return value
     },
     signSystem(grants: readonly string[], now: number = Date.now()): string {
-      const signed = digits(now, 15) + arrayLiteral(grants)
-      return createHmac('sha256', key).update(`s.${signed}`).digest('hex') + signed
+      return signAt('s.', arrayLiteral(grants), now)
     },
   })
 }

@@ -279,8 +279,8 @@ function runOne(
 }
 
 /**
- * One row. Without parent hints (the common case) the statement's promise is returned as it is,
- * not awaited in an async function: a refusal alone takes the async path ({@link refuseOne}).
+ * One row. Without parent hints (the common case) the statement's promise is returned through one
+ * `.then`, not awaited in an async function: a refusal alone takes the async path ({@link refuseOne}).
  */
 function insertOne(
   db: Queryable,
@@ -457,8 +457,8 @@ export function guardedInsert(
   capability: Capability,
   options: GuardedInsertOptions,
 ): Promise<Row | InsertResult> {
-  // Not an async function: a single row returns its statement's promise (one promise and frame
-  // less per call); whatever throws before a statement runs still rejects, never throws.
+  // Not an async function: a single row returns its statement's promise through one `.then` (no
+  // async frame per call); whatever throws before a statement runs still rejects, never throws.
   try {
     return insert(db, capability, options)
   } catch (error) {

@@ -171,7 +171,7 @@ function selectStatement(
   const key =
     `select|${options.from}|${shape}|${columns === undefined || columns === '*' ? '*' : JSON.stringify(columns)}|` +
     `${order === undefined ? '' : order.shape}|${options.after === undefined ? '' : 'a'}${limit ? 'l' : ''}${offset ? 'o' : ''}|` +
-    `${options.guard.id}|${options.view === undefined ? '' : viewKey(options.view)}|${capabilityKey(capability)}`
+    `${options.guard.id}|${viewKey(options.view)}|${capabilityKey(capability)}`
   return (
     findStatement(key) ??
     keepStatement(

@@ -119,7 +119,6 @@ export function tokenVerifier(options: VerifyOptions): TokenVerifier {
     typ: options.typ,
     requiredClaims: options.requiredClaims as string[],
   })
-  const expected: Expected = { issuer: options.issuer, typ: options.typ }
   const { maxTokenLifetime } = options
   return async (token, key) => {
     const keyOrLookup =
@@ -128,7 +127,7 @@ export function tokenVerifier(options: VerifyOptions): TokenVerifier {
     try {
       ;({ payload } = await jwtVerify(token, keyOrLookup, joseOptions))
     } catch (error) {
-      throw toTokenError(error, expected)
+      throw toTokenError(error, options)
     }
     assertTimes(payload)
     assertLifetime(payload, maxTokenLifetime)
