@@ -14,9 +14,14 @@
  *   node --conditions=keyhole-source --import tsx bench/profile-http.ts \
  *     --servers keyhole,jwt --method GET [--requests 2000] [--rounds 3] [--cpu-prof file]
  *   --explain: print the plans (auto_explain ANALYZE VERBOSE) of two requests of the first server
+ *   --socket S: instead of `inject`, listen on 127.0.0.1 and load each server for S seconds with
+ *     the HTTP part's generator (autocannon in a child process, `--concurrency` connections), and
+ *     print per request the CPU of the server process, its PostgreSQL backends, the generator and
+ *     the rest of the machine (/proc/stat), with requests/s: where the real benchmark's time goes
  *   --threads N: N more threads in the group every token's holder writes to (in `public` and in
- *     `pgrst`), as the HTTP part's GET finds them after its POST rounds (~10⁴ in a quick run): the
- *     posts' policies then look each post's thread up instead of hashing every visible thread
+ *     `pgrst`), as the HTTP part's GET finds them after its POST rounds (~10⁴ in a quick run, ~2·10⁵
+ *     in a full one): the posts' policies then look each post's thread up instead of hashing every
+ *     visible thread
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -24,6 +29,7 @@ import { Session } from 'node:inspector/promises'
 import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts'
+import { runChildJson } from './lib/child-json.ts'
 import { floorApp, jwtApp, keyholeGuardApp, pgrstApp, seed, setUpPgrst } from './http.bench.ts'
 
 const arg = (name: string, fallback: string) => {
@@ -38,6 +44,7 @@ const concurrency = Number(arg('concurrency', '4'))
 const profileFile = arg('cpu-prof', '')
 const explain = process.argv.includes('--explain')
 const moreThreads = Number(arg('threads', '0'))
+const socketSeconds = Number(arg('socket', '0'))
 const logLines: string[] = []
 
 const server = await startEmbeddedPostgres({
@@ -170,6 +177,45 @@ function ticks(pids: number[]): number {
   return sum
 }
 
+const us = (x: number) => x.toFixed(0).padStart(6)
+
+/** Each statement's calls, plans, planning and execution time per request (pg_stat_statements). */
+async function printStatements(count: number): Promise<void> {
+  const { rows } = await admin.query<{
+    calls: string
+    plans: string
+    total_plan_time: number
+    total_exec_time: number
+    query: string
+  }>(
+    `SELECT calls, plans, total_plan_time, total_exec_time, query FROM pg_stat_statements
+       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND calls >= $1 / 2 ORDER BY total_exec_time + total_plan_time DESC`,
+    [count],
+  )
+  console.log('  per request: calls plans plan-µs exec-µs statement (nested ones too)')
+  for (const s of rows) {
+    console.log(
+      `  ${(Number(s.calls) / count).toFixed(2)} ${(Number(s.plans) / count).toFixed(2)} ${us((s.total_plan_time * 1000) / count)} ${us((s.total_exec_time * 1000) / count)}  ${s.query.replace(/\s+/g, ' ').slice(0, 120)}`,
+    )
+  }
+}
+
+/** A V8 CPU profile of this process (`--cpu-prof`), sampled every 100 µs. */
+async function startProfile(): Promise<Session> {
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 100 })
+  await session.post('Profiler.start')
+  return session
+}
+async function stopProfile(session: Session): Promise<void> {
+  const { profile } = await session.post('Profiler.stop')
+  writeFileSync(profileFile, JSON.stringify(profile))
+  session.disconnect()
+}
+
 if (explain) {
   const app = apps.get(names[0]!)!
   await send(app, 20)
@@ -177,8 +223,55 @@ if (explain) {
   await send(app, 2)
   await new Promise((resolve) => setTimeout(resolve, 500))
   console.log(logLines.join('\n'))
+} else if (socketSeconds > 0) {
+  /** Busy jiffies of the whole machine (every CPU's user, nice, system, irq, softirq, steal). */
+  const machineTicks = () => {
+    const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .split(/\s+/)
+      .map(Number)
+    return user! + nice! + system! + irq! + softirq! + steal!
+  }
+  const urls = new Map<string, string>()
+  for (const [name, app] of apps) urls.set(name, await app.listen({ host: '127.0.0.1', port: 0 }))
+  const job = (name: string, duration: number) => ({
+    url: urls.get(name)! + path,
+    method,
+    ...(method === 'POST' ? { body: '{"title":"hello"}' } : {}),
+    tokens,
+    connections: concurrency,
+    duration,
+  })
+  type Load = { rps: number; non2xx: number; total: number; cpuUs: number }
+  const load = (name: string, duration: number) =>
+    runChildJson<Load>(new URL('./lib/load.ts', import.meta.url), { input: job(name, duration) })
+  for (const name of apps.keys()) await load(name, 1)
+  for (let round = 0; round < rounds; round++) {
+    for (const name of apps.keys()) {
+      const role = name === 'keyhole' ? runtimeRole : 'postgres'
+      await admin.query('SELECT pg_stat_statements_reset()')
+      const pids = await backends(role)
+      const pgBefore = ticks(pids)
+      const profiling = profileFile !== '' && name === names[0] && round === rounds - 1
+      const session = profiling ? await startProfile() : undefined
+      const machineBefore = machineTicks()
+      const cpuBefore = process.cpuUsage()
+      const result = await load(name, socketSeconds)
+      const cpu = process.cpuUsage(cpuBefore)
+      if (session !== undefined) await stopProfile(session)
+      const machineUs = (machineTicks() - machineBefore) * 10_000
+      const joined = (await backends(role)).filter((pid) => !pids.includes(pid))
+      const pgUs = (ticks(pids) - pgBefore + ticks(joined)) * 10_000
+      if (result.non2xx > 0) throw new Error(`${name}: ${result.non2xx} non-2xx responses`)
+      const n = result.total
+      const nodeUs = cpu.user + cpu.system
+      console.log(
+        `${name} ${method} round ${round + 1}: ${result.rps.toFixed(0).padStart(5)} req/s; per request node ${us(nodeUs / n)} µs, PostgreSQL ${us(pgUs / n)} µs, generator ${us(result.cpuUs / n)} µs, rest ${us((machineUs - nodeUs - pgUs - result.cpuUs) / n)} µs (${pids.length}+${joined.length} backends)`,
+      )
+      if (round === rounds - 1) await printStatements(n)
+    }
+  }
 } else {
-  const us = (x: number) => x.toFixed(0).padStart(6)
   for (const app of apps.values()) await send(app, 200)
   for (let round = 0; round < rounds; round++) {
     for (const [name, app] of apps) {
@@ -186,14 +279,8 @@ if (explain) {
       await admin.query('SELECT pg_stat_statements_reset()')
       const pids = await backends(role)
       const pgBefore = ticks(pids)
-      const session = new Session()
       const profiling = profileFile !== '' && name === names[0] && round === rounds - 1
-      if (profiling) {
-        session.connect()
-        await session.post('Profiler.enable')
-        await session.post('Profiler.setSamplingInterval', { interval: 100 })
-        await session.post('Profiler.start')
-      }
+      const session = profiling ? await startProfile() : undefined
       const cpuBefore = process.cpuUsage()
       const start = performance.now()
       await send(app, requests)
@@ -202,34 +289,11 @@ if (explain) {
       // A backend the pool opened during the round (an idle one closed meanwhile) counts whole.
       const joined = (await backends(role)).filter((pid) => !pids.includes(pid))
       const pgUs = (ticks(pids) - pgBefore + ticks(joined)) * 10_000
-      if (profiling) {
-        const { profile } = await session.post('Profiler.stop')
-        writeFileSync(profileFile, JSON.stringify(profile))
-        session.disconnect()
-      }
+      if (session !== undefined) await stopProfile(session)
       console.log(
         `${name} ${method} round ${round + 1}: per request node ${us((cpu.user + cpu.system) / requests)} µs, PostgreSQL ${us(pgUs / requests)} µs, wall ${us((ms * 1000) / requests)} µs (${pids.length}+${joined.length} backends)`,
       )
-      if (round === rounds - 1) {
-        const { rows } = await admin.query<{
-          calls: string
-          plans: string
-          total_plan_time: number
-          total_exec_time: number
-          query: string
-        }>(
-          `SELECT calls, plans, total_plan_time, total_exec_time, query FROM pg_stat_statements
-           WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-             AND calls >= $1 / 2 ORDER BY total_exec_time + total_plan_time DESC`,
-          [requests],
-        )
-        console.log('  per request: calls plans plan-µs exec-µs statement (nested ones too)')
-        for (const s of rows) {
-          console.log(
-            `  ${(Number(s.calls) / requests).toFixed(2)} ${(Number(s.plans) / requests).toFixed(2)} ${us((s.total_plan_time * 1000) / requests)} ${us((s.total_exec_time * 1000) / requests)}  ${s.query.replace(/\s+/g, ' ').slice(0, 120)}`,
-          )
-        }
-      }
+      if (round === rounds - 1) await printStatements(requests)
     }
   }
 }
