@@ -113,9 +113,20 @@ export async function setupDatabase(
 
 /** The serve step: a pool as the runtime role, with the settings of `url`. Changes nothing. */
 export function connectRuntime(url: string): pg.Pool {
-  // pg's default closes a connection idle for 10 s, and the next request logs in again (SCRAM,
-  // several milliseconds) and parses its statements again: keep them for a minute.
-  const pool = new pg.Pool({ connectionString: url, idleTimeoutMillis: 60_000 })
+  const pool = new pg.Pool({
+    connectionString: url,
+    // pg's default closes a connection idle for 10 s, and the next request logs in again (SCRAM,
+    // several milliseconds) and parses its statements again: keep them for a minute.
+    idleTimeoutMillis: 60_000,
+    // Plan each prepared statement once per connection. Under RLS a plan carries the policies, and
+    // planning the thread list costs 200–300 µs. PostgreSQL's default re-plans a statement on every
+    // execution when its generic plan does not look cheaper than the custom ones, and one group
+    // holding most threads decides that by the sample ANALYZE happened to take: the HTTP bench's
+    // GET ran at 0.59–0.63× `@fastify/jwt` with a plan per request, 0.69–0.83× with one per
+    // connection. The forum's statements are all keyed by an indexed group or id, where the
+    // generic plan is as good as a custom one. Sent at login: keyhole's reset (RESET ALL) keeps it.
+    options: '-c plan_cache_mode=force_generic_plan',
+  })
   // An idle client whose connection dropped (a server restart, or the embedded server stopping
   // during shutdown) is removed by pg, and the next query connects afresh; without a listener the
   // 'error' event would crash the process instead (pg's documented advice).

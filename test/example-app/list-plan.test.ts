@@ -4,8 +4,11 @@
  * its prepared statement, under the forced policies as the runtime role, settles on the generic
  * plan. With `LIMIT $2` the generic plan counted a tenth of a group's estimated rows, looked
  * dearer than every custom plan, and each execution planned the list and its policies again.
+ * The example's runtime pool also asks for one plan per connection (`plan_cache_mode`), so that
+ * PostgreSQL's own choice, which a skewed group can tip either way, never re-plans it per request.
  */
 import t from 'tap'
+import { connectRuntime } from '../../example-app/database.ts'
 import { threadListQuery } from '../../example-app/thread-list.ts'
 import { startForum } from './helpers/forum.ts'
 
@@ -52,5 +55,38 @@ t.test('the list settles on a generic plan under the policies', async (t) => {
       await client.query('RESET ROLE')
       client.release()
     }
+  }
+})
+
+t.test("the example's runtime connections plan each prepared statement once", async (t) => {
+  // connectRuntime as the test's superuser: the setting comes from the pool, not from the role.
+  const runtime = connectRuntime(forum.db.url)
+  t.teardown(() => runtime.end())
+  const client = await runtime.connect()
+  try {
+    const show = async () =>
+      (await client.query<{ plan_cache_mode: string }>('SHOW plan_cache_mode')).rows[0]!
+        .plan_cache_mode
+    t.equal(await show(), 'force_generic_plan', 'sent at login')
+    // keyhole.reset_session() ends each request's use of a connection with RESET ALL.
+    await client.query('SET plan_cache_mode = auto')
+    await client.query('RESET ALL')
+    t.equal(await show(), 'force_generic_plan', "RESET ALL returns to the login's value")
+    const compiled = threadListQuery(forum.groupA, {}).compile()
+    await client.query(`SET ROLE "${prefix}_app"`)
+    for (let i = 0; i < 3; i++) {
+      await client.query({
+        name: 'list_runtime',
+        text: compiled.sql,
+        values: [...compiled.parameters],
+      })
+    }
+    const { rows } = await client.query<{ generic_plans: string; custom_plans: string }>(
+      `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'list_runtime'`,
+    )
+    t.same(rows[0], { generic_plans: '3', custom_plans: '0' }, 'no custom plan, from the first')
+  } finally {
+    await client.query('RESET ROLE')
+    client.release()
   }
 })
