@@ -117,8 +117,9 @@ export interface SessionFactory {
   autocommit(capability: Capability): SessionQueryable
 }
 
-const SET_CAPABILITY = 'SELECT keyhole.set_capability($1) AS accepted'
-const SET_SYSTEM = 'SELECT keyhole.set_system($1) AS accepted'
+// Sent without a Describe, their rows never read (`rowsUnread`): a refusal is an error, not a row.
+const SET_CAPABILITY = 'SELECT keyhole.set_capability($1)'
+const SET_SYSTEM = 'SELECT keyhole.set_system($1)'
 
 /** The SQLSTATE `keyhole.set_capability` raises when it refuses a value. */
 const REFUSED = '28000'
