@@ -13,7 +13,7 @@ export interface PrecheckedHeader {
   readonly [name: string]: unknown
 }
 
-/** Checks one token; returns its header (frozen). See {@link precheckToken}. */
+/** Checks one token; returns its header (frozen). See {@link createPrecheck}. */
 export type Precheck = (token: string) => PrecheckedHeader
 
 // Three segments of base64url characters, none empty: also what makes the token ASCII, so that
@@ -71,11 +71,19 @@ function assertHeader(
 }
 
 /**
- * The checks of {@link precheckToken} for one configuration, made once: the allowlist is copied,
- * and the last header segment accepted is remembered with its decoded header. An issuer signs
- * every token with the same few headers, so a request whose header segment is the same string
- * skips decoding it again: the verdict depends on that string and the allowlist alone.
+ * The check of a token's size, shape and header for one configuration, made once: the allowlist
+ * is copied, and the last header segment accepted is remembered with its decoded header. An issuer
+ * signs every token with the same few headers, so a request whose header segment is the same
+ * string skips decoding it again: the verdict depends on that string and the allowlist alone.
+ * The check returns the header (frozen).
  *
+ * @param maxTokenBytes the byte cap; a larger token is `KH_TOKEN_TOO_LARGE`
+ * @param algorithms the allowlist; any other `alg` (`none` in any spelling included) is
+ *   `KH_TOKEN_ALGORITHM`
+ * @throws TokenError (from the check) `KH_TOKEN_MALFORMED` for anything but three canonical
+ *   base64url segments holding a JSON-object header and a UTF-8 payload (jose refuses a payload
+ *   that is not a JSON object, after the signature), for `jwk`/`jku`/`x5u`/`x5c` headers and for
+ *   a non-string `kid`
  * @example
  * const precheck = createPrecheck(8192, new Set(['RS256']))
  * precheck(token).alg // 'RS256'
@@ -120,23 +128,4 @@ export function createPrecheck(maxTokenBytes: number, algorithms: ReadonlySet<st
     lastHeader = checked
     return checked
   }
-}
-
-/**
- * Checks the token's size, shape and header; returns the header (frozen). A caller checking many
- * tokens against one configuration makes the check once with {@link createPrecheck}.
- *
- * @param maxTokenBytes the byte cap; a larger token is `KH_TOKEN_TOO_LARGE`
- * @param algorithms the allowlist; any other `alg` (`none` in any spelling included) is
- *   `KH_TOKEN_ALGORITHM`
- * @throws TokenError `KH_TOKEN_MALFORMED` for anything but three canonical base64url segments
- *   holding a JSON-object header and a UTF-8 payload (jose refuses a payload that is not a JSON
- *   object, after the signature), for `jwk`/`jku`/`x5u`/`x5c` headers and for a non-string `kid`
- */
-export function precheckToken(
-  token: string,
-  maxTokenBytes: number,
-  algorithms: ReadonlySet<string>,
-): PrecheckedHeader {
-  return createPrecheck(maxTokenBytes, algorithms)(token)
 }
