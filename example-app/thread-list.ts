@@ -16,7 +16,11 @@ import {
 } from 'kysely'
 import type { DB } from './tables.ts'
 
-/** The query string, as the schema admitted it (`limit` is 1 to 100, `after` a UUID). */
+/**
+ * The query string, as the route's schema admits it (schemas.ts `listThreads`): `limit` 1 to 100 in
+ * digits, `after` a UUID in lower case, `q` at most 200 characters. {@link threadListQuery} checks
+ * it again for a caller that skipped the schema.
+ */
 export interface ThreadListQuery {
   readonly limit?: string | undefined
   readonly after?: string | undefined
@@ -36,13 +40,50 @@ export interface ThreadInList {
 
 export const defaultLimit = 50
 
+// The route schema's rules (schemas.ts `listThreads`), for callers that did not go through it.
+const limitPattern = /^(?:[1-9][0-9]?|100)$/
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const maxSearchLength = 200
+
+/**
+ * `query`'s limit, once its fields are what the route's schema admits; else 400
+ * `KH_BAD_REQUEST` naming the field (never echoing its value), before any SQL is built or sent.
+ */
+function checkedLimit(query: ThreadListQuery): number {
+  const { limit, after, q } = query
+  if (limit !== undefined && (typeof limit !== 'string' || !limitPattern.test(limit))) {
+    throw new BadRequest({ message: 'querystring/limit must be a whole number from 1 to 100' })
+  }
+  if (after !== undefined && (typeof after !== 'string' || !uuidPattern.test(after))) {
+    throw new BadRequest({ message: 'querystring/after must be a UUID in lower case' })
+  }
+  // The schema's maxLength counts characters (code points), not UTF-16 units.
+  if (
+    q !== undefined &&
+    (typeof q !== 'string' || (q.length > maxSearchLength && [...q].length > maxSearchLength))
+  ) {
+    throw new BadRequest({
+      message: `querystring/q must be a text of at most ${maxSearchLength} characters`,
+    })
+  }
+  return limit === undefined ? defaultLimit : Number(limit)
+}
+
 /**
  * The list's fixed part, built once: the threads, each with its posts counted beside it (an
  * aggregate without GROUP BY is one row, 0 and NULL for a thread without posts; the policies
  * condition the posts as they do the threads). Kysely's builders are immutable, so each request
  * extends this one with its own conditions instead of building it again. Built by a Kysely that
- * only compiles (no connection, as Kysely's docs show for building queries alone); each request's
- * `kysely<DB>(db)` runs what it compiles, as a prepared statement of the request's transaction.
+ * only compiles (no connection: the dialect Kysely's docs show for building queries alone); each
+ * request's `kysely<DB>(db)` runs what it compiles, as a prepared statement of the request's
+ * transaction.
+ *
+ * Why not keyhole/kysely's Kysely: `kysely(db)` needs a request's handle, so it exists only inside
+ * a request, and keyhole/kysely offers no Kysely that only compiles; building this part from each
+ * request's `kysely<DB>(db)` would build it again on every request, for the same text. Kysely
+ * plugins transform a query in the Kysely that compiles it: `plugins` given to `kysely<DB>(db, {
+ * plugins })` would transform this list's rows but not its query, so an application with plugins
+ * gives them to this Kysely too (the forum has none).
  */
 const threadsWithActivity = new Kysely<DB>({
   dialect: {
@@ -87,6 +128,8 @@ export async function listThreads(
   groupId: string,
   query: ThreadListQuery,
 ): Promise<ThreadInList[]> {
+  // Built first: a query string the schema would have refused is refused before any SQL is sent.
+  const list = threadListQuery(groupId, query)
   if (query.after !== undefined) {
     const [cursor] = await db.select(
       'discussion_threads',
@@ -97,7 +140,7 @@ export async function listThreads(
       throw new BadRequest({ message: 'querystring/after must be a thread of this list' })
     }
   }
-  const { rows } = await kysely<DB>(db).executeQuery(threadListQuery(groupId, query))
+  const { rows } = await kysely<DB>(db).executeQuery(list)
   return rows.map((row) => ({
     ...row,
     postCount: row.postCount as number,
@@ -107,7 +150,9 @@ export async function listThreads(
 
 /**
  * The list's statement for `groupId` and the query string (the cursor's values read inside it).
- * The limit is written into the text (a number, 1 to 100 as the schema admitted it: digits only),
+ * The query string is checked as the route's schema checks it, for a caller that did not go
+ * through the route: 400 `KH_BAD_REQUEST` naming the field otherwise, before any SQL.
+ * The limit is written into the text (a number, 1 to 100, checked: digits only),
  * not sent as a parameter: the generic plan of a prepared statement assumes `LIMIT $n` returns a
  * tenth of the rows, so once a few groups held thousands of threads (an analyzed table) that plan
  * looked dearer than each execution's custom one, and every request planned the list and its
@@ -116,6 +161,7 @@ export async function listThreads(
  * (test/example-app/list-plan.test.ts).
  */
 export function threadListQuery(groupId: string, query: ThreadListQuery) {
+  const limit = checkedLimit(query)
   let threads = threadsWithActivity.where('t.group_id', '=', groupId)
   if (query.q !== undefined) threads = threads.where('t.title', 'ilike', likeContains(query.q))
   if (query.after !== undefined) {
@@ -125,6 +171,5 @@ export function threadListQuery(groupId: string, query: ThreadListQuery) {
       sql<boolean>`(t.created_at, t.id) < (SELECT c.created_at, c.id FROM discussion_threads c WHERE c.id = ${query.after})`,
     )
   }
-  const limit = query.limit === undefined ? defaultLimit : Number(query.limit)
   return threads.orderBy('t.created_at', 'desc').orderBy('t.id', 'desc').limit(sql.lit(limit))
 }

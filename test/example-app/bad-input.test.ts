@@ -3,6 +3,13 @@
  * allowed to do the operation, so only the input can be what stops them.
  */
 import t from 'tap'
+import { BadRequest, bindPolicies, defineCapability, type Queryable } from 'keyhole'
+import { policies } from '../../example-app/policies.ts'
+import {
+  listThreads,
+  threadListQuery,
+  type ThreadListQuery,
+} from '../../example-app/thread-list.ts'
 import { assertError, forumAdapters, startForum, type Caller } from './helpers/forum.ts'
 
 // The same refusals from the Fastify forum and the Express one.
@@ -188,6 +195,97 @@ for (const adapter of forumAdapters) {
       })
       t.equal(fine.statusCode, 200, 'the largest allowed values; other parameters are ignored')
     })
+
+    // The list's own functions, called without the route's schema: shared by both forums, so once.
+    if (adapter === 'fastify') {
+      t.test(
+        'the thread list called directly with a bad query: 400 KH_BAD_REQUEST, no SQL sent',
+        async (t) => {
+          const sent: string[] = []
+          const recording: Queryable = {
+            query(config) {
+              sent.push(config.text)
+              return forum.db.pool.query(config)
+            },
+          }
+          const alice = defineCapability({ subject: 'alice', groups: { member: [forum.groupA] } })
+          // Untyped, as request.db is.
+          const db = bindPolicies<any>(policies, recording, alice, {
+            mode: 'rls',
+            transaction: 'statement',
+            dataKeys: forum.dataKeys,
+          })
+          const limit = 'querystring/limit must be a whole number from 1 to 100'
+          const after = 'querystring/after must be a UUID in lower case'
+          const q = 'querystring/q must be a text of at most 200 characters'
+          // As a query string parser could hand them over (two values: an array), and as a
+          // caller in JavaScript could (a number).
+          const queries: [string, Record<string, unknown>, string][] = [
+            ['limit 0', { limit: '0' }, limit],
+            ['limit 101', { limit: '101' }, limit],
+            ['limit abc', { limit: 'abc' }, limit],
+            ['limit -1', { limit: '-1' }, limit],
+            ['limit 1.5', { limit: '1.5' }, limit],
+            ['limit 1e2', { limit: '1e2' }, limit],
+            ['limit 050', { limit: '050' }, limit],
+            ['limit empty', { limit: '' }, limit],
+            ['limit with a space', { limit: ' 10' }, limit],
+            ['limit with a newline', { limit: '10\n' }, limit],
+            ['limit twice', { limit: ['10', '20'] }, limit],
+            ['limit a number', { limit: 20 }, limit],
+            ['limit null', { limit: null }, limit],
+            ['after not a UUID', { after: 'not-a-uuid' }, after],
+            ['after in upper case', { after: thread.toUpperCase() }, after],
+            ['after with a quote', { after: `${thread}'` }, after],
+            ['after twice', { after: [thread, thread] }, after],
+            ['q of 201 characters', { q: 'x'.repeat(201) }, q],
+            ['q of 201 emoji', { q: '\u{1F600}'.repeat(201) }, q],
+            ['q twice', { q: ['a', 'b'] }, q],
+            ['q a number', { q: 42 }, q],
+            ['a good limit, a bad after', { limit: '10', after: 'x', q: 'a' }, after],
+          ]
+          for (const [name, query, message] of queries) {
+            const wanted = {
+              constructor: BadRequest,
+              code: 'KH_BAD_REQUEST',
+              statusCode: 400,
+              message,
+            }
+            const bad = query as ThreadListQuery
+            t.throws(() => threadListQuery(forum.groupA, bad), wanted, `threadListQuery: ${name}`)
+            await t.rejects(listThreads(db, forum.groupA, bad), wanted, `listThreads: ${name}`)
+          }
+          t.same(sent, [], 'no statement reached the database')
+
+          // Good queries (the largest allowed values among them) reach it: each list, and the
+          // cursor's lookup before its list.
+          for (const query of [
+            { limit: '100', q: 'x'.repeat(200) },
+            { limit: '1', q: '\u{1F600}'.repeat(200) },
+            { after: thread, q: 'seeded' },
+          ]) {
+            t.same(
+              await listThreads(db, forum.groupA, query),
+              [],
+              JSON.stringify(query).slice(0, 40),
+            )
+          }
+          const page = await listThreads(db, forum.groupA, { limit: '100' })
+          t.ok(page.length > 1 && page.every((row) => row.group_id === forum.groupA), 'group A')
+          t.match(
+            page.find((row) => row.id === thread),
+            { postCount: Number, lastPostAt: String, created_at: Date },
+            'the seeded thread, with its posts',
+          )
+          // A well-formed cursor that is no thread of this list: only the lookup is sent.
+          await t.rejects(
+            listThreads(db, forum.groupA, { after: '00000000-0000-4000-8000-000000000000' }),
+            { code: 'KH_BAD_REQUEST', message: 'querystring/after must be a thread of this list' },
+          )
+          t.equal(sent.length, 6, 'four lists and two cursor lookups sent')
+        },
+      )
+    }
 
     t.test('a body that is not JSON at all: 415, nothing written', async (t) => {
       const before = await counts()
