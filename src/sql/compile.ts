@@ -314,7 +314,7 @@ export function narrowGroups(
  * {@link narrowGroups} of one value, allocating nothing when it is one of a frozen array's groups:
  * the holder's own array when that is its only group, else the cached one-group array.
  */
-function narrowOne(
+export function narrowOne(
   groups: readonly string[],
   value: unknown,
   type: GroupIdType,

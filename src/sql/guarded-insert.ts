@@ -316,7 +316,7 @@ async function insertHinted(
   const values = options.values as Row
   const { chain, hints } = hinting
   const parent = values[chain.column]
-  const hinted = hintFacts(hinting, facts, capability)
+  const hinted = hintFacts(hinting, values, capability)
   if (hinted !== undefined) {
     const narrow = { chain, use: 'narrow' } as const
     const rows = await runOne(

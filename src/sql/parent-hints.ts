@@ -35,7 +35,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import type { Capability } from '../capability/capability.ts'
-import { narrowGroups } from './compile.ts'
+import { narrowGroups, narrowOne } from './compile.ts'
 import type { GuardNode } from './guard.ts'
 import type { Row } from './queryable.ts'
 
@@ -203,23 +203,32 @@ export function hintingFor(
 }
 
 /**
- * The hinted groups of `rows`' parents, as the fact a hinted statement narrows its array with
- * (`[{ group }]`, one per row), or undefined when any row's parent has no hint or a hint outside
- * the holder's groups for the role: then the statement binds the full array.
+ * The hinted groups of `rows`' parents, as the fact a hinted statement narrows its array with:
+ * one row gives one fact (`{ group }`), which the statement binds through the one-value path of
+ * compile.ts (no list of values built per call); several give one fact per row (`[{ group }, …]`).
+ * Undefined when any row's parent has no hint or a hint outside the holder's groups for the role:
+ * then the statement binds the full array.
  */
 export function hintFacts(
   hinting: Hinting,
-  rows: readonly Row[],
+  rows: Row | readonly Row[],
   capability: Capability,
-): Row[] | undefined {
+): Row | Row[] | undefined {
   const { chain, hints } = hinting
+  const groups = capability.binding(chain.role).groups
+  if (!Array.isArray(rows)) {
+    const group = hints.get(chain, (rows as Row)[chain.column])
+    if (group === undefined) return undefined
+    return narrowOne(groups, group, capability.groupIdType) === undefined
+      ? undefined
+      : { [HINT_FIELD]: group }
+  }
   const facts: Row[] = []
-  for (const row of rows) {
+  for (const row of rows as readonly Row[]) {
     const group = hints.get(chain, row[chain.column])
     if (group === undefined) return undefined
     facts.push({ [HINT_FIELD]: group })
   }
-  const groups = capability.binding(chain.role).groups
   const values = facts.map((f) => f[HINT_FIELD])
   return narrowGroups(groups, values, capability.groupIdType) === undefined ? undefined : facts
 }

@@ -174,6 +174,15 @@ t.test('a hint outside the holder’s groups is never sent: the full array decid
     { kind: 'refusal', groups: HINT_MIN_GROUPS },
   ])
   t.equal(hints.get(chain, thread), G1, 'a refusal learns nothing and keeps the hint')
+  const several = recording()
+  const result = await guardedInsert(several.db, eve, {
+    into: 'posts',
+    values: ['one', 'two'].map((content) => ({ thread_id: thread, content, author: 'eve' })),
+    guard: postMember,
+    parentHints: hints,
+  })
+  t.same(result, { inserted: [], refused: [0, 1], count: 0 }, 'several rows: refused as before')
+  t.same(several.sent, [{ kind: 'learn', groups: HINT_MIN_GROUPS }], 'with the full array')
   t.same(await posts(thread), ['by alice'])
 })
 
