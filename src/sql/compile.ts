@@ -268,8 +268,11 @@ function memberSet(groups: readonly string[]): ReadonlySet<string> {
   return set
 }
 
-/** The canonical group-ID string of a value, when it has an obvious one; else undefined. */
-function canonicalId(value: unknown, type: GroupIdType): string | undefined {
+/**
+ * The canonical string of an ID value of type `type`, when it has an obvious one; else undefined:
+ * a string (a UUID in lower case; any other as written), a bigint or a safe integer in decimal.
+ */
+export function canonicalId(value: unknown, type: GroupIdType): string | undefined {
   if (typeof value === 'string') return type === 'uuid' ? value.toLowerCase() : value
   if (typeof value === 'bigint') return value.toString()
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)

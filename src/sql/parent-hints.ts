@@ -35,7 +35,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import type { Capability } from '../capability/capability.ts'
-import { narrowGroups, narrowOne } from './compile.ts'
+import { canonicalId, narrowGroups, narrowOne } from './compile.ts'
 import type { GuardNode } from './guard.ts'
 import type { Row } from './queryable.ts'
 
@@ -124,17 +124,15 @@ function buildChain(node: GuardNode & { kind: 'viaParent' }): ParentChain | unde
   })
 }
 
-/** The hint key of a parent key value, or undefined for a value that is never hinted. */
+/**
+ * The hint key of a parent key value, or undefined for a value that is never hinted. The value is
+ * kept as written (compile.ts's `canonicalId` for 'text'): the chain does not know the type of
+ * the parent's key column, and folding a UUID's case would make two parents of a text key one. A
+ * UUID spelled in upper case is then only a miss, learned under its own spelling.
+ */
 function keyOf(chain: ParentChain, value: unknown): string | undefined {
-  let text: string
-  if (typeof value === 'string') text = value
-  else if (
-    typeof value === 'bigint' ||
-    (typeof value === 'number' && Number.isSafeInteger(value))
-  ) {
-    text = String(value)
-  } else return undefined
-  if (text.length > MAX_KEY_LENGTH) return undefined
+  const text = canonicalId(value, 'text')
+  if (text === undefined || text.length > MAX_KEY_LENGTH) return undefined
   return `${chain.id}\u0000${typeof value === 'string' ? 's' : 'n'}${text}`
 }
 
@@ -157,14 +155,14 @@ export class ParentHints {
     return key === undefined ? undefined : this.#hints.get(key)
   }
 
-  /** Records the group an admitted INSERT read for its parent (NULL or odd values are skipped). */
+  /**
+   * Records the group an admitted INSERT read for its parent, as written (a NULL, a fraction or an
+   * unsafe integer is skipped): narrowGroups compares it with the holder's groups by their type.
+   */
   learn(chain: ParentChain, value: unknown, group: unknown): void {
     const key = keyOf(chain, value)
-    if (key === undefined) return
-    if (typeof group === 'string') this.#hints.set(key, group)
-    else if (typeof group === 'number' || typeof group === 'bigint') {
-      this.#hints.set(key, String(group))
-    }
+    const id = canonicalId(group, 'text')
+    if (key !== undefined && id !== undefined) this.#hints.set(key, id)
   }
 
   /** Drops the hint of a parent whose narrowed statement refused. */

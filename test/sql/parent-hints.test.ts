@@ -350,9 +350,22 @@ t.test('the hints are a bounded least-recently-used map', async (t) => {
     t.equal(hints.get(chain, key), undefined, `${name}: never hinted`)
     hints.forget(chain, key)
   }
-  const size = hints.size
-  hints.learn(chain, randomUUID(), null)
-  t.equal(hints.size, size, 'a NULL group is not learned')
+  const groups: [string, unknown][] = [
+    ['a NULL group', null],
+    ['a fraction', 1.5],
+    ['an unsafe integer (its digits are not the group’s)', 2 ** 60],
+  ]
+  for (const [name, group] of groups) {
+    const key = randomUUID()
+    hints.learn(chain, key, group)
+    t.equal(hints.get(chain, key), undefined, `${name} is not learned`)
+  }
+  // The chain does not know the parent key's type: keys are kept as written, so a text key
+  // differing in case is another parent, and a UUID in upper case a miss learned on its own.
+  const upper = randomUUID().toUpperCase()
+  hints.learn(chain, upper, G2)
+  t.equal(hints.get(chain, upper), G2)
+  t.equal(hints.get(chain, upper.toLowerCase()), undefined)
 })
 
 t.test("'rls' mode: the policies still decide", async (t) => {
