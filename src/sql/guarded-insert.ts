@@ -490,10 +490,13 @@ function insert(
     options.view !== undefined,
     options.parentHints ?? sharedParentHints,
   )
-  if (single && (returning === '*' || returning.length > 0)) {
+  // Whether the inserted rows come back (a RETURNING list): the one-row statement needs them, and
+  // so do learning parent hints and the result's `inserted`.
+  const returnsRows = returning === '*' || returning.length > 0
+  if (single && returnsRows) {
     return insertOne(db, capability, options, columns, `${key}|one`, hinting)
   }
-  return insertMany(db, capability, options, { single, rows, columns, returning, key, hinting })
+  return insertMany(db, capability, options, { single, rows, columns, returnsRows, key, hinting })
 }
 
 /** Several rows (or one returning nothing): one statement with a VALUES list, refusals counted. */
@@ -505,14 +508,14 @@ async function insertMany(
     single,
     rows,
     columns,
-    returning,
+    returnsRows,
     key,
     hinting,
   }: {
     single: boolean
     rows: readonly Row[]
     columns: string[]
-    returning: Returning
+    returnsRows: boolean
     key: string
     hinting: Hinting | undefined
   },
@@ -559,7 +562,7 @@ async function insertMany(
   }
   if (outcome === undefined) {
     // Learning needs the inserted rows back: without a RETURNING list nothing is learned.
-    const learning = returning === '*' || returning.length > 0 ? hinting : undefined
+    const learning = returnsRows ? hinting : undefined
     const hint = learning && ({ chain: learning.chain, use: 'learn' } as const)
     const statement = cachedStatement(`${key}|${capacity}${hint ? '|learn' : ''}`, () =>
       compileInsert(options, columns, capacity, capability, hint),
@@ -580,9 +583,7 @@ async function insertMany(
   }
   const count = rows.length - refused.length
   const inserted =
-    count > 0 && (returning === '*' || returning.length > 0)
-      ? result.map(options.view?.project ?? withoutBookkeeping)
-      : []
+    count > 0 && returnsRows ? result.map(options.view?.project ?? withoutBookkeeping) : []
   if (single) return {} // one row returning nothing (any other single row took insertOne)
   return { inserted, refused, count }
 }
