@@ -194,6 +194,22 @@ function compileInsert(
 }
 
 /**
+ * Several rows under hints: all-or-nothing, without a read guard (a refusal is retried with every
+ * group, whose statement tells 403 from 404). The options are copied here, once per compiled
+ * statement, not on every call.
+ */
+function compileNarrowed(
+  options: GuardedInsertOptions,
+  columns: readonly string[],
+  capacity: number,
+  capability: Capability,
+  chain: ParentChain,
+): CompiledStatement {
+  const allOrNothing = { ...options, atomic: true, readGuard: undefined }
+  return compileInsert(allOrNothing, columns, capacity, capability, { chain, use: 'narrow' })
+}
+
+/**
  * One row with a RETURNING list takes a leaner statement (no bookkeeping CTE): the happy path is
  * one plain `INSERT … SELECT … WHERE <guard>` over the typed values (see typed-values.ts); only a
  * refused row costs a second, read-only statement, to tell 403 from 404. The generated SQL for
@@ -548,9 +564,8 @@ async function insertMany(
     // Under hints the rows go in all together or not at all: a refusal may come from a stale
     // hint, and the retry below must find nothing written.
     const { chain } = hinting
-    const narrowed = { ...options, atomic: true, readGuard: undefined }
     const statement = cachedStatement(`${key}|${capacity}|narrow`, () =>
-      compileInsert(narrowed, columns, capacity, capability, { chain, use: 'narrow' }),
+      compileNarrowed(options, columns, capacity, capability, chain),
     )
     outcome = await run(statement, [rows, hinted])
     if (outcome.summary.__keyhole_refused.length > 0) {
