@@ -223,7 +223,7 @@ if (explain) {
   await send(app, 2)
   await new Promise((resolve) => setTimeout(resolve, 500))
   console.log(logLines.join('\n'))
-} else if (socketSeconds > 0) {
+} else {
   /** Busy jiffies of the whole machine (every CPU's user, nice, system, irq, softirq, steal). */
   const machineTicks = () => {
     const [, user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
@@ -232,47 +232,35 @@ if (explain) {
       .map(Number)
     return user! + nice! + system! + irq! + softirq! + steal!
   }
-  const urls = new Map<string, string>()
-  for (const [name, app] of apps) urls.set(name, await app.listen({ host: '127.0.0.1', port: 0 }))
-  const job = (name: string, duration: number) => ({
-    url: urls.get(name)! + path,
-    method,
-    ...(method === 'POST' ? { body: '{"title":"hello"}' } : {}),
-    tokens,
-    connections: concurrency,
-    duration,
-  })
-  type Load = { rps: number; non2xx: number; total: number; cpuUs: number }
-  const load = (name: string, duration: number) =>
-    runChildJson<Load>(new URL('./lib/load.ts', import.meta.url), { input: job(name, duration) })
-  for (const name of apps.keys()) await load(name, 1)
-  for (let round = 0; round < rounds; round++) {
-    for (const name of apps.keys()) {
-      const role = name === 'keyhole' ? runtimeRole : 'postgres'
-      await admin.query('SELECT pg_stat_statements_reset()')
-      const pids = await backends(role)
-      const pgBefore = ticks(pids)
-      const profiling = profileFile !== '' && name === names[0] && round === rounds - 1
-      const session = profiling ? await startProfile() : undefined
-      const machineBefore = machineTicks()
-      const cpuBefore = process.cpuUsage()
-      const result = await load(name, socketSeconds)
-      const cpu = process.cpuUsage(cpuBefore)
-      if (session !== undefined) await stopProfile(session)
-      const machineUs = (machineTicks() - machineBefore) * 10_000
-      const joined = (await backends(role)).filter((pid) => !pids.includes(pid))
-      const pgUs = (ticks(pids) - pgBefore + ticks(joined)) * 10_000
+  /** What one round of a server did: requests answered, and with `--socket` the generator's view. */
+  type Round = { count: number; load?: { rps: number; cpuUs: number } }
+  let drive: (name: string, app: FastifyInstance) => Promise<Round>
+  if (socketSeconds > 0) {
+    const urls = new Map<string, string>()
+    for (const [name, app] of apps) urls.set(name, await app.listen({ host: '127.0.0.1', port: 0 }))
+    type Load = { rps: number; non2xx: number; total: number; cpuUs: number }
+    const load = async (name: string, duration: number): Promise<Round> => {
+      const input = {
+        url: urls.get(name)! + path,
+        method,
+        ...(method === 'POST' ? { body: '{"title":"hello"}' } : {}),
+        tokens,
+        connections: concurrency,
+        duration,
+      }
+      const result = await runChildJson<Load>(new URL('./lib/load.ts', import.meta.url), { input })
       if (result.non2xx > 0) throw new Error(`${name}: ${result.non2xx} non-2xx responses`)
-      const n = result.total
-      const nodeUs = cpu.user + cpu.system
-      console.log(
-        `${name} ${method} round ${round + 1}: ${result.rps.toFixed(0).padStart(5)} req/s; per request node ${us(nodeUs / n)} µs, PostgreSQL ${us(pgUs / n)} µs, generator ${us(result.cpuUs / n)} µs, rest ${us((machineUs - nodeUs - pgUs - result.cpuUs) / n)} µs (${pids.length}+${joined.length} backends)`,
-      )
-      if (round === rounds - 1) await printStatements(n)
+      return { count: result.total, load: result }
+    }
+    for (const name of apps.keys()) await load(name, 1)
+    drive = (name) => load(name, socketSeconds)
+  } else {
+    for (const app of apps.values()) await send(app, 200)
+    drive = async (_name, app) => {
+      await send(app, requests)
+      return { count: requests }
     }
   }
-} else {
-  for (const app of apps.values()) await send(app, 200)
   for (let round = 0; round < rounds; round++) {
     for (const [name, app] of apps) {
       const role = name === 'keyhole' ? runtimeRole : 'postgres'
@@ -281,19 +269,26 @@ if (explain) {
       const pgBefore = ticks(pids)
       const profiling = profileFile !== '' && name === names[0] && round === rounds - 1
       const session = profiling ? await startProfile() : undefined
+      const machineBefore = machineTicks()
       const cpuBefore = process.cpuUsage()
       const start = performance.now()
-      await send(app, requests)
+      const { count, load } = await drive(name, app)
       const ms = performance.now() - start
       const cpu = process.cpuUsage(cpuBefore)
+      if (session !== undefined) await stopProfile(session)
+      const machineUs = (machineTicks() - machineBefore) * 10_000
       // A backend the pool opened during the round (an idle one closed meanwhile) counts whole.
       const joined = (await backends(role)).filter((pid) => !pids.includes(pid))
       const pgUs = (ticks(pids) - pgBefore + ticks(joined)) * 10_000
-      if (session !== undefined) await stopProfile(session)
+      const nodeUs = cpu.user + cpu.system
+      const where =
+        load === undefined
+          ? `per request node ${us(nodeUs / count)} µs, PostgreSQL ${us(pgUs / count)} µs, wall ${us((ms * 1000) / count)} µs`
+          : `${load.rps.toFixed(0).padStart(5)} req/s; per request node ${us(nodeUs / count)} µs, PostgreSQL ${us(pgUs / count)} µs, generator ${us(load.cpuUs / count)} µs, rest ${us((machineUs - nodeUs - pgUs - load.cpuUs) / count)} µs`
       console.log(
-        `${name} ${method} round ${round + 1}: per request node ${us((cpu.user + cpu.system) / requests)} µs, PostgreSQL ${us(pgUs / requests)} µs, wall ${us((ms * 1000) / requests)} µs (${pids.length}+${joined.length} backends)`,
+        `${name} ${method} round ${round + 1}: ${where} (${pids.length}+${joined.length} backends)`,
       )
-      if (round === rounds - 1) await printStatements(requests)
+      if (round === rounds - 1) await printStatements(count)
     }
   }
 }
