@@ -274,7 +274,7 @@ for (const adapter of forumAdapters) {
           t.ok(page.length > 1 && page.every((row) => row.group_id === forum.groupA), 'group A')
           t.match(
             page.find((row) => row.id === thread),
-            { postCount: Number, lastPostAt: String, created_at: Date },
+            { postCount: Number, lastPostAt: Date, created_at: Date },
             'the seeded thread, with its posts',
           )
           // A well-formed cursor that is no thread of this list: only the lookup is sent.
