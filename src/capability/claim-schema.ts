@@ -11,7 +11,7 @@
 import { z } from 'zod'
 
 /** Longest role name or group value read from a claim (longer ones are refused, not truncated). */
-const MAX_FIELD = 256
+export const MAX_FIELD = 256
 
 /**
  * The zod schema of the permissions claim for a given cap on its entries.

@@ -5,7 +5,7 @@
 import { z } from 'zod'
 import type { Capability, GroupIdType } from './capability.ts'
 import { ConfigurationError, TokenError } from '../errors.ts'
-import { permissionsSchema, type PermissionEntry, type PermissionsSchema } from './claim-schema.ts'
+import { MAX_FIELD, permissionsSchema, type PermissionsSchema } from './claim-schema.ts'
 import { createCapability } from './create-capability.ts'
 import { parseGroupId } from './group-id.ts'
 import { createRoleHierarchy, type RoleHierarchy } from './role-hierarchy.ts'
@@ -176,8 +176,6 @@ function subjectOf(payload: Readonly<Record<string, unknown>>, claim: string): s
   throw new TokenError('KH_TOKEN_CLAIM', { message: 'The access token has no valid subject' })
 }
 
-const NO_PERMISSIONS: readonly PermissionEntry[] = []
-
 /**
  * Derives the capability from a verified payload: a pure function of the payload and the options.
  *
@@ -209,41 +207,46 @@ export function deriveCapability(
   const scopes = scopesOf(payload)
   const { claim, hierarchy, groupIdType } = options
   const raw = Object.hasOwn(payload, claim) ? payload[claim] : undefined
-  let entries = NO_PERMISSIONS
-  let source: readonly object[] = NO_PERMISSIONS
-  if (raw !== undefined) {
-    const parsed = schemaFor(options).safeParse(raw)
-    if (!parsed.success) throw new TokenError('KH_TOKEN_PERMISSIONS', { cause: parsed.error })
-    entries = parsed.data
-    source = raw as readonly object[]
-  }
   const topRank = new Map<string, number>()
   let ignored = 0
   let isAdmin = false
-  for (let index = 0; index < entries.length; index++) {
-    const entry = entries[index] as PermissionEntry
-    const claimed = source[index] as object
-    // zod reads keys with `entry[key]`, so on a polluted Object.prototype an entry without a role
-    // would inherit one: only the claim's own keys count.
-    if (!Object.hasOwn(claimed, 'group') || !Object.hasOwn(claimed, 'role')) {
-      throw new TokenError('KH_TOKEN_PERMISSIONS', {
-        cause: new Error(`${claim}[${index}] lacks its own group or role`),
-      })
+  if (raw !== undefined) {
+    // Read in one pass, without copying the claim: each check is one the schema makes (or a
+    // stricter one) or the group-ID and own-key checks that follow it. The first entry that fails
+    // any of them refuses the token, the schema naming the fault when it has one (see `refused`).
+    if (!Array.isArray(raw) || raw.length > options.maxPermissions) {
+      throw refused(raw, options, `${claim} is not a list of at most ${options.maxPermissions}`)
     }
-    const group = parseGroupId(groupIdType, entry.group)
-    if (group === undefined) {
-      throw new TokenError('KH_TOKEN_PERMISSIONS', {
-        cause: new Error(`${claim}[${index}].group is not a ${groupIdType} group ID`),
-      })
+    const entries: readonly unknown[] = raw
+    for (let index = 0; index < entries.length; index++) {
+      const entry = entries[index]
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+        throw refused(raw, options, `${claim}[${index}] is not an object`)
+      }
+      // Only the entry's own keys count: on a polluted Object.prototype an entry without a role
+      // would otherwise inherit one (zod reads keys with `entry[key]`).
+      if (!Object.hasOwn(entry, 'group') || !Object.hasOwn(entry, 'role')) {
+        throw refused(raw, options, `${claim}[${index}] lacks its own group or role`)
+      }
+      const { group, role } = entry as { group: unknown; role: unknown }
+      if (typeof role !== 'string' || role.length > MAX_FIELD) {
+        throw refused(raw, options, `${claim}[${index}].role is not a string`)
+      }
+      // Any ID `parseGroupId` accepts is a string of at most 128 characters or a finite number,
+      // as the schema requires.
+      const id = parseGroupId(groupIdType, group)
+      if (id === undefined) {
+        throw refused(raw, options, `${claim}[${index}].group is not a ${groupIdType} group ID`)
+      }
+      const rank = hierarchy.rank(role)
+      if (rank === undefined) {
+        ignored++
+        continue
+      }
+      if (rank >= hierarchy.adminRank) isAdmin = true
+      const known = topRank.get(id)
+      if (known === undefined || rank > known) topRank.set(id, rank)
     }
-    const rank = hierarchy.rank(entry.role)
-    if (rank === undefined) {
-      ignored++
-      continue
-    }
-    if (rank >= hierarchy.adminRank) isAdmin = true
-    const known = topRank.get(group)
-    if (known === undefined || rank > known) topRank.set(group, rank)
   }
   const exp = payload.exp
   const capability = createCapability({
@@ -256,4 +259,16 @@ export function deriveCapability(
     topRank,
   })
   return { capability, ignored }
+}
+
+/**
+ * The error refusing a permissions claim that failed a check at derivation. The schema, run over
+ * the whole claim, names the fault when it has one (as it did when it read every claim first);
+ * otherwise the claim is well-formed and `fault` (an own-key or group-ID check) says what failed.
+ */
+function refused(raw: unknown, options: ResolvedCapabilityOptions, fault: string): TokenError {
+  const parsed = schemaFor(options).safeParse(raw)
+  return new TokenError('KH_TOKEN_PERMISSIONS', {
+    cause: parsed.success ? new Error(fault) : parsed.error,
+  })
 }
