@@ -1,7 +1,14 @@
+import { isDeepStrictEqual } from 'node:util'
 import t from 'tap'
 import fc from 'fast-check'
-import { deriveCapability, resolveCapabilityOptions } from '../../src/capability/derive.ts'
+import {
+  deriveCapability,
+  resolveCapabilityOptions,
+  type ResolvedCapabilityOptions,
+} from '../../src/capability/derive.ts'
 import type { Capability } from '../../src/capability/capability.ts'
+import { permissionsSchema } from '../../src/capability/claim-schema.ts'
+import { parseGroupId } from '../../src/capability/group-id.ts'
 
 interface Entry {
   group: unknown
@@ -116,4 +123,103 @@ t.test('no claim value outside the group-ID grammar is ever granted', async (t) 
     { numRuns: 500 },
   )
   t.pass('500 random claims either derive canonical IDs or are refused as invalid')
+})
+
+/**
+ * How the permissions claim was read before derivation checked it in one pass: the whole claim
+ * through the zod schema, then each entry's own keys and group ID. The one-pass reading must
+ * accept exactly the same claims, derive the same groups, and refuse with the same cause.
+ */
+function readBySchema(permissions: unknown, options: ResolvedCapabilityOptions) {
+  const roles = options.hierarchy.roles
+  if (permissions === undefined) return { ignored: 0, isAdmin: false, groups: roles.map(() => []) }
+  const parsed = permissionsSchema(options.maxPermissions).safeParse(permissions)
+  if (!parsed.success) return { refused: parsed.error.issues }
+  const topRank = new Map<string, number>()
+  let ignored = 0
+  for (const [index, entry] of parsed.data.entries()) {
+    const claimed = (permissions as object[])[index] as object
+    if (!Object.hasOwn(claimed, 'group') || !Object.hasOwn(claimed, 'role')) {
+      return { refused: `permissions[${index}] lacks its own group or role` }
+    }
+    const group = parseGroupId(options.groupIdType, entry.group)
+    if (group === undefined) {
+      return { refused: `permissions[${index}].group is not a ${options.groupIdType} group ID` }
+    }
+    const rank = options.hierarchy.rank(entry.role)
+    if (rank === undefined) ignored++
+    else if ((topRank.get(group) ?? -1) < rank) topRank.set(group, rank)
+  }
+  return {
+    ignored,
+    isAdmin: [...topRank.values()].some((rank) => rank >= options.hierarchy.adminRank),
+    groups: roles.map((_, r) => [...topRank].filter(([, top]) => top >= r).map(([g]) => g)),
+  }
+}
+
+t.test('the one-pass reading accepts, derives and refuses as the schema reading', async (t) => {
+  const anyValue = fc.oneof(
+    fc.string({ maxLength: 4 }),
+    fc.constantFrom('x'.repeat(257), '7', '1,3', 'a-b', 'Member'),
+    fc.double(),
+    fc.integer({ min: -2, max: 2 ** 31 }),
+    fc.constantFrom(true, null, undefined, [], {}, 2 ** 53),
+  )
+  const groups = fc.oneof(
+    { arbitrary: uuids, weight: 4 },
+    { arbitrary: fc.integer({ min: 0, max: 9 }).map(String), weight: 2 },
+    { arbitrary: fc.integer({ min: 0, max: 9 }), weight: 2 },
+    { arbitrary: anyValue, weight: 1 },
+  )
+  const roles = fc.oneof(
+    { arbitrary: defaultRoles, weight: 8 },
+    { arbitrary: fc.constant('r'.repeat(257)), weight: 1 },
+    { arbitrary: anyValue, weight: 1 },
+  )
+  const entries = fc.oneof(
+    { arbitrary: fc.record({ group: groups, role: roles }), weight: 20 },
+    {
+      arbitrary: fc.record({ group: groups, role: roles }, { requiredKeys: [] }),
+      weight: 1,
+    },
+    { arbitrary: anyValue, weight: 1 },
+  )
+  const claims = fc.oneof(
+    { arbitrary: fc.array(entries, { maxLength: 5 }), weight: 10 },
+    { arbitrary: anyValue, weight: 1 },
+  )
+  const types = ['uuid', 'bigint', 'integer', 'text'] as const
+  let accepted = 0
+  const refused = { bySchema: 0, byEntryCheck: 0 }
+  fc.assert(
+    fc.property(fc.constantFrom(...types), claims, (groupIdType, permissions) => {
+      const options = resolveCapabilityOptions({ groupIdType, maxPermissions: 4 })
+      const expected = readBySchema(permissions, options)
+      let derived: ReturnType<typeof deriveCapability>
+      try {
+        derived = deriveCapability({ sub: 'p', permissions }, options)
+      } catch (error) {
+        const { code, cause } = error as { code: string; cause: Error & { issues?: unknown } }
+        if (code !== 'KH_TOKEN_PERMISSIONS' || !('refused' in expected)) return false
+        refused[typeof expected.refused === 'string' ? 'byEntryCheck' : 'bySchema']++
+        return isDeepStrictEqual(cause.issues ?? cause.message, expected.refused)
+      }
+      accepted++
+      if ('refused' in expected) return false
+      const { capability, ignored } = derived
+      return (
+        isDeepStrictEqual(
+          capability.roles.map((role) => capability.groups(role)),
+          expected.groups,
+        ) &&
+        capability.isAdmin === expected.isAdmin &&
+        ignored === expected.ignored
+      )
+    }),
+    { numRuns: 1000 },
+  )
+  t.ok(
+    accepted > 100 && refused.bySchema > 100 && refused.byEntryCheck > 100,
+    `${accepted} claims accepted; refused by the schema ${refused.bySchema}, by an entry check ${refused.byEntryCheck}`,
+  )
 })

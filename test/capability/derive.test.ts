@@ -1,10 +1,12 @@
 import t from 'tap'
+import { z } from 'zod'
 import {
   deriveCapability,
   resolveCapabilityOptions,
   type CapabilityOptions,
 } from '../../src/capability/derive.ts'
 import { TokenError } from '../../src/errors.ts'
+import { permissionsSchema } from '../../src/capability/claim-schema.ts'
 
 const A = '0b6a3c0e-6d0b-4a43-9f5e-2f1c9b7f6a01'
 const B = '1c7b4d1f-7e1c-4b54-8a6f-3a2dac806b12'
@@ -152,6 +154,23 @@ t.test('malformed permissions make the token invalid (401 KH_TOKEN_PERMISSIONS)'
       name,
     )
   }
+})
+
+t.test("a malformed claim is refused with the schema's issues, else the entry check", async (t) => {
+  const schema = permissionsSchema(defaults.maxPermissions)
+  let bySchema = 0
+  for (const [name, permissions] of badPermissions) {
+    const error = t.throws(() => derive({ sub: 'm', permissions })) as TokenError
+    const parsed = schema.safeParse(permissions)
+    if (parsed.success) {
+      t.match(error.cause, { message: /^permissions\[\d\]\.group is not a uuid group ID$/ }, name)
+    } else {
+      bySchema++
+      t.type(error.cause, z.ZodError, name)
+      t.same((error.cause as z.ZodError).issues, parsed.error.issues, name)
+    }
+  }
+  t.equal(bySchema, 12, 'the rows the schema refuses')
 })
 
 t.test('bigint claims refuse unsafe, negative, fractional and non-decimal IDs', async (t) => {
