@@ -7,7 +7,6 @@
  * objects. Loaded only from this entry point: `keyhole`, `keyhole/fastify` and `keyhole/express`
  * never import kysely.
  */
-import { createHash } from 'node:crypto'
 import {
   Kysely,
   PostgresAdapter,
@@ -32,6 +31,7 @@ import {
   type RawSqlMethods,
 } from '../src/sql/raw-query.ts'
 import { Sql, type GuardFragmentOptions } from '../src/sql/sql-tag.ts'
+import { statementNamer } from '../src/sql/statement-names.ts'
 
 /** `Kysely`'s options, except the dialect: keyhole's runs on the request's handle. */
 export type KeyholeKyselyOptions = Omit<KyselyConfig, 'dialect'>
@@ -91,27 +91,11 @@ function judge(parameters: readonly unknown[], access: RawSqlAccess): unknown[] 
 
 const AFFECTING = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE'])
 
-/** How many distinct statement texts this process prepares by name; any further one is unnamed. */
-const PREPARED_TEXTS = 200
-
-/** Statement text → its prepared statement's name (at most {@link PREPARED_TEXTS}). */
-const names = new Map<string, string>()
-
 /**
- * The name `text` runs under: `keyhole_kysely_` and a hash of the text, so one text is parsed and
- * planned once per connection (PostgreSQL may then keep a generic plan). Undefined (an unnamed
- * statement, parsed and planned on every run) once {@link PREPARED_TEXTS} texts were named: a
- * query whose text varies from call to call (an IN list of varying length) must not fill every
- * connection with statements used once.
+ * The name a text runs under: `keyhole_kysely_` and a hash of the text, for the first 200 texts
+ * (src/sql/statement-names.ts); undefined (an unnamed statement) after them.
  */
-function nameOf(text: string): string | undefined {
-  let name = names.get(text)
-  if (name === undefined && names.size < PREPARED_TEXTS) {
-    name = `keyhole_kysely_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`
-    names.set(text, name)
-  }
-  return name
-}
+const nameOf = statementNamer('keyhole_kysely_')
 
 /**
  * The driver of one request: one connection, the handle, lent to one user at a time (a Kysely

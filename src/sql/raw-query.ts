@@ -16,6 +16,10 @@ import { describeInput } from './identifier.ts'
 import { mapDatabaseError } from './map-database-error.ts'
 import type { Queryable } from './queryable.ts'
 import { guardFragment, Sql, type GuardFragmentOptions } from './sql-tag.ts'
+import { statementNamer } from './statement-names.ts'
+
+/** `request.db.query(sql`…`)`'s prepared statement names: `keyhole_sql_` and a hash of the text. */
+const nameOfSql = statementNamer('keyhole_sql_')
 
 /** What `request.db.query` takes: pg's config shape (or an {@link Sql}). */
 export interface RawQueryConfig {
@@ -196,6 +200,12 @@ export function attachRawSql<H extends object>(
     async query(query: unknown, values?: readonly unknown[]) {
       const config = toConfig(query, values)
       if (settings.mode !== 'rls') assertGuardedSql(query, capability)
+      // An sql`…` statement's text is the same on every call (its values are parameters, a guard's
+      // too): named after it, as keyhole/kysely's queries are, it is parsed and planned once per
+      // connection instead of on every request. Your own text or config keeps the name you give.
+      if (query instanceof Sql && settings.prepared) {
+        return run({ text: config.text, values: config.values, name: nameOfSql(config.text) })
+      }
       return run(config)
     },
     guard,

@@ -215,3 +215,38 @@ t.test('bad arguments and database errors', async (t) => {
     )
   }
 })
+
+t.test('an sql`…` statement runs as a prepared statement named after its text', async (t) => {
+  const client = await pool.connect()
+  t.teardown(() => client.release())
+  const prepared = async () =>
+    (
+      await client.query<{ name: string }>(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE 'keyhole\\_sql\\_%'",
+      )
+    ).rows.map((row) => row.name)
+  const carol = makeCapability({ subject: 'carol', groups: { member: [G1, G2, G3] } })
+  const titles: string[][] = []
+  for (const capability of [alice, bob, carol, alice]) {
+    const h = bindPolicies(policies, client, capability)
+    const guard = h.guard('discussion_threads', 'read', { alias: 't' })
+    const { rows } = await h.query<{ title: string }>(
+      sql`SELECT t.title FROM discussion_threads t WHERE ${guard} ORDER BY t.title`,
+    )
+    titles.push(rows.map((row) => row.title))
+  }
+  t.same(titles, [['one', THREE], ['two'], ['one', THREE, 'two'], ['one', THREE]])
+  const [name, ...others] = await prepared()
+  t.match(name, /^keyhole_sql_[0-9a-f]{32}$/, 'named after its text')
+  t.same(others, [], 'one statement for every holder: the groups are parameters')
+
+  // The option prepared: false (PgBouncer without max_prepared_statements): nothing is named.
+  await client.query('DEALLOCATE ALL')
+  const unprepared = bindPolicies(policies, client, bob, { prepared: false })
+  const guard = unprepared.guard('discussion_threads', 'read', { alias: 't' })
+  const { rows } = await unprepared.query<{ title: string }>(
+    sql`SELECT t.title FROM discussion_threads t WHERE ${guard}`,
+  )
+  t.same(rows, [{ title: 'two' }])
+  t.same(await prepared(), [], 'prepared: false names nothing')
+})
