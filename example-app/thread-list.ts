@@ -14,6 +14,7 @@ import {
   PostgresQueryCompiler,
   sql,
 } from 'kysely'
+import { listThreads as listThreadsRoute } from './schemas.ts'
 import type { DB } from './tables.ts'
 
 /**
@@ -41,10 +42,12 @@ export interface ThreadInList {
 
 export const defaultLimit = 50
 
-// The route schema's rules (schemas.ts `listThreads`), for callers that did not go through it.
-const limitPattern = /^(?:[1-9][0-9]?|100)$/
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-const maxSearchLength = 200
+// The route schema's rules (schemas.ts `listThreads`), read from it, for callers that did not go
+// through the route.
+const rules = listThreadsRoute.querystring.properties
+const limitPattern = new RegExp(rules.limit.pattern)
+const uuidPattern = new RegExp(rules.after.pattern)
+const maxSearchLength = rules.q.maxLength
 
 /**
  * `query`'s limit, once its fields are what the route's schema admits; else 400

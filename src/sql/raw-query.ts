@@ -201,8 +201,9 @@ export function attachRawSql<H extends object>(
       const config = toConfig(query, values)
       if (settings.mode !== 'rls') assertGuardedSql(query, capability)
       // An sql`…` statement's text is the same on every call (its values are parameters, a guard's
-      // too): named after it, as keyhole/kysely's queries are, it is parsed and planned once per
-      // connection instead of on every request. Your own text or config keeps the name you give.
+      // too): named after it, as keyhole/kysely's queries are, it is parsed once per connection
+      // instead of on every request, and planned once where PostgreSQL keeps the generic plan.
+      // Your own text or config keeps the name you give.
       if (query instanceof Sql && settings.prepared) {
         return run({ text: config.text, values: config.values, name: nameOfSql(config.text) })
       }
