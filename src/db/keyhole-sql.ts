@@ -20,6 +20,8 @@ export const KEYHOLE_FUNCTIONS = Object.freeze([
   // The system context (sql/000002): a signed grant of named tables and operations.
   'keyhole.set_system(text)',
   'keyhole.system_allows(text,text)',
+  // The unique-key test guarded writes run in 'rls' mode, answered while planning (sql/000005).
+  'keyhole.sets_unique_key(regclass,name[])',
 ])
 
 /**

@@ -74,6 +74,11 @@ export interface GuardedInsertOptions extends StatementOptions {
   readonly view?: RowView | undefined
   /** @internal The parent-group hints a `viaParent` guard narrows with (parent-hints.ts). */
   readonly parentHints?: ParentHints | undefined
+  /**
+   * @internal The database has keyhole's schema ('rls' mode): the unique-key test is answered
+   * while planning (unique-keys.ts).
+   */
+  readonly keyholeSchema?: boolean | undefined
 }
 
 /**
@@ -173,7 +178,12 @@ function compileInsert(
   const listed = returningSql(options.returning ?? '*')
   const returning =
     listed && listed + flagsSql(options.view, columnsOf('"t"'), params) + learnSql(hint)
-  const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
+  const setsKey = setsUniqueKeySql(
+    table,
+    columns,
+    parseChosenKeys(options.chosenKeys),
+    options.keyholeSchema === true,
+  )
   const atomic =
     (options.atomic === true
       ? ' AND NOT EXISTS (SELECT FROM "input" WHERE NOT "__keyhole_allowed")'
@@ -238,7 +248,12 @@ function compileSingleInsert(
   knowValues(params, columns)
   knowHint(params, hint)
   const allowed = renderGuard(options.guard.node, suppliedScope('"r"', table.sql, quoted), params)
-  const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
+  const setsKey = setsUniqueKeySql(
+    table,
+    columns,
+    parseChosenKeys(options.chosenKeys),
+    options.keyholeSchema === true,
+  )
   const where = [
     ...(allowed === true ? [] : [sqlText(allowed)]),
     ...(setsKey === undefined ? [] : [`NOT ${setsKey}`]),
@@ -270,7 +285,13 @@ function compileRefusal(
   const visible = options.readGuard
     ? sqlText(renderGuard(options.readGuard.node, suppliedScope('"r"', table.sql, quoted), params))
     : 'FALSE'
-  const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys)) ?? 'FALSE'
+  const setsKey =
+    setsUniqueKeySql(
+      table,
+      columns,
+      parseChosenKeys(options.chosenKeys),
+      options.keyholeSchema === true,
+    ) ?? 'FALSE'
   return params.compile(
     `SELECT COALESCE(${visible}, FALSE) AS "visible", ${setsKey} AS "sets_key" FROM ${row} AS "r"`,
   )
@@ -498,7 +519,8 @@ function insert(
     `${returning === '*' ? '*' : JSON.stringify(returning)}|` +
     `${options.guard.id}|${options.readGuard?.id ?? ''}|${options.atomic === true}|` +
     `${options.chosenKeys === undefined ? '' : parseChosenKeys(options.chosenKeys).join(',')}|` +
-    `${viewKey(options.view)}|${capabilityKey(capability)}`
+    `${viewKey(options.view)}|${capabilityKey(capability)}` +
+    (options.keyholeSchema === true ? '|keyhole' : '')
   const hinting = hintingFor(
     options.guard.node,
     columns,

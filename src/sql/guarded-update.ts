@@ -42,6 +42,11 @@ export interface GuardedUpdateOptions extends StatementOptions {
   readonly chosenKeys?: readonly string[] | undefined
   /** @internal Column rules' per-row flags and projection (column-rules.ts). */
   readonly view?: RowView | undefined
+  /**
+   * @internal The database has keyhole's schema ('rls' mode): the unique-key test is answered
+   * while planning (unique-keys.ts).
+   */
+  readonly keyholeSchema?: boolean | undefined
 }
 
 function compileUpdate(
@@ -67,7 +72,12 @@ function compileUpdate(
   const read = options.readGuard ? renderGuard(options.readGuard.node, old, params) : undefined
   const listed = returningSql(options.returning ?? '*')
   const returning = listed && listed + flagsSql(options.view, old, params)
-  const setsKey = setsUniqueKeySql(table, columns, parseChosenKeys(options.chosenKeys))
+  const setsKey = setsUniqueKeySql(
+    table,
+    columns,
+    parseChosenKeys(options.chosenKeys),
+    options.keyholeSchema === true,
+  )
   const write =
     `UPDATE ${table.sql} AS "t" SET ${[...set].map((c) => `${c} = "n".${c}`).join(', ')} ` +
     `FROM ${values} AS "n" ` +
@@ -128,7 +138,8 @@ export async function guardedUpdate<R = Row>(
   const key =
     `update|${options.table}|${columns.join(',')}|${shape}|${JSON.stringify(returning)}|` +
     `${options.guard.id}|${options.readGuard?.id ?? ''}|${viewKey(options.view)}|` +
-    `${parseChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}`
+    `${parseChosenKeys(options.chosenKeys).join(',')}|${capabilityKey(capability)}` +
+    (options.keyholeSchema === true ? '|keyhole' : '')
   const statement = cachedStatement(key, () => compileUpdate(options, columns, capability))
   const context = { table: options.table, operation: 'update' } as const
   const rows = await runStatement(db, statement, capability, inputs, options.prepared, context, [

@@ -353,6 +353,8 @@ export function bindPolicies<DB = any>(
 ): HandleOf<DB> {
   assertRoles(policies, capability)
   const prepared = options.prepared
+  // 'rls' mode's queryable sets the signed capability: keyhole's schema is installed.
+  const keyholeSchema = options.mode === 'rls' ? true : undefined
   const counted = options.counters ?? uncounted.statements
   const statements = encryptedStatements(policies.tables as EncryptedTables, options.dataKeys)
   // Only called after guardFor found the table's policy.
@@ -381,6 +383,7 @@ export function bindPolicies<DB = any>(
           view: access?.view,
           atomic: opts.atomic,
           chosenKeys: opts.chosenKeys,
+          keyholeSchema,
           prepared,
         }),
         access?.project,
@@ -459,6 +462,7 @@ export function bindPolicies<DB = any>(
           returning: access === undefined ? opts.returning : access.list,
           view: access?.view,
           chosenKeys: opts.chosenKeys,
+          keyholeSchema,
           prepared,
         }),
         access?.project,

@@ -8,7 +8,10 @@
  * (accepting the oracle for it: a value taken by any row then answers 409).
  *
  * The test runs in the write's own statement, read from the catalogue (no extra round trip, and
- * never stale after a migration): it adds a one-time filter, not a per-row one.
+ * never stale after a migration): it adds a one-time filter, not a per-row one. Where keyhole's
+ * schema is installed ('rls' mode), the filter is `keyhole.sets_unique_key(…)`, which PostgreSQL
+ * answers while planning, so a cached plan carries only the answer, planned again after any DDL on
+ * the table (see sql/000005.do.keyhole-unique-keys.sql).
  */
 import { BadRequest, ConfigurationError } from '../errors.ts'
 import { describeInput, isIdentifier, type TableName } from './identifier.ts'
@@ -39,16 +42,26 @@ export function parseChosenKeys(chosenKeys: unknown): readonly string[] {
  * -- <attnums>: ARRAY(SELECT "a"."attnum" FROM pg_catalog.pg_attribute AS "a"
  * --   WHERE "a"."attrelid" = '"posts"'::regclass AND "a"."attname" IN ('id', 'slug'))
  * ```
+ * With `folded` (keyhole's schema installed), the same test as one call PostgreSQL evaluates
+ * while planning (sql/000005):
+ * ```sql
+ * keyhole.sets_unique_key('"posts"'::regclass, '{"id","slug"}'::name[])
+ * ```
  */
 export function setsUniqueKeySql(
   table: TableName,
   columns: readonly string[],
   chosenKeys: readonly string[],
+  folded = false,
 ): string | undefined {
   const set = columns.filter((c) => !chosenKeys.includes(c))
   if (set.length === 0) return undefined
   // Table and column names are checked identifiers (letters, digits, underscores): safe literals.
   const relation = `'${table.sql}'::regclass`
+  // Each element quoted: an unquoted `null` in an array literal is NULL, not the column "null".
+  if (folded) {
+    return `keyhole.sets_unique_key(${relation}, '{${set.map((c) => `"${c}"`).join(',')}}'::name[])`
+  }
   const attnums =
     `ARRAY(SELECT "a"."attnum" FROM pg_catalog.pg_attribute AS "a" WHERE "a"."attrelid" = ${relation} ` +
     `AND "a"."attname" IN (${set.map((c) => `'${c}'`).join(', ')}))`

@@ -643,6 +643,7 @@ const cases: Record<string, Case[]> = {
           'keyhole.subject()',
           'keyhole.set_system(text)',
           'keyhole.system_allows(text,text)',
+          'keyhole.sets_unique_key(regclass,name[])',
           'keyhole.verify(text)',
         ],
       }),

@@ -300,12 +300,13 @@ t.test('an install made before 000003 upgrades through migrate', async (t) => {
   t.teardown(() => migrator.end())
   await migrator.query(old.map((f) => f.replace('CREATE', 'CREATE OR REPLACE')).join('\n'))
   await migrator.query('DROP FUNCTION keyhole.install_capability_store()')
-  await migrator.query('DELETE FROM keyhole.schemaversion WHERE version IN (3, 4)')
+  await migrator.query('DROP FUNCTION keyhole.sets_unique_key(regclass, name[])')
+  await migrator.query('DELETE FROM keyhole.schemaversion WHERE version IN (3, 4, 5)')
   await onParameterPrivileges(su, `REVOKE SET ON PARAMETER backtrace_functions FROM ${m}`)
   t.equal(await capabilityStore(runtime), 'signed')
   t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] }, 'before: 000001')
 
-  t.same((await migrate(k.migratorUrl)).keyhole, [3, 4], 'migrate applies 000003 and 000004')
+  t.same((await migrate(k.migratorUrl)).keyhole, [3, 4, 5], 'migrate applies 000003 to 000005')
   t.equal(await capabilityStore(runtime), 'signed', 'no grant yet: the signed store')
   t.same(await stored(), { sealed: false, signed: true, bodies: ['a'] })
 

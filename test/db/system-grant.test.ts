@@ -238,9 +238,10 @@ t.test(
     await migrator.query(`DROP FUNCTION keyhole.set_system(text);
       DROP FUNCTION keyhole.system_allows(text, text);
       DROP FUNCTION keyhole.install_capability_store();
+      DROP FUNCTION keyhole.sets_unique_key(regclass, name[]);
       DELETE FROM keyhole.schemaversion WHERE version >= 2`)
     t.same(await migrate(old.migratorUrl), {
-      keyhole: [2, 3, 4],
+      keyhole: [2, 3, 4, 5],
       application: [],
       policies: false,
       repairs: [],

@@ -91,8 +91,9 @@ export async function createBaseline(db: TestDatabase): Promise<Baseline> {
       ${fn('subject()', 'text', 'SELECT NULL::text')}
       ${fn('set_system(value text)', 'boolean', 'SELECT true')}
       ${fn('system_allows(tab text, operation text)', 'boolean', 'SELECT false')}
-      REVOKE ALL ON FUNCTION keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject(), keyhole.set_system(text), keyhole.system_allows(text, text) FROM PUBLIC;
-      GRANT EXECUTE ON FUNCTION keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject(), keyhole.set_system(text), keyhole.system_allows(text, text) TO ${r};
+      ${fn('sets_unique_key(relation regclass, columns name[])', 'boolean', 'SELECT false')}
+      REVOKE ALL ON FUNCTION keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject(), keyhole.set_system(text), keyhole.system_allows(text, text), keyhole.sets_unique_key(regclass, name[]) FROM PUBLIC;
+      GRANT EXECUTE ON FUNCTION keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(), keyhole.subject(), keyhole.set_system(text), keyhole.system_allows(text, text), keyhole.sets_unique_key(regclass, name[]) TO ${r};
       GRANT USAGE ON SCHEMA keyhole, app TO ${r};
       CREATE TABLE app.posts (id serial PRIMARY KEY, group_id uuid NOT NULL, title text NOT NULL);
       CREATE TABLE app.comments (id serial PRIMARY KEY, post_id int NOT NULL REFERENCES app.posts,

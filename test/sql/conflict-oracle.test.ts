@@ -5,7 +5,8 @@
  * one. Now a guarded write that sets a unique column is refused whatever the value (400
  * KH_BAD_REQUEST, the same answer for a hidden row's key and an unused one, nothing written),
  * unless the statement names the column in `chosenKeys` — in 'guard' mode (the guard in the
- * statement) and in 'rls' mode (the runtime role under forced policies, through a session).
+ * statement, the test a catalogue sub-select) and in 'rls' mode (the runtime role under forced
+ * policies, through a session; the test keyhole.sets_unique_key, see unique-keys-folded.test.ts).
  */
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
@@ -289,7 +290,7 @@ t.test("'rls' mode: the runtime role under the forced policies, through a sessio
     (await k.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM notes')).rows[0]!.n
   const insert = (id: number) =>
     sessions.withCapability(alice, (db) =>
-      bindPolicies(notesPolicies, db, alice).insert('notes', {
+      bindPolicies(notesPolicies, db, alice, { mode: 'rls' }).insert('notes', {
         id,
         group_id: k.groupA,
         owner: 'alice',
@@ -305,7 +306,7 @@ t.test("'rls' mode: the runtime role under the forced policies, through a sessio
   const moderator = capability({ subject: 'molly', groups: { moderator: [k.groupA] } })
   const update = (id: number) =>
     sessions.withCapability(moderator, (db) =>
-      bindPolicies(notesPolicies, db, moderator).update(
+      bindPolicies(notesPolicies, db, moderator, { mode: 'rls' }).update(
         'notes',
         { group_id: k.groupA },
         { id },
@@ -320,7 +321,7 @@ t.test("'rls' mode: the runtime role under the forced policies, through a sessio
   )
   const chosen = (id: number) =>
     sessions.withCapability(alice, (db) =>
-      bindPolicies(notesPolicies, db, alice).insert(
+      bindPolicies(notesPolicies, db, alice, { mode: 'rls' }).insert(
         'notes',
         { id, group_id: k.groupA, owner: 'alice', body: 'mine' },
         { chosenKeys: ['id'] },

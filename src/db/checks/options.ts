@@ -51,7 +51,8 @@ export interface CheckDatabaseOptions {
   /**
    * keyhole's own SECURITY DEFINER functions: the only ones the runtime role may execute.
    * @default keyhole.set_capability(text), keyhole.group_ids(text), keyhole.is_admin(),
-   * keyhole.subject(), keyhole.set_system(text), keyhole.system_allows(text,text)
+   * keyhole.subject(), keyhole.set_system(text), keyhole.system_allows(text,text),
+   * keyhole.sets_unique_key(regclass,name[])
    */
   readonly keyholeFunctions?: readonly (string | KeyholeFunctionExpectation)[] | undefined
   /** The table holding the capability-signing key, or `false` to skip. @default 'keyhole.signing_key' */
@@ -141,6 +142,7 @@ export const defaultKeyholeFunctions: readonly KeyholeFunctionExpectation[] = Ob
   Object.freeze({ signature: 'keyhole.subject()' }),
   Object.freeze({ signature: 'keyhole.set_system(text)' }),
   Object.freeze({ signature: 'keyhole.system_allows(text,text)' }),
+  Object.freeze({ signature: 'keyhole.sets_unique_key(regclass,name[])' }),
 ])
 
 // A plain or double-quoted SQL identifier; qualified names have exactly two of them.
