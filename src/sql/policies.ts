@@ -202,6 +202,7 @@ export interface BindOptions extends StatementOptions {
    * How `query` treats your own SQL: `'rls'` when `queryable` sets the signed capability (a
    * `withCapability` session, the request's transaction) and the tables' policies are forced: any
    * statement runs; `'guard'` (anything else): only `sql` that embeds this handle's `guard(…)`.
+   * `'rls'` also lets guarded writes call keyhole's schema (`keyhole.sets_unique_key`, sql/000005).
    * @default 'guard'
    */
   readonly mode?: 'guard' | 'rls' | undefined
