@@ -57,6 +57,15 @@ export interface PgConnection {
 
 type Callback = (error: unknown, results?: PipelineResult[]) => void
 
+/**
+ * The client a pipeline is sent on, when it can say the server's transaction status itself:
+ * node-postgres's `Client#getTransactionStatus()` (pg 8.21+) returns what the last ReadyForQuery
+ * carried, recorded before the active query hears of it.
+ */
+export interface StatusSource {
+  getTransactionStatus?(): string | null
+}
+
 const connectionMethods = [
   'parse',
   'bind',
@@ -74,14 +83,18 @@ const connectionMethods = [
  */
 export function isPgConnection(connection: unknown): connection is PgConnection {
   const c = connection as Record<string, unknown> | null | undefined
-  return (
-    typeof c === 'object' &&
-    c !== null &&
+  if (typeof c !== 'object' || c === null) return false
+  if (checked.has(c)) return true
+  const valid =
     typeof c.parsedStatements === 'object' &&
     typeof c.stream === 'object' &&
     connectionMethods.every((method) => typeof c[method] === 'function')
-  )
+  if (valid) checked.add(c)
+  return valid
 }
+
+/** The connections found to be node-postgres's, each checked once (a pooled one serves many). */
+const checked = new WeakSet<object>()
 
 function unsupportedPool(): ConfigurationError {
   return new ConfigurationError(
@@ -109,9 +122,20 @@ export class Pipeline {
   /** Per statement: whether it was bound without a Parse, pg believing it parsed. */
   readonly #reused: boolean[] = []
   #lost = false
+  /** The client, when it reports the status itself: then no listener is added per pipeline. */
+  readonly #reporter: Required<StatusSource> | undefined
 
-  constructor(statements: readonly PipelineStatement[]) {
+  /**
+   * @param client the client the pipeline is sent on: when it has `getTransactionStatus()`
+   *   (pg 8.21+) the status is read from it, else from the ReadyForQuery message by a listener
+   */
+  constructor(statements: readonly PipelineStatement[], client?: object) {
     this.#statements = statements
+    const reporter = client as StatusSource | undefined
+    this.#reporter =
+      typeof reporter?.getTransactionStatus === 'function'
+        ? (reporter as Required<StatusSource>)
+        : undefined
     const { Result } = loadPgInternals()
     this.#results = statements.map(() => new Result())
     this.done = new Promise((resolve, reject) => {
@@ -128,6 +152,8 @@ export class Pipeline {
    * The transaction status the server reported with the pipeline's ReadyForQuery: `'I'` idle, `'T'`
    * inside a transaction block, `'E'` inside a failed one; `undefined` before it arrived. A statement
    * such as `BEGIN` turns the implicit transaction into an explicit one that outlives the Sync.
+   * Known for a pipeline that completed; after an error only where read by the listener (pg
+   * before 8.21: pg hands the ReadyForQuery after an error to no query).
    */
   get transactionStatus(): string | undefined {
     return this.#status
@@ -146,18 +172,25 @@ export class Pipeline {
     if (!isPgConnection(connection)) return unsupportedPool()
     // pg before 8.23 keeps no record of statements parsed but not yet complete: ours is then its own.
     connection.submittedNamedStatements ??= {}
-    let values: unknown[][]
+    const values: unknown[][] = []
     try {
       // Serialise every value before writing anything: a bad value must not leave half a pipeline.
       const { prepareValue } = loadPgInternals()
-      values = this.#statements.map((s) => (s.values ?? []).map((v) => prepareValue(v)))
+      for (const s of this.#statements) {
+        const prepared: unknown[] = []
+        for (const v of s.values ?? []) prepared.push(prepareValue(v))
+        values.push(prepared)
+      }
     } catch (error) {
       return error as Error
     }
-    // pg's client hands the ReadyForQuery to the active query without its status: read it first.
-    connection.prependOnceListener('readyForQuery', (message) => {
-      this.#status = message.status
-    })
+    // pg before 8.21 hands the ReadyForQuery to the active query without its status: read it
+    // first. (A listener added and removed per pipeline: measurable on every request.)
+    if (this.#reporter === undefined) {
+      connection.prependOnceListener('readyForQuery', (message) => {
+        this.#status = message.status
+      })
+    }
     connection.stream.cork?.()
     try {
       this.#statements.forEach((s, i) => {
@@ -211,6 +244,9 @@ export class Pipeline {
   }
 
   handleReadyForQuery(connection: PgConnection): void {
+    // pg recorded the message's status on the client before handing it to the active query.
+    if (this.#reporter !== undefined)
+      this.#status = this.#reporter.getTransactionStatus() ?? undefined
     if (this.#rowError === undefined) {
       for (const [i, s] of this.#statements.entries()) {
         if (s.forgetsPrepared?.(this.#results[i]!) === true) {

@@ -16,6 +16,8 @@ export interface SessionClient {
   // `any`: pg's overloads (a submittable returns itself, a config returns a promise).
   query(query: any, values?: any): any
   release(error?: Error | boolean): void
+  /** node-postgres's (pg 8.21+): the status of the last ReadyForQuery, read by the pipeline. */
+  getTransactionStatus?(): string | null
 }
 
 /** The part of a pg `Pool` the session uses: bring your own pool. */
@@ -158,12 +160,8 @@ function refused(): ServiceUnavailable {
  * never a 500 carrying the driver's message; the monitor's next run reports why
  * (KH_DB_CONNECT_FAILED).
  */
-async function connect(pool: SessionPool): Promise<SessionClient> {
-  try {
-    return await pool.connect()
-  } catch (error) {
-    throw new ServiceUnavailable({ cause: error })
-  }
+function unavailable(error: unknown): ServiceUnavailable {
+  return new ServiceUnavailable({ cause: error })
 }
 
 function isRefusal(error: unknown): boolean {
@@ -214,34 +212,52 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
    * Runs `statements` in one round trip. The `last` of a request also checks that the server
    * reported the connection idle (`I`) at its end: a statement such as `BEGIN` leaves it inside a
    * transaction, where the next request would run (its writes lost on a later ROLLBACK, its
-   * capability left for the next statement to use).
+   * capability left for the next statement to use). Not an async function: the common case
+   * costs one promise on every request, the recovery its own.
    */
-  async function pipeline(client: SessionClient, statements: PipelineStatement[], last = false) {
-    let p = new Pipeline(statements)
+  function pipeline(
+    client: SessionClient,
+    statements: PipelineStatement[],
+    last = false,
+  ): Promise<PipelineResult[]> {
+    const p = new Pipeline(statements, client)
     client.query(p)
-    let results: PipelineResult[]
+    return p.done.then(
+      (results) => idleAfter(p, results, last),
+      (error: unknown) => resend(client, statements, last, p, error),
+    )
+  }
+
+  function idleAfter(p: Pipeline, results: PipelineResult[], last: boolean) {
+    if (last && p.transactionStatus !== 'I') throw new SessionDirty()
+    return results
+  }
+
+  /** After the first round trip of `statements` failed with `error`: recover, or say why. */
+  async function resend(
+    client: SessionClient,
+    statements: PipelineStatement[],
+    last: boolean,
+    failed: Pipeline,
+    error: unknown,
+  ): Promise<PipelineResult[]> {
     try {
-      try {
-        results = await p.done
-      } catch (error) {
-        if (!p.lostPrepared) throw error
-        // An earlier request on this connection dropped a statement pg believes parsed; the one
-        // refused did not run, and nothing after it. Drop the others, forget them all, send again.
-        const forget = new Pipeline(
-          statements[0] === BEGIN ? [{ text: 'ROLLBACK' }, FORGET_PREPARED] : [FORGET_PREPARED],
-        )
-        client.query(forget)
-        await forget.done
-        p = new Pipeline(statements)
-        client.query(p)
-        results = await p.done
-      }
+      if (!failed.lostPrepared) throw error
+      // An earlier request on this connection dropped a statement pg believes parsed; the one
+      // refused did not run, and nothing after it. Drop the others, forget them all, send again.
+      const forget = new Pipeline(
+        statements[0] === BEGIN ? [{ text: 'ROLLBACK' }, FORGET_PREPARED] : [FORGET_PREPARED],
+        client,
+      )
+      client.query(forget)
+      await forget.done
+      const p = new Pipeline(statements, client)
+      client.query(p)
+      return idleAfter(p, await p.done, last)
     } catch (error) {
       // Say why, not "invalid authorization specification".
       throw isRefusal(error) ? refused() : error
     }
-    if (last && p.transactionStatus !== 'I') throw new SessionDirty()
-    return results
   }
 
   /**
@@ -262,7 +278,14 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     query: string | SessionQuery,
     values?: readonly unknown[],
   ): Promise<SessionResult<R>> {
-    const client = await connect(pool)
+    // Awaited here, not in an async function of its own: each promise of a request costs more
+    // under async hooks (AsyncLocalStorage, as the adapters' request scope, turns them on).
+    let client: SessionClient
+    try {
+      client = await pool.connect()
+    } catch (error) {
+      throw unavailable(error)
+    }
     const sent = statement(query, values)
     const untrusted = !isGenerated(sent)
     try {
@@ -304,7 +327,12 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     first: () => PipelineStatement,
     work: (db: SessionQueryable) => Promise<T>,
   ): Promise<T> {
-    const client = await connect(pool)
+    let client: SessionClient
+    try {
+      client = await pool.connect()
+    } catch (error) {
+      throw unavailable(error)
+    }
     let open = true
     let begun: Promise<unknown> | undefined
     let untrusted = false
@@ -346,15 +374,23 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
       throw error
     }
   }
+  // One per capability (a token's, cached with it): a request of `transaction: 'statement'`
+  // allocates none. It holds nothing but the capability and this factory.
+  const autocommits = new WeakMap<Capability, SessionQueryable>()
   return Object.freeze({
     withCapability,
     withSystem,
     runOne,
     autocommit(capability: Capability): SessionQueryable {
-      return Object.freeze({
-        query: <R>(query: string | SessionQuery, values?: readonly unknown[]) =>
-          runOne<R>(capability, query, values),
-      })
+      let queryable = autocommits.get(capability)
+      if (queryable === undefined) {
+        queryable = Object.freeze({
+          query: <R>(query: string | SessionQuery, values?: readonly unknown[]) =>
+            runOne<R>(capability, query, values),
+        })
+        autocommits.set(capability, queryable)
+      }
+      return queryable
     },
   })
 }

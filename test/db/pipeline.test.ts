@@ -115,21 +115,48 @@ t.test('COPY FROM STDIN is refused, an empty statement counts', async (t) => {
   t.pass('no-op handlers')
 })
 
-t.test("the server's transaction status at the pipeline's end", async (t) => {
-  const idle = new Pipeline([{ text: 'SELECT 1' }])
-  t.equal(idle.transactionStatus, undefined, 'unknown before it ran')
-  await send(idle)
-  t.equal(idle.transactionStatus, 'I', 'the implicit transaction ended with the Sync')
-  const open = new Pipeline([{ text: 'SELECT 1' }, { text: 'BEGIN' }])
-  await send(open)
-  t.equal(open.transactionStatus, 'T', 'BEGIN made it explicit: it outlives the Sync')
-  const failed = new Pipeline([{ text: 'SELECT 1/0' }])
-  await t.rejects(send(failed), { code: '22012' })
-  await client.query('ROLLBACK')
-  t.equal(failed.transactionStatus, 'E', 'a failure inside it leaves it aborted')
-  const closed = new Pipeline([{ text: 'SELECT 1' }])
-  await send(closed)
-  t.equal(closed.transactionStatus, 'I')
+// Where the status comes from: pg 8.21+ records it on the client (getTransactionStatus) before the
+// active query hears of the ReadyForQuery; an older pg (a client without the method) only in the
+// message, which a listener added per pipeline reads.
+// After an error pg hands the ReadyForQuery to no query: read from the client, a failed pipeline's
+// status stays unknown (its caller destroys the connection whatever it was).
+const sources = [
+  ['a client that reports it (pg 8.21+)', client, 0, undefined],
+  ['a ReadyForQuery listener (pg before 8.21)', { query: client.query.bind(client) }, 1, 'E'],
+] as const
+const readyListeners = () =>
+  (
+    client as unknown as { connection: { listenerCount(event: string): number } }
+  ).connection.listenerCount('readyForQuery')
+
+for (const [source, statusSource, listeners, afterError] of sources) {
+  t.test(`the server's transaction status at the pipeline's end, from ${source}`, async (t) => {
+    const idle = new Pipeline([{ text: 'SELECT 1' }], statusSource)
+    t.equal(idle.transactionStatus, undefined, 'unknown before it ran')
+    const before = readyListeners()
+    client.query(idle as never)
+    t.equal(readyListeners() - before, listeners, 'listeners added while it runs')
+    await idle.done
+    t.equal(readyListeners(), before, 'none left behind')
+    t.equal(idle.transactionStatus, 'I', 'the implicit transaction ended with the Sync')
+    const open = new Pipeline([{ text: 'SELECT 1' }, { text: 'BEGIN' }], statusSource)
+    await send(open)
+    t.equal(open.transactionStatus, 'T', 'BEGIN made it explicit: it outlives the Sync')
+    const failed = new Pipeline([{ text: 'SELECT 1/0' }], statusSource)
+    await t.rejects(send(failed), { code: '22012' })
+    // The error is reported before the ReadyForQuery: the next query waits for it.
+    await client.query('ROLLBACK')
+    t.equal(failed.transactionStatus, afterError, 'a failure inside it leaves it aborted')
+    const closed = new Pipeline([{ text: 'SELECT 1' }], statusSource)
+    await send(closed)
+    t.equal(closed.transactionStatus, 'I')
+  })
+}
+
+t.test('a client that reports no status: unknown, never taken for idle', async (t) => {
+  const p = new Pipeline([{ text: 'SELECT 1' }], { getTransactionStatus: () => null })
+  await send(p)
+  t.equal(p.transactionStatus, undefined)
 })
 
 t.test('a named statement the server lost is told apart from other failures', async (t) => {

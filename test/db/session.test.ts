@@ -74,6 +74,52 @@ t.test('runOne: one statement in one round trip, with the capability', async (t)
   )
 })
 
+t.test('autocommit: one queryable per capability, never shared between capabilities', async (t) => {
+  const sessions = createSessionFactory({ pool: k.runtimePool(), signingKey: k.signingKey })
+  const forAlice = sessions.autocommit(alice)
+  t.equal(sessions.autocommit(alice), forAlice, "the same capability (a cached token's): reused")
+  t.not(sessions.autocommit(bob), forAlice)
+  t.ok(Object.isFrozen(forAlice))
+  const read = 'SELECT body, keyhole.subject() AS s FROM notes'
+  t.same((await forAlice.query(read)).rows, [{ body: 'a', s: 'alice' }])
+  t.same((await sessions.autocommit(bob).query(read)).rows, [{ body: 'b', s: 'bob' }])
+  t.same((await forAlice.query(read)).rows, [{ body: 'a', s: 'alice' }], 'after bob, alice again')
+})
+
+t.test('a client that does not report its transaction status (pg before 8.21)', async (t) => {
+  const { releases, pool } = recording(k.runtimePool(1))
+  const sessions = createSessionFactory({ pool, signingKey: k.signingKey })
+  t.same((await sessions.runOne(alice, 'SELECT body FROM notes')).rows, [{ body: 'a' }])
+  await t.rejects(sessions.runOne(alice, 'BEGIN'), { code: 'KH_SESSION_DIRTY' }, 'BEGIN left open')
+  t.same(
+    await sessions.withCapability(
+      bob,
+      async (db) => (await db.query('SELECT body FROM notes')).rows,
+    ),
+    [{ body: 'b' }],
+  )
+  t.same(
+    releases.map((r) => (r instanceof Error ? 'error' : r)),
+    [undefined, 'error', undefined],
+    'the dirty connection destroyed, the others released',
+  )
+})
+
+t.test('a pool that cannot connect: 503 KH_UNAVAILABLE, the driver unnamed', async (t) => {
+  const down = new Error('connect ECONNREFUSED 10.0.0.1:5432')
+  const sessions = createSessionFactory({
+    pool: { connect: () => Promise.reject(down) },
+    signingKey: k.signingKey,
+  })
+  const unavailable = { code: 'KH_UNAVAILABLE', statusCode: 503, cause: down }
+  await t.rejects(sessions.runOne(alice, 'SELECT 1'), unavailable)
+  await t.rejects(sessions.autocommit(alice).query('SELECT 1'), unavailable)
+  await t.rejects(
+    sessions.withCapability(alice, async (db) => db.query('SELECT 1')),
+    unavailable,
+  )
+})
+
 t.test('after COMMIT or ROLLBACK the setting is gone on the same connection', async (t) => {
   const pool = k.runtimePool(1)
   const sessions = createSessionFactory({ pool, signingKey: k.signingKey })
