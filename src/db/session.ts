@@ -220,8 +220,14 @@ export function createSessionFactory(options: SessionFactoryOptions): SessionFac
     statements: PipelineStatement[],
     last = false,
   ): Promise<PipelineResult[]> {
-    const p = new Pipeline(statements, client)
-    client.query(p)
+    let p: Pipeline
+    try {
+      p = new Pipeline(statements, client)
+      client.query(p)
+    } catch (error) {
+      // Rejected, as from an async function: callers chain `.catch` on it (see abandon).
+      return Promise.reject(error as Error)
+    }
     return p.done.then(
       (results) => idleAfter(p, results, last),
       (error: unknown) => resend(client, statements, last, p, error),

@@ -120,6 +120,28 @@ t.test('a pool that cannot connect: 503 KH_UNAVAILABLE, the driver unnamed', asy
   )
 })
 
+t.test('a client whose query throws: the request fails, the client is destroyed', async (t) => {
+  const broken = new Error('query threw')
+  const releases: unknown[] = []
+  const sessions = createSessionFactory({
+    pool: {
+      connect: async () => ({
+        query() {
+          throw broken
+        },
+        release: (error?: Error | boolean) => releases.push(error),
+      }),
+    },
+    signingKey: k.signingKey,
+  })
+  await t.rejects(sessions.runOne(alice, 'SELECT 1'), broken)
+  await t.rejects(
+    sessions.withCapability(alice, async (db) => db.query('SELECT 1')),
+    broken,
+  )
+  t.same(releases, [broken, broken])
+})
+
 t.test('after COMMIT or ROLLBACK the setting is gone on the same connection', async (t) => {
   const pool = k.runtimePool(1)
   const sessions = createSessionFactory({ pool, signingKey: k.signingKey })
