@@ -120,8 +120,13 @@ t.test('COPY FROM STDIN is refused, an empty statement counts', async (t) => {
 // message, which a listener added per pipeline reads.
 // After an error pg hands the ReadyForQuery to no query: read from the client, a failed pipeline's
 // status stays unknown (its caller destroys the connection whatever it was).
+// CI also runs the lowest pg of the peer range, whose client has no such method: there the first
+// source is a listener too.
+const reports = typeof (client as { getTransactionStatus?: unknown }).getTransactionStatus
 const sources = [
-  ['a client that reports it (pg 8.21+)', client, 0, undefined],
+  reports === 'function'
+    ? (['a client that reports it (pg 8.21+)', client, 0, undefined] as const)
+    : (['a client of pg before 8.21, by a listener', client, 1, 'E'] as const),
   ['a ReadyForQuery listener (pg before 8.21)', { query: client.query.bind(client) }, 1, 'E'],
 ] as const
 const readyListeners = () =>
