@@ -616,9 +616,16 @@ const cases: Record<string, Case[]> = {
       fix: 'ALTER FUNCTION keyhole.is_admin() RESET row_security',
     },
     {
+      name: 'not executable by the runtime role',
+      break: `REVOKE EXECUTE ON FUNCTION keyhole.sets_unique_key(regclass, name[]) FROM ${r}`,
+      fix: `GRANT EXECUTE ON FUNCTION keyhole.sets_unique_key(regclass, name[]) TO ${r}`,
+    },
+    {
       name: 'owned by the runtime role',
       break: `ALTER FUNCTION keyhole.is_admin() OWNER TO ${r}`,
-      fix: `ALTER FUNCTION keyhole.is_admin() OWNER TO ${m}`,
+      // The runtime role's grant merged into its ownership, and left with it.
+      fix: `ALTER FUNCTION keyhole.is_admin() OWNER TO ${m};
+            GRANT EXECUTE ON FUNCTION keyhole.is_admin() TO ${r}`,
     },
     {
       name: 'owned by a superuser',

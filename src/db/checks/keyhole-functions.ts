@@ -10,6 +10,7 @@ interface FunctionRow {
   owner_is_runtime: boolean
   owner_superuser: boolean
   source_sha256: string
+  executable: boolean
 }
 
 /** The search_path keyhole's functions are installed with, compared without spaces or quotes. */
@@ -19,14 +20,16 @@ const expectedSearchPath = 'search_path=pg_catalog,pg_temp'
  * Check 8b: keyhole's own functions are as `keyhole setup` installs them: present, SECURITY
  * DEFINER, with exactly `SET search_path = pg_catalog, pg_temp` (no other setting), owned by the
  * migration role (when known), never by the runtime role or a superuser, and with the expected
- * body when the expectation carries its SHA-256. (Membership of the runtime role in their owner
- * is check 2.)
+ * body when the expectation carries its SHA-256; in 'rls' mode, executable by the runtime role
+ * (the requests call each of them: without EXECUTE every request would fail). (Membership of the
+ * runtime role in their owner is check 2.)
  *
  * The generated SQL:
  * ```sql
  * SELECT s.sig, p.oid IS NOT NULL AS found, p.prosecdef AS secdef, p.proconfig AS config,
  *   pg_get_userbyid(p.proowner) AS owner, p.proowner = $2 AS owner_is_runtime, r.rolsuper AS owner_superuser,
- *   encode(sha256(convert_to(p.prosrc, 'UTF8')), 'hex') AS source_sha256
+ *   encode(sha256(convert_to(p.prosrc, 'UTF8')), 'hex') AS source_sha256,
+ *   has_function_privilege($2, p.oid, 'EXECUTE') AS executable
  * FROM unnest($1::text[]) WITH ORDINALITY AS s(sig, n)
  * LEFT JOIN pg_proc p ON p.oid = to_regprocedure(s.sig) LEFT JOIN pg_roles r ON r.oid = p.proowner
  * ```
@@ -37,7 +40,8 @@ export const checkKeyholeFunctions: Check = async ({ db, runtime, options }) => 
     `SELECT s.sig, p.oid IS NOT NULL AS found, p.prosecdef AS secdef, p.proconfig::text[] AS config,
        pg_get_userbyid(p.proowner)::text AS owner, p.proowner = $2::oid AS owner_is_runtime,
        r.rolsuper AS owner_superuser,
-       encode(sha256(convert_to(p.prosrc, 'UTF8')), 'hex') AS source_sha256
+       encode(sha256(convert_to(p.prosrc, 'UTF8')), 'hex') AS source_sha256,
+       p.oid IS NOT NULL AND has_function_privilege($2::oid, p.oid, 'EXECUTE') AS executable
      FROM unnest($1::text[]) WITH ORDINALITY AS s(sig, n)
      LEFT JOIN pg_proc p ON p.oid = to_regprocedure(s.sig)
      LEFT JOIN pg_roles r ON r.oid = p.proowner
@@ -65,6 +69,9 @@ export const checkKeyholeFunctions: Check = async ({ db, runtime, options }) => 
       }
       if (expected.sourceSha256 !== undefined && expected.sourceSha256 !== f.source_sha256) {
         problems.push('its body differs from the one keyhole installs')
+      }
+      if (options.mode === 'rls' && !f.executable) {
+        problems.push(`the runtime role ${runtime.name} may not execute it`)
       }
     }
     if (problems.length === 0) continue
