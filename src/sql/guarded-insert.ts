@@ -178,12 +178,7 @@ function compileInsert(
   const listed = returningSql(options.returning ?? '*')
   const returning =
     listed && listed + flagsSql(options.view, columnsOf('"t"'), params) + learnSql(hint)
-  const setsKey = setsUniqueKeySql(
-    table,
-    columns,
-    parseChosenKeys(options.chosenKeys),
-    options.keyholeSchema === true,
-  )
+  const setsKey = setsUniqueKeySql(table, columns, options)
   const atomic =
     (options.atomic === true
       ? ' AND NOT EXISTS (SELECT FROM "input" WHERE NOT "__keyhole_allowed")'
@@ -248,12 +243,7 @@ function compileSingleInsert(
   knowValues(params, columns)
   knowHint(params, hint)
   const allowed = renderGuard(options.guard.node, suppliedScope('"r"', table.sql, quoted), params)
-  const setsKey = setsUniqueKeySql(
-    table,
-    columns,
-    parseChosenKeys(options.chosenKeys),
-    options.keyholeSchema === true,
-  )
+  const setsKey = setsUniqueKeySql(table, columns, options)
   const where = [
     ...(allowed === true ? [] : [sqlText(allowed)]),
     ...(setsKey === undefined ? [] : [`NOT ${setsKey}`]),
@@ -285,13 +275,7 @@ function compileRefusal(
   const visible = options.readGuard
     ? sqlText(renderGuard(options.readGuard.node, suppliedScope('"r"', table.sql, quoted), params))
     : 'FALSE'
-  const setsKey =
-    setsUniqueKeySql(
-      table,
-      columns,
-      parseChosenKeys(options.chosenKeys),
-      options.keyholeSchema === true,
-    ) ?? 'FALSE'
+  const setsKey = setsUniqueKeySql(table, columns, options) ?? 'FALSE'
   return params.compile(
     `SELECT COALESCE(${visible}, FALSE) AS "visible", ${setsKey} AS "sets_key" FROM ${row} AS "r"`,
   )

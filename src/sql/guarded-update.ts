@@ -72,12 +72,7 @@ function compileUpdate(
   const read = options.readGuard ? renderGuard(options.readGuard.node, old, params) : undefined
   const listed = returningSql(options.returning ?? '*')
   const returning = listed && listed + flagsSql(options.view, old, params)
-  const setsKey = setsUniqueKeySql(
-    table,
-    columns,
-    parseChosenKeys(options.chosenKeys),
-    options.keyholeSchema === true,
-  )
+  const setsKey = setsUniqueKeySql(table, columns, options)
   const write =
     `UPDATE ${table.sql} AS "t" SET ${[...set].map((c) => `${c} = "n".${c}`).join(', ')} ` +
     `FROM ${values} AS "n" ` +

@@ -16,6 +16,14 @@
 import { BadRequest, ConfigurationError } from '../errors.ts'
 import { describeInput, isIdentifier, type TableName } from './identifier.ts'
 
+/** What a guarded write's options say about its unique-key test. */
+export interface UniqueKeyOptions {
+  /** The unique columns the write may set (see guardedInsert's `chosenKeys`). */
+  readonly chosenKeys?: readonly string[] | undefined
+  /** keyhole's schema is installed ('rls' mode): the test is `keyhole.sets_unique_key(…)`. */
+  readonly keyholeSchema?: boolean | undefined
+}
+
 /** The checked `chosenKeys` option: column names, or an empty list. */
 export function parseChosenKeys(chosenKeys: unknown): readonly string[] {
   if (chosenKeys === undefined) return []
@@ -42,7 +50,7 @@ export function parseChosenKeys(chosenKeys: unknown): readonly string[] {
  * -- <attnums>: ARRAY(SELECT "a"."attnum" FROM pg_catalog.pg_attribute AS "a"
  * --   WHERE "a"."attrelid" = '"posts"'::regclass AND "a"."attname" IN ('id', 'slug'))
  * ```
- * With `folded` (keyhole's schema installed), the same test as one call PostgreSQL evaluates
+ * With `keyholeSchema` (installed: 'rls' mode), the same test as one call PostgreSQL evaluates
  * while planning (sql/000005):
  * ```sql
  * keyhole.sets_unique_key('"posts"'::regclass, '{"id","slug"}'::name[])
@@ -51,15 +59,15 @@ export function parseChosenKeys(chosenKeys: unknown): readonly string[] {
 export function setsUniqueKeySql(
   table: TableName,
   columns: readonly string[],
-  chosenKeys: readonly string[],
-  folded = false,
+  { chosenKeys, keyholeSchema }: UniqueKeyOptions,
 ): string | undefined {
-  const set = columns.filter((c) => !chosenKeys.includes(c))
+  const chosen = parseChosenKeys(chosenKeys)
+  const set = columns.filter((c) => !chosen.includes(c))
   if (set.length === 0) return undefined
   // Table and column names are checked identifiers (letters, digits, underscores): safe literals.
   const relation = `'${table.sql}'::regclass`
   // Each element quoted: an unquoted `null` in an array literal is NULL, not the column "null".
-  if (folded) {
+  if (keyholeSchema === true) {
     return `keyhole.sets_unique_key(${relation}, '{${set.map((c) => `"${c}"`).join(',')}}'::name[])`
   }
   const attnums =

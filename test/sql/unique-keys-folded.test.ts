@@ -10,7 +10,9 @@ import t from 'tap'
 import pg from 'pg'
 import { migrate } from '../../src/db/migrate.ts'
 import { createSessionFactory } from '../../src/db/session.ts'
+import { quoteTable } from '../../src/sql/identifier.ts'
 import { bindPolicies } from '../../src/sql/policies.ts'
+import { setsUniqueKeySql } from '../../src/sql/unique-keys.ts'
 import type { QueryConfig, Queryable } from '../../src/sql/queryable.ts'
 import { capability, createKeyholeDatabase, notesPolicies } from '../db/helpers/keyhole.ts'
 
@@ -145,3 +147,37 @@ t.test(
     t.same(rows, [{ runtime: true, public: false }], 'granted as set_capability is, not to PUBLIC')
   },
 )
+
+t.test('the function and the sub-select give the same answer for every kind of key', async (t) => {
+  // Two copies of one test (sql/000005 for 'rls' mode, unique-keys.ts for 'guard' mode): they
+  // must not drift apart.
+  const k = await createKeyholeDatabase(t)
+  await k.db.pool.query(`CREATE TABLE tags (
+    id uuid PRIMARY KEY, slug text UNIQUE, name text, kind text, group_id uuid, code int,
+    body text, "null" text UNIQUE,
+    EXCLUDE USING btree (code WITH =));
+    CREATE UNIQUE INDEX tags_lower_name ON tags (lower(name));
+    CREATE UNIQUE INDEX tags_pinned ON tags (group_id) WHERE kind = 'pinned'`)
+  const cases: [string[], boolean][] = [
+    [['id'], true],
+    [['slug'], true],
+    [['name'], true],
+    [['kind'], true],
+    [['group_id'], true],
+    [['code'], true],
+    [['null'], true],
+    [['body'], false],
+    [['body', 'slug'], true],
+  ]
+  const table = quoteTable('tags')
+  for (const [columns, expected] of cases) {
+    const inline = setsUniqueKeySql(table, columns, {})!
+    const folded = setsUniqueKeySql(table, columns, { keyholeSchema: true })!
+    const { rows } = await k.db.pool.query(`SELECT ${inline} AS inline, ${folded} AS folded`)
+    t.same(rows, [{ inline: expected, folded: expected }], columns.join(', '))
+  }
+  t.equal(
+    setsUniqueKeySql(table, ['slug'], { chosenKeys: ['slug'], keyholeSchema: true }),
+    undefined,
+  )
+})
