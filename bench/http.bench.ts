@@ -11,7 +11,10 @@
  *     in `(select …)` as Supabase recommends; on a copy of the threads table in the schema `pgrst`,
  *     so its policies never mix with keyhole's.
  * With a population of 100 users (each sending many requests with the same token) and with a
- * new token on every request. The three servers take turns (A B C, A B C…).
+ * new token on every request. The servers take turns in rounds whose order alternates (A B C …,
+ * then … C B A), so that a drift of the shared machine or of the database (a checkpoint, the table
+ * growing under the POSTs) weighs on every server alike; each ratio is the mean requests/s of all
+ * rounds, and the note gives the lowest and highest ratio of a single round.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { relative } from 'node:path'
@@ -448,8 +451,8 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       [PGRST]: await listen(pgrst),
     }
     const quick = context.quick
-    const duration = quick ? 2 : 6
-    const rounds = quick ? 1 : 2
+    const duration = quick ? 2 : 3
+    const rounds = quick ? 1 : 4
     const permissions = () => [
       { group: write, role: 'member' as const },
       { group: read, role: 'member' as const },
@@ -535,7 +538,8 @@ export async function run(context: BenchContext): Promise<BenchSection> {
     for (const scenario of scenarios) {
       const totals = new Map<string, LoadResult[]>()
       for (let r = 0; r < rounds; r++) {
-        for (const [name, url] of Object.entries(urls)) {
+        const order = Object.entries(urls)
+        for (const [name, url] of r % 2 === 0 ? order : order.reverse()) {
           context.log(`http: ${scenario.route}, ${scenario.who}, ${name}`)
           const result = await load({
             url: `${url}/groups/${scenario.group}/threads`,
@@ -563,6 +567,13 @@ export async function run(context: BenchContext): Promise<BenchSection> {
           errors: results.reduce((a, b) => a + b.errors, 0),
         }
       }
+      // The ratio of each round alone: how far one round's answer strays from the mean's.
+      const spread = (measured: string, baseline: string) => {
+        const ratios = totals.get(measured)!.map((k, r) => k.rps / totals.get(baseline)![r]!.rps)
+        return rounds > 1
+          ? `; rounds ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×`
+          : ''
+      }
       for (const measured of [KEYHOLE, GUARD_MODE]) {
         const k = mean(measured)
         for (const baseline of [FLOOR, JWT, PGRST]) {
@@ -575,7 +586,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
             baseline,
             baselineOps: b.rps,
             ratio,
-            note: `p99 ${k.p99} ms vs ${b.p99} ms${k.errors + b.errors > 0 ? `; errors/timeouts ${k.errors}/${b.errors}` : ''}`,
+            note: `p99 ${k.p99} ms vs ${b.p99} ms${spread(measured, baseline)}${k.errors + b.errors > 0 ? `; errors/timeouts ${k.errors}/${b.errors}` : ''}`,
           })
           if (baseline === PGRST) {
             if (measured === KEYHOLE && scenario.who === '100 users') {
@@ -609,7 +620,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       rows,
       goals,
       notes: [
-        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} round(s) of the five servers in turn after a 1 s warm-up of each; ops/s = mean requests/s.`,
+        `autocannon in a child process, 10 connections, ${duration} s per run, ${rounds} round(s) of the five servers in turn, in an order that alternates (forward, then reversed), after a 1 s warm-up of each; ops/s = mean requests/s of the rounds; "rounds" in a note: the lowest and highest ratio of one round.`,
         `keyhole as loaded by this run: ${keyholeSource()} (one copy for every server: the example and the 'guard' mode server import it by its package name).`,
         "GET: every server answers the example's list (example-app/thread-list.ts): the 50 newest threads with each one's posts' count and latest post time (a lateral aggregate on posts; 0 to 3 posts per seeded thread). keyhole 'guard' mode runs it as its own SQL with a guard fragment per table (the example's Kysely list is 'rls'-only); the baselines by hand (PostgREST-style: a posts policy that reads through the threads' policy). Any non-2xx answer under load fails the part.",
         "keyhole (example app): token verification with its cache, requireRole, schema validation, the guarded statement with the signed capability in one round trip (the thread routes use `transaction: 'statement'`), RLS forced, as the runtime role. keyhole 'guard' mode: the same routes and token checks, the guarded statement alone, no RLS. The other three connect as the superuser with a 10-connection pool.",
