@@ -24,14 +24,17 @@ import {
 } from 'kysely'
 import type { Capability } from '../src/capability/capability.ts'
 import { ConfigurationError } from '../src/errors.ts'
+import { kGenerated } from '../src/sql/generated-statement.ts'
 import {
   rawSqlAccess,
   type GuardFragmentOperation,
+  type RawQueryConfig,
   type RawSqlAccess,
   type RawSqlMethods,
 } from '../src/sql/raw-query.ts'
 import { Sql, type GuardFragmentOptions } from '../src/sql/sql-tag.ts'
 import { statementNamer } from '../src/sql/statement-names.ts'
+import { vouchedFor } from './kysely-vouch.ts'
 
 /** `Kysely`'s options, except the dialect: keyhole's runs on the request's handle. */
 export type KeyholeKyselyOptions = Omit<KyselyConfig, 'dialect'>
@@ -111,8 +114,17 @@ function requestDriver(access: RawSqlAccess): Driver {
   const connection: DatabaseConnection = {
     async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
       const values = judge(compiled.parameters, access)
-      const name = access.prepared ? nameOf(compiled.sql) : undefined
-      const result = await access.run({ text: compiled.sql, values, name })
+      // Read once: the text vouched for is the text sent.
+      const text = compiled.sql
+      const name = access.prepared ? nameOf(text) : undefined
+      // 'rls' mode: a text keyhole's compiler writes from Kysely's builders alone (kysely-vouch.ts)
+      // is marked as keyhole's own, so a request made only of such queries skips the session
+      // reset. The mark is set here, on keyhole's config, never read from the application's.
+      const result = await access.run(
+        access.mode === 'rls' && vouchedFor(text, compiled)
+          ? ({ text, values, name, [kGenerated]: true } as RawQueryConfig)
+          : { text, values, name },
+      )
       return {
         rows: result.rows as R[],
         numAffectedRows:
