@@ -318,14 +318,20 @@ t.test('hand-made trees the walk refuses', async (t) => {
       'an operator that answers the walk one value and the compiler another',
       edited(base, 'OperatorNode', () => ({
         kind: 'OperatorNode',
+        // Read by handMade's compile, by the walk, then by a compile of the original tree: the
+        // walk alone sees '='. No quote, no semicolon: only the copy stops it.
         get operator() {
-          return reads++ === 0 ? '=' : '= 1; SET x = 1 --'
+          return reads++ === 1 ? '=' : '= 0 or setseed(0) is null or 1 ='
         },
       })),
     ],
     ['an unknown kind', edited(base, 'ColumnNode', () => ({ kind: 'MysteryNode' }))],
     ['a node without a kind', edited(base, 'ColumnNode', () => ({ column: 'x' }))],
     ['a node that is not an object', edited(base, 'ColumnNode', () => 'body' as never)],
+    [
+      'an identifier that is not a string',
+      edited(base, 'IdentifierNode', () => ({ kind: 'IdentifierNode', name: ['body'] })),
+    ],
     ['an unknown field', edited(base, 'ColumnNode', (node) => ({ ...node, text: "'; SET x = 1" }))],
     [
       'a field named as a prototype member',
@@ -396,6 +402,12 @@ t.test('hand-made trees the walk refuses', async (t) => {
   const cycle: { kind: string; node?: unknown } = { kind: 'ParensNode' }
   cycle.node = cycle
   t.notOk(vouched(handMade(edited(base, 'ColumnNode', () => cycle))), 'a cycle')
+  forgetVerdicts()
+  const insert = db.insertInto('notes').values({ group_id: group, owner: 'a', body: 'b' }).compile()
+  t.ok(
+    vouched(handMade(edited(insert, 'InsertQueryNode', (node) => ({ ...node, replace: false })))),
+    "an insert's replace: false",
+  )
   t.ok(
     vouched(handMade(edited(base, 'ValueNode', (node) => ({ ...node, extra: undefined })))),
     'an undefined field is no field',
