@@ -11,23 +11,20 @@
  * The trust is in the text, never in the object that brings it: the CompiledQuery may come from
  * any Kysely or be hand-made (`{ sql: evil, query: innocentTree }`). So the tree is copied, field
  * by field, into fresh objects holding only what the allowlist below admits (DEFAULT DENY: an
- * unknown kind, an unknown field, a string outside its list refuses the whole tree); the copy is
- * compiled with keyhole's own compiler; the statement is vouched for only when that text equals
- * the text to be sent exactly, and a scan of it finds no comment, string, dollar quote,
- * semicolon or NUL outside quoted identifiers. Reading each field once, into the copy, is what
+ * unknown kind, a kind where its position does not admit it, an unknown field, a string outside
+ * its list refuses the whole tree); the copy is compiled with keyhole's own compiler; the
+ * statement is vouched for only when that text equals the text to be sent exactly, and a scan of
+ * it finds no comment, string, dollar quote, semicolon or NUL outside quoted identifiers. Reading each field once, into the copy, is what
  * makes a getter or a Proxy that answers one value to the check and another to the compiler
  * useless. A verdict is kept per text: a text proven once is safe forever.
  */
 import { PostgresQueryCompiler, type CompiledQuery } from 'kysely'
 
 /**
- * How the compiler (kysely 0.28's default-query-compiler.js and postgres-query-compiler.js) writes
- * each kind admitted, so why none writes text of its own:
- * - 'node' / 'nodes': a child node or a list of them, visited (and so checked) in turn;
- * - a function: a scalar the compiler writes or tests, checked (it throws when refused) and
- *   returned for the copy.
+ * How a field of an admitted kind is copied: a scalar the compiler writes or tests, checked; a
+ * child node of the kinds the position admits, or a list of them. Throws when refused.
  */
-type FieldRule = 'node' | 'nodes' | ((value: unknown) => unknown)
+type FieldRule = (value: unknown) => unknown
 
 /** Thrown inside the walk: the tree is refused (any other error refuses it too). */
 class Refused extends Error {}
@@ -44,55 +41,70 @@ const unset = (value: unknown) => (value === false ? value : refuse())
 const oneOf = (allowed: ReadonlySet<string>) => (value: unknown) =>
   typeof value === 'string' && allowed.has(value) ? value : refuse()
 
+/** A child node of one of `kinds`. */
+const one =
+  (...kinds: string[]): FieldRule =>
+  (value) =>
+    copyNode(value, new Set(kinds))
+
+/** A list of child nodes, each of one of `kinds`. */
+function many(...kinds: string[]): FieldRule {
+  const allowed = new Set(kinds)
+  return (value) =>
+    Array.isArray(value) ? Array.from(value as unknown[], (n) => copyNode(n, allowed)) : refuse()
+}
+
+// prettier-ignore
 /**
  * The operators `visitOperator` appends as they are: Kysely's OPERATORS list (0.28), copied here
- * because Kysely's exported array is mutable.
+ * because Kysely's exported array is mutable. A unary operation takes only its four.
  */
-// prettier-ignore
 const OPERATORS = new Set([
   '=', '==', '!=', '<>', '>', '>=', '<', '<=', 'in', 'not in', 'is', 'is not', 'like', 'not like',
   'match', 'ilike', 'not ilike', '@>', '<@', '^@', '&&', '?', '?&', '?|', '!<', '!>', '<=>', '!~',
   '~', '~*', '!~*', '@@', '@@@', '!!', '<->', 'regexp', 'is distinct from',
   'is not distinct from', '+', '-', '*', '/', '%', '^', '&', '|', '#', '<<', '>>', '||', '->',
-  '->>', 'not', 'exists', 'not exists', 'between', 'between symmetric',
+  '->>', 'between', 'between symmetric',
 ])
+const UNARY_OPERATORS = new Set(['not', '-', 'exists', 'not exists'])
 
-/** `visitAggregateFunction` appends `func` as it is: only these built-in aggregates. */
 // prettier-ignore
+/** `visitAggregateFunction` appends `func` as it is: only these built-in aggregates. */
 const AGGREGATES = new Set([
   'count', 'sum', 'avg', 'min', 'max', 'array_agg', 'json_agg', 'jsonb_agg', 'string_agg',
   'bool_and', 'bool_or', 'every',
 ])
 
-/** `visitJoin` writes JOIN_TYPE_SQL[joinType]: PostgreSQL's joins (not 'Using', nor APPLY). */
 // prettier-ignore
+/** `visitJoin` writes JOIN_TYPE_SQL[joinType]: PostgreSQL's joins (not 'Using', nor APPLY). */
 const JOIN_TYPES = new Set([
   'InnerJoin', 'LeftJoin', 'RightJoin', 'FullJoin', 'CrossJoin', 'LateralInnerJoin',
   'LateralLeftJoin', 'LateralCrossJoin',
 ])
 
+// prettier-ignore
 /**
  * `visitSelectModifier` writes SELECT_MODIFIER_SQL[modifier]: the row locks (transaction-scoped,
  * released with the request's transaction), their NOWAIT / SKIP LOCKED, and DISTINCT.
  */
-// prettier-ignore
 const SELECT_MODIFIERS = new Set([
   'ForUpdate', 'ForNoKeyUpdate', 'ForShare', 'ForKeyShare', 'NoWait', 'SkipLocked', 'Distinct',
 ])
 
 /**
- * The fragments `visitRaw` may append: those Kysely's own builders write through a RawNode
- * ('' around `sql.lit(n)`'s value, `join.onTrue()`'s 'true', `orderBy(x, 'asc' | 'desc')`). Any
- * `sql` template, `sql.raw` or `sql.ref` carries text of its own and is refused.
+ * A RawNode's fragments, which `visitRaw` appends as they are: Kysely's own builders write one
+ * keyword alone (`join.onTrue()`'s 'true', `orderBy(x, 'asc' | 'desc')`), or '' on each side of
+ * one child (`sql.lit(n)`, `sql.ref(name)`). Never two children side by side, which '' fragments
+ * would write with nothing between them. Any `sql` template, `sql.raw` or `sql.lit('text')`
+ * carries text of its own and is refused.
  */
-const RAW_FRAGMENTS = new Set(['', 'true', 'false', 'asc', 'desc'])
+const RAW_WORDS = new Set(['true', 'false', 'asc', 'desc'])
 
 /**
  * `visitDataType` appends `dataType` as it is. Kysely's builders accept only its
  * SIMPLE_COLUMN_DATA_TYPES and COLUMN_DATA_TYPE_REGEX (one or two words, `(n)` or `(n, m)`); this
- * admits words of lower-case letters and digits, a modifier of digits, and `[]`: a type name
- * cannot call a function (`setseed(1)` would be read as a type with a modifier), and no
- * parenthesis can close the cast.
+ * admits words of lower-case letters and digits, a modifier of digits, and `[]`, and only as a
+ * cast's type, where `setseed(1)` would be read as a type with a modifier, never as a call.
  */
 const DATA_TYPE = /^[a-z][a-z0-9]*(?: [a-z][a-z0-9]*){0,3}(?:\(\d{1,5}(?:, \d{1,5})?\))?(?:\[\])?$/
 
@@ -103,103 +115,134 @@ const parameter = () => undefined
 const MAX_PARAMETERS = 65_535
 
 /**
- * The allowlist: each kind admitted, each of its fields, and why the compiler writes nothing of
- * the node but fixed keywords, quoted identifiers, placeholders and its children.
+ * The kinds an expression position admits (a selection, an operand, a value, a FROM item, an
+ * aggregate's argument …). Any of them may end with a quoted name, and a name followed by `(`
+ * (spaces between or not) is a function call: so no position below puts an expression right
+ * before another child. Wherever one child follows another, a keyword, an operator, `,`, `.` or
+ * ` as ` stands between them (a join's `on` is an OnNode, an operation's operator an
+ * OperatorNode, a sort's direction a keyword, a RawNode has one child at most), or the `(` opens
+ * a column list (`insert into "t" (…)`, `with "t"("a") as`). A kind-only allowlist is not enough:
+ * a UnaryOperationNode whose operator is a TableNode writes `"set_config" ($1, $2, $3)`.
+ */
+const EXPRESSION = [
+  'ReferenceNode', 'ColumnNode', 'TableNode', 'AliasNode', 'SelectAllNode', 'ValueNode',
+  'ValueListNode', 'PrimitiveValueListNode', 'BinaryOperationNode', 'UnaryOperationNode',
+  'AndNode', 'OrNode', 'ParensNode', 'CastNode', 'AggregateFunctionNode', 'SelectQueryNode',
+  'RawNode', 'SelectionNode', 'DefaultInsertValueNode',
+] // prettier-ignore
+const expression = one(...EXPRESSION)
+const expressions = many(...EXPRESSION)
+const QUERIES = ['SelectQueryNode', 'InsertQueryNode', 'UpdateQueryNode', 'DeleteQueryNode']
+
+/**
+ * The allowlist: each kind admitted, each of its fields with the kinds its position admits, and
+ * what the compiler (kysely 0.28's default-query-compiler.js, postgres-query-compiler.js) writes
+ * of it: fixed keywords, quoted identifiers, placeholders, its children, and the scalars checked.
  */
 const KINDS: ReadonlyMap<string, Readonly<Record<string, FieldRule>>> = new Map<
   string,
   Record<string, FieldRule>
 >([
-  // The roots. `explain`, `top`, `fetch`, `setOperations`, `output`, `orAction`, `replace`,
-  // `ignore`, `onDuplicateKey` and an update's or delete's `orderBy`/`limit` are left out: each is
-  // refused where present. Each writes 'select' / 'insert into' / 'update' / 'delete' and its
-  // clauses' fixed keywords ('from', 'where', 'returning', 'default values', …) around children.
+  // The roots, also subqueries and CTEs. `explain`, `top`, `fetch`, `setOperations`, `output`,
+  // `orAction`, `onDuplicateKey`, an update's or delete's `orderBy`/`limit` and an insert's,
+  // update's or delete's `endModifiers` are left out: each is refused where present. Each writes
+  // 'select' / 'insert into' / 'update' / 'delete', then each clause (which starts with its own
+  // keyword: 'from', 'where', 'returning', …) after a space.
   [
     'SelectQueryNode',
     {
-      with: 'node',
-      distinctOn: 'nodes',
-      frontModifiers: 'nodes',
-      selections: 'nodes',
-      from: 'node',
-      joins: 'nodes',
-      where: 'node',
-      groupBy: 'node',
-      having: 'node',
-      orderBy: 'node',
-      limit: 'node',
-      offset: 'node',
-      endModifiers: 'nodes',
+      with: one('WithNode'),
+      distinctOn: expressions,
+      frontModifiers: many('SelectModifierNode'),
+      selections: many('SelectionNode'),
+      from: one('FromNode'),
+      joins: many('JoinNode'),
+      where: one('WhereNode'),
+      groupBy: one('GroupByNode'),
+      having: one('HavingNode'),
+      orderBy: one('OrderByNode'),
+      limit: one('LimitNode'),
+      offset: one('OffsetNode'),
+      endModifiers: many('SelectModifierNode'),
     },
   ],
   [
     'InsertQueryNode',
     {
-      with: 'node',
-      into: 'node',
-      columns: 'nodes',
-      values: 'node',
+      with: one('WithNode'),
+      into: one('TableNode', 'AliasNode'),
+      columns: many('ColumnNode'),
+      values: one('ValuesNode', 'SelectQueryNode'),
       defaultValues: flag,
+      onConflict: one('OnConflictNode'),
+      returning: one('ReturningNode'),
       replace: unset,
       ignore: unset,
-      onConflict: 'node',
-      returning: 'node',
-      endModifiers: 'nodes',
     },
   ],
   [
     'UpdateQueryNode',
     {
-      with: 'node',
-      table: 'node',
-      updates: 'nodes',
-      from: 'node',
-      joins: 'nodes',
-      where: 'node',
-      returning: 'node',
-      endModifiers: 'nodes',
+      with: one('WithNode'),
+      table: one('TableNode', 'AliasNode', 'ListNode'),
+      updates: many('ColumnUpdateNode'),
+      from: one('FromNode'),
+      joins: many('JoinNode'),
+      where: one('WhereNode'),
+      returning: one('ReturningNode'),
     },
   ],
   [
     'DeleteQueryNode',
     {
-      with: 'node',
-      from: 'node',
-      using: 'node',
-      joins: 'nodes',
-      where: 'node',
-      returning: 'node',
-      endModifiers: 'nodes',
+      with: one('WithNode'),
+      from: one('FromNode'),
+      using: one('UsingNode'),
+      joins: many('JoinNode'),
+      where: one('WhereNode'),
+      returning: one('ReturningNode'),
     },
   ],
   // `"` + name + `"`, every `"` of the name doubled (PostgresQueryCompiler.sanitizeIdentifier):
   // the name cannot end the quoted identifier, whatever it holds.
   ['IdentifierNode', { name: (value) => (typeof value === 'string' ? value : refuse()) }],
-  // Children only, with '.', ' as ', ', ' or nothing between them.
-  ['TableNode', { table: 'node' }],
-  ['ListNode', { items: 'nodes' }], // an update of several tables: ', '
-  ['SchemableIdentifierNode', { schema: 'node', identifier: 'node' }],
-  ['ColumnNode', { column: 'node' }],
-  ['ReferenceNode', { table: 'node', column: 'node' }],
-  ['AliasNode', { node: 'node', alias: 'node' }],
-  ['SelectionNode', { selection: 'node' }],
+  // Identifiers, with '.' between them.
+  ['TableNode', { table: one('SchemableIdentifierNode') }],
+  ['SchemableIdentifierNode', { schema: one('IdentifierNode'), identifier: one('IdentifierNode') }],
+  ['ColumnNode', { column: one('IdentifierNode') }],
+  ['ReferenceNode', { table: one('TableNode'), column: one('ColumnNode', 'SelectAllNode') }],
+  ['AliasNode', { node: expression, alias: one('IdentifierNode') }], // ' as '
+  ['SelectionNode', { selection: expression }],
   ['SelectAllNode', {}], // '*'
-  ['FromNode', { froms: 'nodes' }], // 'from '
-  ['WhereNode', { where: 'node' }], // 'where '
-  ['HavingNode', { having: 'node' }], // 'having '
-  ['UsingNode', { tables: 'nodes' }], // 'using '
-  ['JoinNode', { joinType: oneOf(JOIN_TYPES), table: 'node', on: 'node' }],
-  ['OnNode', { on: 'node' }], // 'on '
-  ['AndNode', { left: 'node', right: 'node' }], // ' and '
-  ['OrNode', { left: 'node', right: 'node' }], // ' or '
-  ['ParensNode', { node: 'node' }], // '(' ')'
-  ['BinaryOperationNode', { leftOperand: 'node', operator: 'node', rightOperand: 'node' }],
-  ['UnaryOperationNode', { operator: 'node', operand: 'node' }],
-  ['OperatorNode', { operator: oneOf(OPERATORS) }],
+  ['ListNode', { items: expressions }], // an update of several tables: ', '
+  ['FromNode', { froms: expressions }], // 'from ', ', '
+  ['UsingNode', { tables: expressions }], // 'using ', ', '
+  ['WhereNode', { where: expression }], // 'where '
+  ['HavingNode', { having: expression }], // 'having '
+  ['JoinNode', { joinType: oneOf(JOIN_TYPES), table: expression, on: one('OnNode') }],
+  ['OnNode', { on: expression }], // 'on '
+  ['AndNode', { left: expression, right: expression }], // ' and '
+  ['OrNode', { left: expression, right: expression }], // ' or '
+  ['ParensNode', { node: expression }], // '(' ')'
+  [
+    'BinaryOperationNode',
+    {
+      leftOperand: expression,
+      operator: (value) => copyOperator(value, OPERATORS),
+      rightOperand: expression,
+    },
+  ],
+  [
+    'UnaryOperationNode',
+    { operator: (value) => copyOperator(value, UNARY_OPERATORS), operand: expression },
+  ],
+  // The operator as it is: only where an operation's operator stands, checked there against the
+  // binary or the unary list.
+  ['OperatorNode', { operator: (value) => value }],
   // A parameter, or (immediate) value.toString() of a finite number, a boolean, or 'null':
   // never a string (appendStringLiteral) nor a Date or bigint. Checked in copyNode.
   ['ValueNode', { value: (value) => value, immediate: flag }],
-  ['ValueListNode', { values: 'nodes' }], // '(' ', ' ')'
+  ['ValueListNode', { values: expressions }], // '(' ', ' ')'
   // '(' and one placeholder per value: only the count reaches the text.
   [
     'PrimitiveValueListNode',
@@ -210,81 +253,109 @@ const KINDS: ReadonlyMap<string, Readonly<Record<string, FieldRule>>> = new Map<
       },
     },
   ],
-  ['CastNode', { expression: 'node', dataType: 'node' }], // 'cast(' ' as ' ')'
+  // 'cast(' expression ' as ' type ')'.
+  ['CastNode', { expression, dataType: one('DataTypeNode') }],
   [
     'DataTypeNode',
     {
       dataType: (value) => (typeof value === 'string' && DATA_TYPE.test(value) ? value : refuse()),
     },
   ],
-  // func '(' ['distinct '] children [order by] ')' [' within group (' ')'] [' filter(' ')']; no
-  // `over` (a window).
+  // func '(' ['distinct '] arguments [' ' order by] ')' [' within group (' ')'] [' filter(' ')'];
+  // no `over` (a window).
   [
     'AggregateFunctionNode',
     {
       func: oneOf(AGGREGATES),
       distinct: flag,
-      aggregated: 'nodes',
-      orderBy: 'node',
-      withinGroup: 'node',
-      filter: 'node',
+      aggregated: expressions,
+      orderBy: one('OrderByNode'),
+      withinGroup: one('OrderByNode'),
+      filter: one('WhereNode'),
     },
   ],
-  ['OrderByNode', { items: 'nodes' }], // 'order by '
-  // ' nulls ' + nulls as it is: only 'first' or 'last'; no `collation`.
+  ['OrderByNode', { items: many('OrderByItemNode') }], // 'order by ', ', '
+  // expression, ' ' and 'asc' or 'desc', ' nulls ' and 'first' or 'last'; no `collation`.
   [
     'OrderByItemNode',
-    { orderBy: 'node', direction: 'node', nulls: oneOf(new Set(['first', 'last'])) },
+    {
+      orderBy: expression,
+      direction: copyDirection,
+      nulls: oneOf(new Set(['first', 'last'])),
+    },
   ],
-  ['GroupByNode', { items: 'nodes' }], // 'group by '
-  ['GroupByItemNode', { groupBy: 'node' }],
-  ['LimitNode', { limit: 'node' }], // 'limit '
-  ['OffsetNode', { offset: 'node' }], // 'offset '
-  ['ValuesNode', { values: 'nodes' }], // 'values '
+  ['GroupByNode', { items: many('GroupByItemNode') }], // 'group by ', ', '
+  ['GroupByItemNode', { groupBy: expression }],
+  ['LimitNode', { limit: expression }], // 'limit '
+  ['OffsetNode', { offset: expression }], // 'offset '
+  ['ValuesNode', { values: many('ValueListNode', 'PrimitiveValueListNode') }], // 'values ', ', '
   ['DefaultInsertValueNode', {}], // 'default'
-  ['ColumnUpdateNode', { column: 'node', value: 'node' }], // ' = '
-  ['ReturningNode', { selections: 'nodes' }], // 'returning '
-  // 'on conflict', ' (' columns ')' or ' on constraint ' identifier or ' (' expression ')',
-  // ' do nothing' or ' do update set ' updates, their where clauses.
+  ['ColumnUpdateNode', { column: one('ColumnNode'), value: expression }], // ' = '
+  ['ReturningNode', { selections: many('SelectionNode') }], // 'returning ', ', '
+  // 'on conflict', then ' (' columns ')' or ' on constraint ' name or ' (' expression ')', then
+  // its where, then ' do nothing' or ' do update set ' updates and their where.
   [
     'OnConflictNode',
     {
-      columns: 'nodes',
-      constraint: 'node',
-      indexExpression: 'node',
-      indexWhere: 'node',
+      columns: many('ColumnNode'),
+      constraint: one('IdentifierNode'),
+      indexExpression: expression,
+      indexWhere: one('WhereNode'),
       doNothing: flag,
-      updates: 'nodes',
-      updateWhere: 'node',
+      updates: many('ColumnUpdateNode'),
+      updateWhere: one('WhereNode'),
     },
   ],
-  // SELECT_MODIFIER_SQL[modifier], ' of ' and children; no `rawModifier`.
-  ['SelectModifierNode', { modifier: oneOf(SELECT_MODIFIERS), of: 'nodes' }],
-  // 'with ' ['recursive '], name ' as ' ['not '] ['materialized '] expression, name '(' columns ')'.
-  ['WithNode', { recursive: flag, expressions: 'nodes' }],
-  ['CommonTableExpressionNode', { name: 'node', materialized: flag, expression: 'node' }],
-  ['CommonTableExpressionNameNode', { table: 'node', columns: 'nodes' }],
-  // Each fragment, then the parameter node after it: fragments only from RAW_FRAGMENTS.
+  // SELECT_MODIFIER_SQL[modifier], then ' of ' and tables; no `rawModifier`.
+  ['SelectModifierNode', { modifier: oneOf(SELECT_MODIFIERS), of: many('TableNode') }],
+  // 'with ' ['recursive '], then name ' as ' ['not '] ['materialized '] '(' query ')', name
+  // being table '(' columns ')'.
+  ['WithNode', { recursive: flag, expressions: many('CommonTableExpressionNode') }],
+  [
+    'CommonTableExpressionNode',
+    {
+      name: one('CommonTableExpressionNameNode'),
+      materialized: flag,
+      expression: one(...QUERIES),
+    },
+  ],
+  ['CommonTableExpressionNameNode', { table: one('TableNode'), columns: many('ColumnNode') }],
+  // Each fragment, then the child after it: checked in copyNode.
   [
     'RawNode',
     {
       sqlFragments: (value) =>
-        Array.isArray(value) ? Array.from(value, oneOf(RAW_FRAGMENTS)) : refuse(),
-      parameters: 'nodes',
+        Array.isArray(value) ? Array.from(value as unknown[], (f) => f) : refuse(),
+      parameters: expressions,
     },
   ],
 ])
 
-const ROOTS = new Set(['SelectQueryNode', 'InsertQueryNode', 'UpdateQueryNode', 'DeleteQueryNode'])
+const ROOTS = new Set(QUERIES)
+
+function copyOperator(value: unknown, operators: ReadonlySet<string>): object {
+  const copy = copyNode(value, OPERATOR) as { operator: unknown }
+  return operators.has(copy.operator as string) ? copy : refuse()
+}
+const OPERATOR = new Set(['OperatorNode'])
+
+/** A sort's direction: the RawNode 'asc' or 'desc' alone. */
+function copyDirection(value: unknown): object {
+  const copy = copyNode(value, RAW) as { sqlFragments: unknown[] }
+  return DIRECTIONS.has(copy.sqlFragments[0] as string) ? copy : refuse()
+}
+const RAW = new Set(['RawNode'])
+const DIRECTIONS = new Set(['asc', 'desc'])
 
 /**
- * A copy of `node` holding only what {@link KINDS} admits, each field read once.
+ * A copy of `node`, one of the `allowed` kinds, holding only what {@link KINDS} admits, each
+ * field read once.
  * @throws whenever anything is refused.
  */
-function copyNode(node: unknown): object {
+function copyNode(node: unknown, allowed: ReadonlySet<string>): object {
   if (typeof node !== 'object' || node === null) refuse()
   const kind: unknown = (node as { kind?: unknown }).kind
-  const rules = typeof kind === 'string' ? KINDS.get(kind) : undefined
+  const rules = typeof kind === 'string' && allowed.has(kind) ? KINDS.get(kind) : undefined
   if (rules === undefined) refuse()
   const copy: Record<string, unknown> = { kind }
   for (const key of Object.keys(node)) {
@@ -292,15 +363,20 @@ function copyNode(node: unknown): object {
     const value: unknown = (node as Record<string, unknown>)[key]
     if (value === undefined) continue
     const rule = (Object.hasOwn(rules, key) ? rules[key] : undefined) ?? refuse()
-    copy[key] =
-      rule === 'node' ? copyNode(value) : rule === 'nodes' ? copyNodes(value) : rule(value)
+    copy[key] = rule(value)
   }
   if (kind === 'ValueNode' && copy.immediate === true && !literal(copy.value)) refuse()
+  if (kind === 'RawNode' && !rawShape(copy)) refuse()
   return copy
 }
 
-function copyNodes(nodes: unknown): object[] {
-  return Array.isArray(nodes) ? Array.from(nodes as unknown[], copyNode) : refuse()
+/** One keyword alone, or '' on each side of one child (see {@link RAW_WORDS}). */
+function rawShape(raw: { sqlFragments?: unknown; parameters?: unknown }): boolean {
+  const fragments = (raw.sqlFragments ?? []) as unknown[]
+  const children = (raw.parameters ?? []) as unknown[]
+  return children.length === 0
+    ? fragments.length === 1 && RAW_WORDS.has(fragments[0] as string)
+    : children.length === 1 && fragments.length === 2 && fragments[0] === '' && fragments[1] === ''
 }
 
 /** What `appendImmediateValue` writes with toString() alone: a finite number, a boolean, null. */
@@ -315,9 +391,9 @@ function literal(value: unknown): boolean {
 /**
  * Whether `text`, outside its quoted identifiers (`"…"`, `""` inside), is free of what could
  * hide text from the reading above: a comment (`--`, `/*`), a string (`'`), a dollar quote (`$`
- * not followed by a digit), a second statement (`;`), and NUL anywhere. A second line: two nodes
- * the allowlist admits can still meet without a space (a RawNode's '' fragments between two
- * operators write `--`, a comment that a newline inside a later identifier would end).
+ * not followed by a digit), a second statement (`;`), and NUL anywhere. A second line: admitted
+ * nodes can still meet without a space (`eb.neg(eb.neg(x))` writes `--`, a comment that a
+ * newline inside a later quoted identifier would end).
  */
 export function plain(text: string): boolean {
   let quoted = false
@@ -351,8 +427,7 @@ export const VERDICTS_KEPT = 1000
 /** The verdict on `text` for `query`, uncached. */
 function judgeText(text: string, query: unknown): boolean {
   try {
-    const copy = copyNode(query) as CompiledQuery['query']
-    if (!ROOTS.has(copy.kind)) return false
+    const copy = copyNode(query, ROOTS) as CompiledQuery['query']
     return compiler.compileQuery(copy, { queryId: '' }).sql === text && plain(text)
   } catch {
     // Refused by the walk, or a tree the compiler cannot compile (a cycle, a missing child).

@@ -291,6 +291,14 @@ t.test('hand-made trees the walk refuses', async (t) => {
   t.ok(vouched(base), 'the tree they start from')
   const newline = { kind: 'IdentifierNode', name: 'x\nSET search_path = pg_temp' }
   const op = (operator: string) => ({ kind: 'OperatorNode', operator })
+  const table = (name: string) => ({
+    kind: 'TableNode',
+    table: { kind: 'SchemableIdentifierNode', identifier: { kind: 'IdentifierNode', name } },
+  })
+  const callArguments = {
+    kind: 'ValueListNode',
+    values: [1, 2, 3].map((value) => ({ kind: 'ValueNode', value })),
+  }
   const raw = (parameters: object[]) => ({
     kind: 'RawNode',
     sqlFragments: new Array(parameters.length + 1).fill(''),
@@ -325,6 +333,74 @@ t.test('hand-made trees the walk refuses', async (t) => {
         },
       })),
     ],
+    // Admitted kinds in the wrong place: a name followed by `(` is a function call.
+    [
+      'a table as a unary operator: "set_config" ($1, $2, $3)',
+      edited(base, 'ReferenceNode', () => ({
+        kind: 'UnaryOperationNode',
+        operator: table('set_config'),
+        operand: callArguments,
+      })),
+    ],
+    [
+      'a table as a binary operator: not "set_config" ($1, $2, $3)',
+      edited(base, 'ReferenceNode', () => ({
+        kind: 'BinaryOperationNode',
+        leftOperand: { kind: 'RawNode', sqlFragments: ['true'], parameters: [] },
+        operator: table('set_config'),
+        rightOperand: callArguments,
+      })),
+    ],
+    [
+      'a unary operator outside the four',
+      edited(base, 'ReferenceNode', () => ({
+        kind: 'UnaryOperationNode',
+        operator: op('is'),
+        operand: callArguments,
+      })),
+    ],
+    [
+      'a join\'s on that is not an OnNode: cross join "set_config" ($1, $2, $3)',
+      edited(base, 'SelectQueryNode', (query) => ({
+        ...query,
+        joins: [
+          {
+            kind: 'JoinNode',
+            joinType: 'CrossJoin',
+            table: table('set_config'),
+            on: callArguments,
+          },
+        ],
+      })),
+    ],
+    [
+      'a sort direction that is not asc or desc: order by "set_config" ($1, $2, $3)',
+      edited(base, 'OrderByItemNode', () => ({
+        kind: 'OrderByItemNode',
+        orderBy: table('set_config'),
+        direction: { kind: 'RawNode', sqlFragments: ['', ''], parameters: [callArguments] },
+      })),
+    ],
+    [
+      'a raw word as a sort direction',
+      edited(base, 'OrderByItemNode', (node) => ({
+        ...node,
+        direction: { kind: 'RawNode', sqlFragments: ['true'], parameters: [] },
+      })),
+    ],
+    [
+      'a RawNode\'s two children side by side: "set_config"($1, $2, $3)',
+      edited(base, 'ReferenceNode', () => raw([table('set_config'), callArguments])),
+    ],
+    [
+      'a RawNode of one child without its empty fragments',
+      edited(base, 'ReferenceNode', () => ({
+        kind: 'RawNode',
+        sqlFragments: ['true', ''],
+        parameters: [table('x')],
+      })),
+    ],
+    ['a RawNode without fragments', edited(base, 'ReferenceNode', () => ({ kind: 'RawNode' }))],
     ['an unknown kind', edited(base, 'ColumnNode', () => ({ kind: 'MysteryNode' }))],
     ['a node without a kind', edited(base, 'ColumnNode', () => ({ column: 'x' }))],
     ['a node that is not an object', edited(base, 'ColumnNode', () => 'body' as never)],
@@ -378,7 +454,7 @@ t.test('hand-made trees the walk refuses', async (t) => {
     ],
     [
       'a data type outside the pattern',
-      edited(base, 'ColumnNode', () => ({
+      edited(base, 'ReferenceNode', () => ({
         kind: 'CastNode',
         expression: { kind: 'ValueNode', value: 1, immediate: true },
         dataType: { kind: 'DataTypeNode', dataType: 'int), setseed(1' },
@@ -401,7 +477,8 @@ t.test('hand-made trees the walk refuses', async (t) => {
   }
   const cycle: { kind: string; node?: unknown } = { kind: 'ParensNode' }
   cycle.node = cycle
-  t.notOk(vouched(handMade(edited(base, 'ColumnNode', () => cycle))), 'a cycle')
+  forgetVerdicts()
+  t.notOk(vouched(handMade(edited(base, 'ReferenceNode', () => cycle))), 'a cycle')
   forgetVerdicts()
   const insert = db.insertInto('notes').values({ group_id: group, owner: 'a', body: 'b' }).compile()
   t.ok(
@@ -415,7 +492,7 @@ t.test('hand-made trees the walk refuses', async (t) => {
   t.ok(
     vouched(
       handMade(
-        edited(base, 'ColumnNode', () => ({
+        edited(base, 'ReferenceNode', () => ({
           kind: 'CastNode',
           expression: { kind: 'ValueNode', value: null, immediate: true },
           dataType: { kind: 'DataTypeNode', dataType: 'numeric(10, 2)[]' },
@@ -556,6 +633,29 @@ t.test(
           }),
       ],
     ]
+    plant.push([
+      'a hand-made tree of admitted kinds in the wrong places: "set_config" ($1, $2, $3)',
+      (db) => {
+        const tree = edited(db.selectFrom('notes').select('id').compile(), 'ReferenceNode', () => ({
+          kind: 'UnaryOperationNode',
+          operator: {
+            kind: 'TableNode',
+            table: {
+              kind: 'SchemableIdentifierNode',
+              identifier: { kind: 'IdentifierNode', name: 'set_config' },
+            },
+          },
+          operand: {
+            kind: 'ValueListNode',
+            values: ['search_path', 'pg_temp', false].map((value) => ({
+              kind: 'ValueNode',
+              value,
+            })),
+          },
+        }))
+        return db.executeQuery(handMade(tree))
+      },
+    ])
     for (const [name, attack] of plant) {
       t.equal(await resetsOf(attack), 1, `${name}: reset`)
       t.same(await searchPath(), clean, `${name}: the next request has the default search_path`)
