@@ -42,10 +42,10 @@ const oneOf = (allowed: ReadonlySet<string>) => (value: unknown) =>
   typeof value === 'string' && allowed.has(value) ? value : refuse()
 
 /** A child node of one of `kinds`. */
-const one =
-  (...kinds: string[]): FieldRule =>
-  (value) =>
-    copyNode(value, new Set(kinds))
+function one(...kinds: string[]): FieldRule {
+  const allowed = new Set(kinds)
+  return (value) => copyNode(value, allowed)
+}
 
 /** A list of child nodes, each of one of `kinds`. */
 function many(...kinds: string[]): FieldRule {
