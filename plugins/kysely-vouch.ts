@@ -420,9 +420,14 @@ function isDigit(c: number): boolean {
 // keyhole's own: no other module's compile runs on it.
 const compiler = new PostgresQueryCompiler()
 
-/** The verdicts kept, by text: at most {@link VERDICTS_KEPT}, none added beyond. */
+/**
+ * The verdicts kept, by text: at most {@link VERDICTS_KEPT}, none added beyond, and none of a
+ * text longer than {@link LONGEST_KEPT} characters (an `IN` list of thousands of placeholders is
+ * judged on each call instead: a thousand such texts would hold hundreds of megabytes).
+ */
 const verdicts = new Map<string, boolean>()
 export const VERDICTS_KEPT = 1000
+export const LONGEST_KEPT = 8192
 
 /** The verdict on `text` for `query`, uncached. */
 function judgeText(text: string, query: unknown): boolean {
@@ -448,7 +453,7 @@ export function vouchedFor(text: string, compiled: Pick<CompiledQuery, 'query'>)
   let verdict = verdicts.get(text)
   if (verdict === undefined) {
     verdict = judgeText(text, compiled.query)
-    if (verdicts.size < VERDICTS_KEPT) verdicts.set(text, verdict)
+    if (verdicts.size < VERDICTS_KEPT && text.length <= LONGEST_KEPT) verdicts.set(text, verdict)
   }
   return verdict
 }

@@ -19,7 +19,13 @@ import {
 } from 'kysely'
 import { threadListQuery } from '../../example-app/thread-list.ts'
 import { kysely } from '../../plugins/kysely.ts'
-import { forgetVerdicts, plain, vouchedFor, VERDICTS_KEPT } from '../../plugins/kysely-vouch.ts'
+import {
+  forgetVerdicts,
+  LONGEST_KEPT,
+  plain,
+  vouchedFor,
+  VERDICTS_KEPT,
+} from '../../plugins/kysely-vouch.ts'
 import { createDatabaseRunner } from '../../src/db/database-runner.ts'
 import { requestDatabases } from '../../src/http/request-database.ts'
 import { createCounters } from '../../src/metrics.ts'
@@ -535,6 +541,17 @@ t.test('a text proven once stays proven; at most VERDICTS_KEPT are kept', async 
   const last = texts[VERDICTS_KEPT] as CompiledQuery
   t.ok(vouchedFor(first.sql, { query: wrong as never }), 'the first text, kept: its tree not read')
   t.notOk(vouchedFor(last.sql, { query: wrong as never }), 'the last, not kept: judged again')
+  forgetVerdicts()
+})
+
+t.test('a text longer than LONGEST_KEPT is judged on every call, never kept', async (t) => {
+  forgetVerdicts()
+  const ids = Array.from({ length: 2000 }, (_, i) => i)
+  const long = listed.where('id', 'in', ids).compile()
+  t.ok(long.sql.length > LONGEST_KEPT, `the text is ${long.sql.length} characters`)
+  t.ok(vouched(long), 'vouched for')
+  const wrong = { kind: 'RawNode', sqlFragments: ['x'], parameters: [] }
+  t.notOk(vouchedFor(long.sql, { query: wrong as never }), 'not kept: its tree read again')
   forgetVerdicts()
 })
 
