@@ -106,7 +106,9 @@ const nameOf = statementNamer('keyhole_kysely_')
  * Transactions are savepoints of the request's transaction.
  */
 function requestDriver(access: RawSqlAccess): Driver {
-  const run = (text: string) => access.run({ text })
+  // keyhole's own savepoint statements (its names, fixed text): marked as generated, so that a
+  // Kysely transaction of vouched queries skips the session reset as the queries alone do.
+  const run = (text: string) => access.run({ text, [kGenerated]: true } as RawQueryConfig)
   let free: Promise<void> = Promise.resolve()
   let release: (() => void) | undefined
   const savepoints: string[] = []

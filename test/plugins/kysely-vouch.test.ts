@@ -622,6 +622,37 @@ t.test(
 )
 
 t.test(
+  "'rls' mode: a Kysely transaction (keyhole's savepoints) of vouched queries runs without the reset",
+  async (t) => {
+    const rows: unknown[] = []
+    const vouchedRun = await resetsOf(async (db) => {
+      await db.transaction().execute(async (trx) => {
+        rows.push(...(await trx.selectFrom('notes').select('body').execute()))
+      })
+      // A rolled-back one too: ROLLBACK TO and RELEASE are keyhole's.
+      await db
+        .transaction()
+        .execute(async (trx) => {
+          await trx.selectFrom('notes').select('body').execute()
+          throw new Error('roll back')
+        })
+        .catch(() => {})
+    })
+    t.equal(vouchedRun, 0, 'savepoints and vouched queries: no reset')
+    t.same(rows, [{ body: 'a' }], 'the policies still condition it')
+    const untrusted = await resetsOf(async (db) => {
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .selectFrom('notes')
+          .select(sql<string>`body`.as('b'))
+          .execute()
+      })
+    })
+    t.equal(untrusted, 1, 'an sql template inside: one reset')
+  },
+)
+
+t.test(
   'an attack: what a query plants in the session never reaches the next request',
   async (t) => {
     const clean = await searchPath()
