@@ -333,18 +333,20 @@ const KINDS: ReadonlyMap<string, Readonly<Record<string, FieldRule>>> = new Map<
 
 const ROOTS = new Set(QUERIES)
 
+const operatorNode = one('OperatorNode')
+const rawNode = one('RawNode')
+
+/** An operation's OperatorNode, its operator one of `operators`. */
 function copyOperator(value: unknown, operators: ReadonlySet<string>): object {
-  const copy = copyNode(value, OPERATOR) as { operator: unknown }
+  const copy = operatorNode(value) as { operator: unknown }
   return operators.has(copy.operator as string) ? copy : refuse()
 }
-const OPERATOR = new Set(['OperatorNode'])
 
 /** A sort's direction: the RawNode 'asc' or 'desc' alone. */
 function copyDirection(value: unknown): object {
-  const copy = copyNode(value, RAW) as { sqlFragments: unknown[] }
+  const copy = rawNode(value) as { sqlFragments: unknown[] }
   return DIRECTIONS.has(copy.sqlFragments[0] as string) ? copy : refuse()
 }
-const RAW = new Set(['RawNode'])
 const DIRECTIONS = new Set(['asc', 'desc'])
 
 /**
