@@ -181,6 +181,8 @@ interface Step {
   readonly sql?: string
 }
 const capabilityCall = setCapability.text.replace('$1', ':capability')
+/** The request as keyhole sends it: the capability, then the INSERT. */
+const request = script(capabilityCall, numbered(insert.text))
 const steps: Step[] = [
   {
     name: 'hand-written INSERT (superuser)',
@@ -195,36 +197,36 @@ const steps: Step[] = [
   {
     name: '+ set_capability without verifying (superuser)',
     runtime: false,
-    script: script(capabilityCall, numbered(insert.text)),
+    script: request,
     sql: unverifiedSetCapability,
   },
   {
     name: '+ its verification: keyhole set_capability (superuser)',
     runtime: false,
-    script: script(capabilityCall, numbered(insert.text)),
+    script: request,
   },
   {
     name: 'runtime role under RLS, policies true',
     runtime: true,
-    script: script(capabilityCall, numbered(insert.text)),
+    script: request,
     sql: setPolicies('true'),
   },
   {
     name: 'policies: group_id in a constant list',
     runtime: true,
-    script: script(capabilityCall, numbered(insert.text)),
+    script: request,
     sql: setPolicies(`group_id = ANY ('{${group}}'::uuid[])`),
   },
   {
     name: 'policies: readers without the seal check',
     runtime: true,
-    script: script(capabilityCall, numbered(insert.text)),
+    script: request,
     sql: unverifiedReaders,
   },
   {
     name: 'keyhole (sealed readers)',
     runtime: true,
-    script: script(capabilityCall, numbered(insert.text)),
+    script: request,
   },
 ]
 
