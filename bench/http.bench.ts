@@ -27,6 +27,8 @@ import Fastify, {
 import fastifyJwt from '@fastify/jwt'
 import pg from 'pg'
 import { runChildJson } from './lib/child-json.ts'
+import { buildExampleApp } from './lib/example-app.ts'
+import type { TokenSettings } from '../example-app/tokens.ts'
 import type { BenchContext, BenchRow, BenchSection, GoalResult } from './lib/types.ts'
 
 const LOAD = new URL('./lib/load.ts', import.meta.url)
@@ -406,28 +408,18 @@ function keyholeSource(): string {
   return relative(fileURLToPath(new URL('..', import.meta.url)), resolved)
 }
 
-export interface Settings {
-  jwtSecret: string
-  jwtIssuer: string
-  jwtAudience: string
-}
+/** The JWT secret, issuer and audience every server of the part verifies (the example's). */
+export type Settings = TokenSettings
 
 export async function run(context: BenchContext): Promise<BenchSection> {
   const title = 'HTTP'
-  const { build } = await import('../example-app/app.ts')
-  const { signToken } = await import('../example-app/tokens.ts')
-  const settings: Settings = {
-    jwtSecret: randomBytes(32).toString('base64url'),
-    jwtIssuer: 'keyhole-bench',
-    jwtAudience: 'forum',
-  }
-  const { dataKeys } = await import('keyhole')
-  const keyhole = await build({
-    databaseUrl: context.databaseUrl,
-    ...settings,
-    // The forum's invite codes are encrypted: a key for this run.
-    dataKeys: dataKeys({ current: randomBytes(32) }),
-    roles: { migration: 'keyhole_bench_migrator', runtime: 'keyhole_bench_app' },
+  const {
+    app: keyhole,
+    settings,
+    sign: signToken,
+  } = await buildExampleApp(context.databaseUrl, {
+    migration: 'keyhole_bench_migrator',
+    runtime: 'keyhole_bench_app',
   })
   const pool = new pg.Pool({ connectionString: context.databaseUrl, max: 10 })
   const servers: FastifyInstance[] = [keyhole]
@@ -458,7 +450,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       { group: read, role: 'member' as const },
       ...Array.from({ length: 8 }, () => ({ group: randomUUID(), role: 'member' as const })),
     ]
-    const sign = (sub: string) => signToken(settings, { sub, permissions: permissions() })
+    const sign = (sub: string) => signToken({ sub, permissions: permissions() })
     const population = await Promise.all(Array.from({ length: 100 }, (_, i) => sign(`user-${i}`)))
     await checkAnswers(
       urls,
@@ -466,7 +458,7 @@ export async function run(context: BenchContext): Promise<BenchSection> {
       {
         member: population[0]!,
         sub: 'user-0',
-        stranger: await signToken(settings, {
+        stranger: await signToken({
           sub: 'stranger',
           permissions: [{ group: randomUUID(), role: 'member' }],
         }),

@@ -23,12 +23,14 @@
  *     in a full one): the posts' policies then look each post's thread up instead of hashing every
  *     visible thread
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts'
+import { buildExampleApp } from './lib/example-app.ts'
+import { cpuTicks } from './lib/proc.ts'
 import { runChildJson } from './lib/child-json.ts'
 import { floorApp, jwtApp, keyholeGuardApp, pgrstApp, seed, setUpPgrst } from './http.bench.ts'
 
@@ -75,20 +77,14 @@ const admin = new pg.Client({ connectionString: databaseUrl })
 await admin.connect()
 await admin.query('CREATE EXTENSION pg_stat_statements')
 
-const settings = {
-  jwtSecret: randomBytes(32).toString('base64url'),
-  jwtIssuer: 'keyhole-bench',
-  jwtAudience: 'forum',
-}
-const { build } = await import('../example-app/app.ts')
-const { signToken } = await import('../example-app/tokens.ts')
-const { dataKeys } = await import('keyhole')
 const runtimeRole = 'keyhole_bench_app'
-const keyhole = await build({
-  databaseUrl,
-  ...settings,
-  dataKeys: dataKeys({ current: randomBytes(32) }),
-  roles: { migration: 'keyhole_bench_migrator', runtime: runtimeRole },
+const {
+  app: keyhole,
+  settings,
+  sign,
+} = await buildExampleApp(databaseUrl, {
+  migration: 'keyhole_bench_migrator',
+  runtime: runtimeRole,
 })
 const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 })
 const { rows: groups } = await pool.query<{ id: string }>(
@@ -124,7 +120,7 @@ for (const name of names) {
 }
 const tokens = await Promise.all(
   Array.from({ length: 100 }, (_, i) =>
-    signToken(settings, {
+    sign({
       sub: `user-${i}`,
       permissions: [
         { group: write, role: 'member' },
@@ -168,8 +164,7 @@ function ticks(pids: number[]): number {
   let sum = 0
   for (const pid of pids) {
     try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      sum += Number(fields[11]) + Number(fields[12])
+      sum += cpuTicks(pid)
     } catch {
       // the backend ended
     }

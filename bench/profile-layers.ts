@@ -19,9 +19,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts'
+import { buildExampleApp } from './lib/example-app.ts'
+import { cpuTicks } from './lib/proc.ts'
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -47,19 +49,9 @@ await root.query('CREATE DATABASE keyhole_layers')
 const superUrl = new URL(server.url)
 superUrl.pathname = '/keyhole_layers'
 const runtimeRole = 'keyhole_layers_app'
-const settings = {
-  jwtSecret: randomBytes(32).toString('base64url'),
-  jwtIssuer: 'keyhole-bench',
-  jwtAudience: 'forum',
-}
-const { build } = await import('../example-app/app.ts')
-const { signToken } = await import('../example-app/tokens.ts')
-const { dataKeys } = await import('keyhole')
-const app = await build({
-  databaseUrl: superUrl.toString(),
-  ...settings,
-  dataKeys: dataKeys({ current: randomBytes(32) }),
-  roles: { migration: 'keyhole_layers_migrator', runtime: runtimeRole },
+const { app, sign } = await buildExampleApp(superUrl.toString(), {
+  migration: 'keyhole_layers_migrator',
+  runtime: runtimeRole,
 })
 const admin = new pg.Client({ connectionString: superUrl.toString() })
 await admin.connect()
@@ -68,7 +60,7 @@ const group = (
 ).rows[0]!.id
 
 // One real request, as the HTTP part sends it (10 member groups), its statements from the log.
-const token = await signToken(settings, {
+const token = await sign({
   sub: 'user-1',
   permissions: [
     { group, role: 'member' },
@@ -111,6 +103,12 @@ function captured(start: string): { text: string; parameters: string[] } {
 }
 const setCapability = captured('SELECT keyhole.set_capability(')
 const insert = captured('INSERT INTO "discussion_threads"')
+// The hand-written step sends the same values: the group, the title, the subject, the groups.
+if (insert.parameters.length !== 4) {
+  throw new Error(
+    `profile-layers: the example's INSERT takes ${insert.parameters.length} values, not 4`,
+  )
+}
 const numbered = (text: string) => text.replace(/\$(\d+)/g, ':p$1')
 const handWritten =
   'INSERT INTO discussion_threads (group_id, title, created_by) SELECT :p1::uuid, :p2, :p3 ' +
@@ -138,11 +136,17 @@ const { rows: policies } = await admin.query<{
   `SELECT policyname AS name, qual, with_check AS check FROM pg_policies
     WHERE tablename = 'discussion_threads' AND policyname IN ('keyhole_select', 'keyhole_insert')`,
 )
-const policy = (name: string) => policies.find((p) => p.name === name)!
+/** A policy's expression as the example has it; the steps rewrite these two and put them back. */
+const policy = (name: string, part: 'qual' | 'check') => {
+  const expression = policies.find((p) => p.name === name)?.[part]
+  if (expression == null)
+    throw new Error(`profile-layers: no ${part} on ${name}: the example changed`)
+  return expression
+}
 const restore =
   `${original};\n` +
-  `ALTER POLICY keyhole_select ON discussion_threads USING (${policy('keyhole_select').qual});\n` +
-  `ALTER POLICY keyhole_insert ON discussion_threads WITH CHECK (${policy('keyhole_insert').check})`
+  `ALTER POLICY keyhole_select ON discussion_threads USING (${policy('keyhole_select', 'qual')});\n` +
+  `ALTER POLICY keyhole_insert ON discussion_threads WITH CHECK (${policy('keyhole_insert', 'check')})`
 const setPolicies = (condition: string) =>
   `ALTER POLICY keyhole_select ON discussion_threads USING (${condition});
    ALTER POLICY keyhole_insert ON discussion_threads WITH CHECK (${condition})`
@@ -242,10 +246,6 @@ async function freshCapability(): Promise<string> {
   )
   return rows[0]!.v
 }
-const ticks = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return Number(fields[11]) + Number(fields[12])
-}
 
 /** One step for `seconds`: the backend's CPU µs per transaction. */
 async function measure(step: Step): Promise<number> {
@@ -280,7 +280,7 @@ async function measure(step: Step): Promise<number> {
   }
   let first: number
   try {
-    first = ticks(pid)
+    first = cpuTicks(pid)
   } catch {
     await ended
     throw new Error(`pgbench, step "${step.name}" ended at once: ${output}`)
@@ -290,7 +290,7 @@ async function measure(step: Step): Promise<number> {
   void ended.then(() => (running = false))
   while (running) {
     try {
-      last = ticks(pid)
+      last = cpuTicks(pid)
     } catch {
       break // the backend ended
     }

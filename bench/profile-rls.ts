@@ -18,12 +18,13 @@
  *
  *   npm run bench:profile [-- --n 50] [--perf 2000]   (--perf: Linux perf on the backends)
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { spawn, spawnSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts'
+import { buildExampleApp } from './lib/example-app.ts'
 
 const argN = process.argv.indexOf('--n')
 const N = argN > 0 ? Number(process.argv[argN + 1]) : 50
@@ -55,21 +56,11 @@ const dbUrl = new URL(server.url)
 dbUrl.pathname = `/${database}`
 const admin = new pg.Client({ connectionString: dbUrl.toString() })
 await admin.connect()
-const { build } = await import('../example-app/app.ts')
-const { signToken } = await import('../example-app/tokens.ts')
-const settings = {
-  jwtSecret: randomBytes(32).toString('base64url'),
-  jwtIssuer: 'keyhole-profile',
-  jwtAudience: 'forum',
-}
 const roles = { migration: 'profile_migrator', runtime: 'profile_app' }
 
 try {
   await admin.query('CREATE EXTENSION pg_stat_statements')
-  // The forum's invite codes are encrypted: a key for this run.
-  const { dataKeys } = await import('keyhole')
-  const keys = dataKeys({ current: randomBytes(32) })
-  const app = await build({ databaseUrl: dbUrl.toString(), ...settings, roles, dataKeys: keys })
+  const { app, sign } = await buildExampleApp(dbUrl.toString(), roles)
   try {
     const { rows: groups } = await admin.query<{ id: string }>(
       `INSERT INTO groups (name) VALUES ('write'), ('read') RETURNING id`,
@@ -82,11 +73,11 @@ try {
     )
     const others = () =>
       Array.from({ length: 8 }, () => ({ group: randomUUID(), role: 'member' as const }))
-    const member = await signToken(settings, {
+    const member = await sign({
       sub: 'user-0',
       permissions: [{ group: write, role: 'member' }, { group: read, role: 'member' }, ...others()],
     })
-    const moderator = await signToken(settings, {
+    const moderator = await sign({
       sub: 'mod-0',
       permissions: [
         { group: write, role: 'moderator' },
